@@ -1,0 +1,62 @@
+import type { JobsOptions } from 'bullmq';
+import { z } from 'zod';
+import { renderSpecSchema } from '../src/models/render-spec.js';
+
+/**
+ * Every job rendermill runs: its name, the queue it travels on, the schema of its payload
+ * (checked when it is queued and again when a worker takes it) and its retry rules.
+ * Workers refuse to start if a job here has no processor.
+ */
+export const renderItemPayload = z
+  .object({
+    batchId: z.string().min(1),
+    itemId: z.string().min(1),
+    tenant: z.string().min(1),
+    spec: renderSpecSchema,
+  })
+  .strict();
+
+export const finalizeBatchPayload = z.object({ batchId: z.string().min(1) }).strict();
+
+export const JOB_CATALOG = {
+  'render-item': {
+    queue: 'render',
+    payload: renderItemPayload,
+    options: {
+      // Provider faults are retried inside one attempt (with backoff); job attempts cover
+      // what happens around the call: a crashed worker, an S3 or Redis outage.
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 2_000 },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  },
+  'finalize-batch': {
+    queue: 'batches',
+    payload: finalizeBatchPayload,
+    options: {
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 1_000 },
+      removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  },
+} as const satisfies Record<string, { queue: string; payload: z.ZodType; options: JobsOptions }>;
+
+export type JobName = keyof typeof JOB_CATALOG;
+export type JobPayload<N extends JobName> = z.infer<(typeof JOB_CATALOG)[N]['payload']>;
+export const QUEUE_NAMES = [...new Set(Object.values(JOB_CATALOG).map((j) => j.queue))];
+
+/** What a processor learns about the attempt it is running. */
+export interface AttemptInfo {
+  /** 1 for the first run of the job. */
+  attempt: number;
+  maxAttempts: number;
+}
+
+export type JobProcessor<N extends JobName> = (
+  payload: JobPayload<N>,
+  attempt: AttemptInfo,
+) => Promise<void>;
+
+export type JobProcessors = { [N in JobName]: JobProcessor<N> };

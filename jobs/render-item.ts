@@ -1,0 +1,171 @@
+import { UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import type { BatchStore, ItemRecord, StoredImage } from '../src/batches/batch-store.js';
+import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
+import { BudgetExceededError, ModelUnavailableError, RendermillError, isRetryable } from '../src/errors.js';
+import type { RateLimiter } from '../src/limits/rate-limiter.js';
+import type { ModelRegistry } from '../src/models/model-registry.js';
+import { actualCostMicros, maxCostMicros, microsToUsd, type PricedRequest } from '../src/models/pricing.js';
+import { CONTENT_TYPES, type RenderSpec } from '../src/models/render-spec.js';
+import type { ImageProvider } from '../src/providers/image-provider.js';
+import { callProvider, type ProviderRetryPolicy } from '../src/render/call-provider.js';
+import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
+import type { ImageStorage } from '../src/storage/image-storage.js';
+import type { AttemptInfo, JobPayload } from './catalog.js';
+import type { JobQueue } from '../src/queue/job-queue.js';
+
+export interface RenderItemDeps {
+  store: BatchStore;
+  storage: ImageStorage;
+  provider: ImageProvider;
+  limiter: RateLimiter;
+  registry: ModelRegistry;
+  queue: JobQueue;
+  logger: Logger;
+  retryPolicy?: ProviderRetryPolicy;
+}
+
+/** Where a rendered image lives: addressed by what was asked, so the same request lands in the same place. */
+export const imageKey = (hash: string, index: number, format: string) =>
+  `images/${hash.slice(0, 2)}/${hash}/${index}.${format === 'jpeg' ? 'jpg' : format}`;
+
+export function pricedRequest(spec: RenderSpec): PricedRequest {
+  return {
+    size: spec.size,
+    quality: spec.quality,
+    n: spec.n,
+    promptChars: spec.prompt?.length ?? 0,
+    inputImages: (spec.images?.length ?? 0) + (spec.mask ? 1 : 0),
+  };
+}
+
+/**
+ * Renders one item: reserve its maximum price → call the provider (rate-limited, retried)
+ * → upload every image to S3 → settle the actual price and record the outcome. Each step's
+ * failure has one meaning: retryable errors leave the item queued for the next attempt,
+ * everything else ends the item with a reason. Money reserved is always settled or released.
+ */
+export function createRenderItemProcessor(deps: RenderItemDeps) {
+  return async function renderItem(
+    { batchId, itemId, spec }: JobPayload<'render-item'>,
+    { attempt, maxAttempts }: AttemptInfo,
+  ): Promise<void> {
+    const started = Date.now();
+    const log = deps.logger.child({ batch: batchId, item: itemId });
+    const item = await deps.store.item(batchId, itemId);
+    if (!item) {
+      log.warn('item no longer exists; nothing to render');
+      return;
+    }
+    if (TERMINAL_STATUSES.includes(item.status)) {
+      // A job re-run after a crash: the outcome is recorded, but finalising may not have been queued.
+      await queueFinalizeIfComplete(deps, batchId);
+      return;
+    }
+
+    const record = (changes: Partial<ItemRecord>): ItemRecord => ({
+      ...item,
+      ...changes,
+      attempts: attempt,
+      updated_at: new Date().toISOString(),
+    });
+    const finish = async (
+      next: ItemRecord,
+      money: { spendMicros?: number; releaseMicros?: number },
+    ) => {
+      const outcome = await deps.store.transition(batchId, next, money);
+      log.info(
+        {
+          status: next.status,
+          model: spec.model,
+          n: spec.n,
+          cost_usd: microsToUsd(next.cost_micros),
+          ms: Date.now() - started,
+          attempt,
+          error: next.error,
+        },
+        'item finished',
+      );
+      if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
+    };
+
+    const model = deps.registry.get(spec.model);
+    if (!model) {
+      const error = new ModelUnavailableError(`model ${spec.model} is no longer in the registry`);
+      await finish(record({ status: 'failed', error: describe(error) }), {});
+      throw new UnrecoverableError(error.message);
+    }
+    const priced = pricedRequest(spec);
+    const maxMicros = maxCostMicros(model, priced);
+    await deps.store.transition(batchId, record({ status: 'running' }));
+    if (!(await deps.store.reserve(batchId, maxMicros))) {
+      const error = new BudgetExceededError(
+        `the batch budget cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`,
+      );
+      await finish(record({ status: 'budget_exceeded', error: describe(error) }), {});
+      return;
+    }
+
+    let paidMicros = 0;
+    try {
+      const images = await Promise.all((spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)));
+      const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage) : undefined;
+      await checkInputImages(model, images, mask);
+
+      const result = await callProvider(
+        deps.provider,
+        deps.limiter,
+        { spec, images, mask },
+        deps.retryPolicy,
+        (error, n) => log.warn({ err: error.message, try: n }, 'provider call failed; retrying'),
+      );
+      paidMicros = actualCostMicros(model, priced, result.usage);
+
+      const stored: StoredImage[] = [];
+      for (const [index, image] of result.images.entries()) {
+        const key = imageKey(item.hash, index, image.format);
+        await deps.storage.put({
+          key,
+          body: image.data,
+          contentType: CONTENT_TYPES[image.format],
+          metadata: {
+            'request-hash': item.hash,
+            model: spec.model,
+            size: spec.size,
+            'cost-usd': String(microsToUsd(paidMicros / result.images.length)),
+          },
+        });
+        stored.push({ key, format: image.format, bytes: image.data.length });
+      }
+      await finish(record({ status: 'succeeded', cost_micros: paidMicros, images: stored, error: undefined }), {
+        spendMicros: paidMicros,
+        releaseMicros: maxMicros,
+      });
+    } catch (error) {
+      const reason = describe(error);
+      // Money the provider already took is spent whatever happens next: never under-count it.
+      const money = { spendMicros: paidMicros, releaseMicros: maxMicros };
+      if (isRetryable(error) && attempt < maxAttempts) {
+        await deps.store.transition(batchId, record({ status: 'queued', error: reason }), money);
+        log.warn({ err: reason, attempt }, 'attempt failed; the job will be retried');
+        throw error;
+      }
+      await finish(record({ status: 'failed', cost_micros: paidMicros, error: reason }), money);
+      throw new UnrecoverableError(reason.message);
+    }
+  };
+}
+
+function describe(error: unknown): { code: string; message: string } {
+  if (error instanceof RendermillError) return { code: error.code, message: error.message };
+  return { code: 'internal_error', message: error instanceof Error ? error.message : String(error) };
+}
+
+async function queueFinalize(deps: Pick<RenderItemDeps, 'queue'>, batchId: string) {
+  await deps.queue.add('finalize-batch', { batchId }, `finalize-${batchId}`);
+}
+
+async function queueFinalizeIfComplete(deps: RenderItemDeps, batchId: string) {
+  const batch = await deps.store.get(batchId);
+  if (batch?.status === 'completed' && !batch.manifest_key) await queueFinalize(deps, batchId);
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { OPERATIONS } from '../models/registry-schema.js';
+
+/**
+ * The shape of `POST /v1/batches` (and of a catalog turned into a batch by the CLI).
+ * Item fields override the batch's defaults. Model-specific rules (sizes, n, prompt length …)
+ * are checked afterwards against the model registry, in validate-item.ts.
+ */
+
+/** An input image for an edit or variation: an S3 key in rendermill's bucket, or an http(s) URL. */
+const imageRef = z.string().min(1).max(2048);
+
+const renderOptions = {
+  operation: z.enum(OPERATIONS).optional(),
+  model: z.string().min(1).max(100).optional(),
+  size: z.string().max(20).optional(),
+  n: z.number().int().optional(),
+  quality: z.string().max(20).optional(),
+  style: z.string().max(20).optional(),
+  background: z.string().max(20).optional(),
+  output_format: z.string().max(10).optional(),
+  output_compression: z.number().int().min(0).max(100).optional(),
+};
+
+export const batchItemSchema = z
+  .object({
+    id: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters'),
+    prompt: z.string().optional(),
+    image: z.union([imageRef, z.array(imageRef).min(1)]).optional(),
+    mask: imageRef.optional(),
+    ...renderOptions,
+  })
+  .strict();
+
+export const MAX_ITEMS_PER_REQUEST = 10_000;
+
+export const batchRequestSchema = z
+  .object({
+    ...renderOptions,
+    budget_usd: z.number().positive().max(1_000_000).optional(),
+    metadata: z.record(z.string(), z.string().max(500)).optional(),
+    items: z.array(batchItemSchema).min(1).max(MAX_ITEMS_PER_REQUEST),
+  })
+  .strict();
+
+export type BatchItemInput = z.infer<typeof batchItemSchema>;
+export type BatchRequest = z.infer<typeof batchRequestSchema>;

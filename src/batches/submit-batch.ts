@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import { RequestValidationError } from '../errors.js';
+import type { ModelRegistry } from '../models/model-registry.js';
+import { usdToMicros } from '../models/pricing.js';
+import { requestHash } from '../models/request-hash.js';
+import { resolveItem, type FieldProblem } from '../models/validate-item.js';
+import type { JobQueue } from '../queue/job-queue.js';
+import type { BatchRecord, BatchStore, ItemRecord } from './batch-store.js';
+import { batchRequestSchema } from './batch-request.js';
+
+export interface SubmitBatchDeps {
+  store: BatchStore;
+  queue: JobQueue;
+  registry: ModelRegistry;
+  defaultModel: string;
+  enforceRetirements: boolean;
+  now?: () => Date;
+}
+
+/** Problems listed in one error response; the rest are summarised by count. */
+const MAX_REPORTED_PROBLEMS = 50;
+
+/** A sortable, unguessable batch id: time first so listings sort by creation. */
+export function newBatchId(now: Date): string {
+  return `batch_${now.getTime().toString(36)}${randomBytes(8).toString('hex')}`;
+}
+
+/** `items.3.prompt` → `items[3].prompt`, the way the API names fields. */
+export function fieldName(path: readonly PropertyKey[]): string {
+  return path
+    .map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i > 0 ? '.' : ''}${String(part)}`))
+    .join('');
+}
+
+function zodProblems(error: z.ZodError): FieldProblem[] {
+  return error.issues.map((issue) => ({ field: fieldName(issue.path), message: issue.message }));
+}
+
+/**
+ * Validates a batch request completely — shape, then every item against the model registry —
+ * and only then records the batch and queues one render job per item. A request with any bad
+ * item is refused whole, naming each problem; nothing is half-created.
+ */
+export async function submitBatch(
+  deps: SubmitBatchDeps,
+  tenant: string,
+  body: unknown,
+): Promise<BatchRecord> {
+  const parsed = batchRequestSchema.safeParse(body);
+  if (!parsed.success) throw validationError(zodProblems(parsed.error), 'invalid_request');
+  const request = parsed.data;
+  const now = deps.now?.() ?? new Date();
+
+  const problems: FieldProblem[] = [];
+  const seen = new Map<string, number>();
+  const items: ItemRecord[] = [];
+  const { items: inputs, budget_usd: _budget, metadata: _metadata, ...defaults } = request;
+  inputs.forEach((input, index) => {
+    const earlier = seen.get(input.id);
+    if (earlier !== undefined) {
+      problems.push({ field: `items[${index}].id`, message: `id "${input.id}" is also used by items[${earlier}]` });
+    }
+    seen.set(input.id, index);
+    const resolved = resolveItem(input, index, defaults, {
+      registry: deps.registry,
+      defaultModel: deps.defaultModel,
+      enforceRetirements: deps.enforceRetirements,
+      today: now,
+    });
+    if (!resolved.spec) {
+      problems.push(...resolved.problems);
+      return;
+    }
+    items.push({
+      id: input.id,
+      index,
+      status: 'queued',
+      spec: resolved.spec,
+      hash: requestHash(resolved.spec),
+      cost_micros: 0,
+      images: [],
+      attempts: 0,
+      updated_at: now.toISOString(),
+    });
+  });
+  if (problems.length > 0) throw validationError(problems, 'invalid_item');
+
+  const batchId = newBatchId(now);
+  await deps.store.create(
+    {
+      id: batchId,
+      tenant,
+      created_at: now.toISOString(),
+      budget_micros: request.budget_usd === undefined ? undefined : usdToMicros(request.budget_usd),
+      metadata: request.metadata ?? {},
+    },
+    items,
+  );
+  await deps.queue.addBulk(
+    'render-item',
+    items.map((item) => ({
+      jobId: `${batchId}-${item.index}`,
+      payload: { batchId, itemId: item.id, tenant, spec: item.spec },
+    })),
+  );
+  const batch = await deps.store.get(batchId);
+  if (!batch) throw new Error(`batch ${batchId} vanished after it was created`);
+  return batch;
+}
+
+function validationError(problems: FieldProblem[], code: string): RequestValidationError {
+  const [first] = problems as [FieldProblem];
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s), see details)` : '';
+  return new RequestValidationError(
+    `${first.field}: ${first.message}${more}`,
+    first.field,
+    code,
+    problems.slice(0, MAX_REPORTED_PROBLEMS),
+  );
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { CatalogError } from '../catalog/read-catalog.js';
+import { ConfigError } from '../config/config.js';
+import { RegistryFileError } from '../models/model-registry.js';
+import { MissingDependencyError } from '../runtime/missing-dependency-error.js';
+import { EXIT, renderCommand } from './render-command.js';
+import { serveCommand } from './serve-command.js';
+
+// The AWS SDK warns once per process that it will need Node 22 from 2027. rendermill supports
+// Node 20.19+ until then (README), so the warning is noise for our users; set the variable to
+// "false" to see it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const number = (name: string) => (value: string) => {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new InvalidArgumentError(`${name} must be a number`);
+  return parsed;
+};
+
+const program = new Command('rendermill')
+  .description('Batch image rendering: tier-aware, budget-capped, paid once per image, stored in S3.')
+  .showHelpAfterError();
+
+program
+  .command('render')
+  .description('render a catalog as one batch, with everything not configured started in-process')
+  .argument('<catalog>', 'catalog file: .csv with a header row, .jsonl, or .json array')
+  .requiredOption('-t, --template <file|text>', 'prompt template with {{column}} placeholders, or a file holding one')
+  .option('-s, --size <WxH>', 'image size, e.g. 256x256 (default: the model’s 1024x1024)')
+  .option('-m, --model <id>', 'model id from the registry (default: RENDERMILL_DEFAULT_MODEL, gpt-image-2)')
+  .option('-q, --quality <quality>', 'quality, e.g. low | medium | high for gpt-image models')
+  .option('-n, --n <count>', 'images per row', number('--n'))
+  .option('-b, --budget <usd>', 'stop spending at this many US dollars', number('--budget'))
+  .option('--id-column <column>', 'the column naming each row (default: sku, else id, else row number)')
+  .option('-o, --out <dir>', 'copy images and manifest here (default: .rendermill/output/<batch>)')
+  .action(async (catalog: string, options) => {
+    process.exitCode = await renderCommand(catalog, options);
+  });
+
+program
+  .command('api')
+  .description('run the HTTP API (needs REDIS_URL and S3 settings shared with the workers)')
+  .action(() => serveCommand({ api: true, worker: false, embed: false }));
+
+program
+  .command('worker')
+  .description('run one worker process; start several to scale (needs REDIS_URL and S3 settings)')
+  .action(() => serveCommand({ api: false, worker: true, embed: false }));
+
+program
+  .command('start')
+  .description('run the API and a worker in one process, embedding what is not configured')
+  .action(() => serveCommand({ api: true, worker: true, embed: true }));
+
+/** Errors a person can act on print as one line; anything else is a bug and shows its stack. */
+const EXPECTED_ERRORS = [ConfigError, CatalogError, MissingDependencyError, RegistryFileError];
+
+program.parseAsync().catch((error: unknown) => {
+  const expected = EXPECTED_ERRORS.some((type) => error instanceof type);
+  process.stderr.write(
+    `rendermill: ${expected || !(error instanceof Error) ? String((error as Error).message ?? error) : (error.stack ?? error.message)}\n`,
+  );
+  process.exit(EXIT.failure);
+});

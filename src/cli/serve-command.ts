@@ -1,0 +1,76 @@
+import { buildApi } from '../api/server.js';
+import { ApiKeys } from '../api/auth.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { createLogger } from '../logging.js';
+import { startServices } from '../runtime/services.js';
+import { startRenderWorkers } from '../../workers/render-workers.js';
+
+export interface ServeOptions {
+  api: boolean;
+  worker: boolean;
+  /** Embed Redis/S3 when not configured: only for `start`, which is one process on its own. */
+  embed: boolean;
+}
+
+/** How long a SIGTERM waits for in-flight jobs and requests before giving up. */
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
+/**
+ * `rendermill api`, `rendermill worker` and `rendermill start`: long-running processes that
+ * stop on SIGTERM/SIGINT by refusing new work, finishing what is in flight, then closing.
+ */
+export async function serveCommand(options: ServeOptions): Promise<void> {
+  const config = loadConfig();
+  if (options.api && config.apiKeys.length === 0) {
+    throw new ConfigError(
+      'the API needs at least one key: set RENDERMILL_API_KEYS=tenant=key (keys of 16+ characters, comma-separated)',
+    );
+  }
+  const logger = createLogger(config.logLevel);
+  const services = await startServices(config, logger, { embed: options.embed, provider: options.worker });
+  for (const line of services.embedded) logger.info(`embedded ${line}`);
+
+  const workers = options.worker ? startRenderWorkers(services) : undefined;
+  if (workers) {
+    logger.info(
+      { concurrency: config.concurrency, imagesPerMinute: config.imagesPerMinute, limit: config.imagesPerMinuteSource },
+      'worker started',
+    );
+  }
+  const api = options.api
+    ? buildApi({
+        store: services.store,
+        queue: services.queue,
+        registry: services.registry,
+        storage: services.storage,
+        apiKeys: new ApiKeys(config.apiKeys),
+        logger,
+        defaultModel: config.defaultModel,
+        enforceRetirements: services.enforceRetirements,
+      })
+    : undefined;
+  if (api) {
+    const address = await api.listen({ port: config.port, host: '0.0.0.0' });
+    logger.info({ address }, 'API listening');
+  }
+
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down: no new jobs, finishing in-flight work');
+      const timer = setTimeout(() => {
+        logger.error('shutdown timed out; in-flight jobs return to the queue when their locks expire');
+        process.exit(1);
+      }, SHUTDOWN_TIMEOUT_MS);
+      timer.unref();
+      void (async () => {
+        await api?.close();
+        await workers?.close();
+        await services.close();
+        logger.info('stopped');
+        resolve();
+      })();
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}

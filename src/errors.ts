@@ -1,0 +1,92 @@
+/**
+ * Typed errors. The class of an error, not its message, decides what happens next:
+ * - `retryable` errors are tried again (with backoff) by the provider call or the job;
+ * - the rest end the item with `code` and `message` in the manifest, or, for
+ *   `RequestValidationError`, turn the request away with a 4xx before anything is queued.
+ */
+export abstract class RendermillError extends Error {
+  abstract readonly code: string;
+  /** Whether doing the same thing again may succeed. */
+  readonly retryable: boolean = false;
+}
+
+/** Bad input from a producer: a 400 naming the field, nothing queued. */
+export class RequestValidationError extends RendermillError {
+  override name = 'RequestValidationError';
+  readonly code: string;
+  constructor(
+    message: string,
+    readonly field?: string,
+    code = 'invalid_request',
+    readonly details: readonly { field?: string; message: string }[] = [],
+  ) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** 429 rate_limit_exceeded: wait (as long as the provider asked) and try again. */
+export class ProviderRateLimitedError extends RendermillError {
+  override name = 'ProviderRateLimitedError';
+  readonly code = 'rate_limited';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    /** The wait the provider asked for, from retry-after-ms / retry-after / x-ratelimit-reset-*. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** 5xx, timeouts and connection resets: the provider may answer next time. */
+export class ProviderUnavailableError extends RendermillError {
+  override name = 'ProviderUnavailableError';
+  readonly code = 'provider_unavailable';
+  override readonly retryable = true;
+}
+
+/** The provider refused this request for good (content policy, moderation, invalid input). */
+export class ProviderRejectedError extends RendermillError {
+  override name = 'ProviderRejectedError';
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** 404 / model_not_found: the model is retired or this account cannot use it. */
+export class ModelUnavailableError extends RendermillError {
+  override name = 'ModelUnavailableError';
+  readonly code = 'model_unavailable';
+}
+
+/** 401/403: the key is wrong or lacks permission; no item of this account can succeed. */
+export class ProviderAuthError extends RendermillError {
+  override name = 'ProviderAuthError';
+  readonly code = 'provider_auth';
+}
+
+/** 429 insufficient_quota and spend-limit codes: retrying only burns time. */
+export class ProviderQuotaError extends RendermillError {
+  override name = 'ProviderQuotaError';
+  readonly code = 'provider_quota_exhausted';
+}
+
+/** The batch's budget cannot hold this item's maximum price. */
+export class BudgetExceededError extends RendermillError {
+  override name = 'BudgetExceededError';
+  readonly code = 'budget_exceeded';
+}
+
+/** An edit/variation input that cannot be used (missing, wrong format, too large, not square). */
+export class InputImageError extends RendermillError {
+  override name = 'InputImageError';
+  readonly code = 'invalid_input_image';
+}
+
+export function isRetryable(error: unknown): boolean {
+  return error instanceof RendermillError ? error.retryable : true;
+}

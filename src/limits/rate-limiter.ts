@@ -1,0 +1,51 @@
+import Bottleneck from 'bottleneck';
+import { ProviderRejectedError } from '../errors.js';
+
+/** Paces calls to one provider account by the number of images they ask for. */
+export interface RateLimiter {
+  /** Runs fn once `weight` images of the per-minute allowance are available. */
+  schedule<T>(weight: number, fn: () => Promise<T>): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/** Refill at least this often, so the allowance arrives smoothly rather than once a minute. */
+const MIN_REFILL_INTERVAL_MS = 50;
+
+/**
+ * An in-process images-per-minute limiter on Bottleneck. The minute's allowance is spread
+ * evenly (k images every 60000·k/ipm ms) and at most one second's worth can pile up, because
+ * providers enforce their limits over short windows: a minute's worth in one second is a 429
+ * storm. (Sharing the limit across processes through Redis is the rate-limit work's part.)
+ */
+export class LocalRateLimiter implements RateLimiter {
+  private readonly bottleneck: Bottleneck;
+  readonly burst: number;
+
+  constructor(imagesPerMinute: number) {
+    const perRefill = Math.max(1, Math.ceil((MIN_REFILL_INTERVAL_MS * imagesPerMinute) / 60_000));
+    this.burst = Math.max(perRefill, Math.ceil(imagesPerMinute / 60));
+    this.bottleneck = new Bottleneck({
+      reservoir: this.burst,
+      reservoirIncreaseAmount: perRefill,
+      reservoirIncreaseInterval: (60_000 * perRefill) / imagesPerMinute,
+      reservoirIncreaseMaximum: this.burst,
+    });
+  }
+
+  schedule<T>(weight: number, fn: () => Promise<T>): Promise<T> {
+    if (weight > this.burst) {
+      // Bottleneck would hold a job heavier than the reservoir forever.
+      return Promise.reject(
+        new ProviderRejectedError(
+          `a request for ${weight} images can never pass a limit that allows ${this.burst} at once; lower n`,
+          'request_exceeds_rate_limit',
+        ),
+      );
+    }
+    return this.bottleneck.schedule({ weight }, fn);
+  }
+
+  async stop(): Promise<void> {
+    await this.bottleneck.stop({ dropWaitingJobs: true });
+  }
+}

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { OPERATIONS } from './registry-schema.js';
+
+/**
+ * One fully resolved render request: the batch's defaults applied and checked against the
+ * model registry. This is what a render job carries and what a provider is asked for.
+ */
+export const renderSpecSchema = z
+  .object({
+    operation: z.enum(OPERATIONS),
+    model: z.string().min(1),
+    prompt: z.string().optional(),
+    size: z.string().regex(/^\d+x\d+$/),
+    n: z.number().int().positive(),
+    quality: z.string().optional(),
+    style: z.string().optional(),
+    background: z.string().optional(),
+    output_format: z.enum(['png', 'jpeg', 'webp']).optional(),
+    output_compression: z.number().int().min(0).max(100).optional(),
+    images: z.array(z.string()).optional(),
+    mask: z.string().optional(),
+  })
+  .strict();
+
+export type RenderSpec = z.infer<typeof renderSpecSchema>;
+
+export const CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
+export type ImageFormat = keyof typeof CONTENT_TYPES;

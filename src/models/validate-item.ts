@@ -1,0 +1,167 @@
+import type { BatchItemInput } from '../batches/batch-request.js';
+import { isRetired, type ModelRegistry } from './model-registry.js';
+import type { ModelSpec } from './registry-schema.js';
+import type { RenderSpec } from './render-spec.js';
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export interface ValidationContext {
+  registry: ModelRegistry;
+  defaultModel: string;
+  /** Refuse models OpenAI has retired (true when talking to OpenAI itself). */
+  enforceRetirements: boolean;
+  today: Date;
+}
+
+type Defaults = Omit<Partial<BatchItemInput>, 'id' | 'prompt' | 'image' | 'mask'>;
+
+const list = (values: readonly string[]) => values.join(', ');
+
+/**
+ * Resolves one batch item against the batch's defaults and checks it against the model
+ * registry. Returns the render spec, or every problem found, each naming the field (as
+ * `items[3].size` when the item set it, `size` when the batch default did).
+ */
+export function resolveItem(
+  item: BatchItemInput,
+  index: number,
+  defaults: Defaults,
+  ctx: ValidationContext,
+): { spec: RenderSpec; problems: [] } | { spec?: undefined; problems: FieldProblem[] } {
+  const problems: FieldProblem[] = [];
+  const fieldOf = (name: keyof BatchItemInput) =>
+    item[name] !== undefined || !(name in defaults) || defaults[name as keyof Defaults] === undefined
+      ? `items[${index}].${name}`
+      : name;
+  const pick = <K extends keyof Defaults>(name: K) => item[name] ?? defaults[name];
+  const problem = (name: keyof BatchItemInput, message: string) =>
+    problems.push({ field: fieldOf(name), message });
+
+  const modelId = pick('model') ?? ctx.defaultModel;
+  const model = ctx.registry.get(modelId);
+  if (!model) {
+    problem('model', `unknown model "${modelId}"; known models: ${list(ctx.registry.ids())}`);
+    return { problems };
+  }
+  if (ctx.enforceRetirements && isRetired(model, ctx.today)) {
+    const instead = model.successor ? `; use ${model.successor}` : '';
+    problem('model', `${model.id} was retired by OpenAI on ${model.retired_on}${instead}`);
+    return { problems };
+  }
+
+  const operation = pick('operation') ?? 'generate';
+  if (!model.operations.includes(operation)) {
+    problem('operation', `${model.id} cannot ${operation}; it supports: ${list(model.operations)}`);
+    return { problems };
+  }
+
+  const prompt = item.prompt;
+  if (operation === 'variation') {
+    if (prompt !== undefined) problem('prompt', 'a variation takes no prompt');
+  } else if (prompt === undefined || prompt.trim() === '') {
+    problem('prompt', `a prompt is required for ${operation}`);
+  } else if (prompt.length > model.prompt_max_chars) {
+    problem(
+      'prompt',
+      `prompt is ${prompt.length} characters; ${model.id} allows at most ${model.prompt_max_chars}`,
+    );
+  }
+
+  const size = pick('size') ?? defaultSize(model);
+  const sizeProblem = checkSize(model, size);
+  if (sizeProblem) problem('size', sizeProblem);
+
+  const n = pick('n') ?? 1;
+  if (n < model.n.min || n > model.n.max) {
+    problem('n', `n must be between ${model.n.min} and ${model.n.max} for ${model.id}, got ${n}`);
+  }
+
+  const quality = checkChoice('quality', pick('quality'), model.qualities, model, problem);
+  const style = checkChoice('style', pick('style'), model.styles, model, problem);
+  const background = checkChoice('background', pick('background'), model.backgrounds, model, problem);
+  const outputFormat = checkChoice(
+    'output_format',
+    pick('output_format'),
+    model.output_formats,
+    model,
+    problem,
+  ) as RenderSpec['output_format'];
+  const compression = pick('output_compression');
+  if (compression !== undefined && outputFormat !== 'jpeg' && outputFormat !== 'webp') {
+    problem('output_compression', 'output_compression applies only to output_format jpeg or webp');
+  }
+  if (background === 'transparent' && outputFormat === 'jpeg') {
+    problem('background', 'a transparent background needs output_format png or webp');
+  }
+
+  const images = item.image === undefined ? [] : [item.image].flat();
+  if (operation === 'generate') {
+    if (images.length > 0) problem('image', 'image is only used by operation "edit" or "variation"');
+  } else if (images.length === 0) {
+    problem('image', `operation "${operation}" needs an input image (an S3 key or an http(s) URL)`);
+  } else {
+    const max = operation === 'variation' ? 1 : (model.edit_input?.max_images ?? 1);
+    if (images.length > max) {
+      problem('image', `${model.id} takes at most ${max} input image(s) for ${operation}`);
+    }
+  }
+  if (item.mask !== undefined && (operation !== 'edit' || !model.edit_input?.mask)) {
+    problem('mask', `a mask is only accepted by edits of models that support one`);
+  }
+
+  if (problems.length > 0) return { problems };
+  const spec: RenderSpec = { operation, model: model.id, size, n };
+  if (prompt !== undefined) spec.prompt = prompt;
+  if (quality !== undefined) spec.quality = quality;
+  if (style !== undefined) spec.style = style;
+  if (background !== undefined) spec.background = background;
+  if (outputFormat !== undefined) spec.output_format = outputFormat;
+  if (compression !== undefined) spec.output_compression = compression;
+  if (images.length > 0) spec.images = images;
+  if (item.mask !== undefined) spec.mask = item.mask;
+  return { spec, problems: [] };
+}
+
+function defaultSize(model: ModelSpec): string {
+  if ('any' in model.sizes) return '1024x1024';
+  return model.sizes.fixed.includes('1024x1024') ? '1024x1024' : (model.sizes.fixed[0] as string);
+}
+
+function checkSize(model: ModelSpec, size: string): string | undefined {
+  if ('fixed' in model.sizes) {
+    return model.sizes.fixed.includes(size)
+      ? undefined
+      : `size "${size}" is not offered by ${model.id}; allowed: ${list(model.sizes.fixed)}`;
+  }
+  const rule = model.sizes.any;
+  const match = /^(\d+)x(\d+)$/.exec(size);
+  if (!match) return `size must look like WIDTHxHEIGHT, e.g. 1024x1024; got "${size}"`;
+  const [w, h] = [Number(match[1]), Number(match[2])];
+  const [long, short] = w >= h ? [w, h] : [h, w];
+  if (w === 0 || h === 0 || w % rule.multiple_of !== 0 || h % rule.multiple_of !== 0) {
+    return `${model.id} needs both sides of size divisible by ${rule.multiple_of}; got ${size}`;
+  }
+  if (long > rule.max_long_edge || short > rule.max_short_edge) {
+    return `size ${size} is larger than ${model.id} allows (${rule.max_long_edge}x${rule.max_short_edge} either way)`;
+  }
+  return undefined;
+}
+
+function checkChoice(
+  name: 'quality' | 'style' | 'background' | 'output_format',
+  value: string | undefined,
+  allowed: readonly string[] | undefined,
+  model: ModelSpec,
+  problem: (name: keyof BatchItemInput, message: string) => void,
+): string | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed) {
+    problem(name, `${model.id} takes no ${name}`);
+  } else if (!allowed.includes(value)) {
+    problem(name, `${name} "${value}" is not offered by ${model.id}; allowed: ${list(allowed)}`);
+  }
+  return value;
+}

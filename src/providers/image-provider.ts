@@ -1,0 +1,38 @@
+import type { ProviderUsage } from '../models/pricing.js';
+import type { ImageFormat, RenderSpec } from '../models/render-spec.js';
+
+/** An input image, already fetched, for an edit or variation. */
+export interface InputImage {
+  data: Buffer;
+  filename: string;
+  contentType: string;
+}
+
+export interface ProviderRequest {
+  spec: RenderSpec;
+  /** Input images for edits and variations, in order. */
+  images: InputImage[];
+  mask?: InputImage | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface RenderedImage {
+  data: Buffer;
+  format: ImageFormat;
+}
+
+export interface ProviderResult {
+  images: RenderedImage[];
+  /** Token usage, reported by gpt-image models; settles the price. */
+  usage?: ProviderUsage | undefined;
+}
+
+/**
+ * An image provider account. Implementations translate the provider's failures into the
+ * typed errors of src/errors.ts, which decide whether anything is retried.
+ */
+export interface ImageProvider {
+  /** Identifies the account (base URL + key fingerprint), never the key itself. */
+  readonly accountId: string;
+  render(request: ProviderRequest): Promise<ProviderResult>;
+}

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import OpenAI, { toFile } from 'openai';
+import { ProviderUnavailableError } from '../errors.js';
+import type { ModelRegistry } from '../models/model-registry.js';
+import type { ImageProvider, InputImage, ProviderRequest, ProviderResult, RenderedImage } from './image-provider.js';
+import { toProviderError } from './provider-errors.js';
+import { sniffImageFormat } from './sniff-format.js';
+
+export interface OpenAIProviderOptions {
+  baseURL: string;
+  apiKey: string;
+  registry: ModelRegistry;
+  /** Per-request timeout; a timed-out call is a retryable ProviderUnavailableError. */
+  timeoutMs: number;
+  /**
+   * What DALL·E models are asked to answer with. b64_json saves a second download; `url`
+   * exists for gateways that only return URLs. Either way a URL is downloaded at once,
+   * because OpenAI's image URLs expire after an hour.
+   */
+  responseFormat?: 'b64_json' | 'url';
+  fetch?: typeof fetch;
+}
+
+/**
+ * An account on OpenAI's Images API or a gateway that speaks it, through the official SDK.
+ * The SDK's own retries are off (`maxRetries: 0`): rendermill decides retries from typed errors.
+ */
+export class OpenAIImageProvider implements ImageProvider {
+  readonly accountId: string;
+  private readonly client: OpenAI;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: OpenAIProviderOptions) {
+    const fingerprint = createHash('sha256').update(options.apiKey).digest('hex').slice(0, 12);
+    this.accountId = `${options.baseURL.replace(/\/+$/, '')}#${fingerprint}`;
+    this.fetchImpl = options.fetch ?? fetch;
+    this.client = new OpenAI({
+      apiKey: options.apiKey,
+      baseURL: options.baseURL,
+      maxRetries: 0,
+      timeout: options.timeoutMs,
+    });
+  }
+
+  async render({ spec, images, mask, signal }: ProviderRequest): Promise<ProviderResult> {
+    const model = this.options.registry.get(spec.model);
+    const responseFormat = model?.response_formats
+      ? { response_format: this.options.responseFormat ?? 'b64_json' }
+      : {};
+    const common = { model: spec.model, n: spec.n, size: spec.size, ...responseFormat };
+    const requestOptions = { signal };
+    try {
+      let response: OpenAI.Images.ImagesResponse;
+      if (spec.operation === 'generate') {
+        response = await this.client.images.generate(
+          {
+            ...common,
+            prompt: spec.prompt ?? '',
+            ...optional('quality', spec.quality),
+            ...optional('style', spec.style),
+            ...optional('background', spec.background),
+            ...optional('output_format', spec.output_format),
+            ...optional('output_compression', spec.output_compression),
+          } as OpenAI.Images.ImageGenerateParamsNonStreaming,
+          requestOptions,
+        );
+      } else if (spec.operation === 'edit') {
+        const files = await Promise.all(images.map(upload));
+        response = await this.client.images.edit(
+          {
+            ...common,
+            prompt: spec.prompt ?? '',
+            image: files.length === 1 ? files[0]! : files,
+            ...(mask ? { mask: await upload(mask) } : {}),
+            ...optional('quality', spec.quality),
+            ...optional('background', spec.background),
+            ...optional('output_format', spec.output_format),
+            ...optional('output_compression', spec.output_compression),
+          } as OpenAI.Images.ImageEditParamsNonStreaming,
+          requestOptions,
+        );
+      } else {
+        response = await this.client.images.createVariation(
+          { ...common, image: await upload(images[0]!) } as OpenAI.Images.ImageCreateVariationParams,
+          requestOptions,
+        );
+      }
+      const rendered = await Promise.all((response.data ?? []).map((d) => this.decode(d, signal)));
+      if (rendered.length !== spec.n) {
+        // Paying for images we did not receive would be silent loss; treat as a failed call.
+        throw new ProviderUnavailableError(
+          `provider returned ${rendered.length} image(s) where ${spec.n} were asked for`,
+        );
+      }
+      return { images: rendered, usage: response.usage };
+    } catch (error) {
+      throw toProviderError(error);
+    }
+  }
+
+  private async decode(datum: OpenAI.Images.Image, signal?: AbortSignal): Promise<RenderedImage> {
+    let data: Buffer;
+    if (datum.b64_json) {
+      data = Buffer.from(datum.b64_json, 'base64');
+    } else if (datum.url) {
+      const response = await this.fetchImpl(datum.url, {
+        signal: signal ?? AbortSignal.timeout(this.options.timeoutMs),
+      });
+      if (!response.ok) {
+        throw new ProviderUnavailableError(`downloading the image failed with ${response.status}`);
+      }
+      data = Buffer.from(await response.arrayBuffer());
+    } else {
+      throw new ProviderUnavailableError('provider answered without b64_json or url');
+    }
+    const format = sniffImageFormat(data);
+    if (!format) throw new ProviderUnavailableError('provider returned bytes that are not an image');
+    return { data, format };
+  }
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, V>);
+}
+
+function upload(image: InputImage) {
+  return toFile(image.data, image.filename, { type: image.contentType });
+}

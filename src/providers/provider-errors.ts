@@ -1,0 +1,55 @@
+import { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+import {
+  ModelUnavailableError,
+  ProviderAuthError,
+  ProviderQuotaError,
+  ProviderRateLimitedError,
+  ProviderRejectedError,
+  ProviderUnavailableError,
+  RendermillError,
+} from '../errors.js';
+import { retryAfterMs } from './retry-after.js';
+
+/** Codes of a 429 that mean "no more money/quota", which waiting does not cure. */
+const QUOTA_CODES = new Set([
+  'insufficient_quota',
+  'billing_hard_limit_reached',
+  'billing_not_active',
+  'spend_limit_exceeded',
+  'access_terminated',
+]);
+
+/** Codes of a 400 that refuse the content itself: the item fails with the provider's reason. */
+const CONTENT_CODES = new Set(['content_policy_violation', 'moderation_blocked']);
+
+/**
+ * Translates what the openai SDK threw into rendermill's typed errors. Anything we cannot
+ * classify is treated as transient (retried a bounded number of times), never as success.
+ */
+export function toProviderError(error: unknown): RendermillError | Error {
+  if (error instanceof RendermillError) return error;
+  if (error instanceof APIUserAbortError) return error;
+  if (error instanceof APIConnectionError) {
+    return new ProviderUnavailableError(`provider unreachable: ${error.message}`);
+  }
+  if (!(error instanceof APIError)) return error as Error;
+
+  const code = error.code ?? (error.type === 'insufficient_quota' ? 'insufficient_quota' : undefined);
+  const message = error.message;
+  const status = error.status ?? 0;
+  if (status === 429) {
+    if (code && QUOTA_CODES.has(code)) return new ProviderQuotaError(`${code}: ${message}`);
+    return new ProviderRateLimitedError(message, retryAfterMs(error.headers));
+  }
+  if (status === 401 || status === 403) {
+    return new ProviderAuthError(`provider refused the API key (${status}): ${message}`);
+  }
+  if (status === 404 || code === 'model_not_found') {
+    return new ModelUnavailableError(`model retired or unknown to the provider: ${message}`);
+  }
+  if (code && CONTENT_CODES.has(code)) return new ProviderRejectedError(message, code);
+  if (status === 408 || status === 409 || status >= 500) {
+    return new ProviderUnavailableError(`provider error ${status}: ${message}`);
+  }
+  return new ProviderRejectedError(message, code ?? `provider_http_${status}`);
+}

@@ -1,0 +1,60 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { JOB_CATALOG, QUEUE_NAMES, type JobName, type JobPayload } from '../../jobs/catalog.js';
+
+/** Puts jobs of the catalog on their BullMQ queues. The producer side of every job. */
+export interface JobQueue {
+  add<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string): Promise<void>;
+  addBulk<N extends JobName>(name: N, jobs: { payload: JobPayload<N>; jobId: string }[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** BullMQ job ids must not contain ':' (it separates key parts). */
+export const jobIdPart = (value: string) => value.replace(/:/g, '_');
+
+const BULK_CHUNK = 1_000;
+
+export class BullJobQueue implements JobQueue {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(connection: Redis, prefix = 'rm') {
+    for (const name of QUEUE_NAMES) {
+      this.queues.set(name, new Queue(name, { connection, prefix: `${prefix}:bull` }));
+    }
+  }
+
+  queue(name: string): Queue {
+    const queue = this.queues.get(name);
+    if (!queue) throw new Error(`unknown queue ${name}`);
+    return queue;
+  }
+
+  allQueues(): Queue[] {
+    return [...this.queues.values()];
+  }
+
+  async add<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string): Promise<void> {
+    await this.addBulk(name, [{ payload, jobId }]);
+  }
+
+  async addBulk<N extends JobName>(
+    name: N,
+    jobs: { payload: JobPayload<N>; jobId: string }[],
+  ): Promise<void> {
+    const job = JOB_CATALOG[name];
+    const queue = this.queue(job.queue);
+    for (let i = 0; i < jobs.length; i += BULK_CHUNK) {
+      await queue.addBulk(
+        jobs.slice(i, i + BULK_CHUNK).map(({ payload, jobId }) => ({
+          name,
+          data: job.payload.parse(payload),
+          opts: { ...job.options, jobId: jobIdPart(jobId) },
+        })),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.allQueues().map((q) => q.close()));
+  }
+}

@@ -1,0 +1,78 @@
+import sharp from 'sharp';
+import { InputImageError } from '../errors.js';
+import type { ModelSpec } from '../models/registry-schema.js';
+import { CONTENT_TYPES } from '../models/render-spec.js';
+import type { InputImage } from '../providers/image-provider.js';
+import { sniffImageFormat } from '../providers/sniff-format.js';
+import type { ImageStorage } from '../storage/image-storage.js';
+
+const DOWNLOAD_TIMEOUT_MS = 30_000;
+const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Fetches an edit/variation input — an S3 key in rendermill's bucket or an http(s) URL — and
+ * checks it against the model's input rules, so a bad input fails the item with a reason
+ * instead of costing a provider round trip.
+ */
+export async function loadInputImage(ref: string, storage: ImageStorage): Promise<InputImage> {
+  let data: Buffer;
+  if (/^https?:\/\//i.test(ref)) {
+    let response: Response;
+    try {
+      response = await fetch(ref, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
+    } catch (error) {
+      throw new InputImageError(`cannot download input image ${ref}: ${(error as Error).message}`);
+    }
+    if (!response.ok) throw new InputImageError(`input image ${ref} answered HTTP ${response.status}`);
+    data = Buffer.from(await response.arrayBuffer());
+    if (data.length > MAX_DOWNLOAD_BYTES) throw new InputImageError(`input image ${ref} is too large`);
+  } else {
+    const object = await storage.get(ref);
+    if (!object) throw new InputImageError(`input image s3://${storage.bucket}/${ref} does not exist`);
+    data = object.body;
+  }
+  const format = sniffImageFormat(data);
+  if (!format) throw new InputImageError(`input image ${ref} is not a PNG, JPEG or WebP image`);
+  const name = ref.split(/[/?#]/).filter(Boolean).pop() ?? 'image';
+  return { data, filename: name.includes('.') ? name : `${name}.${format}`, contentType: CONTENT_TYPES[format] };
+}
+
+/** Checks inputs against the model's `edit_input` rules (dall-e-2: one square PNG < 4 MB …). */
+export async function checkInputImages(
+  model: ModelSpec,
+  images: InputImage[],
+  mask: InputImage | undefined,
+): Promise<void> {
+  const rules = model.edit_input;
+  if (!rules) return;
+  let first: { width: number; height: number } | undefined;
+  for (const image of images) {
+    const format = sniffImageFormat(image.data);
+    if (!format || !rules.formats.includes(format)) {
+      throw new InputImageError(
+        `${image.filename}: ${model.id} accepts ${rules.formats.join('/')} input, got ${format ?? 'unknown'}`,
+      );
+    }
+    if (image.data.length >= rules.max_bytes) {
+      throw new InputImageError(
+        `${image.filename} is ${image.data.length} bytes; ${model.id} needs less than ${rules.max_bytes}`,
+      );
+    }
+    const { width = 0, height = 0 } = await sharp(image.data).metadata();
+    if (rules.square && width !== height) {
+      throw new InputImageError(`${image.filename} is ${width}x${height}; ${model.id} needs a square image`);
+    }
+    first ??= { width, height };
+  }
+  if (mask && first) {
+    const { width = 0, height = 0, hasAlpha } = await sharp(mask.data).metadata();
+    if (width !== first.width || height !== first.height) {
+      throw new InputImageError(
+        `the mask is ${width}x${height} but the image is ${first.width}x${first.height}; they must match`,
+      );
+    }
+    if (!hasAlpha) {
+      throw new InputImageError('the mask needs an alpha channel: its transparent pixels mark the area to repaint');
+    }
+  }
+}

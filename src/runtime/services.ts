@@ -1,0 +1,166 @@
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { startSimulator } from '../../infra/simulator/server.js';
+import { BatchStore } from '../batches/batch-store.js';
+import { ConfigError, type Config } from '../config/config.js';
+import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.js';
+import { ModelRegistry } from '../models/model-registry.js';
+import type { ImageProvider } from '../providers/image-provider.js';
+import { OpenAIImageProvider } from '../providers/openai-provider.js';
+import { BullJobQueue } from '../queue/job-queue.js';
+import { S3ImageStorage } from '../storage/s3-image-storage.js';
+import { startEmbeddedRedis } from './embedded-redis.js';
+import { startEmbeddedS3 } from './embedded-s3.js';
+
+/** Everything a process of rendermill talks to, wired once from the configuration. */
+export interface Services {
+  config: Config;
+  logger: Logger;
+  registry: ModelRegistry;
+  redis: Redis;
+  store: BatchStore;
+  queue: BullJobQueue;
+  storage: S3ImageStorage;
+  /** Absent in processes that render nothing (the API alone). */
+  provider?: ImageProvider | undefined;
+  limiter: RateLimiter;
+  /** Whether the provider refuses retired models (OpenAI itself does). */
+  enforceRetirements: boolean;
+  /** One line per part that was started in-process because it was not configured. */
+  embedded: string[];
+  /** Where embedded parts keep their data, for messages to the user. */
+  s3DataDir?: string | undefined;
+  close(): Promise<void>;
+}
+
+/** Latency of the embedded simulator: enough to look like a real provider, small enough for demos. */
+const SIMULATOR_LATENCY_MS = 120;
+
+export interface StartOptions {
+  /**
+   * Start what is not configured (a private redis-server, a local S3 server). Only for
+   * single-process commands: processes that share a queue must share a Redis and a bucket.
+   */
+  embed: boolean;
+  /** Whether this process renders, and so needs a provider (the simulator when none is configured). */
+  provider: boolean;
+}
+
+/**
+ * Connects to what is configured and starts what is not: a private redis-server, a local
+ * S3 server, the provider simulator. Each embedded part is announced in `embedded`.
+ */
+export async function startServices(
+  config: Config,
+  logger: Logger,
+  options: StartOptions,
+): Promise<Services> {
+  if (!options.embed) {
+    const missing = [
+      !config.redisUrl && 'REDIS_URL',
+      config.embedS3 && 'AWS_ENDPOINT_URL_S3 (or AWS credentials)',
+    ].filter(Boolean);
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `this command shares its queue and bucket with other rendermill processes, so it needs ${missing.join(' and ')}; ` +
+          'for a single process with everything embedded, use `rendermill start` or `rendermill render`',
+      );
+    }
+  }
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const embedded: string[] = [];
+  const registry = ModelRegistry.load(config.modelsFile);
+  try {
+    let redisUrl = config.redisUrl;
+    if (!redisUrl) {
+      const dataDir = path.resolve(config.dataDir, 'redis');
+      const redis = await startEmbeddedRedis({ dataDir });
+      cleanups.push(() => redis.stop());
+      redisUrl = redis.url;
+      embedded.push(`Redis: private redis-server at ${redis.url} (data in ${dataDir}) — set REDIS_URL to use yours`);
+    }
+
+    let s3 = config.s3;
+    let s3DataDir: string | undefined;
+    if (config.embedS3) {
+      s3DataDir = path.resolve(config.dataDir, 's3');
+      const server = await startEmbeddedS3({ dataDir: s3DataDir, buckets: [config.s3.bucket] });
+      cleanups.push(() => server.stop());
+      s3 = {
+        ...s3,
+        endpoint: server.endpoint,
+        region: server.region,
+        accessKeyId: server.accessKeyId,
+        secretAccessKey: server.secretAccessKey,
+        forcePathStyle: true,
+      };
+      embedded.push(
+        `S3: local S3 server at ${server.endpoint}, bucket "${s3.bucket}" in ${s3DataDir} — set AWS_ENDPOINT_URL_S3 and keys to use yours`,
+      );
+    }
+
+    let providerConfig = config.provider;
+    if (!providerConfig && options.provider) {
+      const simulator = await startSimulator({
+        imagesPerMinute: config.imagesPerMinute,
+        latencyMs: SIMULATOR_LATENCY_MS,
+      });
+      cleanups.push(() => simulator.stop());
+      providerConfig = { baseURL: simulator.url, apiKey: 'sk-simulator', enforceRetirements: false };
+      embedded.push(
+        `Provider: simulator of the OpenAI Images API at ${simulator.url}, ${config.imagesPerMinute} images/min — set OPENAI_API_KEY to render for real`,
+      );
+    }
+
+    // BullMQ needs maxRetriesPerRequest: null so blocking commands wait out a Redis restart.
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    cleanups.push(async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+    const storage = new S3ImageStorage({ ...s3, endpoint: s3.endpoint });
+    cleanups.push(() => storage.close());
+    await storage.ensureBucket();
+    const queue = new BullJobQueue(redis);
+    cleanups.push(() => queue.close());
+    const limiter = new LocalRateLimiter(config.imagesPerMinute);
+    cleanups.push(() => limiter.stop());
+
+    return {
+      config,
+      logger,
+      registry,
+      redis,
+      store: new BatchStore(redis),
+      queue,
+      storage,
+      provider:
+        providerConfig &&
+        new OpenAIImageProvider({
+          baseURL: providerConfig.baseURL,
+          apiKey: providerConfig.apiKey,
+          registry,
+          timeoutMs: config.requestTimeoutMs,
+        }),
+      limiter,
+      enforceRetirements: providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false,
+      embedded,
+      s3DataDir,
+      close: () => runCleanups(cleanups),
+    };
+  } catch (error) {
+    await runCleanups(cleanups);
+    throw error;
+  }
+}
+
+/** Undoes start-up in reverse order; one failing step does not stop the others. */
+async function runCleanups(cleanups: (() => Promise<void> | void)[]): Promise<void> {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // Shutting down: nothing useful to do with a failure to close.
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+describe('loadConfig', () => {
+  it('embeds Redis, S3 and the provider when nothing is configured', () => {
+    const config = loadConfig({});
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.embedS3).toBe(true);
+    expect(config.provider).toBeUndefined();
+    expect(config.imagesPerMinute).toBe(500);
+    expect(config.port).toBe(8080);
+    expect(config.s3.bucket).toBe('rendermill');
+  });
+
+  it('uses external parts when configured', () => {
+    const config = loadConfig({
+      REDIS_URL: 'redis://10.0.0.5:6380',
+      AWS_ENDPOINT_URL_S3: 'http://minio:9000',
+      AWS_ACCESS_KEY_ID: 'minio',
+      AWS_SECRET_ACCESS_KEY: 'minio-secret',
+      OPENAI_API_KEY: 'sk-real',
+      RENDERMILL_TIER: '3',
+      RENDERMILL_API_KEYS: 'acme=acme-key-0123456789,globex=globex-key-012345678',
+      PORT: '9090',
+    });
+    expect(config.redisUrl).toBe('redis://10.0.0.5:6380');
+    expect(config.embedS3).toBe(false);
+    expect(config.s3.forcePathStyle).toBe(true);
+    expect(config.provider).toEqual({
+      baseURL: 'https://api.openai.com/v1',
+      apiKey: 'sk-real',
+      enforceRetirements: true,
+    });
+    expect(config.imagesPerMinute).toBe(5000);
+    expect(config.apiKeys).toEqual([
+      { tenant: 'acme', key: 'acme-key-0123456789' },
+      { tenant: 'globex', key: 'globex-key-012345678' },
+    ]);
+    expect(config.port).toBe(9090);
+  });
+
+  it('lets RENDERMILL_IMAGES_PER_MINUTE override the tier', () => {
+    const config = loadConfig({ RENDERMILL_TIER: '5', RENDERMILL_IMAGES_PER_MINUTE: '1200' });
+    expect(config.imagesPerMinute).toBe(1200);
+    expect(config.imagesPerMinuteSource).toBe('RENDERMILL_IMAGES_PER_MINUTE');
+  });
+
+  it('does not enforce OpenAI retirements on a gateway', () => {
+    const config = loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: 'https://gateway.example/v1' });
+    expect(config.provider?.enforceRetirements).toBe(false);
+  });
+
+  it.each([
+    [{ RENDERMILL_TIER: 'free' }, 'RENDERMILL_TIER: the free tier cannot use the Images API'],
+    [{ RENDERMILL_TIER: '7' }, 'RENDERMILL_TIER: must be a usage tier, 1–5'],
+    [{ RENDERMILL_IMAGES_PER_MINUTE: '-3' }, 'RENDERMILL_IMAGES_PER_MINUTE'],
+    [{ REDIS_URL: 'not a url' }, 'REDIS_URL'],
+    [{ AWS_ACCESS_KEY_ID: 'a' }, 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together'],
+    [{ AWS_ENDPOINT_URL_S3: 'http://minio:9000' }, 'AWS_ENDPOINT_URL_S3 is set'],
+    [{ RENDERMILL_API_KEYS: 'acme' }, 'expected tenant=key pairs'],
+    [{ RENDERMILL_API_KEYS: 'acme=short' }, 'shorter than 16 characters'],
+    [{ OPENAI_BASE_URL: 'https://gw.example/v1' }, 'OPENAI_API_KEY is needed'],
+    [{ PORT: 'eighty' }, 'PORT'],
+  ])('refuses %o with a readable message', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('lists every problem at once', () => {
+    try {
+      loadConfig({ RENDERMILL_TIER: 'free', PORT: 'x' });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as Error).message).toMatch(/RENDERMILL_TIER[\s\S]*PORT|PORT[\s\S]*RENDERMILL_TIER/);
+    }
+  });
+});

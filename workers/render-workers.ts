@@ -1,0 +1,19 @@
+import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
+import { createRenderItemProcessor } from '../jobs/render-item.js';
+import type { Services } from '../src/runtime/services.js';
+import { startWorkers, type RunningWorkers } from './worker.js';
+
+/** Starts this process's workers for every job of the catalog, wired to the services. */
+export function startRenderWorkers(services: Services): RunningWorkers {
+  const { store, storage, provider, limiter, registry, queue, logger, redis, config } = services;
+  if (!provider) throw new Error('workers need a provider: start the services with provider: true');
+  return startWorkers({
+    connection: redis,
+    logger,
+    concurrency: config.concurrency,
+    processors: {
+      'render-item': createRenderItemProcessor({ store, storage, provider, limiter, registry, queue, logger }),
+      'finalize-batch': createFinalizeBatchProcessor({ store, storage, logger }),
+    },
+  });
+}

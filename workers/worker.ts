@@ -1,0 +1,64 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { JOB_CATALOG, QUEUE_NAMES, type JobName, type JobProcessors } from '../jobs/catalog.js';
+
+export interface RunningWorkers {
+  /** Stops taking jobs, lets active ones finish, then closes connections. */
+  close(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  connection: Redis;
+  processors: JobProcessors;
+  logger: Logger;
+  /** Jobs processed at once per queue in this process. */
+  concurrency: number;
+  prefix?: string;
+}
+
+/**
+ * Starts one BullMQ worker per queue of the job catalog and routes each job to its processor,
+ * re-validating the payload first (a producer on another version may have queued it).
+ * Refuses to start if a job of the catalog has no processor.
+ */
+export function startWorkers(options: WorkerOptions): RunningWorkers {
+  const missing = (Object.keys(JOB_CATALOG) as JobName[]).filter((name) => !options.processors[name]);
+  if (missing.length > 0) throw new Error(`no processor for job(s): ${missing.join(', ')}`);
+
+  const workers = QUEUE_NAMES.map((queueName) => {
+    const worker = new Worker(
+      queueName,
+      async (job: Job) => {
+        const name = job.name as JobName;
+        const definition = JOB_CATALOG[name];
+        if (!definition) throw new UnrecoverableError(`unknown job "${job.name}"`);
+        const parsed = definition.payload.safeParse(job.data);
+        if (!parsed.success) {
+          throw new UnrecoverableError(`invalid ${name} payload: ${parsed.error.message}`);
+        }
+        const processor = options.processors[name] as (p: unknown, a: unknown) => Promise<void>;
+        await processor(parsed.data, {
+          attempt: job.attemptsMade + 1,
+          maxAttempts: job.opts.attempts ?? 1,
+        });
+      },
+      {
+        connection: options.connection,
+        prefix: `${options.prefix ?? 'rm'}:bull`,
+        concurrency: options.concurrency,
+      },
+    );
+    worker.on('failed', (job, error) => {
+      options.logger.debug({ job: job?.id, queue: queueName, err: error.message }, 'job attempt failed');
+    });
+    worker.on('error', (error) => options.logger.error({ err: error, queue: queueName }, 'worker error'));
+    return worker;
+  });
+
+  return {
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+    },
+  };
+}
