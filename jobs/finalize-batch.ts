@@ -10,7 +10,8 @@ export interface FinalizeBatchDeps {
   logger: Logger;
 }
 
-export const manifestKey = (batchId: string, ext: 'json' | 'csv') => `batches/${batchId}/manifest.${ext}`;
+export const manifestKey = (batchId: string, ext: 'json' | 'csv') =>
+  `batches/${batchId}/manifest.${ext}`;
 
 /**
  * Writes a completed batch's manifest to S3 (manifest.json and manifest.csv beside it) and
@@ -20,7 +21,9 @@ export function createFinalizeBatchProcessor(deps: FinalizeBatchDeps) {
   return async function finalizeBatch({ batchId }: JobPayload<'finalize-batch'>): Promise<void> {
     const batch = await deps.store.get(batchId);
     if (!batch) return;
-    const manifest = await buildManifest(batch, await deps.store.items(batchId), (key) => deps.storage.uri(key));
+    const manifest = await buildManifest(batch, await deps.store.items(batchId), (key) =>
+      deps.storage.uri(key),
+    );
     manifest.batch.manifest_key = manifestKey(batchId, 'json');
     await deps.storage.put({
       key: manifestKey(batchId, 'json'),
@@ -34,7 +37,12 @@ export function createFinalizeBatchProcessor(deps: FinalizeBatchDeps) {
     });
     await deps.store.setManifestKey(batchId, manifestKey(batchId, 'json'));
     deps.logger.info(
-      { batch: batchId, status: batch.status, counts: manifest.batch.counts, spend_usd: manifest.batch.spend_usd },
+      {
+        batch: batchId,
+        status: batch.status,
+        counts: manifest.batch.counts,
+        spend_usd: manifest.batch.spend_usd,
+      },
       'batch manifest written',
     );
   };

@@ -2,10 +2,20 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { BatchStore, ItemRecord, StoredImage } from '../src/batches/batch-store.js';
 import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
-import { BudgetExceededError, ModelUnavailableError, RendermillError, isRetryable } from '../src/errors.js';
+import {
+  BudgetExceededError,
+  ModelUnavailableError,
+  RendermillError,
+  isRetryable,
+} from '../src/errors.js';
 import type { RateLimiter } from '../src/limits/rate-limiter.js';
 import type { ModelRegistry } from '../src/models/model-registry.js';
-import { actualCostMicros, maxCostMicros, microsToUsd, type PricedRequest } from '../src/models/pricing.js';
+import {
+  actualCostMicros,
+  maxCostMicros,
+  microsToUsd,
+  type PricedRequest,
+} from '../src/models/pricing.js';
 import { CONTENT_TYPES, type RenderSpec } from '../src/models/render-spec.js';
 import type { ImageProvider } from '../src/providers/image-provider.js';
 import { callProvider, type ProviderRetryPolicy } from '../src/render/call-provider.js';
@@ -108,7 +118,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
 
     let paidMicros = 0;
     try {
-      const images = await Promise.all((spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)));
+      const images = await Promise.all(
+        (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)),
+      );
       const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage) : undefined;
       await checkInputImages(model, images, mask);
 
@@ -137,10 +149,13 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         });
         stored.push({ key, format: image.format, bytes: image.data.length });
       }
-      await finish(record({ status: 'succeeded', cost_micros: paidMicros, images: stored, error: undefined }), {
-        spendMicros: paidMicros,
-        releaseMicros: maxMicros,
-      });
+      await finish(
+        record({ status: 'succeeded', cost_micros: paidMicros, images: stored, error: undefined }),
+        {
+          spendMicros: paidMicros,
+          releaseMicros: maxMicros,
+        },
+      );
     } catch (error) {
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
@@ -158,7 +173,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
 
 function describe(error: unknown): { code: string; message: string } {
   if (error instanceof RendermillError) return { code: error.code, message: error.message };
-  return { code: 'internal_error', message: error instanceof Error ? error.message : String(error) };
+  return {
+    code: 'internal_error',
+    message: error instanceof Error ? error.message : String(error),
+  };
 }
 
 async function queueFinalize(deps: Pick<RenderItemDeps, 'queue'>, batchId: string) {

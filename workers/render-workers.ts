@@ -12,7 +12,15 @@ export function startRenderWorkers(services: Services): RunningWorkers {
     logger,
     concurrency: config.concurrency,
     processors: {
-      'render-item': createRenderItemProcessor({ store, storage, provider, limiter, registry, queue, logger }),
+      'render-item': createRenderItemProcessor({
+        store,
+        storage,
+        provider,
+        limiter,
+        registry,
+        queue,
+        logger,
+      }),
       'finalize-batch': createFinalizeBatchProcessor({ store, storage, logger }),
     },
   });

@@ -23,7 +23,9 @@ export interface WorkerOptions {
  * Refuses to start if a job of the catalog has no processor.
  */
 export function startWorkers(options: WorkerOptions): RunningWorkers {
-  const missing = (Object.keys(JOB_CATALOG) as JobName[]).filter((name) => !options.processors[name]);
+  const missing = (Object.keys(JOB_CATALOG) as JobName[]).filter(
+    (name) => !options.processors[name],
+  );
   if (missing.length > 0) throw new Error(`no processor for job(s): ${missing.join(', ')}`);
 
   const workers = QUEUE_NAMES.map((queueName) => {
@@ -50,9 +52,14 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
       },
     );
     worker.on('failed', (job, error) => {
-      options.logger.debug({ job: job?.id, queue: queueName, err: error.message }, 'job attempt failed');
+      options.logger.debug(
+        { job: job?.id, queue: queueName, err: error.message },
+        'job attempt failed',
+      );
     });
-    worker.on('error', (error) => options.logger.error({ err: error, queue: queueName }, 'worker error'));
+    worker.on('error', (error) =>
+      options.logger.error({ err: error, queue: queueName }, 'worker error'),
+    );
     return worker;
   });
 

@@ -44,7 +44,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return reply
         .code(401)
         .header('www-authenticate', 'Bearer')
-        .send(errorBody('unauthorized', 'a valid API key is required: Authorization: Bearer <key>'));
+        .send(
+          errorBody('unauthorized', 'a valid API key is required: Authorization: Bearer <key>'),
+        );
     }
     request.tenant = tenant;
   });
@@ -58,13 +60,15 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id', async (request, reply) => {
     const batch = await deps.store.getForTenant(request.tenant, request.params.id);
-    if (!batch) return reply.code(404).send(errorBody('not_found', `no batch ${request.params.id}`));
+    if (!batch)
+      return reply.code(404).send(errorBody('not_found', `no batch ${request.params.id}`));
     return batchView(batch);
   });
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id/manifest', async (request, reply) => {
     const batch = await deps.store.getForTenant(request.tenant, request.params.id);
-    if (!batch) return reply.code(404).send(errorBody('not_found', `no batch ${request.params.id}`));
+    if (!batch)
+      return reply.code(404).send(errorBody('not_found', `no batch ${request.params.id}`));
     const ttl = deps.urlTtlSeconds ?? 3600;
     return buildManifest(batch, await deps.store.items(batch.id), (key) =>
       deps.storage.presignedUrl(key, ttl),
@@ -77,18 +81,27 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof RequestValidationError) {
-      return reply.code(400).send(
-        errorBody(error.code, error.message, { field: error.field ?? null, details: error.details }),
-      );
+      return reply
+        .code(400)
+        .send(
+          errorBody(error.code, error.message, {
+            field: error.field ?? null,
+            details: error.details,
+          }),
+        );
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply.code(415).send(errorBody('unsupported_media_type', 'send the batch as application/json'));
+      return reply
+        .code(415)
+        .send(errorBody('unsupported_media_type', 'send the batch as application/json'));
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(errorBody('body_too_large', error.message));
     }
     if (error.statusCode === 400) {
-      return reply.code(400).send(errorBody('invalid_json', `the body is not valid JSON: ${error.message}`));
+      return reply
+        .code(400)
+        .send(errorBody('invalid_json', `the body is not valid JSON: ${error.message}`));
     }
     request.log.error({ err: error }, 'request failed');
     return reply.code(500).send(errorBody('internal_error', 'internal error; see the server log'));

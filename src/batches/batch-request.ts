@@ -28,6 +28,7 @@ export const batchItemSchema = z
       .string()
       .min(1)
       .max(200)
+      // eslint-disable-next-line no-control-regex -- control characters are exactly what we refuse
       .regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters'),
     prompt: z.string().optional(),
     image: z.union([imageRef, z.array(imageRef).min(1)]).optional(),

@@ -68,7 +68,19 @@ export async function buildManifest(
   return { batch: batchView(batch), items: manifestItems };
 }
 
-const CSV_COLUMNS = ['id', 'status', 'model', 'size', 'n', 'cost_usd', 'image_keys', 'error_code', 'error_message', 'hash', 'prompt'];
+const CSV_COLUMNS = [
+  'id',
+  'status',
+  'model',
+  'size',
+  'n',
+  'cost_usd',
+  'image_keys',
+  'error_code',
+  'error_message',
+  'hash',
+  'prompt',
+];
 
 function csvCell(value: string | number): string {
   const text = String(value);

@@ -29,7 +29,9 @@ export function newBatchId(now: Date): string {
 /** `items.3.prompt` → `items[3].prompt`, the way the API names fields. */
 export function fieldName(path: readonly PropertyKey[]): string {
   return path
-    .map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i > 0 ? '.' : ''}${String(part)}`))
+    .map((part, i) =>
+      typeof part === 'number' ? `[${part}]` : `${i > 0 ? '.' : ''}${String(part)}`,
+    )
     .join('');
 }
 
@@ -59,7 +61,10 @@ export async function submitBatch(
   inputs.forEach((input, index) => {
     const earlier = seen.get(input.id);
     if (earlier !== undefined) {
-      problems.push({ field: `items[${index}].id`, message: `id "${input.id}" is also used by items[${earlier}]` });
+      problems.push({
+        field: `items[${index}].id`,
+        message: `id "${input.id}" is also used by items[${earlier}]`,
+      });
     }
     seen.set(input.id, index);
     const resolved = resolveItem(input, index, defaults, {
@@ -111,7 +116,8 @@ export async function submitBatch(
 
 function validationError(problems: FieldProblem[], code: string): RequestValidationError {
   const [first] = problems as [FieldProblem];
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem(s), see details)` : '';
+  const more =
+    problems.length > 1 ? ` (and ${problems.length - 1} more problem(s), see details)` : '';
   return new RequestValidationError(
     `${first.field}: ${first.message}${more}`,
     first.field,

@@ -18,8 +18,7 @@ export function catalogToBatch(catalog: Catalog, options: CatalogBatchOptions): 
       `the template uses ${missing.map((m) => `{{${m}}}`).join(', ')} but the catalog has no such column; columns: ${catalog.columns.join(', ')}`,
     );
   }
-  const idColumn =
-    options.idColumn ?? ['sku', 'id'].find((c) => catalog.columns.includes(c));
+  const idColumn = options.idColumn ?? ['sku', 'id'].find((c) => catalog.columns.includes(c));
   if (options.idColumn && !catalog.columns.includes(options.idColumn)) {
     throw new CatalogError(`--id-column ${options.idColumn} is not a column of the catalog`);
   }

@@ -33,7 +33,10 @@ async function readCsv(file: string): Promise<Catalog> {
     parse({ columns: true, skip_empty_lines: true, trim: true, bom: true, info: true }),
   );
   try {
-    for await (const record of parser as AsyncIterable<{ record: CatalogRow; info: { lines: number } }>) {
+    for await (const record of parser as AsyncIterable<{
+      record: CatalogRow;
+      info: { lines: number };
+    }>) {
       rows.push({ line: record.info.lines, values: record.record });
     }
   } catch (error) {
@@ -45,7 +48,10 @@ async function readCsv(file: string): Promise<Catalog> {
 async function readJsonLines(file: string): Promise<Catalog> {
   const rows: Catalog['rows'] = [];
   let line = 0;
-  for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+  for await (const text of createInterface({
+    input: createReadStream(file),
+    crlfDelay: Infinity,
+  })) {
     line += 1;
     if (!text.trim()) continue;
     rows.push({ line, values: toRow(parseJson(text, `${file}:${line}`), `${file}:${line}`) });
@@ -72,7 +78,9 @@ function toRow(value: unknown, where: string): CatalogRow {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new CatalogError(`${where}: expected an object`);
   }
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
+  );
 }
 
 function columnsOf(rows: Catalog['rows']): string[] {

@@ -3,7 +3,9 @@ export class PromptTemplate {
   readonly placeholders: string[];
 
   constructor(readonly text: string) {
-    this.placeholders = [...new Set([...text.matchAll(/\{\{\s*([\w.-]+)\s*\}\}/g)].map((m) => m[1]!))];
+    this.placeholders = [
+      ...new Set([...text.matchAll(/\{\{\s*([\w.-]+)\s*\}\}/g)].map((m) => m[1]!)),
+    ];
   }
 
   /** Columns the template needs that the catalog does not have. */

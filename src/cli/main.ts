@@ -19,20 +19,31 @@ const number = (name: string) => (value: string) => {
 };
 
 const program = new Command('rendermill')
-  .description('Batch image rendering: tier-aware, budget-capped, paid once per image, stored in S3.')
+  .description(
+    'Batch image rendering: tier-aware, budget-capped, paid once per image, stored in S3.',
+  )
   .showHelpAfterError();
 
 program
   .command('render')
   .description('render a catalog as one batch, with everything not configured started in-process')
   .argument('<catalog>', 'catalog file: .csv with a header row, .jsonl, or .json array')
-  .requiredOption('-t, --template <file|text>', 'prompt template with {{column}} placeholders, or a file holding one')
+  .requiredOption(
+    '-t, --template <file|text>',
+    'prompt template with {{column}} placeholders, or a file holding one',
+  )
   .option('-s, --size <WxH>', 'image size, e.g. 256x256 (default: the model’s 1024x1024)')
-  .option('-m, --model <id>', 'model id from the registry (default: RENDERMILL_DEFAULT_MODEL, gpt-image-2)')
+  .option(
+    '-m, --model <id>',
+    'model id from the registry (default: RENDERMILL_DEFAULT_MODEL, gpt-image-2)',
+  )
   .option('-q, --quality <quality>', 'quality, e.g. low | medium | high for gpt-image models')
   .option('-n, --n <count>', 'images per row', number('--n'))
   .option('-b, --budget <usd>', 'stop spending at this many US dollars', number('--budget'))
-  .option('--id-column <column>', 'the column naming each row (default: sku, else id, else row number)')
+  .option(
+    '--id-column <column>',
+    'the column naming each row (default: sku, else id, else row number)',
+  )
   .option('-o, --out <dir>', 'copy images and manifest here (default: .rendermill/output/<batch>)')
   .action(async (catalog: string, options) => {
     process.exitCode = await renderCommand(catalog, options);

@@ -31,7 +31,10 @@ export interface ProgressDisplay {
  * A live progress bar on a terminal; on anything else (CI logs, pipes) one line every few
  * seconds, so logs stay readable.
  */
-export function createProgressDisplay(stream: NodeJS.WriteStream, startedAt: number): ProgressDisplay {
+export function createProgressDisplay(
+  stream: NodeJS.WriteStream,
+  startedAt: number,
+): ProgressDisplay {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       {

@@ -120,7 +120,9 @@ async function readTemplate(value: string): Promise<string> {
     return (await readFile(value, 'utf8')).trim();
   } catch {
     if (!value.includes('{{')) {
-      throw new CatalogError(`--template "${value}" is neither a readable file nor a template with {{column}} placeholders`);
+      throw new CatalogError(
+        `--template "${value}" is neither a readable file nor a template with {{column}} placeholders`,
+      );
     }
     return value;
   }
@@ -133,7 +135,11 @@ function catalogError(error: RequestValidationError, rows: { line: number }[]): 
   return new CatalogError(line ? `catalog line ${line}: ${error.message}` : error.message);
 }
 
-async function waitForManifest(services: Services, batchId: string, startedAt: number): Promise<BatchRecord> {
+async function waitForManifest(
+  services: Services,
+  batchId: string,
+  startedAt: number,
+): Promise<BatchRecord> {
   const progress = createProgressDisplay(process.stdout, startedAt);
   try {
     for (;;) {
@@ -156,7 +162,8 @@ async function exportBatch(services: Services, manifest: Manifest, outDir: strin
   for (const item of manifest.items) {
     for (const [i, image] of item.images.entries()) {
       const object = await services.storage.get(image.key);
-      if (!object) throw new Error(`image ${image.key} of item ${item.id} is missing from the bucket`);
+      if (!object)
+        throw new Error(`image ${image.key} of item ${item.id} is missing from the bucket`);
       const ext = path.extname(image.key);
       const suffix = item.images.length > 1 ? `-${i}` : '';
       await writeFile(path.join(outDir, `${safeName(item.id)}${suffix}${ext}`), object.body);
@@ -176,14 +183,21 @@ function printSummary(
   const c = batch.counts;
   const bucket = services.storage.bucket;
   say('');
-  say(`Batch ${batch.id} ${batch.status} in ${seconds.toFixed(1)} s: ${images} images, ${(images / seconds).toFixed(1)} images/s`);
-  say(`  items     ${batch.total} total · ${c.succeeded} rendered · ${c.cached} cached · ${c.failed} failed · ${c.budget_exceeded} over budget`);
-  say(`  spend     ${formatUsd(batch.spent_micros)}${batch.budget_micros === undefined ? '' : ` of ${formatUsd(batch.budget_micros)} budget`}`);
+  say(
+    `Batch ${batch.id} ${batch.status} in ${seconds.toFixed(1)} s: ${images} images, ${(images / seconds).toFixed(1)} images/s`,
+  );
+  say(
+    `  items     ${batch.total} total · ${c.succeeded} rendered · ${c.cached} cached · ${c.failed} failed · ${c.budget_exceeded} over budget`,
+  );
+  say(
+    `  spend     ${formatUsd(batch.spent_micros)}${batch.budget_micros === undefined ? '' : ` of ${formatUsd(batch.budget_micros)} budget`}`,
+  );
   say(`  images    s3://${bucket}/images/`);
   say(`  manifest  s3://${bucket}/${manifestKey(batch.id, 'json')} (and manifest.csv)`);
   say(`  local     ${outDir}/ (images and manifest.json)`);
   const failures = manifest.items.filter((i) => i.error);
-  for (const item of failures.slice(0, 5)) say(`  ✗ ${item.id}: ${item.error?.code} — ${item.error?.message}`);
+  for (const item of failures.slice(0, 5))
+    say(`  ✗ ${item.id}: ${item.error?.code} — ${item.error?.message}`);
   if (failures.length > 5) say(`  … and ${failures.length - 5} more failures in the manifest`);
   say('');
   say('  first items:');

@@ -27,13 +27,20 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     );
   }
   const logger = createLogger(config.logLevel);
-  const services = await startServices(config, logger, { embed: options.embed, provider: options.worker });
+  const services = await startServices(config, logger, {
+    embed: options.embed,
+    provider: options.worker,
+  });
   for (const line of services.embedded) logger.info(`embedded ${line}`);
 
   const workers = options.worker ? startRenderWorkers(services) : undefined;
   if (workers) {
     logger.info(
-      { concurrency: config.concurrency, imagesPerMinute: config.imagesPerMinute, limit: config.imagesPerMinuteSource },
+      {
+        concurrency: config.concurrency,
+        imagesPerMinute: config.imagesPerMinute,
+        limit: config.imagesPerMinuteSource,
+      },
       'worker started',
     );
   }
@@ -58,7 +65,9 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down: no new jobs, finishing in-flight work');
       const timer = setTimeout(() => {
-        logger.error('shutdown timed out; in-flight jobs return to the queue when their locks expire');
+        logger.error(
+          'shutdown timed out; in-flight jobs return to the queue when their locks expire',
+        );
         process.exit(1);
       }, SHUTDOWN_TIMEOUT_MS);
       timer.unref();

@@ -17,29 +17,33 @@ const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
-const apiKeys = z
-  .string()
-  .transform((raw, ctx) => {
-    const keys: { tenant: string; key: string }[] = [];
-    for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
-      const at = pair.indexOf('=');
-      const tenant = pair.slice(0, at).trim();
-      const key = pair.slice(at + 1).trim();
-      if (at <= 0 || !key || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -), got "${pair.slice(0, 40)}"`,
-        });
-        return z.NEVER;
-      }
-      if (key.length < 16) {
-        ctx.addIssue({ code: 'custom', message: `the key of tenant "${tenant}" is shorter than 16 characters` });
-        return z.NEVER;
-      }
-      keys.push({ tenant, key });
+const apiKeys = z.string().transform((raw, ctx) => {
+  const keys: { tenant: string; key: string }[] = [];
+  for (const pair of raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const at = pair.indexOf('=');
+    const tenant = pair.slice(0, at).trim();
+    const key = pair.slice(at + 1).trim();
+    if (at <= 0 || !key || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -), got "${pair.slice(0, 40)}"`,
+      });
+      return z.NEVER;
     }
-    return keys;
-  });
+    if (key.length < 16) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `the key of tenant "${tenant}" is shorter than 16 characters`,
+      });
+      return z.NEVER;
+    }
+    keys.push({ tenant, key });
+  }
+  return keys;
+});
 
 /** The environment rendermill reads — the public contract documented in README. */
 export const envSchema = z
@@ -103,7 +107,8 @@ export const envSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['AWS_ACCESS_KEY_ID'],
-        message: 'AWS_ENDPOINT_URL_S3 is set, so AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed',
+        message:
+          'AWS_ENDPOINT_URL_S3 is set, so AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed',
       });
     }
     if (env.OPENAI_BASE_URL !== OPENAI_BASE_URL && !env.OPENAI_API_KEY) {

@@ -29,7 +29,11 @@ export interface ProviderUsage {
 const REFERENCE_AREA = 1024 * 1024;
 
 /** Output tokens one image costs; sizes not in the table are priced by area against 1024x1024. */
-export function outputTokensPerImage(pricing: PerTokenPricing, size: string, quality: string): number {
+export function outputTokensPerImage(
+  pricing: PerTokenPricing,
+  size: string,
+  quality: string,
+): number {
   const row = pricing.output_tokens[quality];
   if (!row) throw new Error(`no token prices for quality "${quality}"`);
   const listed = row[size];

@@ -66,9 +66,15 @@ export const modelSpecSchema = z
     qualities: z.array(z.string()).min(1).optional(),
     styles: z.array(z.string()).min(1).optional(),
     backgrounds: z.array(z.string()).min(1).optional(),
-    output_formats: z.array(z.enum(['png', 'jpeg', 'webp'])).min(1).optional(),
+    output_formats: z
+      .array(z.enum(['png', 'jpeg', 'webp']))
+      .min(1)
+      .optional(),
     /** Present for DALL·E models, which can answer with a URL; gpt-image models always answer b64. */
-    response_formats: z.array(z.enum(['url', 'b64_json'])).min(1).optional(),
+    response_formats: z
+      .array(z.enum(['url', 'b64_json']))
+      .min(1)
+      .optional(),
     edit_input: editInput.optional(),
     pricing: z.discriminatedUnion('kind', [perImagePricing, perTokenPricing]),
     /** The day OpenAI stopped serving the model (YYYY-MM-DD). Gateways may still serve it. */

@@ -33,7 +33,9 @@ export function resolveItem(
 ): { spec: RenderSpec; problems: [] } | { spec?: undefined; problems: FieldProblem[] } {
   const problems: FieldProblem[] = [];
   const fieldOf = (name: keyof BatchItemInput) =>
-    item[name] !== undefined || !(name in defaults) || defaults[name as keyof Defaults] === undefined
+    item[name] !== undefined ||
+    !(name in defaults) ||
+    defaults[name as keyof Defaults] === undefined
       ? `items[${index}].${name}`
       : name;
   const pick = <K extends keyof Defaults>(name: K) => item[name] ?? defaults[name];
@@ -81,7 +83,13 @@ export function resolveItem(
 
   const quality = checkChoice('quality', pick('quality'), model.qualities, model, problem);
   const style = checkChoice('style', pick('style'), model.styles, model, problem);
-  const background = checkChoice('background', pick('background'), model.backgrounds, model, problem);
+  const background = checkChoice(
+    'background',
+    pick('background'),
+    model.backgrounds,
+    model,
+    problem,
+  );
   const outputFormat = checkChoice(
     'output_format',
     pick('output_format'),
@@ -99,7 +107,8 @@ export function resolveItem(
 
   const images = item.image === undefined ? [] : [item.image].flat();
   if (operation === 'generate') {
-    if (images.length > 0) problem('image', 'image is only used by operation "edit" or "variation"');
+    if (images.length > 0)
+      problem('image', 'image is only used by operation "edit" or "variation"');
   } else if (images.length === 0) {
     problem('image', `operation "${operation}" needs an input image (an S3 key or an http(s) URL)`);
   } else {

@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import { ProviderUnavailableError } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
-import type { ImageProvider, InputImage, ProviderRequest, ProviderResult, RenderedImage } from './image-provider.js';
+import type {
+  ImageProvider,
+  InputImage,
+  ProviderRequest,
+  ProviderResult,
+  RenderedImage,
+} from './image-provider.js';
 import { toProviderError } from './provider-errors.js';
 import { sniffImageFormat } from './sniff-format.js';
 
@@ -81,7 +87,10 @@ export class OpenAIImageProvider implements ImageProvider {
         );
       } else {
         response = await this.client.images.createVariation(
-          { ...common, image: await upload(images[0]!) } as OpenAI.Images.ImageCreateVariationParams,
+          {
+            ...common,
+            image: await upload(images[0]!),
+          } as OpenAI.Images.ImageCreateVariationParams,
           requestOptions,
         );
       }
@@ -114,7 +123,8 @@ export class OpenAIImageProvider implements ImageProvider {
       throw new ProviderUnavailableError('provider answered without b64_json or url');
     }
     const format = sniffImageFormat(data);
-    if (!format) throw new ProviderUnavailableError('provider returned bytes that are not an image');
+    if (!format)
+      throw new ProviderUnavailableError('provider returned bytes that are not an image');
     return { data, format };
   }
 }

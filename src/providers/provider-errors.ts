@@ -34,7 +34,8 @@ export function toProviderError(error: unknown): RendermillError | Error {
   }
   if (!(error instanceof APIError)) return error as Error;
 
-  const code = error.code ?? (error.type === 'insufficient_quota' ? 'insufficient_quota' : undefined);
+  const code =
+    error.code ?? (error.type === 'insufficient_quota' ? 'insufficient_quota' : undefined);
   const message = error.message;
   const status = error.status ?? 0;
   if (status === 429) {

@@ -4,7 +4,10 @@
  * `x-ratelimit-reset-requests` / `x-ratelimit-reset-images` (durations such as `6m0s`, `1.5s`,
  * `120ms`). The first one present wins, in that order of precision.
  */
-export function retryAfterMs(headers: Headers | undefined, now: number = Date.now()): number | undefined {
+export function retryAfterMs(
+  headers: Headers | undefined,
+  now: number = Date.now(),
+): number | undefined {
   if (!headers) return undefined;
   const ms = Number(headers.get('retry-after-ms'));
   if (headers.has('retry-after-ms') && Number.isFinite(ms) && ms >= 0) return Math.ceil(ms);

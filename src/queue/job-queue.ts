@@ -5,7 +5,10 @@ import { JOB_CATALOG, QUEUE_NAMES, type JobName, type JobPayload } from '../../j
 /** Puts jobs of the catalog on their BullMQ queues. The producer side of every job. */
 export interface JobQueue {
   add<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string): Promise<void>;
-  addBulk<N extends JobName>(name: N, jobs: { payload: JobPayload<N>; jobId: string }[]): Promise<void>;
+  addBulk<N extends JobName>(
+    name: N,
+    jobs: { payload: JobPayload<N>; jobId: string }[],
+  ): Promise<void>;
   close(): Promise<void>;
 }
 

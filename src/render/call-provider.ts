@@ -1,7 +1,11 @@
 import pRetry from 'p-retry';
 import { ProviderRateLimitedError, isRetryable } from '../errors.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
-import type { ImageProvider, ProviderRequest, ProviderResult } from '../providers/image-provider.js';
+import type {
+  ImageProvider,
+  ProviderRequest,
+  ProviderResult,
+} from '../providers/image-provider.js';
 
 export interface ProviderRetryPolicy {
   /** Retries after the first try, for 429s, 5xx, timeouts and resets. Default 6. */

@@ -23,18 +23,25 @@ export async function loadInputImage(ref: string, storage: ImageStorage): Promis
     } catch (error) {
       throw new InputImageError(`cannot download input image ${ref}: ${(error as Error).message}`);
     }
-    if (!response.ok) throw new InputImageError(`input image ${ref} answered HTTP ${response.status}`);
+    if (!response.ok)
+      throw new InputImageError(`input image ${ref} answered HTTP ${response.status}`);
     data = Buffer.from(await response.arrayBuffer());
-    if (data.length > MAX_DOWNLOAD_BYTES) throw new InputImageError(`input image ${ref} is too large`);
+    if (data.length > MAX_DOWNLOAD_BYTES)
+      throw new InputImageError(`input image ${ref} is too large`);
   } else {
     const object = await storage.get(ref);
-    if (!object) throw new InputImageError(`input image s3://${storage.bucket}/${ref} does not exist`);
+    if (!object)
+      throw new InputImageError(`input image s3://${storage.bucket}/${ref} does not exist`);
     data = object.body;
   }
   const format = sniffImageFormat(data);
   if (!format) throw new InputImageError(`input image ${ref} is not a PNG, JPEG or WebP image`);
   const name = ref.split(/[/?#]/).filter(Boolean).pop() ?? 'image';
-  return { data, filename: name.includes('.') ? name : `${name}.${format}`, contentType: CONTENT_TYPES[format] };
+  return {
+    data,
+    filename: name.includes('.') ? name : `${name}.${format}`,
+    contentType: CONTENT_TYPES[format],
+  };
 }
 
 /** Checks inputs against the model's `edit_input` rules (dall-e-2: one square PNG < 4 MB …). */
@@ -60,7 +67,9 @@ export async function checkInputImages(
     }
     const { width = 0, height = 0 } = await sharp(image.data).metadata();
     if (rules.square && width !== height) {
-      throw new InputImageError(`${image.filename} is ${width}x${height}; ${model.id} needs a square image`);
+      throw new InputImageError(
+        `${image.filename} is ${width}x${height}; ${model.id} needs a square image`,
+      );
     }
     first ??= { width, height };
   }
@@ -72,7 +81,9 @@ export async function checkInputImages(
       );
     }
     if (!hasAlpha) {
-      throw new InputImageError('the mask needs an alpha channel: its transparent pixels mark the area to repaint');
+      throw new InputImageError(
+        'the mask needs an alpha channel: its transparent pixels mark the area to repaint',
+      );
     }
   }
 }

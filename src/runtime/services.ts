@@ -78,7 +78,9 @@ export async function startServices(
       const redis = await startEmbeddedRedis({ dataDir });
       cleanups.push(() => redis.stop());
       redisUrl = redis.url;
-      embedded.push(`Redis: private redis-server at ${redis.url} (data in ${dataDir}) — set REDIS_URL to use yours`);
+      embedded.push(
+        `Redis: private redis-server at ${redis.url} (data in ${dataDir}) — set REDIS_URL to use yours`,
+      );
     }
 
     let s3 = config.s3;
@@ -107,7 +109,11 @@ export async function startServices(
         latencyMs: SIMULATOR_LATENCY_MS,
       });
       cleanups.push(() => simulator.stop());
-      providerConfig = { baseURL: simulator.url, apiKey: 'sk-simulator', enforceRetirements: false };
+      providerConfig = {
+        baseURL: simulator.url,
+        apiKey: 'sk-simulator',
+        enforceRetirements: false,
+      };
       embedded.push(
         `Provider: simulator of the OpenAI Images API at ${simulator.url}, ${config.imagesPerMinute} images/min — set OPENAI_API_KEY to render for real`,
       );
@@ -143,7 +149,8 @@ export async function startServices(
           timeoutMs: config.requestTimeoutMs,
         }),
       limiter,
-      enforceRetirements: providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false,
+      enforceRetirements:
+        providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false,
       embedded,
       s3DataDir,
       close: () => runCleanups(cleanups),

@@ -17,15 +17,21 @@ describe('catalogs', () => {
   it('reads the shipped example catalog: 50 rows with sku, title and colour', async () => {
     const catalog = await readCatalog('examples/catalog.csv');
     expect(catalog.rows).toHaveLength(50);
-    expect(catalog.columns).toEqual(expect.arrayContaining(['sku', 'title', 'colour', 'material', 'category']));
+    expect(catalog.columns).toEqual(
+      expect.arrayContaining(['sku', 'title', 'colour', 'material', 'category']),
+    );
     const ids = new Set(catalog.rows.map((r) => r.values.sku));
     expect(ids.size).toBe(50);
   });
 
   it('reads CSV with quoted commas, JSONL and JSON arrays alike', async () => {
     const csv = await readCatalog(file('a.csv', 'sku,title\nA1,"Mug, large"\n\nA2,Plate\n'));
-    const jsonl = await readCatalog(file('a.jsonl', '{"sku":"A1","title":"Mug, large"}\n\n{"sku":"A2","title":"Plate"}\n'));
-    const json = await readCatalog(file('a.json', '[{"sku":"A1","title":"Mug, large"},{"sku":"A2","title":"Plate"}]'));
+    const jsonl = await readCatalog(
+      file('a.jsonl', '{"sku":"A1","title":"Mug, large"}\n\n{"sku":"A2","title":"Plate"}\n'),
+    );
+    const json = await readCatalog(
+      file('a.json', '[{"sku":"A1","title":"Mug, large"},{"sku":"A2","title":"Plate"}]'),
+    );
     for (const catalog of [csv, jsonl, json]) {
       expect(catalog.rows.map((r) => r.values)).toEqual([
         { sku: 'A1', title: 'Mug, large' },
@@ -36,12 +42,18 @@ describe('catalogs', () => {
   });
 
   it('names the line of malformed input', async () => {
-    await expect(readCatalog(file('b.jsonl', '{"sku":"A1"}\n{oops\n'))).rejects.toThrow(/b\.jsonl:2: not valid JSON/);
-    await expect(readCatalog(file('b.csv', 'sku,title\nA1,"unterminated\n'))).rejects.toThrow(CatalogError);
+    await expect(readCatalog(file('b.jsonl', '{"sku":"A1"}\n{oops\n'))).rejects.toThrow(
+      /b\.jsonl:2: not valid JSON/,
+    );
+    await expect(readCatalog(file('b.csv', 'sku,title\nA1,"unterminated\n'))).rejects.toThrow(
+      CatalogError,
+    );
   });
 
   it('fills a template per row and refuses columns the catalog lacks', async () => {
-    const catalog = await readCatalog(file('c.csv', 'sku,title,colour\nS1,Mug,red\nS2,Plate, blue \n'));
+    const catalog = await readCatalog(
+      file('c.csv', 'sku,title,colour\nS1,Mug,red\nS2,Plate, blue \n'),
+    );
     const batch = catalogToBatch(catalog, {
       template: new PromptTemplate('A {{colour}} {{ title }} on white'),
       defaults: { size: '256x256' },
@@ -51,7 +63,12 @@ describe('catalogs', () => {
       { id: 'S2', prompt: 'A blue Plate on white' },
     ]);
     expect(batch.size).toBe('256x256');
-    expect(() => catalogToBatch(catalog, { template: new PromptTemplate('{{brand}} {{title}}'), defaults: {} })).toThrow(
+    expect(() =>
+      catalogToBatch(catalog, {
+        template: new PromptTemplate('{{brand}} {{title}}'),
+        defaults: {},
+      }),
+    ).toThrow(
       'the template uses {{brand}} but the catalog has no such column; columns: sku, title, colour',
     );
   });

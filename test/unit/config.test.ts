@@ -46,7 +46,10 @@ describe('loadConfig', () => {
   });
 
   it('does not enforce OpenAI retirements on a gateway', () => {
-    const config = loadConfig({ OPENAI_API_KEY: 'k', OPENAI_BASE_URL: 'https://gateway.example/v1' });
+    const config = loadConfig({
+      OPENAI_API_KEY: 'k',
+      OPENAI_BASE_URL: 'https://gateway.example/v1',
+    });
     expect(config.provider?.enforceRetirements).toBe(false);
   });
 
@@ -55,7 +58,10 @@ describe('loadConfig', () => {
     [{ RENDERMILL_TIER: '7' }, 'RENDERMILL_TIER: must be a usage tier, 1–5'],
     [{ RENDERMILL_IMAGES_PER_MINUTE: '-3' }, 'RENDERMILL_IMAGES_PER_MINUTE'],
     [{ REDIS_URL: 'not a url' }, 'REDIS_URL'],
-    [{ AWS_ACCESS_KEY_ID: 'a' }, 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together'],
+    [
+      { AWS_ACCESS_KEY_ID: 'a' },
+      'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together',
+    ],
     [{ AWS_ENDPOINT_URL_S3: 'http://minio:9000' }, 'AWS_ENDPOINT_URL_S3 is set'],
     [{ RENDERMILL_API_KEYS: 'acme' }, 'expected tenant=key pairs'],
     [{ RENDERMILL_API_KEYS: 'acme=short' }, 'shorter than 16 characters'],
@@ -71,7 +77,9 @@ describe('loadConfig', () => {
       loadConfig({ RENDERMILL_TIER: 'free', PORT: 'x' });
       expect.unreachable();
     } catch (error) {
-      expect((error as Error).message).toMatch(/RENDERMILL_TIER[\s\S]*PORT|PORT[\s\S]*RENDERMILL_TIER/);
+      expect((error as Error).message).toMatch(
+        /RENDERMILL_TIER[\s\S]*PORT|PORT[\s\S]*RENDERMILL_TIER/,
+      );
     }
   });
 });

@@ -32,13 +32,16 @@ describe('prices in micro-dollars', () => {
   it.each([
     ['gpt-image-1', 40, [11_000, 42_000, 167_000]],
     ['gpt-image-1-mini', 8, [5_000, 11_000, 36_000]],
-  ] as const)('%s matches the published per-image prices within a tenth of a cent', (id, rate, prices) => {
-    const pricing = model(id).pricing as PerTokenPricing;
-    (['low', 'medium', 'high'] as const).forEach((quality, i) => {
-      const micros = outputTokensPerImage(pricing, '1024x1024', quality) * rate;
-      expect(Math.abs(micros - prices[i]!)).toBeLessThanOrEqual(1000);
-    });
-  });
+  ] as const)(
+    '%s matches the published per-image prices within a tenth of a cent',
+    (id, rate, prices) => {
+      const pricing = model(id).pricing as PerTokenPricing;
+      (['low', 'medium', 'high'] as const).forEach((quality, i) => {
+        const micros = outputTokensPerImage(pricing, '1024x1024', quality) * rate;
+        expect(Math.abs(micros - prices[i]!)).toBeLessThanOrEqual(1000);
+      });
+    },
+  );
 
   it('settles gpt-image models from usage', () => {
     const usage = {

@@ -24,7 +24,13 @@ describe('resolveItem', () => {
       { model: 'dall-e-2', size: '256x256', n: 2 },
       ctx,
     );
-    expect(spec).toEqual({ operation: 'generate', model: 'dall-e-2', prompt: 'a mug', size: '512x512', n: 2 });
+    expect(spec).toEqual({
+      operation: 'generate',
+      model: 'dall-e-2',
+      prompt: 'a mug',
+      size: '512x512',
+      n: 2,
+    });
   });
 
   it('defaults to the configured model at 1024x1024', () => {
@@ -37,13 +43,21 @@ describe('resolveItem', () => {
 
   it('names an unknown model and lists the known ones', () => {
     expect(problemsOf({ prompt: 'x', model: 'dall-e-9' })).toEqual([
-      { field: 'items[0].model', message: expect.stringMatching(/unknown model "dall-e-9"; known models: dall-e-2, dall-e-3/) },
+      {
+        field: 'items[0].model',
+        message: expect.stringMatching(
+          /unknown model "dall-e-9"; known models: dall-e-2, dall-e-3/,
+        ),
+      },
     ]);
   });
 
   it('names the field with the allowed sizes, at batch level when the default was wrong', () => {
     expect(problemsOf({ prompt: 'x' }, { model: 'dall-e-2', size: '300x300' })).toEqual([
-      { field: 'size', message: 'size "300x300" is not offered by dall-e-2; allowed: 256x256, 512x512, 1024x1024' },
+      {
+        field: 'size',
+        message: 'size "300x300" is not offered by dall-e-2; allowed: 256x256, 512x512, 1024x1024',
+      },
     ]);
   });
 
@@ -65,22 +79,31 @@ describe('resolveItem', () => {
   });
 
   it('checks qualities, styles, formats and their combinations', () => {
-    expect(problemsOf({ prompt: 'x', model: 'dall-e-2', quality: 'hd' })[0]?.message).toBe('dall-e-2 takes no quality');
-    expect(problemsOf({ prompt: 'x', model: 'dall-e-3', style: 'anime' })[0]?.message).toMatch(/allowed: vivid, natural/);
-    expect(problemsOf({ prompt: 'x', background: 'transparent', output_format: 'jpeg' })[0]?.field).toBe(
-      'items[0].background',
+    expect(problemsOf({ prompt: 'x', model: 'dall-e-2', quality: 'hd' })[0]?.message).toBe(
+      'dall-e-2 takes no quality',
     );
-    expect(problemsOf({ prompt: 'x', output_compression: 50 })[0]?.field).toBe('items[0].output_compression');
+    expect(problemsOf({ prompt: 'x', model: 'dall-e-3', style: 'anime' })[0]?.message).toMatch(
+      /allowed: vivid, natural/,
+    );
+    expect(
+      problemsOf({ prompt: 'x', background: 'transparent', output_format: 'jpeg' })[0]?.field,
+    ).toBe('items[0].background');
+    expect(problemsOf({ prompt: 'x', output_compression: 50 })[0]?.field).toBe(
+      'items[0].output_compression',
+    );
   });
 
   it('checks operations and their inputs', () => {
-    expect(problemsOf({ prompt: 'x', model: 'dall-e-3', operation: 'edit', image: 'a.png' })[0]?.message).toMatch(
-      /dall-e-3 cannot edit/,
+    expect(
+      problemsOf({ prompt: 'x', model: 'dall-e-3', operation: 'edit', image: 'a.png' })[0]?.message,
+    ).toMatch(/dall-e-3 cannot edit/);
+    expect(problemsOf({ prompt: 'x', operation: 'edit' })[0]?.message).toMatch(
+      /needs an input image/,
     );
-    expect(problemsOf({ prompt: 'x', operation: 'edit' })[0]?.message).toMatch(/needs an input image/);
-    expect(problemsOf({ model: 'dall-e-2', operation: 'variation', image: ['a.png', 'b.png'] })[0]?.message).toMatch(
-      /at most 1 input image/,
-    );
+    expect(
+      problemsOf({ model: 'dall-e-2', operation: 'variation', image: ['a.png', 'b.png'] })[0]
+        ?.message,
+    ).toMatch(/at most 1 input image/);
     expect(problemsOf({ model: 'dall-e-2', operation: 'variation', image: 'a.png' })).toEqual([]);
     expect(problemsOf({ prompt: 'x', image: 'a.png' })[0]?.field).toBe('items[0].image');
   });
@@ -93,7 +116,11 @@ describe('resolveItem', () => {
     // gpt-image-1.5 shuts down on 2026-12-01: still allowed on 2026-11-21, refused after.
     expect(problemsOf({ prompt: 'x', model: 'gpt-image-1.5' }, {}, openai)).toEqual([]);
     expect(
-      problemsOf({ prompt: 'x', model: 'gpt-image-1.5' }, {}, { ...openai, today: new Date('2026-12-01') })[0]?.message,
+      problemsOf(
+        { prompt: 'x', model: 'gpt-image-1.5' },
+        {},
+        { ...openai, today: new Date('2026-12-01') },
+      )[0]?.message,
     ).toMatch(/retired by OpenAI on 2026-12-01/);
     expect(problemsOf({ prompt: 'x', model: 'dall-e-2' })).toEqual([]);
   });
@@ -138,6 +165,8 @@ describe('ModelRegistry.load', () => {
     writeFileSync(file, JSON.stringify({ models: [{ id: 'x', operations: ['paint'] }] }));
     expect(() => ModelRegistry.load(file)).toThrow(RegistryFileError);
     expect(() => ModelRegistry.load(file)).toThrow(/operations/);
-    expect(() => ModelRegistry.load(path.join(dir, 'missing.json'))).toThrow(/cannot read model registry/);
+    expect(() => ModelRegistry.load(path.join(dir, 'missing.json'))).toThrow(
+      /cannot read model registry/,
+    );
   });
 });

@@ -1,0 +1,133 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/batches/batch-view.js';
+import { cleanEnv, runCli, type CliRun } from '../support/cli.js';
+
+let dataDir: string;
+let run: CliRun;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'rendermill-e2e-'));
+  // Nothing configured: Redis, S3 and the provider are all embedded, as in README's first command.
+  run = await runCli(
+    [
+      'render',
+      'examples/catalog.csv',
+      '--template',
+      'examples/thumbnail.template.txt',
+      '--size',
+      '256x256',
+      '--quality',
+      'low',
+      '--budget',
+      '1',
+      '--out',
+      path.join(dataDir, 'out'),
+    ],
+    cleanEnv({ RENDERMILL_DATA_DIR: dataDir, RENDERMILL_IMAGES_PER_MINUTE: '3000' }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('rendermill render on the example catalog', () => {
+  it('exits 0 and says what was embedded and what happened', () => {
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/embedded Redis: private redis-server/);
+    expect(run.stdout).toMatch(/embedded S3: local S3 server/);
+    expect(run.stdout).toMatch(/embedded Provider: simulator/);
+    expect(run.stdout).toMatch(/Batch batch_\w+ completed in [\d.]+ s: 50 images/);
+    expect(run.stdout).toMatch(/50 total · 50 rendered · 0 cached · 0 failed · 0 over budget/);
+  });
+
+  it('leaves 50 PNGs of the requested size and a complete manifest', async () => {
+    const out = path.join(dataDir, 'out');
+    const files = await readdir(out);
+    const pngs = files.filter((f) => f.endsWith('.png'));
+    expect(pngs).toHaveLength(50);
+    expect(pngs).toContain('SKU-1001.png');
+    const meta = await sharp(path.join(out, 'SKU-1001.png')).metadata();
+    expect([meta.width, meta.height]).toEqual([256, 256]);
+
+    const manifest = JSON.parse(
+      await readFile(path.join(out, 'manifest.json'), 'utf8'),
+    ) as Manifest;
+    expect(manifest.items).toHaveLength(50);
+    expect(manifest.items.every((i) => i.status === 'succeeded' && i.images.length === 1)).toBe(
+      true,
+    );
+    const sum = manifest.items.reduce((s, i) => s + Math.round(i.cost_usd * 1e6), 0);
+    expect(Math.round(manifest.batch.spend_usd * 1e6)).toBe(sum);
+    expect(manifest.batch.spend_usd).toBeLessThanOrEqual(1);
+    expect(manifest.items[0]?.prompt).toMatch(/Merino Crew-Neck Sweater in charcoal/);
+  });
+
+  it('stored the images and the manifest in the local bucket', async () => {
+    const bucketDir = path.join(dataDir, 's3', 'rendermill');
+    const listing = await readdir(bucketDir, { recursive: true });
+    expect(listing.filter((f) => /images\/.+\.png\._S3rver_object$/.test(f))).toHaveLength(50);
+    expect(listing.some((f) => /batches\/batch_\w+\/manifest\.json\._S3rver_object$/.test(f))).toBe(
+      true,
+    );
+  });
+});
+
+describe('rendermill render, refusing what it cannot do', () => {
+  it('names the install command when redis-server is missing', async () => {
+    const result = await runCli(
+      ['render', 'examples/catalog.csv', '--template', 'examples/thumbnail.template.txt'],
+      cleanEnv({ PATH: '/nonexistent', RENDERMILL_DATA_DIR: dataDir }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /redis-server is not installed\. Install it with: sudo apt-get install -y redis-server/,
+    );
+  });
+
+  it('names the catalog line and field of a bad item, before anything runs', async () => {
+    const result = await runCli(
+      [
+        'render',
+        'examples/catalog.csv',
+        '--template',
+        'examples/thumbnail.template.txt',
+        '--size',
+        '300x300',
+        '--model',
+        'dall-e-2',
+      ],
+      cleanEnv({ RENDERMILL_DATA_DIR: dataDir }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /size "300x300" is not offered by dall-e-2; allowed: 256x256, 512x512, 1024x1024/,
+    );
+  });
+
+  it('names a template column the catalog lacks', async () => {
+    const result = await runCli(
+      ['render', 'examples/catalog.csv', '--template', 'A {{brand}} {{title}}'],
+      cleanEnv({ RENDERMILL_DATA_DIR: dataDir }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /the template uses \{\{brand\}\} but the catalog has no such column/,
+    );
+  });
+
+  it('reports configuration errors in one readable block', async () => {
+    const result = await runCli(
+      ['render', 'examples/catalog.csv', '--template', 'examples/thumbnail.template.txt'],
+      cleanEnv({ RENDERMILL_TIER: 'free', RENDERMILL_DATA_DIR: dataDir }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /invalid configuration:\n {2}RENDERMILL_TIER: the free tier cannot use the Images API/,
+    );
+  });
+});

@@ -1,0 +1,116 @@
+import type { FastifyInstance } from 'fastify';
+import { startSimulator } from '../../infra/simulator/server.js';
+import { ApiKeys } from '../../src/api/auth.js';
+import { buildApi } from '../../src/api/server.js';
+import { loadConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/logging.js';
+import { startServices, type Services } from '../../src/runtime/services.js';
+import { startRenderWorkers } from '../../workers/render-workers.js';
+import type { RunningWorkers } from '../../workers/worker.js';
+import { startTestRedis } from './redis-server.js';
+import { startTestS3 } from './s3-server.js';
+
+export const TENANTS = { acme: 'acme-key-0123456789abcdef', globex: 'globex-key-0123456789abcd' };
+
+type SimulatorOptions = NonNullable<Parameters<typeof startSimulator>[0]>;
+
+export interface Harness {
+  redis: Awaited<ReturnType<typeof startTestRedis>>;
+  s3: Awaited<ReturnType<typeof startTestS3>>;
+  sim: Awaited<ReturnType<typeof startSimulator>>;
+  services: Services;
+  workers: RunningWorkers;
+  api: FastifyInstance;
+  /** The environment that points rendermill at this harness's Redis, S3 and simulator. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real redis-server, a real s3rver and the provider simulator, each on a free port, with
+ * rendermill's services, workers and API wired to them exactly as `rendermill start` does.
+ */
+export async function startHarness(
+  options: { simulator?: SimulatorOptions; env?: Record<string, string>; workers?: boolean } = {},
+): Promise<Harness> {
+  const [redis, s3, sim] = await Promise.all([
+    startTestRedis(),
+    startTestS3('rendermill'),
+    startSimulator({ imagesPerMinute: 6000, ...options.simulator }),
+  ]);
+  const env: Record<string, string> = {
+    REDIS_URL: redis.url,
+    S3_BUCKET: 'rendermill',
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_REGION: s3.region,
+    OPENAI_API_KEY: 'sk-harness',
+    OPENAI_BASE_URL: sim.url,
+    RENDERMILL_IMAGES_PER_MINUTE: String(options.simulator?.imagesPerMinute ?? 6000),
+    RENDERMILL_API_KEYS: Object.entries(TENANTS)
+      .map(([tenant, key]) => `${tenant}=${key}`)
+      .join(','),
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const services = await startServices(config, logger, { embed: false, provider: true });
+  const workers =
+    options.workers === false ? { close: async () => undefined } : startRenderWorkers(services);
+  const api = buildApi({
+    store: services.store,
+    queue: services.queue,
+    registry: services.registry,
+    storage: services.storage,
+    apiKeys: new ApiKeys(config.apiKeys),
+    logger,
+    defaultModel: config.defaultModel,
+    enforceRetirements: services.enforceRetirements,
+  });
+  await api.ready();
+  return {
+    redis,
+    s3,
+    sim,
+    services,
+    workers,
+    api,
+    env,
+    async stop() {
+      await api.close();
+      await workers.close();
+      await services.close();
+      await Promise.all([sim.stop(), s3.stop(), redis.stop()]);
+    },
+  };
+}
+
+export const auth = (tenant: keyof typeof TENANTS = 'acme') => ({
+  authorization: `Bearer ${TENANTS[tenant]}`,
+});
+
+/** Polls until the batch is completed and its manifest written, or fails after `timeoutMs`. */
+export async function waitForBatch(h: Harness, batchId: string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const batch = await h.services.store.get(batchId);
+    if (batch?.status === 'completed' && batch.manifest_key) return batch;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `batch ${batchId} did not complete in ${timeoutMs} ms: ${JSON.stringify(batch)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function submit(h: Harness, body: unknown, tenant: keyof typeof TENANTS = 'acme') {
+  return h.api.inject({
+    method: 'POST',
+    url: '/v1/batches',
+    headers: auth(tenant),
+    payload: body as object,
+  });
+}
