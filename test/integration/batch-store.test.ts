@@ -1,0 +1,102 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BatchStore, type ItemRecord } from '../../src/batches/batch-store.js';
+import { startTestRedis } from '../support/redis-server.js';
+
+let server: Awaited<ReturnType<typeof startTestRedis>>;
+let redis: Redis;
+let store: BatchStore;
+
+beforeAll(async () => {
+  server = await startTestRedis();
+  redis = new Redis(server.url);
+  store = new BatchStore(redis);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.stop();
+});
+
+const item = (id: string, index: number): ItemRecord => ({
+  id,
+  index,
+  status: 'queued',
+  spec: { operation: 'generate', model: 'dall-e-2', prompt: id, size: '256x256', n: 1 },
+  hash: `hash-${id}`,
+  cost_micros: 0,
+  images: [],
+  attempts: 0,
+  updated_at: new Date().toISOString(),
+});
+
+async function newBatch(id: string, count: number, budgetMicros?: number) {
+  const items = Array.from({ length: count }, (_, i) => item(`i${i}`, i));
+  await store.create(
+    {
+      id,
+      tenant: 't1',
+      created_at: new Date().toISOString(),
+      budget_micros: budgetMicros,
+      metadata: {},
+    },
+    items,
+  );
+  return items;
+}
+
+describe('BatchStore', () => {
+  it('keeps counts, spend and completion consistent through transitions', async () => {
+    const [a, b] = await newBatch('b1', 2);
+    expect((await store.get('b1'))?.counts.queued).toBe(2);
+
+    expect(await store.transition('b1', { ...a!, status: 'running' })).toBe('updated');
+    expect((await store.get('b1'))?.status).toBe('running');
+    expect(
+      await store.transition(
+        'b1',
+        { ...a!, status: 'succeeded', cost_micros: 16_000 },
+        { spendMicros: 16_000 },
+      ),
+    ).toBe('updated');
+    // A final state is final: a re-run job cannot move the item or count its money twice.
+    expect(await store.transition('b1', { ...a!, status: 'failed' }, { spendMicros: 16_000 })).toBe(
+      'ignored',
+    );
+    expect(await store.transition('b1', { ...b!, status: 'failed' })).toBe('batch_completed');
+
+    const batch = await store.get('b1');
+    expect(batch).toMatchObject({ status: 'completed', total: 2, spent_micros: 16_000 });
+    expect(batch?.counts).toMatchObject({ queued: 0, running: 0, succeeded: 1, failed: 1 });
+    expect((await store.item('b1', 'i0'))?.status).toBe('succeeded');
+    expect((await store.items('b1')).map((i) => i.id)).toEqual(['i0', 'i1']);
+  });
+
+  it('reserves atomically: concurrent reservations never pass the budget', async () => {
+    await newBatch('b2', 1, 100_000);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => store.reserve('b2', 16_000)),
+    );
+    expect(results.filter(Boolean)).toHaveLength(6); // 6 × 16,000 ≤ 100,000 < 7 × 16,000
+    expect((await store.get('b2'))?.reserved_micros).toBe(96_000);
+    await store.release('b2', 16_000);
+    expect(await store.reserve('b2', 16_000)).toBe(true);
+  });
+
+  it('counts spent and reserved money together against the budget', async () => {
+    const [a] = await newBatch('b3', 1, 20_000);
+    expect(await store.reserve('b3', 16_000)).toBe(true);
+    await store.transition(
+      'b3',
+      { ...a!, status: 'succeeded' },
+      { spendMicros: 16_000, releaseMicros: 16_000 },
+    );
+    expect(await store.reserve('b3', 16_000)).toBe(false);
+    expect(await store.reserve('b3', 4_000)).toBe(true);
+  });
+
+  it('reads another tenant’s batch as missing', async () => {
+    await newBatch('b4', 1);
+    expect(await store.getForTenant('t1', 'b4')).toBeDefined();
+    expect(await store.getForTenant('t2', 'b4')).toBeUndefined();
+  });
+});
