@@ -36,6 +36,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     disableRequestLogging: true,
   });
   app.decorateRequest('tenant', '');
+  // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/')) return;
@@ -81,14 +83,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof RequestValidationError) {
-      return reply
-        .code(400)
-        .send(
-          errorBody(error.code, error.message, {
-            field: error.field ?? null,
-            details: error.details,
-          }),
-        );
+      return reply.code(400).send(
+        errorBody(error.code, error.message, {
+          field: error.field ?? null,
+          details: error.details,
+        }),
+      );
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return reply

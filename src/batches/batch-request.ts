@@ -44,7 +44,10 @@ export const batchRequestSchema = z
     ...renderOptions,
     budget_usd: z.number().positive().max(1_000_000).optional(),
     metadata: z.record(z.string(), z.string().max(500)).optional(),
-    items: z.array(batchItemSchema).min(1).max(MAX_ITEMS_PER_REQUEST),
+    items: z
+      .array(batchItemSchema)
+      .min(1, 'a batch needs at least one item')
+      .max(MAX_ITEMS_PER_REQUEST, `at most ${MAX_ITEMS_PER_REQUEST} items per request`),
   })
   .strict();
 

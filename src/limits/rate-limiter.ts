@@ -24,10 +24,15 @@ export class LocalRateLimiter implements RateLimiter {
   constructor(imagesPerMinute: number) {
     const perRefill = Math.max(1, Math.ceil((MIN_REFILL_INTERVAL_MS * imagesPerMinute) / 60_000));
     this.burst = Math.max(perRefill, Math.ceil(imagesPerMinute / 60));
+    const refillMs = (60_000 * perRefill) / imagesPerMinute;
     this.bottleneck = new Bottleneck({
       reservoir: this.burst,
       reservoirIncreaseAmount: perRefill,
-      reservoirIncreaseInterval: (60_000 * perRefill) / imagesPerMinute,
+      // Bottleneck checks for a refill only on its heartbeat (default 250 ms) and only once
+      // `interval` has fully passed since the last one, so an interval equal to the heartbeat
+      // would skip every other beat on timer jitter. Refill on every beat instead.
+      heartbeatInterval: refillMs,
+      reservoirIncreaseInterval: refillMs * 0.9,
       reservoirIncreaseMaximum: this.burst,
     });
   }

@@ -40,7 +40,8 @@ describe('POST /v1/batches', () => {
   });
 
   it.each([
-    [{ model: 'dall-e-9', items: [item] }, 'items[0].model', /unknown model "dall-e-9"/],
+    [{ model: 'dall-e-9', items: [item] }, 'model', /unknown model "dall-e-9"/],
+    [{ items: [{ ...item, model: 'dall-e-9' }] }, 'items[0].model', /unknown model "dall-e-9"/],
     [
       { model: 'dall-e-2', size: '300x300', items: [item] },
       'size',
@@ -53,7 +54,7 @@ describe('POST /v1/batches', () => {
     ],
     [{ model: 'dall-e-2', items: [{ ...item, n: 11 }] }, 'items[0].n', /between 1 and 10/],
     [{ model: 'dall-e-3', items: [{ ...item, n: 2 }] }, 'items[0].n', /between 1 and 1/],
-    [{ items: [] }, 'items', /at least 1/],
+    [{ items: [] }, 'items', /a batch needs at least one item/],
     [{ items: [item, item] }, 'items[1].id', /also used by items\[0\]/],
     [{ items: [{ id: 'x', prompt: 1 }] }, 'items[0].prompt', /string/],
     [{ items: [item], colour: 'red' }, '', /colour/],
