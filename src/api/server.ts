@@ -33,7 +33,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes ?? 32 * 1024 * 1024,
-    disableRequestLogging: true,
   });
   app.decorateRequest('tenant', '');
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
