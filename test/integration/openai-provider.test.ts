@@ -6,6 +6,7 @@ import {
   startSimulator,
   textTokens,
   type RunningSimulator,
+  type SimulatorKnobs,
 } from '../../infra/simulator/server.js';
 import {
   ModelUnavailableError,
@@ -189,7 +190,7 @@ describe('each provider failure becomes a typed error', () => {
     ['503', { failNext: { count: 1, status: 503 } }, ProviderUnavailableError, /503/],
     ['500 (errorRate 1)', { errorRate: 1 }, ProviderUnavailableError, /provider error 5\d\d/],
   ] as const)('%s', async (_name, knobs, type, message) => {
-    sim.setKnobs(knobs);
+    sim.setKnobs(knobs as Partial<SimulatorKnobs>);
     const error = await render().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(type);
     expect((error as Error).message).toMatch(message);
