@@ -1,7 +1,6 @@
-import { buildApi } from '../api/server.js';
-import { ApiKeys } from '../api/auth.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
+import { buildApiForServices } from '../runtime/api-for-services.js';
 import { startServices } from '../runtime/services.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 
@@ -44,18 +43,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
       'worker started',
     );
   }
-  const api = options.api
-    ? buildApi({
-        store: services.store,
-        queue: services.queue,
-        registry: services.registry,
-        storage: services.storage,
-        apiKeys: new ApiKeys(config.apiKeys),
-        logger,
-        defaultModel: config.defaultModel,
-        enforceRetirements: services.enforceRetirements,
-      })
-    : undefined;
+  const api = options.api ? buildApiForServices(services) : undefined;
   if (api) {
     const address = await api.listen({ port: config.port, host: '0.0.0.0' });
     logger.info({ address }, 'API listening');

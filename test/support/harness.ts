@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { startSimulator } from '../../infra/simulator/server.js';
-import { ApiKeys } from '../../src/api/auth.js';
-import { buildApi } from '../../src/api/server.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/logging.js';
+import { buildApiForServices } from '../../src/runtime/api-for-services.js';
 import { startServices, type Services } from '../../src/runtime/services.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import type { RunningWorkers } from '../../workers/worker.js';
@@ -59,16 +58,7 @@ export async function startHarness(
   const services = await startServices(config, logger, { embed: false, provider: true });
   const workers =
     options.workers === false ? { close: async () => undefined } : startRenderWorkers(services);
-  const api = buildApi({
-    store: services.store,
-    queue: services.queue,
-    registry: services.registry,
-    storage: services.storage,
-    apiKeys: new ApiKeys(config.apiKeys),
-    logger,
-    defaultModel: config.defaultModel,
-    enforceRetirements: services.enforceRetirements,
-  });
+  const api = buildApiForServices(services);
   await api.ready();
   return {
     redis,
