@@ -4,16 +4,13 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 const REDACT = [
   'apiKey',
   '*.apiKey',
-  'key',
-  '*.key_value',
+  '*.*.apiKey',
   'authorization',
   'headers.authorization',
   'req.headers.authorization',
-  'req.headers["x-api-key"]',
   'secretAccessKey',
   '*.secretAccessKey',
   '*.*.secretAccessKey',
-  '*.*.apiKey',
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
