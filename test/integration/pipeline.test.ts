@@ -186,6 +186,11 @@ describe('the render pipeline', () => {
           mask: 'inputs/mask.png',
         },
         { id: 'variation', operation: 'variation', image: 'inputs/mug.png', n: 2 },
+        {
+          id: 'from-url',
+          operation: 'variation',
+          image: await h.s3.storage.presignedUrl('inputs/mug.png', 300),
+        },
         { id: 'not-square', operation: 'variation', image: 'inputs/wide.png' },
         { id: 'missing', operation: 'variation', image: 'inputs/nope.png' },
       ],
@@ -193,9 +198,10 @@ describe('the render pipeline', () => {
     const byId = Object.fromEntries(manifest.items.map((i) => [i.id, i]));
     expect(byId.edit!.status).toBe('succeeded');
     expect(byId.variation!.images).toHaveLength(2);
+    expect(byId['from-url']!.status).toBe('succeeded');
     expect(byId['not-square']!.error?.code).toBe('invalid_input_image');
     expect(byId['not-square']!.error?.message).toMatch(/300x200; dall-e-2 needs a square image/);
     expect(byId.missing!.error?.message).toMatch(/does not exist/);
-    expect(h.sim.stats().byEndpoint).toMatchObject({ edits: 1, variations: 1 });
+    expect(h.sim.stats().byEndpoint).toMatchObject({ edits: 1, variations: 2 });
   });
 });
