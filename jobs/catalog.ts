@@ -52,6 +52,11 @@ export interface AttemptInfo {
   /** 1 for the first run of the job. */
   attempt: number;
   maxAttempts: number;
+  /**
+   * Aborted when the worker is shutting down and the grace period is over: waits end early
+   * and the job is left for another worker to retry.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export type JobProcessor<N extends JobName> = (

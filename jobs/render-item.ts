@@ -1,9 +1,16 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type { BatchStore, ItemRecord, StoredImage } from '../src/batches/batch-store.js';
+import pRetry from 'p-retry';
+import type {
+  BatchStore,
+  ItemRecord,
+  ReserveOutcome,
+  StoredImage,
+} from '../src/batches/batch-store.js';
 import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
 import {
   BudgetExceededError,
+  PaidResultError,
   ModelUnavailableError,
   RendermillError,
   isRetryable,
@@ -58,7 +65,7 @@ export function pricedRequest(spec: RenderSpec): PricedRequest {
 export function createRenderItemProcessor(deps: RenderItemDeps) {
   return async function renderItem(
     { batchId, itemId, spec }: JobPayload<'render-item'>,
-    { attempt, maxAttempts }: AttemptInfo,
+    { attempt, maxAttempts, signal }: AttemptInfo,
   ): Promise<void> {
     const started = Date.now();
     const log = deps.logger.child({ batch: batchId, item: itemId });
@@ -108,9 +115,12 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     const priced = pricedRequest(spec);
     const maxMicros = maxCostMicros(model, priced);
     await deps.store.transition(batchId, record({ status: 'running' }));
-    if (!(await deps.store.reserve(batchId, maxMicros))) {
+    const reservation = await reserveBudget(deps.store, batchId, maxMicros, signal);
+    if (reservation !== 'reserved') {
       const error = new BudgetExceededError(
-        `the batch budget cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`,
+        reservation === 'exhausted'
+          ? `the batch budget cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
+          : `in-flight items held the rest of the budget for over ${RESERVATION_WAIT_MS / 1000} s`,
       );
       await finish(record({ status: 'budget_exceeded', error: describe(error) }), {});
       return;
@@ -124,51 +134,93 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage) : undefined;
       await checkInputImages(model, images, mask);
 
-      const result = await callProvider(
-        deps.provider,
-        deps.limiter,
-        { spec, images, mask },
-        deps.retryPolicy,
-        (error, n) => log.warn({ err: error.message, try: n }, 'provider call failed; retrying'),
-      );
+      let result;
+      try {
+        result = await callProvider(
+          deps.provider,
+          deps.limiter,
+          { spec, images, mask, signal },
+          deps.retryPolicy,
+          (error, n) => log.warn({ err: error.message, try: n }, 'provider call failed; retrying'),
+        );
+      } catch (error) {
+        // Billed but unusable: the money is gone whether or not we can use the result.
+        if (error instanceof PaidResultError)
+          paidMicros = actualCostMicros(model, priced, error.usage);
+        throw error;
+      }
       paidMicros = actualCostMicros(model, priced, result.usage);
 
       const stored: StoredImage[] = [];
       for (const [index, image] of result.images.entries()) {
         const key = imageKey(item.hash, index, image.format);
-        await deps.storage.put({
-          key,
-          body: image.data,
-          contentType: CONTENT_TYPES[image.format],
-          metadata: {
-            'request-hash': item.hash,
-            model: spec.model,
-            size: spec.size,
-            'cost-usd': String(microsToUsd(paidMicros / result.images.length)),
-          },
-        });
+        // The images are paid for: retry a storage hiccup here rather than buy them again.
+        await pRetry(
+          () =>
+            deps.storage.put({
+              key,
+              body: image.data,
+              contentType: CONTENT_TYPES[image.format],
+              metadata: {
+                'request-hash': item.hash,
+                model: spec.model,
+                size: spec.size,
+                'cost-usd': String(microsToUsd(paidMicros / result.images.length)),
+              },
+            }),
+          { retries: UPLOAD_RETRIES, minTimeout: 200, signal },
+        );
         stored.push({ key, format: image.format, bytes: image.data.length });
       }
       await finish(
-        record({ status: 'succeeded', cost_micros: paidMicros, images: stored, error: undefined }),
-        {
-          spendMicros: paidMicros,
-          releaseMicros: maxMicros,
-        },
+        record({
+          status: 'succeeded',
+          cost_micros: item.cost_micros + paidMicros,
+          images: stored,
+          error: undefined,
+        }),
+        { spendMicros: paidMicros, releaseMicros: maxMicros },
       );
     } catch (error) {
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
       const money = { spendMicros: paidMicros, releaseMicros: maxMicros };
+      const cost_micros = item.cost_micros + paidMicros;
       if (isRetryable(error) && attempt < maxAttempts) {
-        await deps.store.transition(batchId, record({ status: 'queued', error: reason }), money);
+        await deps.store.transition(
+          batchId,
+          record({ status: 'queued', cost_micros, error: reason }),
+          money,
+        );
         log.warn({ err: reason, attempt }, 'attempt failed; the job will be retried');
         throw error;
       }
-      await finish(record({ status: 'failed', cost_micros: paidMicros, error: reason }), money);
+      await finish(record({ status: 'failed', cost_micros, error: reason }), money);
       throw new UnrecoverableError(reason.message);
     }
   };
+}
+
+/** How long an item waits for in-flight items to settle before it gives up on the budget. */
+export const RESERVATION_WAIT_MS = 120_000;
+const UPLOAD_RETRIES = 3;
+
+/**
+ * Reserves the item's maximum price. When only money held by in-flight calls is in the way,
+ * waits for them to settle (they usually cost less than they reserved) instead of giving up.
+ */
+async function reserveBudget(
+  store: BatchStore,
+  batchId: string,
+  micros: number,
+  signal: AbortSignal | undefined,
+): Promise<ReserveOutcome> {
+  const deadline = Date.now() + RESERVATION_WAIT_MS;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
+    const outcome = await store.reserve(batchId, micros);
+    if (outcome !== 'wait' || Date.now() > deadline || signal?.aborted) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
 }
 
 function describe(error: unknown): { code: string; message: string } {

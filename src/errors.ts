@@ -1,3 +1,5 @@
+import type { ProviderUsage } from './models/pricing.js';
+
 /**
  * Typed errors. The class of an error, not its message, decides what happens next:
  * - `retryable` errors are tried again (with backoff) by the provider call or the job;
@@ -73,6 +75,22 @@ export class ProviderAuthError extends RendermillError {
 export class ProviderQuotaError extends RendermillError {
   override name = 'ProviderQuotaError';
   readonly code = 'provider_quota_exhausted';
+}
+
+/**
+ * The provider billed the call but its result cannot be used (an image URL that would not
+ * download, fewer images than asked for, bytes that are not an image). Never retried by
+ * calling again — that would pay twice — and `usage` lets the cost be recorded.
+ */
+export class PaidResultError extends RendermillError {
+  override name = 'PaidResultError';
+  readonly code = 'unusable_result';
+  constructor(
+    message: string,
+    readonly usage?: ProviderUsage,
+  ) {
+    super(message);
+  }
 }
 
 /** The batch's budget cannot hold this item's maximum price. */

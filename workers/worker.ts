@@ -15,6 +15,11 @@ export interface WorkerOptions {
   /** Jobs processed at once per queue in this process. */
   concurrency: number;
   prefix?: string;
+  /**
+   * On close, how long in-flight jobs may run on before their provider calls, retry waits and
+   * budget waits are aborted (their jobs are then retried elsewhere). Default 10 s.
+   */
+  shutdownGraceMs?: number;
 }
 
 /**
@@ -28,6 +33,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
   );
   if (missing.length > 0) throw new Error(`no processor for job(s): ${missing.join(', ')}`);
 
+  const shutdown = new AbortController();
   const workers = QUEUE_NAMES.map((queueName) => {
     const worker = new Worker(
       queueName,
@@ -43,6 +49,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         await processor(parsed.data, {
           attempt: job.attemptsMade + 1,
           maxAttempts: job.opts.attempts ?? 1,
+          signal: shutdown.signal,
         });
       },
       {
@@ -65,7 +72,12 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
 
   return {
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
+      const abort = setTimeout(() => shutdown.abort(), options.shutdownGraceMs ?? 10_000);
+      try {
+        await Promise.all(workers.map((w) => w.close()));
+      } finally {
+        clearTimeout(abort);
+      }
     },
   };
 }

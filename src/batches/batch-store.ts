@@ -43,6 +43,7 @@ export interface BatchRecord {
 }
 
 export type TransitionOutcome = 'ignored' | 'updated' | 'batch_completed';
+export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
 
 /**
  * Batches and their items in Redis. All keys of one batch share a hash tag ({id}) so the
@@ -137,14 +138,17 @@ export class BatchStore {
 
   /** Every item of the batch, in submission order. */
   async items(batchId: string): Promise<ItemRecord[]> {
-    const items: ItemRecord[] = [];
+    const items = new Map<string, ItemRecord>();
     let cursor = '0';
     do {
       const [next, entries] = await this.redis.hscan(this.itemsKey(batchId), cursor, 'COUNT', 1000);
       cursor = next;
-      for (let i = 1; i < entries.length; i += 2) items.push(JSON.parse(entries[i]!) as ItemRecord);
+      for (let i = 1; i < entries.length; i += 2) {
+        const item = JSON.parse(entries[i]!) as ItemRecord;
+        items.set(item.id, item); // HSCAN may return an entry twice while Redis rehashes
+      }
     } while (cursor !== '0');
-    return items.sort((a, b) => a.index - b.index);
+    return [...items.values()].sort((a, b) => a.index - b.index);
   }
 
   /**
@@ -172,15 +176,27 @@ export class BatchStore {
   }
 
   /**
-   * Holds `micros` of the batch's budget for a call about to be made. Returns false when
-   * spent + already reserved + this would pass the budget. Batches without a budget always pass.
+   * Holds `micros` of the batch's budget for a call about to be made, atomically.
+   * `reserved`: go ahead. `exhausted`: what is already spent leaves no room, now or later.
+   * `wait`: money held by in-flight calls is in the way; they settle (usually below their
+   * reservation) within one call's time. Batches without a budget are always `reserved`.
    */
-  async reserve(batchId: string, micros: Micros): Promise<boolean> {
-    return (await this.scripts.rmReserve(this.metaKey(batchId), micros)) === 1;
+  async reserve(batchId: string, micros: Micros): Promise<ReserveOutcome> {
+    const result = await this.scripts.rmReserve(this.metaKey(batchId), micros);
+    return result === 1 ? 'reserved' : result === 2 ? 'wait' : 'exhausted';
   }
 
   async release(batchId: string, micros: Micros): Promise<void> {
     await this.redis.hincrby(this.metaKey(batchId), 'reserved_micros', -micros);
+  }
+
+  /** Removes a batch that could not be fully queued, so nothing is left half-created. */
+  async delete(batchId: string, tenant: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(this.metaKey(batchId), this.itemsKey(batchId))
+      .zrem(this.tenantKey(tenant), batchId)
+      .exec();
   }
 
   async setManifestKey(batchId: string, key: string): Promise<void> {
@@ -195,9 +211,13 @@ interface RedisWithScripts {
 
 // KEYS: meta, items. ARGV: item id, record JSON, new status, spend delta, reserved delta,
 // now, terminal statuses. Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed.
+// Money moves even when the item is already final: a duplicate run (a stalled job re-run
+// while the first still worked) really paid, and its reservation must not leak.
 const TRANSITION_LUA = `
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
+if tonumber(ARGV[4]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'spent_micros', ARGV[4]) end
+if tonumber(ARGV[5]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved_micros', ARGV[5]) end
 local terminal = {}
 for s in string.gmatch(ARGV[7], '[^,]+') do terminal[s] = true end
 local oldStatus = cjson.decode(old).status
@@ -206,8 +226,6 @@ local newStatus = ARGV[3]
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'count:' .. oldStatus, -1)
 redis.call('HINCRBY', KEYS[1], 'count:' .. newStatus, 1)
-if tonumber(ARGV[4]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'spent_micros', ARGV[4]) end
-if tonumber(ARGV[5]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved_micros', ARGV[5]) end
 local batchStatus = redis.call('HGET', KEYS[1], 'status')
 if terminal[newStatus] then
   local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
@@ -220,14 +238,17 @@ if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running')
 return 1
 `;
 
-// KEYS: meta. ARGV: micros. Returns 1 reserved, 0 over budget.
+// KEYS: meta. ARGV: micros. Returns 1 reserved; 0 the budget cannot hold it even once
+// everything in flight settles; 2 it does not fit now, but may once in-flight items settle.
 const RESERVE_LUA = `
 local budget = redis.call('HGET', KEYS[1], 'budget_micros')
 local amount = tonumber(ARGV[1])
 if budget then
+  budget = tonumber(budget)
   local spent = tonumber(redis.call('HGET', KEYS[1], 'spent_micros') or '0')
   local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved_micros') or '0')
-  if spent + reserved + amount > tonumber(budget) then return 0 end
+  if spent + amount > budget then return 0 end
+  if spent + reserved + amount > budget then return 2 end
 end
 redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount)
 return 1

@@ -15,6 +15,8 @@ export interface SubmitBatchDeps {
   registry: ModelRegistry;
   defaultModel: string;
   enforceRetirements: boolean;
+  /** The most images one request may ask for under the account's rate limit. */
+  maxImagesPerRequest: number;
   now?: () => Date;
 }
 
@@ -71,6 +73,7 @@ export async function submitBatch(
       registry: deps.registry,
       defaultModel: deps.defaultModel,
       enforceRetirements: deps.enforceRetirements,
+      maxImagesPerRequest: deps.maxImagesPerRequest,
       today: now,
     });
     if (!resolved.spec) {
@@ -102,13 +105,19 @@ export async function submitBatch(
     },
     items,
   );
-  await deps.queue.addBulk(
-    'render-item',
-    items.map((item) => ({
-      jobId: `${batchId}-${item.index}`,
-      payload: { batchId, itemId: item.id, tenant, spec: item.spec },
-    })),
-  );
+  try {
+    await deps.queue.addBulk(
+      'render-item',
+      items.map((item) => ({
+        jobId: `${batchId}-${item.index}`,
+        payload: { batchId, itemId: item.id, tenant, spec: item.spec },
+      })),
+    );
+  } catch (error) {
+    // Jobs already queued find no item and end without rendering anything.
+    await deps.store.delete(batchId, tenant);
+    throw error;
+  }
   const batch = await deps.store.get(batchId);
   if (!batch) throw new Error(`batch ${batchId} vanished after it was created`);
   return batch;

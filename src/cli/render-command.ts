@@ -11,6 +11,7 @@ import { loadConfig } from '../config/config.js';
 import { RequestValidationError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import { startServices, type Services } from '../runtime/services.js';
+import { submitDepsFor } from '../runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import { createProgressDisplay, formatUsd } from './progress.js';
 import { manifestKey } from '../../jobs/finalize-batch.js';
@@ -78,17 +79,7 @@ export async function renderCommand(catalogPath: string, options: RenderOptions)
 
     let batch: BatchRecord;
     try {
-      batch = await submitBatch(
-        {
-          store: services.store,
-          queue: services.queue,
-          registry: services.registry,
-          defaultModel: config.defaultModel,
-          enforceRetirements: services.enforceRetirements,
-        },
-        'local',
-        request,
-      );
+      batch = await submitBatch(submitDepsFor(services), 'local', request);
     } catch (error) {
       if (error instanceof RequestValidationError) throw catalogError(error, catalog.rows);
       throw error;

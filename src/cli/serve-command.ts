@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
-import { buildApiForServices } from '../runtime/api-for-services.js';
+import { buildApiForServices } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 

@@ -8,6 +8,12 @@ export interface RateLimiter {
   stop(): Promise<void>;
 }
 
+/**
+ * The most images one request may ask for under a limit: one second's worth. Providers
+ * enforce limits over short windows, so a heavier request is refused every time.
+ */
+export const imagesAllowedAtOnce = (imagesPerMinute: number) => Math.ceil(imagesPerMinute / 60);
+
 /** Refill at least this often, so the allowance arrives smoothly rather than once a minute. */
 const MIN_REFILL_INTERVAL_MS = 50;
 
@@ -23,7 +29,7 @@ export class LocalRateLimiter implements RateLimiter {
 
   constructor(imagesPerMinute: number) {
     const perRefill = Math.max(1, Math.ceil((MIN_REFILL_INTERVAL_MS * imagesPerMinute) / 60_000));
-    this.burst = Math.max(perRefill, Math.ceil(imagesPerMinute / 60));
+    this.burst = imagesAllowedAtOnce(imagesPerMinute);
     const refillMs = (60_000 * perRefill) / imagesPerMinute;
     this.bottleneck = new Bottleneck({
       reservoir: this.burst,

@@ -14,6 +14,8 @@ export interface ValidationContext {
   /** Refuse models OpenAI has retired (true when talking to OpenAI itself). */
   enforceRetirements: boolean;
   today: Date;
+  /** The most images one request may ask for under the account's rate limit. */
+  maxImagesPerRequest: number;
 }
 
 type Defaults = Omit<Partial<BatchItemInput>, 'id' | 'prompt' | 'image' | 'mask'>;
@@ -79,6 +81,11 @@ export function resolveItem(
   const n = pick('n') ?? 1;
   if (n < model.n.min || n > model.n.max) {
     problem('n', `n must be between ${model.n.min} and ${model.n.max} for ${model.id}, got ${n}`);
+  } else if (n > ctx.maxImagesPerRequest) {
+    problem(
+      'n',
+      `n=${n} can never pass the rate limit, which allows ${ctx.maxImagesPerRequest} images at once; lower n or raise RENDERMILL_TIER`,
+    );
   }
 
   const quality = checkChoice('quality', pick('quality'), model.qualities, model, problem);

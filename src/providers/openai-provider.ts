@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
-import { ProviderUnavailableError } from '../errors.js';
+import pRetry from 'p-retry';
+import { PaidResultError } from '../errors.js';
+import type { ProviderUsage } from '../models/pricing.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import type {
   ImageProvider,
@@ -11,6 +13,8 @@ import type {
 } from './image-provider.js';
 import { toProviderError } from './provider-errors.js';
 import { sniffImageFormat } from './sniff-format.js';
+
+const DOWNLOAD_RETRIES = 3;
 
 export interface OpenAIProviderOptions {
   baseURL: string;
@@ -94,38 +98,62 @@ export class OpenAIImageProvider implements ImageProvider {
           requestOptions,
         );
       }
-      const rendered = await Promise.all((response.data ?? []).map((d) => this.decode(d, signal)));
-      if (rendered.length !== spec.n) {
-        // Paying for images we did not receive would be silent loss; treat as a failed call.
-        throw new ProviderUnavailableError(
-          `provider returned ${rendered.length} image(s) where ${spec.n} were asked for`,
+      // From here on the call is paid for: failures must not make anyone call again.
+      const usage = response.usage;
+      const data = response.data ?? [];
+      if (data.length !== spec.n) {
+        throw new PaidResultError(
+          `provider returned ${data.length} image(s) where ${spec.n} were asked for`,
+          usage,
         );
       }
-      return { images: rendered, usage: response.usage };
+      const rendered = await Promise.all(data.map((d) => this.decode(d, usage, signal)));
+      return { images: rendered, usage };
     } catch (error) {
       throw toProviderError(error);
     }
   }
 
-  private async decode(datum: OpenAI.Images.Image, signal?: AbortSignal): Promise<RenderedImage> {
+  private async decode(
+    datum: OpenAI.Images.Image,
+    usage: ProviderUsage | undefined,
+    signal?: AbortSignal,
+  ): Promise<RenderedImage> {
     let data: Buffer;
     if (datum.b64_json) {
       data = Buffer.from(datum.b64_json, 'base64');
     } else if (datum.url) {
-      const response = await this.fetchImpl(datum.url, {
-        signal: signal ?? AbortSignal.timeout(this.options.timeoutMs),
-      });
-      if (!response.ok) {
-        throw new ProviderUnavailableError(`downloading the image failed with ${response.status}`);
-      }
-      data = Buffer.from(await response.arrayBuffer());
+      data = await this.download(datum.url, usage, signal);
     } else {
-      throw new ProviderUnavailableError('provider answered without b64_json or url');
+      throw new PaidResultError('provider answered without b64_json or url', usage);
     }
     const format = sniffImageFormat(data);
-    if (!format)
-      throw new ProviderUnavailableError('provider returned bytes that are not an image');
+    if (!format) throw new PaidResultError('provider returned bytes that are not an image', usage);
     return { data, format };
+  }
+
+  /** Image URLs expire (OpenAI's after an hour): fetch now, retrying brief network trouble. */
+  private async download(url: string, usage: ProviderUsage | undefined, signal?: AbortSignal) {
+    try {
+      return await pRetry(
+        async () => {
+          const response = await this.fetchImpl(url, {
+            signal: AbortSignal.any([
+              AbortSignal.timeout(this.options.timeoutMs),
+              ...(signal ? [signal] : []),
+            ]),
+          });
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          return Buffer.from(await response.arrayBuffer());
+        },
+        { retries: DOWNLOAD_RETRIES, minTimeout: 250, signal },
+      );
+    } catch (error) {
+      throw new PaidResultError(
+        `the provider's image URL could not be downloaded: ${(error as Error).message}`,
+        usage,
+      );
+    }
   }
 }
 

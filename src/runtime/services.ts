@@ -60,6 +60,10 @@ export async function startServices(
     const missing = [
       !config.redisUrl && 'REDIS_URL',
       config.embedS3 && 'AWS_ENDPOINT_URL_S3 (or AWS credentials)',
+      // A worker that quietly rendered with the simulator would store fake images as real.
+      options.provider &&
+        !config.provider &&
+        'OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway or the simulator)',
     ].filter(Boolean);
     if (missing.length > 0) {
       throw new ConfigError(

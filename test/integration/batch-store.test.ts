@@ -58,14 +58,26 @@ describe('BatchStore', () => {
         { spendMicros: 16_000 },
       ),
     ).toBe('updated');
-    // A final state is final: a re-run job cannot move the item or count its money twice.
-    expect(await store.transition('b1', { ...a!, status: 'failed' }, { spendMicros: 16_000 })).toBe(
-      'ignored',
-    );
+    // A final state is final: a duplicate run cannot move the item, but money it really
+    // paid is still counted, and what it reserved is released.
+    expect(await store.reserve('b1', 20_000)).toBe('reserved');
+    expect(
+      await store.transition(
+        'b1',
+        { ...a!, status: 'failed' },
+        { spendMicros: 16_000, releaseMicros: 20_000 },
+      ),
+    ).toBe('ignored');
+    expect((await store.item('b1', 'i0'))?.status).toBe('succeeded');
     expect(await store.transition('b1', { ...b!, status: 'failed' })).toBe('batch_completed');
 
     const batch = await store.get('b1');
-    expect(batch).toMatchObject({ status: 'completed', total: 2, spent_micros: 16_000 });
+    expect(batch).toMatchObject({
+      status: 'completed',
+      total: 2,
+      spent_micros: 32_000,
+      reserved_micros: 0,
+    });
     expect(batch?.counts).toMatchObject({ queued: 0, running: 0, succeeded: 1, failed: 1 });
     expect((await store.item('b1', 'i0'))?.status).toBe('succeeded');
     expect((await store.items('b1')).map((i) => i.id)).toEqual(['i0', 'i1']);
@@ -76,27 +88,38 @@ describe('BatchStore', () => {
     const results = await Promise.all(
       Array.from({ length: 50 }, () => store.reserve('b2', 16_000)),
     );
-    expect(results.filter(Boolean)).toHaveLength(6); // 6 × 16,000 ≤ 100,000 < 7 × 16,000
+    // 6 × 16,000 ≤ 100,000 < 7 × 16,000. Nothing is spent yet, so the rest wait, not give up.
+    expect(results.filter((r) => r === 'reserved')).toHaveLength(6);
+    expect(results.filter((r) => r === 'wait')).toHaveLength(44);
     expect((await store.get('b2'))?.reserved_micros).toBe(96_000);
     await store.release('b2', 16_000);
-    expect(await store.reserve('b2', 16_000)).toBe(true);
+    expect(await store.reserve('b2', 16_000)).toBe('reserved');
   });
 
   it('counts spent and reserved money together against the budget', async () => {
     const [a] = await newBatch('b3', 1, 20_000);
-    expect(await store.reserve('b3', 16_000)).toBe(true);
+    expect(await store.reserve('b3', 16_000)).toBe('reserved');
+    expect(await store.reserve('b3', 16_000)).toBe('wait');
     await store.transition(
       'b3',
       { ...a!, status: 'succeeded' },
       { spendMicros: 16_000, releaseMicros: 16_000 },
     );
-    expect(await store.reserve('b3', 16_000)).toBe(false);
-    expect(await store.reserve('b3', 4_000)).toBe(true);
+    expect(await store.reserve('b3', 16_000)).toBe('exhausted');
+    expect(await store.reserve('b3', 4_000)).toBe('reserved');
   });
 
   it('reads another tenant’s batch as missing', async () => {
     await newBatch('b4', 1);
     expect(await store.getForTenant('t1', 'b4')).toBeDefined();
     expect(await store.getForTenant('t2', 'b4')).toBeUndefined();
+  });
+
+  it('deletes a batch completely', async () => {
+    await newBatch('b5', 2);
+    await store.delete('b5', 't1');
+    expect(await store.get('b5')).toBeUndefined();
+    expect(await store.items('b5')).toEqual([]);
+    expect(await redis.zscore('rm:tenant:t1:batches', 'b5')).toBeNull();
   });
 });

@@ -11,6 +11,7 @@ const ctx: ValidationContext = {
   defaultModel: 'gpt-image-2',
   enforceRetirements: false,
   today: new Date('2026-11-21T12:00:00Z'),
+  maxImagesPerRequest: 10,
 };
 
 const problemsOf = (item: Partial<BatchItemInput>, defaults = {}, context = ctx) =>
@@ -76,6 +77,16 @@ describe('resolveItem', () => {
       'n must be between 1 and 1 for dall-e-3, got 2',
     );
     expect(problemsOf({ prompt: '   ' })[0]?.message).toMatch(/prompt is required/);
+  });
+
+  it('refuses an n the rate limit can never let through', () => {
+    const tier1 = { ...ctx, maxImagesPerRequest: 9 };
+    expect(problemsOf({ prompt: 'x', n: 10 }, {}, tier1)[0]).toEqual({
+      field: 'items[0].n',
+      message:
+        'n=10 can never pass the rate limit, which allows 9 images at once; lower n or raise RENDERMILL_TIER',
+    });
+    expect(problemsOf({ prompt: 'x', n: 9 }, {}, tier1)).toEqual([]);
   });
 
   it('checks qualities, styles, formats and their combinations', () => {
