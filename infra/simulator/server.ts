@@ -43,6 +43,8 @@ export const knobsSchema = z
     errorRate: z.number().min(0).max(1).default(0),
     /** Fraction of requests whose connection is dropped without an answer. */
     resetRate: z.number().min(0).max(1).default(0),
+    /** Answer with this many images fewer than asked for, still billing all (a faulty gateway). */
+    dropImages: z.number().int().min(0).default(0),
     /** The next `count` image requests get this error. */
     failNext: errorSpec.optional(),
     /** Prompts matching this (case-insensitive) are refused as content-policy violations. */
@@ -481,6 +483,7 @@ export async function startSimulator(
         } else data.push({ b64_json: bytes.toString('base64') });
       }
 
+      data.splice(0, knobs.dropImages);
       const prompt = body.prompt ?? '';
       stats.billedImages += body.n;
       stats.billedImagesByPrompt[prompt] = (stats.billedImagesByPrompt[prompt] ?? 0) + body.n;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -107,6 +107,52 @@ describe('rendermill render, refusing what it cannot do', () => {
     expect(result.stderr).toMatch(
       /size "300x300" is not offered by dall-e-2; allowed: 256x256, 512x512, 1024x1024/,
     );
+  });
+
+  it('names the catalog line of a row that makes a bad request', async () => {
+    const catalog = path.join(dataDir, 'long.csv');
+    await writeFile(catalog, `sku,title\nA1,Mug\nA2,${'very long title '.repeat(80)}\nA3,Plate\n`);
+    const result = await runCli(
+      [
+        'render',
+        catalog,
+        '--template',
+        'Photo of {{title}}',
+        '--model',
+        'dall-e-2',
+        '--size',
+        '256x256',
+      ],
+      cleanEnv({ RENDERMILL_DATA_DIR: dataDir }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /catalog line 3: items\[1\]\.prompt: prompt is 1\d{3} characters; dall-e-2 allows at most 1000/,
+    );
+  });
+
+  it('exits 2 when the batch completes with items over budget', async () => {
+    const result = await runCli(
+      [
+        'render',
+        'examples/catalog.csv',
+        '--template',
+        'examples/thumbnail.template.txt',
+        '--model',
+        'dall-e-2',
+        '--size',
+        '256x256',
+        '--budget',
+        '0.05',
+        '--out',
+        path.join(dataDir, 'over'),
+      ],
+      cleanEnv({ RENDERMILL_DATA_DIR: dataDir, RENDERMILL_IMAGES_PER_MINUTE: '3000' }),
+    );
+    expect(result.code, result.stderr).toBe(2);
+    // $0.05 buys three $0.016 images; the other 47 rows are refused before any call.
+    expect(result.stdout).toMatch(/50 total · 3 rendered · 0 cached · 0 failed · 47 over budget/);
+    expect(result.stdout).toMatch(/spend {5}\$0\.0480 of \$0\.0500 budget/);
   });
 
   it('names a template column the catalog lacks', async () => {

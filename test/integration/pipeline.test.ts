@@ -19,6 +19,7 @@ beforeEach(() => {
     retiredModels: [],
     errorRate: 0,
     latencyMs: 0,
+    dropImages: 0,
   });
 });
 
@@ -152,6 +153,36 @@ describe('the render pipeline', () => {
     expect(batch.counts.budget_exceeded).toBe(7);
     expect(batch.spent_micros).toBe(48_000);
     expect(h.sim.stats().billedImages).toBe(3);
+  });
+
+  it('waits for in-flight reservations rather than refusing items the budget can pay for', async () => {
+    // gpt-image-2 at 1024² with quality auto reserves the high-quality price (~$0.133) but is
+    // billed medium (~$0.034): refusing whenever reservations fill the budget would stop early.
+    const items = Array.from({ length: 10 }, (_, i) => ({ id: `r${i}`, prompt: `reserve ${i}` }));
+    const { batch, manifest } = await runBatch({ model: 'gpt-image-2', budget_usd: 0.3, items });
+    const spent = batch.spent_micros;
+    const maxPrice = 4160 * 32 + 'reserve 0'.length * 5;
+    expect(spent).toBeLessThanOrEqual(300_000);
+    // Every refused item was refused because no more could fit once all in flight had settled.
+    expect(spent + maxPrice).toBeGreaterThan(300_000);
+    expect(batch.counts.succeeded).toBeGreaterThanOrEqual(4);
+    expect(batch.counts.succeeded + batch.counts.budget_exceeded).toBe(10);
+    expect(h.sim.stats().billedImages).toBe(batch.counts.succeeded);
+    expect(manifest.batch.reserved_usd).toBe(0);
+  });
+
+  it('records the cost of a paid result it cannot use, and does not buy it again', async () => {
+    h.sim.setKnobs({ dropImages: 1 });
+    const { batch, manifest } = await runBatch({
+      model: 'dall-e-2',
+      size: '256x256',
+      items: [{ id: 'short', prompt: 'two mugs', n: 2 }],
+    });
+    expect(manifest.items[0]!.status).toBe('failed');
+    expect(manifest.items[0]!.error?.code).toBe('unusable_result');
+    expect(manifest.items[0]!.cost_usd).toBe(0.032);
+    expect(batch.spent_micros).toBe(32_000);
+    expect(h.sim.stats().requests).toBe(1);
   });
 
   it('edits an image from the bucket with a mask, and makes variations', async () => {
