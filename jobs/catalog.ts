@@ -16,6 +16,9 @@ export const renderItemPayload = z
   })
   .strict();
 
+/** Which item a render job is for: enough to record its failure even if the rest is invalid. */
+export const renderItemRef = z.object({ batchId: z.string().min(1), itemId: z.string().min(1) });
+
 export const finalizeBatchPayload = z.object({ batchId: z.string().min(1) }).strict();
 
 export const JOB_CATALOG = {
@@ -64,4 +67,15 @@ export type JobProcessor<N extends JobName> = (
   attempt: AttemptInfo,
 ) => Promise<void>;
 
-export type JobProcessors = { [N in JobName]: JobProcessor<N> };
+/** How a job is run, and what must happen if it never succeeds. */
+export interface JobHandler<N extends JobName> {
+  process: JobProcessor<N>;
+  /**
+   * Called once the queue has given up on the job for good (attempts used up, an
+   * unrecoverable error, or stalled too often), so no job ends without its outcome recorded.
+   * Gets the raw job data: the payload may be the very thing that was invalid.
+   */
+  onGiveUp?: (data: unknown, reason: string) => Promise<void>;
+}
+
+export type JobHandlers = { [N in JobName]: JobHandler<N> };

@@ -28,7 +28,7 @@ import type { ImageProvider } from '../src/providers/image-provider.js';
 import { callProvider, type ProviderRetryPolicy } from '../src/render/call-provider.js';
 import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
-import type { AttemptInfo, JobPayload } from './catalog.js';
+import { renderItemRef, type AttemptInfo, type JobHandler, type JobPayload } from './catalog.js';
 import type { JobQueue } from '../src/queue/job-queue.js';
 
 export interface RenderItemDeps {
@@ -198,6 +198,39 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       await finish(record({ status: 'failed', cost_micros, error: reason }), money);
       throw new UnrecoverableError(reason.message);
     }
+  };
+}
+
+/** The render-item job as workers run it: the processor, and what happens if it never finishes. */
+export function createRenderItemHandler(deps: RenderItemDeps): JobHandler<'render-item'> {
+  return { process: createRenderItemProcessor(deps), onGiveUp: recordGiveUp(deps) };
+}
+
+/**
+ * When the queue gives up on a job the processor could not finish (Redis or S3 down for every
+ * attempt, a worker that kept dying), the item still gets an outcome: failed, with the reason.
+ * An item that already has one is left alone. Money it may have reserved stays reserved:
+ * spend is never under-counted.
+ */
+function recordGiveUp(deps: RenderItemDeps) {
+  return async (data: unknown, reason: string) => {
+    const ref = renderItemRef.safeParse(data);
+    if (!ref.success) return; // not even an item to blame; the worker has logged the job
+    const { batchId, itemId } = ref.data;
+    const item = await deps.store.item(batchId, itemId);
+    if (!item || TERMINAL_STATUSES.includes(item.status)) return;
+    const failed: ItemRecord = {
+      ...item,
+      status: 'failed',
+      error: { code: 'job_failed', message: reason },
+      updated_at: new Date().toISOString(),
+    };
+    const outcome = await deps.store.transition(batchId, failed);
+    deps.logger.info(
+      { batch: batchId, item: itemId, status: 'failed', error: failed.error },
+      'item finished',
+    );
+    if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
   };
 }
 

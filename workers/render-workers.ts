@@ -1,5 +1,5 @@
 import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
-import { createRenderItemProcessor } from '../jobs/render-item.js';
+import { createRenderItemHandler } from '../jobs/render-item.js';
 import type { Services } from '../src/runtime/services.js';
 import { startWorkers, type RunningWorkers } from './worker.js';
 
@@ -11,8 +11,8 @@ export function startRenderWorkers(services: Services): RunningWorkers {
     connection: redis,
     logger,
     concurrency: config.concurrency,
-    processors: {
-      'render-item': createRenderItemProcessor({
+    handlers: {
+      'render-item': createRenderItemHandler({
         store,
         storage,
         provider,
@@ -21,7 +21,7 @@ export function startRenderWorkers(services: Services): RunningWorkers {
         queue,
         logger,
       }),
-      'finalize-batch': createFinalizeBatchProcessor({ store, storage, logger }),
+      'finalize-batch': { process: createFinalizeBatchProcessor({ store, storage, logger }) },
     },
   });
 }

@@ -1,7 +1,13 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { JOB_CATALOG, QUEUE_NAMES, type JobName, type JobProcessors } from '../jobs/catalog.js';
+import {
+  JOB_CATALOG,
+  QUEUE_NAMES,
+  type JobHandler,
+  type JobHandlers,
+  type JobName,
+} from '../jobs/catalog.js';
 
 export interface RunningWorkers {
   /** Stops taking jobs, lets active ones finish, then closes connections. */
@@ -10,7 +16,7 @@ export interface RunningWorkers {
 
 export interface WorkerOptions {
   connection: Redis;
-  processors: JobProcessors;
+  handlers: JobHandlers;
   logger: Logger;
   /** Jobs processed at once per queue in this process. */
   concurrency: number;
@@ -28,9 +34,7 @@ export interface WorkerOptions {
  * Refuses to start if a job of the catalog has no processor.
  */
 export function startWorkers(options: WorkerOptions): RunningWorkers {
-  const missing = (Object.keys(JOB_CATALOG) as JobName[]).filter(
-    (name) => !options.processors[name],
-  );
+  const missing = (Object.keys(JOB_CATALOG) as JobName[]).filter((name) => !options.handlers[name]);
   if (missing.length > 0) throw new Error(`no processor for job(s): ${missing.join(', ')}`);
 
   const shutdown = new AbortController();
@@ -45,8 +49,8 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         if (!parsed.success) {
           throw new UnrecoverableError(`invalid ${name} payload: ${parsed.error.message}`);
         }
-        const processor = options.processors[name] as (p: unknown, a: unknown) => Promise<void>;
-        await processor(parsed.data, {
+        const handler = options.handlers[name] as JobHandler<JobName>;
+        await handler.process(parsed.data as never, {
           attempt: job.attemptsMade + 1,
           maxAttempts: job.opts.attempts ?? 1,
           signal: shutdown.signal,
@@ -63,6 +67,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         { job: job?.id, queue: queueName, err: error.message },
         'job attempt failed',
       );
+      if (job) void giveUpIfFinal(job, options);
     });
     worker.on('error', (error) =>
       options.logger.error({ err: error, queue: queueName }, 'worker error'),
@@ -80,4 +85,19 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
       }
     },
   };
+}
+
+/** Runs the job's give-up handler once BullMQ has moved it to the failed set for good. */
+async function giveUpIfFinal(job: Job, options: WorkerOptions): Promise<void> {
+  try {
+    if (!(await job.isFailed())) return; // it will be retried
+    const handler = options.handlers[job.name as JobName] as JobHandler<JobName> | undefined;
+    options.logger.error(
+      { job: job.id, name: job.name, reason: job.failedReason },
+      'job failed for good',
+    );
+    await handler?.onGiveUp?.(job.data, job.failedReason);
+  } catch (error) {
+    options.logger.error({ err: error, job: job.id }, 'recording a failed job did not work');
+  }
 }

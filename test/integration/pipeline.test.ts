@@ -185,6 +185,49 @@ describe('the render pipeline', () => {
     expect(h.sim.stats().requests).toBe(1);
   });
 
+  it('gives an item an outcome even when its job can never run', async () => {
+    // A producer on another version queued a payload this worker refuses: the queue gives up
+    // on the job at once, and the item must say so instead of staying queued forever.
+    const batchId = 'batch_badpayload';
+    await h.services.store.create(
+      {
+        id: batchId,
+        tenant: 'acme',
+        created_at: new Date().toISOString(),
+        budget_micros: undefined,
+        metadata: {},
+      },
+      [
+        {
+          id: 'x',
+          index: 0,
+          status: 'queued',
+          spec: { operation: 'generate', model: 'dall-e-2', prompt: 'x', size: '256x256', n: 1 },
+          hash: 'h',
+          cost_micros: 0,
+          images: [],
+          attempts: 0,
+          updated_at: new Date().toISOString(),
+        },
+      ],
+    );
+    await h.services.queue
+      .queue('render')
+      .add(
+        'render-item',
+        { batchId, itemId: 'x', tenant: 'acme', spec: { model: 42 } },
+        { attempts: 3 },
+      );
+    const batch = await waitForBatch(h, batchId);
+    expect(batch.counts.failed).toBe(1);
+    const item = await h.services.store.item(batchId, 'x');
+    expect(item?.error).toEqual({
+      code: 'job_failed',
+      message: expect.stringMatching(/invalid render-item payload/),
+    });
+    expect(h.sim.stats().requests).toBe(0);
+  });
+
   it('edits an image from the bucket with a mask, and makes variations', async () => {
     const square = await sharp({
       create: { width: 256, height: 256, channels: 4, background: '#3366cc' },
