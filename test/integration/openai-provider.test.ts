@@ -10,6 +10,7 @@ import {
 } from '../../infra/simulator/server.js';
 import {
   ModelUnavailableError,
+  PaidResultError,
   ProviderAuthError,
   ProviderQuotaError,
   ProviderRateLimitedError,
@@ -59,6 +60,8 @@ beforeEach(() => {
     forbiddenKeys: [],
     apiKeys: undefined,
     errorRate: 0,
+    resetRate: 0,
+    dropImages: 0,
     urlTtlMs: 3_600_000,
   });
   sim.reset();
@@ -189,6 +192,7 @@ describe('each provider failure becomes a typed error', () => {
     ['content policy', { contentPolicyPattern: 'mug' }, ProviderRejectedError, /safety system/],
     ['503', { failNext: { count: 1, status: 503 } }, ProviderUnavailableError, /503/],
     ['500 (errorRate 1)', { errorRate: 1 }, ProviderUnavailableError, /provider error 5\d\d/],
+    ['connection reset', { resetRate: 1 }, ProviderUnavailableError, /provider unreachable/],
   ] as const)('%s', async (_name, knobs, type, message) => {
     sim.setKnobs(knobs as Partial<SimulatorKnobs>);
     const error = await render().catch((e: unknown) => e);
@@ -196,6 +200,14 @@ describe('each provider failure becomes a typed error', () => {
     expect((error as Error).message).toMatch(message);
     expect((error as { retryable: boolean }).retryable).toBe(type === ProviderUnavailableError);
     expect(sim.stats().billedImages).toBe(0);
+  });
+
+  it('a billed answer with fewer images than asked for is a PaidResultError carrying the usage', async () => {
+    sim.setKnobs({ dropImages: 1 });
+    const error = await render({ n: 2, quality: 'low' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaidResultError);
+    expect((error as PaidResultError).usage?.output_tokens).toBe(2 * 17);
+    expect((error as PaidResultError).retryable).toBe(false);
   });
 
   it('a refused content policy carries the provider’s code', async () => {
