@@ -1,11 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
+import { ImageBucket, formatDuration } from './image-bucket.js';
+import { knobsSchema, type SimulatorKnobs } from './knobs.js';
+import { renderImage } from './render-image.js';
+import { SimulatedError, invalid } from './simulated-error.js';
+import { checkInputs, parseSize, sizeAllowed, type ImageRequest } from './request-checks.js';
 import { ModelRegistry } from '../../src/models/model-registry.js';
 import { outputTokensPerImage } from '../../src/models/pricing.js';
-import type { ModelSpec } from '../../src/models/registry-schema.js';
+
+export type { SimulatorKnobs };
 
 /**
  * A stand-in for OpenAI's Images API: the three endpoints, real images of the requested size,
@@ -17,50 +22,6 @@ import type { ModelSpec } from '../../src/models/registry-schema.js';
 export const IMAGE_INPUT_TOKENS = 388;
 /** Text tokens reported for a prompt: one per four characters, as OpenAI's rule of thumb. */
 export const textTokens = (prompt: string) => Math.ceil(prompt.length / 4);
-
-const errorSpec = z.object({
-  count: z.number().int().positive(),
-  status: z.number().int().min(400).max(599),
-  code: z.string().optional(),
-  type: z.string().optional(),
-  message: z.string().optional(),
-});
-
-export const knobsSchema = z
-  .object({
-    /** Images per minute; 0 = unlimited. A bucket of one second's worth, refilled continuously. */
-    imagesPerMinute: z.number().int().min(0).default(500),
-    /** Which wait hints a 429 carries. */
-    retryHeaders: z
-      .enum(['all', 'retry-after-ms', 'retry-after', 'x-ratelimit-reset-requests', 'none'])
-      .default('all'),
-    latencyMs: z.number().min(0).default(0),
-    latencyJitterMs: z.number().min(0).default(0),
-    /** Fraction of requests that take `slowMs` extra. */
-    slowRate: z.number().min(0).max(1).default(0),
-    slowMs: z.number().min(0).default(0),
-    /** Fraction of requests answered 500/502/503. */
-    errorRate: z.number().min(0).max(1).default(0),
-    /** Fraction of requests whose connection is dropped without an answer. */
-    resetRate: z.number().min(0).max(1).default(0),
-    /** Answer with this many images fewer than asked for, still billing all (a faulty gateway). */
-    dropImages: z.number().int().min(0).default(0),
-    /** The next `count` image requests get this error. */
-    failNext: errorSpec.optional(),
-    /** Prompts matching this (case-insensitive) are refused as content-policy violations. */
-    contentPolicyPattern: z.string().optional(),
-    insufficientQuota: z.boolean().default(false),
-    retiredModels: z.array(z.string()).default([]),
-    /** When set, only these keys are accepted (401 otherwise). */
-    apiKeys: z.array(z.string()).optional(),
-    /** Keys answered 403. */
-    forbiddenKeys: z.array(z.string()).default([]),
-    seed: z.number().int().default(1),
-    urlTtlMs: z.number().int().positive().default(3_600_000),
-  })
-  .strict();
-
-export type SimulatorKnobs = z.infer<typeof knobsSchema>;
 
 export interface SimulatorStats {
   requests: number;
@@ -90,35 +51,6 @@ export interface RunningSimulator {
 
 type Endpoint = keyof SimulatorStats['byEndpoint'];
 
-interface ImageRequest {
-  model: string;
-  prompt?: string | undefined;
-  n: number;
-  size?: string | undefined;
-  quality?: string | undefined;
-  background?: string | undefined;
-  output_format?: string | undefined;
-  response_format?: string | undefined;
-  images: Buffer[];
-  mask?: Buffer | undefined;
-}
-
-class SimulatedError extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    readonly code: string | null,
-    message: string,
-    readonly param: string | null = null,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
-const invalid = (message: string, param: string) =>
-  new SimulatedError(400, 'invalid_request_error', null, message, param);
-
 /** A seeded PRNG (mulberry32): fault rates are reproducible for a given seed. */
 function prng(seed: number) {
   let a = seed >>> 0;
@@ -129,63 +61,6 @@ function prng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** OpenAI's duration format in rate-limit headers: 120ms, 1s, 6m0s. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.ceil(ms)}ms`;
-  const seconds = Math.ceil(ms / 100) / 10;
-  if (seconds < 60) return `${seconds}s`;
-  return `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
-}
-
-/** Images per minute as a token bucket holding one second's worth, refilled continuously. */
-class ImageBucket {
-  private tokens = 0;
-  private last = Date.now();
-  constructor(private perMinute: number) {
-    this.tokens = this.capacity;
-  }
-  get capacity() {
-    return Math.ceil(this.perMinute / 60);
-  }
-  setLimit(perMinute: number) {
-    if (perMinute !== this.perMinute) {
-      this.perMinute = perMinute;
-      this.tokens = this.capacity;
-      this.last = Date.now();
-    }
-  }
-  refill() {
-    const now = Date.now();
-    this.tokens = Math.min(
-      this.capacity,
-      this.tokens + ((now - this.last) * this.perMinute) / 60_000,
-    );
-    this.last = now;
-  }
-  /** Takes n images, or says how long until n would be available (Infinity if never). */
-  take(n: number): { ok: true; remaining: number } | { ok: false; waitMs: number } {
-    if (this.perMinute === 0) return { ok: true, remaining: Infinity };
-    this.refill();
-    if (n > this.capacity) return { ok: false, waitMs: Infinity };
-    if (this.tokens >= n) {
-      this.tokens -= n;
-      return { ok: true, remaining: Math.floor(this.tokens) };
-    }
-    return { ok: false, waitMs: Math.ceil(((n - this.tokens) * 60_000) / this.perMinute) };
-  }
-  remaining() {
-    this.refill();
-    return Math.floor(this.tokens);
-  }
-  msUntilFull() {
-    return this.perMinute === 0 ? 0 : ((this.capacity - this.tokens) * 60_000) / this.perMinute;
-  }
-  reset() {
-    this.tokens = this.capacity;
-    this.last = Date.now();
-  }
 }
 
 function emptyStats(): SimulatorStats {
@@ -201,88 +76,6 @@ function emptyStats(): SimulatorStats {
     inFlight: 0,
     maxInFlight: 0,
   };
-}
-
-const escapeXml = (text: string) =>
-  text.replace(
-    /[<>&'"]/g,
-    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!,
-  );
-
-function wrap(text: string, perLine: number, maxLines: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    if ((line + ' ' + word).trim().length > perLine && line) {
-      lines.push(line);
-      line = word;
-    } else line = `${line} ${word}`.trim();
-    if (lines.length === maxLines) break;
-  }
-  if (line && lines.length < maxLines) lines.push(line);
-  return lines;
-}
-
-/**
- * Renders a deterministic image: the colour comes from the prompt and variant (so different
- * prompts give different bytes), the prompt is written on it (so a person can tell them apart).
- */
-async function renderImage(
-  seedText: string,
-  label: string,
-  width: number,
-  height: number,
-  format: 'png' | 'jpeg' | 'webp',
-  transparent: boolean,
-  base?: Buffer,
-): Promise<Buffer> {
-  const digest = createHash('sha256').update(seedText).digest();
-  const colour = `rgb(${digest[0]! & 0x9f},${digest[1]! & 0x9f},${digest[2]! & 0x9f})`;
-  const fontSize = Math.max(8, Math.round(Math.min(width, height) / 16));
-  const lines = wrap(
-    label,
-    Math.max(8, Math.floor((width - fontSize) / (fontSize * 0.6))),
-    Math.floor(height / (fontSize * 1.3)) - 1,
-  );
-  const text = lines
-    .map(
-      (l, i) =>
-        `<text x="${fontSize / 2}" y="${(i + 1.5) * fontSize * 1.25}">${escapeXml(l)}</text>`,
-    )
-    .join('');
-  const background = transparent
-    ? ''
-    : base
-      ? `<rect width="100%" height="100%" fill="${colour}" fill-opacity="0.45"/>`
-      : `<rect width="100%" height="100%" fill="${colour}"/>`;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${background}<g font-family="sans-serif" font-size="${fontSize}" fill="#fff">${text}</g></svg>`;
-  let image = base
-    ? sharp(base)
-        .resize(width, height, { fit: 'cover' })
-        .composite([{ input: Buffer.from(svg) }])
-    : sharp(Buffer.from(svg));
-  if (transparent && format === 'jpeg') image = image.flatten({ background: '#ffffff' });
-  if (format === 'jpeg') return image.jpeg({ quality: 85 }).toBuffer();
-  if (format === 'webp') return image.webp().toBuffer();
-  return image.png({ compressionLevel: 6 }).toBuffer();
-}
-
-function parseSize(size: string): [number, number] | undefined {
-  const match = /^(\d+)x(\d+)$/.exec(size);
-  return match ? [Number(match[1]), Number(match[2])] : undefined;
-}
-
-function sizeAllowed(model: ModelSpec, size: string): boolean {
-  if ('fixed' in model.sizes) return model.sizes.fixed.includes(size);
-  const dims = parseSize(size);
-  if (!dims) return false;
-  const rule = model.sizes.any;
-  const [long, short] = dims[0] >= dims[1] ? dims : [dims[1], dims[0]];
-  return (
-    dims.every((d) => d > 0 && d % rule.multiple_of === 0) &&
-    long <= rule.max_long_edge &&
-    short <= rule.max_short_edge
-  );
 }
 
 export async function startSimulator(
@@ -522,40 +315,6 @@ export async function startSimulator(
   const count = (status: number) => {
     stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
   };
-
-  async function checkInputs(model: ModelSpec, body: ImageRequest) {
-    const rules = model.edit_input;
-    if (body.images.length === 0) throw invalid('image is required.', 'image');
-    if (!rules) return;
-    if (body.images.length > rules.max_images)
-      throw invalid(`At most ${rules.max_images} images.`, 'image');
-    let first: Metadata | undefined;
-    for (const image of body.images) {
-      const meta = await sharp(image)
-        .metadata()
-        .catch(() => undefined);
-      if (!meta?.format || !(rules.formats as string[]).includes(meta.format)) {
-        throw invalid(
-          `Invalid input image - format must be in ${rules.formats.join(', ')}.`,
-          'image',
-        );
-      }
-      if (image.length >= rules.max_bytes)
-        throw invalid('Invalid input image - image too large.', 'image');
-      if (rules.square && meta.width !== meta.height) {
-        throw invalid('Invalid input image - image must be square.', 'image');
-      }
-      first ??= meta;
-    }
-    if (body.mask) {
-      const meta = await sharp(body.mask)
-        .metadata()
-        .catch(() => undefined);
-      if (!meta || meta.width !== first?.width || meta.height !== first?.height) {
-        throw invalid('Invalid mask - the mask and image must have the same dimensions.', 'mask');
-      }
-    }
-  }
 
   /** Multipart bodies of /edits and /variations: files under image / image[] / mask, numbers as text. */
   async function readMultipart(request: FastifyRequest): Promise<ImageRequest> {

@@ -1,0 +1,56 @@
+/** OpenAI's duration format in rate-limit headers: 120ms, 1s, 6m0s. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.ceil(ms)}ms`;
+  const seconds = Math.ceil(ms / 100) / 10;
+  if (seconds < 60) return `${seconds}s`;
+  return `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
+}
+
+/** Images per minute as a token bucket holding one second's worth, refilled continuously. */
+export class ImageBucket {
+  private tokens = 0;
+  private last = Date.now();
+  constructor(private perMinute: number) {
+    this.tokens = this.capacity;
+  }
+  get capacity() {
+    return Math.ceil(this.perMinute / 60);
+  }
+  setLimit(perMinute: number) {
+    if (perMinute !== this.perMinute) {
+      this.perMinute = perMinute;
+      this.tokens = this.capacity;
+      this.last = Date.now();
+    }
+  }
+  refill() {
+    const now = Date.now();
+    this.tokens = Math.min(
+      this.capacity,
+      this.tokens + ((now - this.last) * this.perMinute) / 60_000,
+    );
+    this.last = now;
+  }
+  /** Takes n images, or says how long until n would be available (Infinity if never). */
+  take(n: number): { ok: true; remaining: number } | { ok: false; waitMs: number } {
+    if (this.perMinute === 0) return { ok: true, remaining: Infinity };
+    this.refill();
+    if (n > this.capacity) return { ok: false, waitMs: Infinity };
+    if (this.tokens >= n) {
+      this.tokens -= n;
+      return { ok: true, remaining: Math.floor(this.tokens) };
+    }
+    return { ok: false, waitMs: Math.ceil(((n - this.tokens) * 60_000) / this.perMinute) };
+  }
+  remaining() {
+    this.refill();
+    return Math.floor(this.tokens);
+  }
+  msUntilFull() {
+    return this.perMinute === 0 ? 0 : ((this.capacity - this.tokens) * 60_000) / this.perMinute;
+  }
+  reset() {
+    this.tokens = this.capacity;
+    this.last = Date.now();
+  }
+}
