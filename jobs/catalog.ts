@@ -56,8 +56,8 @@ export interface AttemptInfo {
   attempt: number;
   maxAttempts: number;
   /**
-   * Aborted when the worker is shutting down and the grace period is over: waits end early
-   * and the job is left for another worker to retry.
+   * Aborted when the worker is shutting down and its grace period is over: waits end early
+   * with ShutdownError, and the job is handed back to the queue without using an attempt.
    */
   signal?: AbortSignal | undefined;
 }

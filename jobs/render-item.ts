@@ -11,6 +11,7 @@ import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
 import {
   BudgetExceededError,
   PaidResultError,
+  ShutdownError,
   ModelUnavailableError,
   RendermillError,
   isRetryable,
@@ -25,6 +26,7 @@ import {
 } from '../src/models/pricing.js';
 import { CONTENT_TYPES, type RenderSpec } from '../src/models/render-spec.js';
 import type { ImageProvider } from '../src/providers/image-provider.js';
+import { waitUnlessShutdown } from '../src/render/backoff.js';
 import { callProvider, type ProviderRetryPolicy } from '../src/render/call-provider.js';
 import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
@@ -115,19 +117,19 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     const priced = pricedRequest(spec);
     const maxMicros = maxCostMicros(model, priced);
     await deps.store.transition(batchId, record({ status: 'running' }));
-    const reservation = await reserveBudget(deps.store, batchId, maxMicros, signal);
-    if (reservation !== 'reserved') {
-      const error = new BudgetExceededError(
-        reservation === 'exhausted'
-          ? `the batch budget cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
-          : `in-flight items held the rest of the budget for over ${RESERVATION_WAIT_MS / 1000} s`,
-      );
-      await finish(record({ status: 'budget_exceeded', error: describe(error) }), {});
-      return;
-    }
-
     let paidMicros = 0;
     try {
+      const reservation = await reserveBudget(deps.store, batchId, itemId, maxMicros, signal);
+      if (reservation !== 'reserved') {
+        const error = new BudgetExceededError(
+          reservation === 'exhausted'
+            ? `the batch budget cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
+            : `running items held the rest of the budget for over ${RESERVATION_WAIT_MS / 1000} s`,
+        );
+        await finish(record({ status: 'budget_exceeded', error: describe(error) }), {});
+        return;
+      }
+
       const images = await Promise.all(
         (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)),
       );
@@ -139,22 +141,25 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         result = await callProvider(
           deps.provider,
           deps.limiter,
-          { spec, images, mask, signal },
+          { spec, images, mask },
           deps.retryPolicy,
+          signal,
           (error, n) => log.warn({ err: error.message, try: n }, 'provider call failed; retrying'),
         );
       } catch (error) {
         // Billed but unusable: the money is gone whether or not we can use the result.
-        if (error instanceof PaidResultError)
+        if (error instanceof PaidResultError) {
           paidMicros = actualCostMicros(model, priced, error.usage);
+        }
         throw error;
       }
       paidMicros = actualCostMicros(model, priced, result.usage);
 
+      // The images are paid for: from here on nothing is cut short by a shutdown, and a
+      // storage hiccup is retried here rather than by buying the images again.
       const stored: StoredImage[] = [];
       for (const [index, image] of result.images.entries()) {
         const key = imageKey(item.hash, index, image.format);
-        // The images are paid for: retry a storage hiccup here rather than buy them again.
         await pRetry(
           () =>
             deps.storage.put({
@@ -168,7 +173,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
                 'cost-usd': String(microsToUsd(paidMicros / result.images.length)),
               },
             }),
-          { retries: UPLOAD_RETRIES, minTimeout: 200, signal },
+          { retries: UPLOAD_RETRIES, minTimeout: 200 },
         );
         stored.push({ key, format: image.format, bytes: image.data.length });
       }
@@ -179,20 +184,21 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           images: stored,
           error: undefined,
         }),
-        { spendMicros: paidMicros, releaseMicros: maxMicros },
+        { spendMicros: paidMicros },
       );
     } catch (error) {
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
-      const money = { spendMicros: paidMicros, releaseMicros: maxMicros };
+      // Every transition below also releases what the item had reserved.
+      const money = { spendMicros: paidMicros };
       const cost_micros = item.cost_micros + paidMicros;
-      if (isRetryable(error) && attempt < maxAttempts) {
+      if (error instanceof ShutdownError || (isRetryable(error) && attempt < maxAttempts)) {
         await deps.store.transition(
           batchId,
           record({ status: 'queued', cost_micros, error: reason }),
           money,
         );
-        log.warn({ err: reason, attempt }, 'attempt failed; the job will be retried');
+        log.warn({ err: reason, attempt }, 'attempt ended; the job goes back to the queue');
         throw error;
       }
       await finish(record({ status: 'failed', cost_micros, error: reason }), money);
@@ -209,8 +215,9 @@ export function createRenderItemHandler(deps: RenderItemDeps): JobHandler<'rende
 /**
  * When the queue gives up on a job the processor could not finish (Redis or S3 down for every
  * attempt, a worker that kept dying), the item still gets an outcome: failed, with the reason.
- * An item that already has one is left alone. Money it may have reserved stays reserved:
- * spend is never under-counted.
+ * An item that already has one is left alone. If it still holds a reservation, its last run
+ * died between reserving and settling — perhaps after the provider billed — so the
+ * reservation is counted as spent: spend is never under-counted.
  */
 function recordGiveUp(deps: RenderItemDeps) {
   return async (data: unknown, reason: string) => {
@@ -219,15 +226,23 @@ function recordGiveUp(deps: RenderItemDeps) {
     const { batchId, itemId } = ref.data;
     const item = await deps.store.item(batchId, itemId);
     if (!item || TERMINAL_STATUSES.includes(item.status)) return;
+    const held = await deps.store.reservedBy(batchId, itemId);
     const failed: ItemRecord = {
       ...item,
       status: 'failed',
+      cost_micros: item.cost_micros + held,
       error: { code: 'job_failed', message: reason },
       updated_at: new Date().toISOString(),
     };
-    const outcome = await deps.store.transition(batchId, failed);
+    const outcome = await deps.store.transition(batchId, failed, { spendMicros: held });
     deps.logger.info(
-      { batch: batchId, item: itemId, status: 'failed', error: failed.error },
+      {
+        batch: batchId,
+        item: itemId,
+        status: 'failed',
+        cost_usd: microsToUsd(held),
+        error: failed.error,
+      },
       'item finished',
     );
     if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
@@ -239,20 +254,22 @@ export const RESERVATION_WAIT_MS = 120_000;
 const UPLOAD_RETRIES = 3;
 
 /**
- * Reserves the item's maximum price. When only money held by in-flight calls is in the way,
- * waits for them to settle (they usually cost less than they reserved) instead of giving up.
+ * Reserves the item's maximum price. When only money held by other running items is in the
+ * way, waits for them to settle (they usually cost less than they reserved) instead of giving
+ * up; a shutdown cuts the wait short.
  */
 async function reserveBudget(
   store: BatchStore,
   batchId: string,
+  itemId: string,
   micros: number,
-  signal: AbortSignal | undefined,
+  shutdown: AbortSignal | undefined,
 ): Promise<ReserveOutcome> {
   const deadline = Date.now() + RESERVATION_WAIT_MS;
   for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
-    const outcome = await store.reserve(batchId, micros);
-    if (outcome !== 'wait' || Date.now() > deadline || signal?.aborted) return outcome;
-    await new Promise((resolve) => setTimeout(resolve, pause));
+    const outcome = await store.reserve(batchId, itemId, micros);
+    if (outcome !== 'wait' || Date.now() > deadline) return outcome;
+    await waitUnlessShutdown(pause, shutdown);
   }
 }
 

@@ -93,6 +93,20 @@ export class PaidResultError extends RendermillError {
   }
 }
 
+/**
+ * The worker is shutting down and cut a wait short (a backoff, a wait for budget). Nothing was
+ * paid in the aborted step: the item goes back to the queue and the job is handed back
+ * without using up an attempt.
+ */
+export class ShutdownError extends RendermillError {
+  override name = 'ShutdownError';
+  readonly code = 'shutdown';
+  override readonly retryable = true;
+  constructor() {
+    super('the worker is shutting down; the item goes back to the queue');
+  }
+}
+
 /** The batch's budget cannot hold this item's maximum price. */
 export class BudgetExceededError extends RendermillError {
   override name = 'BudgetExceededError';

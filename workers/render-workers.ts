@@ -4,13 +4,17 @@ import type { Services } from '../src/runtime/services.js';
 import { startWorkers, type RunningWorkers } from './worker.js';
 
 /** Starts this process's workers for every job of the catalog, wired to the services. */
-export function startRenderWorkers(services: Services): RunningWorkers {
+export function startRenderWorkers(
+  services: Services,
+  options: { shutdownGraceMs?: number } = {},
+): RunningWorkers {
   const { store, storage, provider, limiter, registry, queue, logger, redis, config } = services;
   if (!provider) throw new Error('workers need a provider: start the services with provider: true');
   return startWorkers({
     connection: redis,
     logger,
     concurrency: config.concurrency,
+    ...options,
     handlers: {
       'render-item': createRenderItemHandler({
         store,

@@ -1,4 +1,5 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { ShutdownError } from '../src/errors.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
@@ -22,8 +23,9 @@ export interface WorkerOptions {
   concurrency: number;
   prefix?: string;
   /**
-   * On close, how long in-flight jobs may run on before their provider calls, retry waits and
-   * budget waits are aborted (their jobs are then retried elsewhere). Default 10 s.
+   * On close, how long in-flight jobs may keep waiting (between provider retries, for budget)
+   * before the waits are cut short and their jobs handed back to the queue. Calls in flight
+   * are never cut: they may be billed. Default 10 s.
    */
   shutdownGraceMs?: number;
 }
@@ -38,10 +40,11 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
   if (missing.length > 0) throw new Error(`no processor for job(s): ${missing.join(', ')}`);
 
   const shutdown = new AbortController();
+  const givingUp = new Set<Promise<void>>();
   const workers = QUEUE_NAMES.map((queueName) => {
     const worker = new Worker(
       queueName,
-      async (job: Job) => {
+      async (job: Job, token?: string) => {
         const name = job.name as JobName;
         const definition = JOB_CATALOG[name];
         if (!definition) throw new UnrecoverableError(`unknown job "${job.name}"`);
@@ -50,11 +53,18 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
           throw new UnrecoverableError(`invalid ${name} payload: ${parsed.error.message}`);
         }
         const handler = options.handlers[name] as JobHandler<JobName>;
-        await handler.process(parsed.data as never, {
-          attempt: job.attemptsMade + 1,
-          maxAttempts: job.opts.attempts ?? 1,
-          signal: shutdown.signal,
-        });
+        try {
+          await handler.process(parsed.data as never, {
+            attempt: job.attemptsMade + 1,
+            maxAttempts: job.opts.attempts ?? 1,
+            signal: shutdown.signal,
+          });
+        } catch (error) {
+          if (!(error instanceof ShutdownError)) throw error;
+          // Handed back, not failed: another worker picks it up without losing an attempt.
+          await job.moveToDelayed(Date.now() + 1_000, token);
+          throw new DelayedError();
+        }
       },
       {
         connection: options.connection,
@@ -67,7 +77,10 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         { job: job?.id, queue: queueName, err: error.message },
         'job attempt failed',
       );
-      if (job) void giveUpIfFinal(job, options);
+      if (!job) return;
+      const recording = giveUpIfFinal(job, options);
+      givingUp.add(recording);
+      void recording.finally(() => givingUp.delete(recording));
     });
     worker.on('error', (error) =>
       options.logger.error({ err: error, queue: queueName }, 'worker error'),
@@ -80,6 +93,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
       const abort = setTimeout(() => shutdown.abort(), options.shutdownGraceMs ?? 10_000);
       try {
         await Promise.all(workers.map((w) => w.close()));
+        await Promise.all(givingUp); // record outcomes before the connections close
       } finally {
         clearTimeout(abort);
       }

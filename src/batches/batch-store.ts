@@ -55,8 +55,8 @@ export class BatchStore {
     private readonly redis: Redis,
     private readonly prefix = 'rm',
   ) {
-    redis.defineCommand('rmTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
-    redis.defineCommand('rmReserve', { numberOfKeys: 1, lua: RESERVE_LUA });
+    redis.defineCommand('rmTransition', { numberOfKeys: 3, lua: TRANSITION_LUA });
+    redis.defineCommand('rmReserve', { numberOfKeys: 2, lua: RESERVE_LUA });
   }
 
   private get scripts(): RedisWithScripts {
@@ -68,6 +68,10 @@ export class BatchStore {
   }
   private itemsKey(id: string) {
     return `${this.prefix}:batch:{${id}}:items`;
+  }
+  /** itemId → micro-dollars it holds: one reservation per item, so a re-run replaces its own. */
+  private reservationsKey(id: string) {
+    return `${this.prefix}:batch:{${id}}:reservations`;
   }
   private tenantKey(tenant: string) {
     return `${this.prefix}:tenant:${tenant}:batches`;
@@ -152,22 +156,24 @@ export class BatchStore {
   }
 
   /**
-   * Moves an item to its next state and settles money in one atomic step. An item that has
-   * already reached a final state is left alone (`ignored`), which makes a re-run job harmless.
+   * Moves an item to its next state and settles money in one atomic step: `spendMicros` is
+   * added to the spend and, unless the item is only starting to run, whatever the item holds
+   * reserved is released. An item already in a final state keeps it (`ignored`), which makes
+   * a re-run job harmless — but money a duplicate run really paid is still counted.
    */
   async transition(
     batchId: string,
     next: ItemRecord,
-    money: { spendMicros?: Micros; releaseMicros?: Micros } = {},
+    money: { spendMicros?: Micros } = {},
   ): Promise<TransitionOutcome> {
     const result = await this.scripts.rmTransition(
       this.metaKey(batchId),
       this.itemsKey(batchId),
+      this.reservationsKey(batchId),
       next.id,
       JSON.stringify(next),
       next.status,
       money.spendMicros ?? 0,
-      -(money.releaseMicros ?? 0),
       new Date().toISOString(),
       TERMINAL_STATUSES.join(','),
     );
@@ -181,20 +187,26 @@ export class BatchStore {
    * `wait`: money held by in-flight calls is in the way; they settle (usually below their
    * reservation) within one call's time. Batches without a budget are always `reserved`.
    */
-  async reserve(batchId: string, micros: Micros): Promise<ReserveOutcome> {
-    const result = await this.scripts.rmReserve(this.metaKey(batchId), micros);
+  async reserve(batchId: string, itemId: string, micros: Micros): Promise<ReserveOutcome> {
+    const result = await this.scripts.rmReserve(
+      this.metaKey(batchId),
+      this.reservationsKey(batchId),
+      itemId,
+      micros,
+    );
     return result === 1 ? 'reserved' : result === 2 ? 'wait' : 'exhausted';
   }
 
-  async release(batchId: string, micros: Micros): Promise<void> {
-    await this.redis.hincrby(this.metaKey(batchId), 'reserved_micros', -micros);
+  /** What the item holds reserved right now (0 when nothing). */
+  async reservedBy(batchId: string, itemId: string): Promise<Micros> {
+    return Number((await this.redis.hget(this.reservationsKey(batchId), itemId)) ?? 0);
   }
 
   /** Removes a batch that could not be fully queued, so nothing is left half-created. */
   async delete(batchId: string, tenant: string): Promise<void> {
     await this.redis
       .multi()
-      .del(this.metaKey(batchId), this.itemsKey(batchId))
+      .del(this.metaKey(batchId), this.itemsKey(batchId), this.reservationsKey(batchId))
       .zrem(this.tenantKey(tenant), batchId)
       .exec();
   }
@@ -206,23 +218,29 @@ export class BatchStore {
 
 interface RedisWithScripts {
   rmTransition(...args: (string | number)[]): Promise<number>;
-  rmReserve(key: string, micros: number): Promise<number>;
+  rmReserve(meta: string, reservations: string, itemId: string, micros: number): Promise<number>;
 }
 
-// KEYS: meta, items. ARGV: item id, record JSON, new status, spend delta, reserved delta,
-// now, terminal statuses. Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed.
+// KEYS: meta, items, reservations. ARGV: item id, record JSON, new status, spend delta, now,
+// terminal statuses. Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed.
 // Money moves even when the item is already final: a duplicate run (a stalled job re-run
 // while the first still worked) really paid, and its reservation must not leak.
 const TRANSITION_LUA = `
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
+local newStatus = ARGV[3]
 if tonumber(ARGV[4]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'spent_micros', ARGV[4]) end
-if tonumber(ARGV[5]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved_micros', ARGV[5]) end
+if newStatus ~= 'running' then
+  local held = redis.call('HGET', KEYS[3], ARGV[1])
+  if held then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    redis.call('HINCRBY', KEYS[1], 'reserved_micros', -tonumber(held))
+  end
+end
 local terminal = {}
-for s in string.gmatch(ARGV[7], '[^,]+') do terminal[s] = true end
+for s in string.gmatch(ARGV[6], '[^,]+') do terminal[s] = true end
 local oldStatus = cjson.decode(old).status
 if terminal[oldStatus] then return 0 end
-local newStatus = ARGV[3]
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'count:' .. oldStatus, -1)
 redis.call('HINCRBY', KEYS[1], 'count:' .. newStatus, 1)
@@ -230,7 +248,7 @@ local batchStatus = redis.call('HGET', KEYS[1], 'status')
 if terminal[newStatus] then
   local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
   if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) and batchStatus ~= 'completed' and batchStatus ~= 'cancelled' then
-    redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[6])
+    redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[5])
     return 2
   end
 end
@@ -238,18 +256,26 @@ if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running')
 return 1
 `;
 
-// KEYS: meta. ARGV: micros. Returns 1 reserved; 0 the budget cannot hold it even once
-// everything in flight settles; 2 it does not fit now, but may once in-flight items settle.
+// KEYS: meta, reservations. ARGV: item id, micros. Returns 1 reserved (replacing what the
+// item held before); 0 the budget cannot hold it even once everything in flight settles;
+// 2 it does not fit now, but may once other running items settle.
 const RESERVE_LUA = `
 local budget = redis.call('HGET', KEYS[1], 'budget_micros')
-local amount = tonumber(ARGV[1])
+local amount = tonumber(ARGV[2])
+local previous = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if budget then
   budget = tonumber(budget)
   local spent = tonumber(redis.call('HGET', KEYS[1], 'spent_micros') or '0')
-  local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved_micros') or '0')
+  local othersReserved = tonumber(redis.call('HGET', KEYS[1], 'reserved_micros') or '0') - previous
   if spent + amount > budget then return 0 end
-  if spent + reserved + amount > budget then return 2 end
+  if spent + othersReserved + amount > budget then
+    -- Waiting helps only while other items are running and may settle below what they hold;
+    -- money held by workers that died stays held (never under-count spend), so do not wait on it.
+    if tonumber(redis.call('HGET', KEYS[1], 'count:running') or '0') > 1 then return 2 end
+    return 0
+  end
 end
-redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount)
+redis.call('HSET', KEYS[2], ARGV[1], amount)
+redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount - previous)
 return 1
 `;

@@ -11,8 +11,12 @@ export interface ServeOptions {
   embed: boolean;
 }
 
-/** How long a SIGTERM waits for in-flight jobs and requests before giving up. */
-const SHUTDOWN_TIMEOUT_MS = 30_000;
+/**
+ * A SIGTERM gives waiting jobs this long before their waits are cut short and the jobs are
+ * handed back to the queue. Provider calls in flight are never cut (they may be billed), so
+ * the process waits for them up to the request timeout before it gives up.
+ */
+const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
  * `rendermill api`, `rendermill worker` and `rendermill start`: long-running processes that
@@ -32,7 +36,9 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   });
   for (const line of services.embedded) logger.info(`embedded ${line}`);
 
-  const workers = options.worker ? startRenderWorkers(services) : undefined;
+  const workers = options.worker
+    ? startRenderWorkers(services, { shutdownGraceMs: SHUTDOWN_GRACE_MS })
+    : undefined;
   if (workers) {
     logger.info(
       {
@@ -52,12 +58,15 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down: no new jobs, finishing in-flight work');
-      const timer = setTimeout(() => {
-        logger.error(
-          'shutdown timed out; in-flight jobs return to the queue when their locks expire',
-        );
-        process.exit(1);
-      }, SHUTDOWN_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => {
+          logger.error(
+            'shutdown timed out; in-flight jobs return to the queue when their locks expire',
+          );
+          process.exit(1);
+        },
+        SHUTDOWN_GRACE_MS + config.requestTimeoutMs + 5_000,
+      );
       timer.unref();
       void (async () => {
         await api?.close();

@@ -13,7 +13,6 @@ export interface ProviderRequest {
   /** Input images for edits and variations, in order. */
   images: InputImage[];
   mask?: InputImage | undefined;
-  signal?: AbortSignal | undefined;
 }
 
 export interface RenderedImage {

@@ -52,51 +52,41 @@ export class OpenAIImageProvider implements ImageProvider {
     });
   }
 
-  async render({ spec, images, mask, signal }: ProviderRequest): Promise<ProviderResult> {
+  async render({ spec, images, mask }: ProviderRequest): Promise<ProviderResult> {
     const model = this.options.registry.get(spec.model);
     const responseFormat = model?.response_formats
       ? { response_format: this.options.responseFormat ?? 'b64_json' }
       : {};
     const common = { model: spec.model, n: spec.n, size: spec.size, ...responseFormat };
-    const requestOptions = { signal };
     try {
       let response: OpenAI.Images.ImagesResponse;
       if (spec.operation === 'generate') {
-        response = await this.client.images.generate(
-          {
-            ...common,
-            prompt: spec.prompt ?? '',
-            ...optional('quality', spec.quality),
-            ...optional('style', spec.style),
-            ...optional('background', spec.background),
-            ...optional('output_format', spec.output_format),
-            ...optional('output_compression', spec.output_compression),
-          } as OpenAI.Images.ImageGenerateParamsNonStreaming,
-          requestOptions,
-        );
+        response = await this.client.images.generate({
+          ...common,
+          prompt: spec.prompt ?? '',
+          ...optional('quality', spec.quality),
+          ...optional('style', spec.style),
+          ...optional('background', spec.background),
+          ...optional('output_format', spec.output_format),
+          ...optional('output_compression', spec.output_compression),
+        } as OpenAI.Images.ImageGenerateParamsNonStreaming);
       } else if (spec.operation === 'edit') {
         const files = await Promise.all(images.map(upload));
-        response = await this.client.images.edit(
-          {
-            ...common,
-            prompt: spec.prompt ?? '',
-            image: files.length === 1 ? files[0]! : files,
-            ...(mask ? { mask: await upload(mask) } : {}),
-            ...optional('quality', spec.quality),
-            ...optional('background', spec.background),
-            ...optional('output_format', spec.output_format),
-            ...optional('output_compression', spec.output_compression),
-          } as OpenAI.Images.ImageEditParamsNonStreaming,
-          requestOptions,
-        );
+        response = await this.client.images.edit({
+          ...common,
+          prompt: spec.prompt ?? '',
+          image: files.length === 1 ? files[0]! : files,
+          ...(mask ? { mask: await upload(mask) } : {}),
+          ...optional('quality', spec.quality),
+          ...optional('background', spec.background),
+          ...optional('output_format', spec.output_format),
+          ...optional('output_compression', spec.output_compression),
+        } as OpenAI.Images.ImageEditParamsNonStreaming);
       } else {
-        response = await this.client.images.createVariation(
-          {
-            ...common,
-            image: await upload(images[0]!),
-          } as OpenAI.Images.ImageCreateVariationParams,
-          requestOptions,
-        );
+        response = await this.client.images.createVariation({
+          ...common,
+          image: await upload(images[0]!),
+        } as OpenAI.Images.ImageCreateVariationParams);
       }
       // From here on the call is paid for: failures must not make anyone call again.
       const usage = response.usage;
@@ -107,7 +97,7 @@ export class OpenAIImageProvider implements ImageProvider {
           usage,
         );
       }
-      const rendered = await Promise.all(data.map((d) => this.decode(d, usage, signal)));
+      const rendered = await Promise.all(data.map((d) => this.decode(d, usage)));
       return { images: rendered, usage };
     } catch (error) {
       throw toProviderError(error);
@@ -117,13 +107,12 @@ export class OpenAIImageProvider implements ImageProvider {
   private async decode(
     datum: OpenAI.Images.Image,
     usage: ProviderUsage | undefined,
-    signal?: AbortSignal,
   ): Promise<RenderedImage> {
     let data: Buffer;
     if (datum.b64_json) {
       data = Buffer.from(datum.b64_json, 'base64');
     } else if (datum.url) {
-      data = await this.download(datum.url, usage, signal);
+      data = await this.download(datum.url, usage);
     } else {
       throw new PaidResultError('provider answered without b64_json or url', usage);
     }
@@ -133,20 +122,17 @@ export class OpenAIImageProvider implements ImageProvider {
   }
 
   /** Image URLs expire (OpenAI's after an hour): fetch now, retrying brief network trouble. */
-  private async download(url: string, usage: ProviderUsage | undefined, signal?: AbortSignal) {
+  private async download(url: string, usage: ProviderUsage | undefined) {
     try {
       return await pRetry(
         async () => {
           const response = await this.fetchImpl(url, {
-            signal: AbortSignal.any([
-              AbortSignal.timeout(this.options.timeoutMs),
-              ...(signal ? [signal] : []),
-            ]),
+            signal: AbortSignal.timeout(this.options.timeoutMs),
           });
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
           return Buffer.from(await response.arrayBuffer());
         },
-        { retries: DOWNLOAD_RETRIES, minTimeout: 250, signal },
+        { retries: DOWNLOAD_RETRIES, minTimeout: 250 },
       );
     } catch (error) {
       throw new PaidResultError(

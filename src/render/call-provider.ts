@@ -1,19 +1,16 @@
 import pRetry from 'p-retry';
-import { ProviderRateLimitedError, isRetryable } from '../errors.js';
+import { ProviderRateLimitedError, ShutdownError, isRetryable } from '../errors.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import type {
   ImageProvider,
   ProviderRequest,
   ProviderResult,
 } from '../providers/image-provider.js';
+import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from './backoff.js';
 
-export interface ProviderRetryPolicy {
+export interface ProviderRetryPolicy extends BackoffPolicy {
   /** Retries after the first try, for 429s, 5xx, timeouts and resets. Default 6. */
   retries: number;
-  /** First backoff, doubled each retry with jitter. Default 500 ms. */
-  minTimeoutMs: number;
-  /** Longest single wait, also the cap on a provider's retry-after. Default 60 s. */
-  maxTimeoutMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
@@ -22,36 +19,35 @@ export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
   maxTimeoutMs: 60_000,
 };
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /**
  * One provider call as the render job sees it: each try waits for the rate limiter (weighted
- * by the images it asks for), transient failures back off exponentially with jitter, and a
- * 429 additionally waits as long as the provider asked. Non-retryable errors end at once.
+ * by the images it asks for); transient failures back off exponentially with jitter, and a 429
+ * waits as long as the provider asked on top. Non-retryable errors end at once.
+ *
+ * `shutdown` cuts only the waits between tries, never a call in flight: a call the provider
+ * may have billed is always seen through, or its cost could be lost and the image bought twice.
  */
 export function callProvider(
   provider: ImageProvider,
   limiter: RateLimiter,
   request: ProviderRequest,
   policy: ProviderRetryPolicy = DEFAULT_RETRY_POLICY,
+  shutdown?: AbortSignal,
   onRetry?: (error: Error, attempt: number) => void,
 ): Promise<ProviderResult> {
   return pRetry(() => limiter.schedule(request.spec.n, () => provider.render(request)), {
     retries: policy.retries,
-    factor: 2,
-    minTimeout: policy.minTimeoutMs,
-    maxTimeout: policy.maxTimeoutMs,
-    randomize: true,
-    signal: request.signal,
+    // p-retry's own waits cannot be cut short without also aborting after a success, so the
+    // waiting happens in onFailedAttempt below.
+    minTimeout: 0,
     shouldRetry: ({ error }) => isRetryable(error),
     onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
       if (retriesLeft === 0 || !isRetryable(error)) return;
+      if (shutdown?.aborted) throw new ShutdownError();
       onRetry?.(error, attemptNumber);
-      if (error instanceof ProviderRateLimitedError && error.retryAfterMs) {
-        // p-retry's own backoff follows this wait, which adds jitter so workers do not
-        // all return at the same instant.
-        await sleep(Math.min(error.retryAfterMs, policy.maxTimeoutMs));
-      }
+      const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;
+      const wait = Math.min(policy.maxTimeoutMs, asked + backoffDelayMs(attemptNumber, policy));
+      await waitUnlessShutdown(wait, shutdown);
     },
   });
 }

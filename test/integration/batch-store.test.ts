@@ -60,14 +60,10 @@ describe('BatchStore', () => {
     ).toBe('updated');
     // A final state is final: a duplicate run cannot move the item, but money it really
     // paid is still counted, and what it reserved is released.
-    expect(await store.reserve('b1', 20_000)).toBe('reserved');
-    expect(
-      await store.transition(
-        'b1',
-        { ...a!, status: 'failed' },
-        { spendMicros: 16_000, releaseMicros: 20_000 },
-      ),
-    ).toBe('ignored');
+    expect(await store.reserve('b1', 'i0', 20_000)).toBe('reserved');
+    expect(await store.transition('b1', { ...a!, status: 'failed' }, { spendMicros: 16_000 })).toBe(
+      'ignored',
+    );
     expect((await store.item('b1', 'i0'))?.status).toBe('succeeded');
     expect(await store.transition('b1', { ...b!, status: 'failed' })).toBe('batch_completed');
 
@@ -84,29 +80,42 @@ describe('BatchStore', () => {
   });
 
   it('reserves atomically: concurrent reservations never pass the budget', async () => {
-    await newBatch('b2', 1, 100_000);
-    const results = await Promise.all(
-      Array.from({ length: 50 }, () => store.reserve('b2', 16_000)),
-    );
-    // 6 × 16,000 ≤ 100,000 < 7 × 16,000. Nothing is spent yet, so the rest wait, not give up.
+    const items = await newBatch('b2', 50, 100_000);
+    await Promise.all(items.map((i) => store.transition('b2', { ...i, status: 'running' })));
+    const results = await Promise.all(items.map((i) => store.reserve('b2', i.id, 16_000)));
+    // 6 × 16,000 ≤ 100,000 < 7 × 16,000. Nothing is spent yet and others are running, so the
+    // rest wait for them to settle rather than give up.
     expect(results.filter((r) => r === 'reserved')).toHaveLength(6);
     expect(results.filter((r) => r === 'wait')).toHaveLength(44);
     expect((await store.get('b2'))?.reserved_micros).toBe(96_000);
-    await store.release('b2', 16_000);
-    expect(await store.reserve('b2', 16_000)).toBe('reserved');
+
+    // Settling one (below its reservation) releases all it held and makes room again.
+    const holder = items[results.indexOf('reserved')]!;
+    await store.transition('b2', { ...holder, status: 'succeeded' }, { spendMicros: 4_000 });
+    expect((await store.get('b2'))?.reserved_micros).toBe(80_000);
+    expect(await store.reserve('b2', items[49]!.id, 16_000)).toBe('reserved');
   });
 
-  it('counts spent and reserved money together against the budget', async () => {
-    const [a] = await newBatch('b3', 1, 20_000);
-    expect(await store.reserve('b3', 16_000)).toBe('reserved');
-    expect(await store.reserve('b3', 16_000)).toBe('wait');
-    await store.transition(
-      'b3',
-      { ...a!, status: 'succeeded' },
-      { spendMicros: 16_000, releaseMicros: 16_000 },
-    );
-    expect(await store.reserve('b3', 16_000)).toBe('exhausted');
-    expect(await store.reserve('b3', 4_000)).toBe('reserved');
+  it('keeps one reservation per item: a re-run replaces it instead of leaking', async () => {
+    const [a] = await newBatch('b6', 1, 50_000);
+    await store.transition('b6', { ...a!, status: 'running' });
+    expect(await store.reserve('b6', 'i0', 30_000)).toBe('reserved');
+    // The same item again (its job re-run after a crash): it still fits, replacing its own.
+    expect(await store.reserve('b6', 'i0', 30_000)).toBe('reserved');
+    expect((await store.get('b6'))?.reserved_micros).toBe(30_000);
+    await store.transition('b6', { ...a!, status: 'queued' });
+    expect((await store.get('b6'))?.reserved_micros).toBe(0);
+  });
+
+  it('does not wait on money held by items that are no longer running', async () => {
+    const [a, b] = await newBatch('b3', 2, 20_000);
+    await store.transition('b3', { ...a!, status: 'running' });
+    await store.transition('b3', { ...b!, status: 'running' });
+    expect(await store.reserve('b3', 'i0', 16_000)).toBe('reserved');
+    expect(await store.reserve('b3', 'i1', 16_000)).toBe('wait'); // i0 is running
+    await store.transition('b3', { ...a!, status: 'succeeded' }, { spendMicros: 16_000 });
+    expect(await store.reserve('b3', 'i1', 16_000)).toBe('exhausted');
+    expect(await store.reserve('b3', 'i1', 4_000)).toBe('reserved');
   });
 
   it('reads another tenant’s batch as missing', async () => {

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRenderWorkers } from '../../workers/render-workers.js';
+import { startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
+
+let h: Harness;
+beforeAll(async () => {
+  // The provider allows 6 images a minute (one every 10 s) while rendermill is told 600: the
+  // second item meets a 429 asking it to wait ~10 s, and is waiting when the worker stops.
+  h = await startHarness({
+    workers: false,
+    simulator: { imagesPerMinute: 6 },
+    env: { RENDERMILL_IMAGES_PER_MINUTE: '600' },
+  });
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('a worker shutting down', () => {
+  it('cuts waits short and hands the job back, without using an attempt, losing the item or paying twice', async () => {
+    const workers = startRenderWorkers(h.services, { shutdownGraceMs: 300 });
+    const response = await submit(h, {
+      model: 'dall-e-2',
+      size: '256x256',
+      budget_usd: 1,
+      items: [
+        { id: 'first', prompt: 'one' },
+        { id: 'second', prompt: 'two' },
+      ],
+    });
+    const batchId = response.json<{ id: string }>().id;
+    while (h.sim.stats().rateLimited === 0) await new Promise((r) => setTimeout(r, 20));
+
+    const started = Date.now();
+    await workers.close();
+    expect(Date.now() - started).toBeLessThan(3_000); // not the ~10 s the provider asked for
+
+    const second = await h.services.store.item(batchId, 'second');
+    expect(second?.status).toBe('queued');
+    expect(second?.error?.code).toBe('shutdown');
+    const batch = await h.services.store.get(batchId);
+    expect(batch?.reserved_micros).toBe(0);
+    expect(batch?.counts).toMatchObject({ succeeded: 1, queued: 1 });
+    const job = await h.services.queue.queue('render').getJob(`${batchId}-1`);
+    expect(job?.attemptsMade).toBe(0);
+    expect(await job?.getState()).toBe('delayed');
+
+    // Another worker finishes it; the provider billed each image once.
+    h.sim.setKnobs({ imagesPerMinute: 0 });
+    const next = startRenderWorkers(h.services);
+    try {
+      const done = await waitForBatch(h, batchId);
+      expect(done.counts.succeeded).toBe(2);
+      expect(done.spent_micros).toBe(32_000);
+      expect(h.sim.stats().billedImages).toBe(2);
+    } finally {
+      await next.close();
+    }
+  });
+});
