@@ -6,6 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/batches/batch-view.js';
 import { cleanEnv, runCli, type CliRun } from '../support/cli.js';
 
+/** `rendermill render` on the shipped example catalog and template. */
+const RENDER_EXAMPLE = [
+  'render',
+  'examples/catalog.csv',
+  '--template',
+  'examples/thumbnail.template.txt',
+];
+
 let dataDir: string;
 let run: CliRun;
 
@@ -14,10 +22,7 @@ beforeAll(async () => {
   // Nothing configured: Redis, S3 and the provider are all embedded, as in README's first command.
   run = await runCli(
     [
-      'render',
-      'examples/catalog.csv',
-      '--template',
-      'examples/thumbnail.template.txt',
+      ...RENDER_EXAMPLE,
       '--size',
       '256x256',
       '--quality',
@@ -80,7 +85,7 @@ describe('rendermill render on the example catalog', () => {
 describe('rendermill render, refusing what it cannot do', () => {
   it('names the install command when redis-server is missing', async () => {
     const result = await runCli(
-      ['render', 'examples/catalog.csv', '--template', 'examples/thumbnail.template.txt'],
+      RENDER_EXAMPLE,
       cleanEnv({ PATH: '/nonexistent', RENDERMILL_DATA_DIR: dataDir }),
     );
     expect(result.code).toBe(1);
@@ -91,16 +96,7 @@ describe('rendermill render, refusing what it cannot do', () => {
 
   it('names the catalog line and field of a bad item, before anything runs', async () => {
     const result = await runCli(
-      [
-        'render',
-        'examples/catalog.csv',
-        '--template',
-        'examples/thumbnail.template.txt',
-        '--size',
-        '300x300',
-        '--model',
-        'dall-e-2',
-      ],
+      [...RENDER_EXAMPLE, '--size', '300x300', '--model', 'dall-e-2'],
       cleanEnv({ RENDERMILL_DATA_DIR: dataDir }),
     );
     expect(result.code).toBe(1);
@@ -134,10 +130,7 @@ describe('rendermill render, refusing what it cannot do', () => {
   it('exits 2 when the batch completes with items over budget', async () => {
     const result = await runCli(
       [
-        'render',
-        'examples/catalog.csv',
-        '--template',
-        'examples/thumbnail.template.txt',
+        ...RENDER_EXAMPLE,
         '--model',
         'dall-e-2',
         '--size',
@@ -168,7 +161,7 @@ describe('rendermill render, refusing what it cannot do', () => {
 
   it('reports configuration errors in one readable block', async () => {
     const result = await runCli(
-      ['render', 'examples/catalog.csv', '--template', 'examples/thumbnail.template.txt'],
+      RENDER_EXAMPLE,
       cleanEnv({ RENDERMILL_TIER: 'free', RENDERMILL_DATA_DIR: dataDir }),
     );
     expect(result.code).toBe(1);
