@@ -56,7 +56,9 @@ program
 
 program
   .command('worker')
-  .description('run one worker process; start several to scale (needs REDIS_URL and S3 settings)')
+  .description(
+    'run one worker process; start several to scale (needs REDIS_URL, S3 settings and OPENAI_API_KEY)',
+  )
   .action(() => serveCommand({ api: false, worker: true, embed: false }));
 
 program

@@ -59,16 +59,16 @@ export async function startServices(
   if (!options.embed) {
     const missing = [
       !config.redisUrl && 'REDIS_URL',
-      config.embedS3 && 'AWS_ENDPOINT_URL_S3 (or AWS credentials)',
-      // A worker that quietly rendered with the simulator would store fake images as real.
-      options.provider &&
-        !config.provider &&
-        'OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway or the simulator)',
+      config.embedS3 &&
+        'AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for an S3-compatible store)',
+      options.provider && !config.provider && 'OPENAI_API_KEY',
     ].filter(Boolean);
     if (missing.length > 0) {
       throw new ConfigError(
-        `this command shares its queue and bucket with other rendermill processes, so it needs ${missing.join(' and ')}; ` +
-          'for a single process with everything embedded, use `rendermill start` or `rendermill render`',
+        `missing configuration: ${missing.join(', ')}. Processes that share a queue must share ` +
+          'Redis and a bucket, and a worker never renders with the simulator unless pointed at it ' +
+          '(OPENAI_BASE_URL). For one process with everything embedded, use `rendermill start` or ' +
+          '`rendermill render`.',
       );
     }
   }
