@@ -62,7 +62,8 @@ export function pricedRequest(spec: RenderSpec): PricedRequest {
  * Renders one item: reserve its maximum price → call the provider (rate-limited, retried)
  * → upload every image to S3 → settle the actual price and record the outcome. Each step's
  * failure has one meaning: retryable errors leave the item queued for the next attempt,
- * everything else ends the item with a reason. Money reserved is always settled or released.
+ * everything else ends the item with a reason. Every transition after `running` releases
+ * what the item reserved; what the provider billed is always added to the spend.
  */
 export function createRenderItemProcessor(deps: RenderItemDeps) {
   return async function renderItem(
@@ -88,10 +89,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       attempts: attempt,
       updated_at: new Date().toISOString(),
     });
-    const finish = async (
-      next: ItemRecord,
-      money: { spendMicros?: number; releaseMicros?: number },
-    ) => {
+    const finish = async (next: ItemRecord, money: { spendMicros?: number }) => {
       const outcome = await deps.store.transition(batchId, next, money);
       log.info(
         {
