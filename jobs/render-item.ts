@@ -72,16 +72,21 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   ): Promise<void> {
     const started = Date.now();
     const log = deps.logger.child({ batch: batchId, item: itemId });
-    const item = await deps.store.item(batchId, itemId);
-    if (!item) {
+    const stored = await deps.store.item(batchId, itemId);
+    if (!stored) {
       log.warn('item no longer exists; nothing to render');
       return;
     }
-    if (TERMINAL_STATUSES.includes(item.status)) {
+    if (TERMINAL_STATUSES.includes(stored.status)) {
       // A job re-run after a crash: the outcome is recorded, but finalising may not have been queued.
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
+    // Still `running` means its last run died (a stalled job re-run): what that run held may
+    // have been billed, so it is charged, never silently dropped.
+    const heldByDeadRun =
+      stored.status === 'running' ? await deps.store.reservedBy(batchId, itemId) : 0;
+    const item = { ...stored, cost_micros: stored.cost_micros + heldByDeadRun };
 
     const record = (changes: Partial<ItemRecord>): ItemRecord => ({
       ...item,
@@ -89,8 +94,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       attempts: attempt,
       updated_at: new Date().toISOString(),
     });
+    let settled = false;
     const finish = async (next: ItemRecord, money: { spendMicros?: number }) => {
       const outcome = await deps.store.transition(batchId, next, money);
+      settled = true; // from here on the outcome and its money are recorded: never again
       log.info(
         {
           status: next.status,
@@ -114,7 +121,15 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     }
     const priced = pricedRequest(spec);
     const maxMicros = maxCostMicros(model, priced);
-    await deps.store.transition(batchId, record({ status: 'running' }));
+    const start = await deps.store.transition(batchId, record({ status: 'running' }), {
+      spendMicros: heldByDeadRun,
+      releaseReservation: true,
+    });
+    if (start === 'ignored') {
+      // Another run of the same job finished the item since we read it.
+      await queueFinalizeIfComplete(deps, batchId);
+      return;
+    }
     let paidMicros = 0;
     try {
       const reservation = await reserveBudget(deps.store, batchId, itemId, maxMicros, signal);
@@ -185,6 +200,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         { spendMicros: paidMicros },
       );
     } catch (error) {
+      if (settled) throw error; // only queueing the manifest failed: the job retry redoes that
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
       // Every transition below also releases what the item had reserved.
@@ -223,7 +239,12 @@ function recordGiveUp(deps: RenderItemDeps) {
     if (!ref.success) return; // not even an item to blame; the worker has logged the job
     const { batchId, itemId } = ref.data;
     const item = await deps.store.item(batchId, itemId);
-    if (!item || TERMINAL_STATUSES.includes(item.status)) return;
+    if (!item) return;
+    if (TERMINAL_STATUSES.includes(item.status)) {
+      // The outcome was recorded but queueing the manifest kept failing: do it now.
+      await queueFinalizeIfComplete(deps, batchId);
+      return;
+    }
     const held = await deps.store.reservedBy(batchId, itemId);
     const failed: ItemRecord = {
       ...item,

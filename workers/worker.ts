@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import pRetry from 'p-retry';
 import { ShutdownError } from '../src/errors.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -110,7 +111,9 @@ async function giveUpIfFinal(job: Job, options: WorkerOptions): Promise<void> {
       { job: job.id, name: job.name, reason: job.failedReason },
       'job failed for good',
     );
-    await handler?.onGiveUp?.(job.data, job.failedReason);
+    const onGiveUp = handler?.onGiveUp;
+    // Recording the outcome is what keeps the item from hanging: try past a brief Redis blip.
+    if (onGiveUp) await pRetry(() => onGiveUp(job.data, job.failedReason), { retries: 5 });
   } catch (error) {
     options.logger.error({ err: error, job: job.id }, 'recording a failed job did not work');
   }

@@ -164,7 +164,11 @@ export class BatchStore {
   async transition(
     batchId: string,
     next: ItemRecord,
-    money: { spendMicros?: Micros } = {},
+    money: {
+      spendMicros?: Micros;
+      /** Release what the item holds even on a move to `running` (a dead run's reservation). */
+      releaseReservation?: boolean;
+    } = {},
   ): Promise<TransitionOutcome> {
     const result = await this.scripts.rmTransition(
       this.metaKey(batchId),
@@ -176,6 +180,7 @@ export class BatchStore {
       money.spendMicros ?? 0,
       new Date().toISOString(),
       TERMINAL_STATUSES.join(','),
+      money.releaseReservation || next.status !== 'running' ? 1 : 0,
     );
     if (result === -1) throw new Error(`item ${next.id} of batch ${batchId} does not exist`);
     return result === 2 ? 'batch_completed' : result === 1 ? 'updated' : 'ignored';
@@ -222,7 +227,7 @@ interface RedisWithScripts {
 }
 
 // KEYS: meta, items, reservations. ARGV: item id, record JSON, new status, spend delta, now,
-// terminal statuses. Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed.
+// terminal statuses, 1 to release the item's reservation. Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed.
 // Money moves even when the item is already final: a duplicate run (a stalled job re-run
 // while the first still worked) really paid, and its reservation must not leak.
 const TRANSITION_LUA = `
@@ -230,7 +235,7 @@ local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
 local newStatus = ARGV[3]
 if tonumber(ARGV[4]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'spent_micros', ARGV[4]) end
-if newStatus ~= 'running' then
+if ARGV[7] == '1' then
   local held = redis.call('HGET', KEYS[3], ARGV[1])
   if held then
     redis.call('HDEL', KEYS[3], ARGV[1])
@@ -260,6 +265,7 @@ return 1
 // item held before); 0 the budget cannot hold it even once everything in flight settles;
 // 2 it does not fit now, but may once other running items settle.
 const RESERVE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local budget = redis.call('HGET', KEYS[1], 'budget_micros')
 local amount = tonumber(ARGV[2])
 local previous = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')

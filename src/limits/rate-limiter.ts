@@ -1,10 +1,14 @@
 import Bottleneck from 'bottleneck';
-import { ProviderRejectedError } from '../errors.js';
+import { ProviderRejectedError, ShutdownError } from '../errors.js';
 
 /** Paces calls to one provider account by the number of images they ask for. */
 export interface RateLimiter {
-  /** Runs fn once `weight` images of the per-minute allowance are available. */
-  schedule<T>(weight: number, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs fn once `weight` images of the per-minute allowance are available. If `shutdown` is
+   * aborted before fn has started, the wait ends with ShutdownError and fn never runs; once
+   * fn has started it is seen through.
+   */
+  schedule<T>(weight: number, fn: () => Promise<T>, shutdown?: AbortSignal): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -43,7 +47,7 @@ export class LocalRateLimiter implements RateLimiter {
     });
   }
 
-  schedule<T>(weight: number, fn: () => Promise<T>): Promise<T> {
+  schedule<T>(weight: number, fn: () => Promise<T>, shutdown?: AbortSignal): Promise<T> {
     if (weight > this.burst) {
       // Bottleneck would hold a job heavier than the reservoir forever.
       return Promise.reject(
@@ -53,7 +57,24 @@ export class LocalRateLimiter implements RateLimiter {
         ),
       );
     }
-    return this.bottleneck.schedule({ weight }, fn);
+    if (!shutdown) return this.bottleneck.schedule({ weight }, fn);
+    return new Promise<T>((resolve, reject) => {
+      let started = false;
+      const giveUp = () => {
+        if (!started) reject(new ShutdownError());
+      };
+      if (shutdown.aborted) return giveUp();
+      shutdown.addEventListener('abort', giveUp, { once: true });
+      this.bottleneck
+        .schedule({ weight }, () => {
+          // Its turn came after the shutdown: spend nothing.
+          if (shutdown.aborted) return Promise.reject(new ShutdownError());
+          started = true;
+          return fn();
+        })
+        .then(resolve, reject)
+        .finally(() => shutdown.removeEventListener('abort', giveUp));
+    });
   }
 
   async stop(): Promise<void> {

@@ -24,8 +24,9 @@ export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
  * by the images it asks for); transient failures back off exponentially with jitter, and a 429
  * waits as long as the provider asked on top. Non-retryable errors end at once.
  *
- * `shutdown` cuts only the waits between tries, never a call in flight: a call the provider
- * may have billed is always seen through, or its cost could be lost and the image bought twice.
+ * `shutdown` cuts only waits — for the limiter, between tries — never a call in flight: a call
+ * the provider may have billed is always seen through, or its cost could be lost and the image
+ * bought twice.
  */
 export function callProvider(
   provider: ImageProvider,
@@ -35,7 +36,7 @@ export function callProvider(
   shutdown?: AbortSignal,
   onRetry?: (error: Error, attempt: number) => void,
 ): Promise<ProviderResult> {
-  return pRetry(() => limiter.schedule(request.spec.n, () => provider.render(request)), {
+  return pRetry(() => limiter.schedule(request.spec.n, () => provider.render(request), shutdown), {
     retries: policy.retries,
     // p-retry's own waits cannot be cut short without also aborting after a success, so the
     // waiting happens in onFailedAttempt below.

@@ -157,7 +157,7 @@ export async function startServices(
         providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false,
       embedded,
       s3DataDir,
-      close: () => runCleanups(cleanups),
+      close: once(() => runCleanups(cleanups)),
     };
   } catch (error) {
     await runCleanups(cleanups);
@@ -167,11 +167,17 @@ export async function startServices(
 
 /** Undoes start-up in reverse order; one failing step does not stop the others. */
 async function runCleanups(cleanups: (() => Promise<void> | void)[]): Promise<void> {
-  for (const cleanup of cleanups.reverse()) {
+  for (const cleanup of [...cleanups].reverse()) {
     try {
       await cleanup();
     } catch {
       // Shutting down: nothing useful to do with a failure to close.
     }
   }
+}
+
+/** Runs fn the first time only; later calls share its promise (close may be called twice). */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= fn());
 }

@@ -58,3 +58,59 @@ describe('a worker shutting down', () => {
     }
   });
 });
+
+describe('a worker shutting down while calls wait for the rate limiter', () => {
+  it('hands them back before they start, paying for none of them', async () => {
+    // rendermill paces at 6 images a minute: one call now, the next only after 10 s.
+    const slow = await startHarness({ workers: false, env: { RENDERMILL_IMAGES_PER_MINUTE: '6' } });
+    try {
+      const workers = startRenderWorkers(slow.services, { shutdownGraceMs: 300 });
+      const response = await submit(slow, {
+        model: 'dall-e-2',
+        size: '256x256',
+        items: ['a', 'b', 'c'].map((id) => ({ id, prompt: `limited ${id}` })),
+      });
+      const batchId = response.json<{ id: string }>().id;
+      while (slow.sim.stats().billedImages === 0) await new Promise((r) => setTimeout(r, 20));
+
+      const started = Date.now();
+      await workers.close();
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(slow.sim.stats().requests).toBe(1);
+      const batch = await slow.services.store.get(batchId);
+      expect(batch?.counts).toMatchObject({ succeeded: 1, queued: 2, running: 0 });
+      expect(batch?.reserved_micros).toBe(0);
+    } finally {
+      await slow.stop();
+    }
+  });
+});
+
+describe('a job re-run after its worker died', () => {
+  it('charges what the dead run held, then renders the item once more', async () => {
+    const response = await submit(h, {
+      model: 'dall-e-2',
+      size: '256x256',
+      items: [{ id: 'orphan', prompt: 'orphaned' }],
+    });
+    const batchId = response.json<{ id: string }>().id;
+    // What a worker killed mid-call leaves behind: the item running, its reservation held.
+    const item = (await h.services.store.item(batchId, 'orphan'))!;
+    await h.services.store.transition(batchId, { ...item, status: 'running' });
+    expect(await h.services.store.reserve(batchId, 'orphan', 16_000)).toBe('reserved');
+
+    h.sim.setKnobs({ imagesPerMinute: 0 });
+    h.sim.reset();
+    const workers = startRenderWorkers(h.services);
+    try {
+      const done = await waitForBatch(h, batchId);
+      expect(done.counts.succeeded).toBe(1);
+      expect(done.spent_micros).toBe(32_000); // the dead run's 16,000 + this run's 16,000
+      expect(done.reserved_micros).toBe(0);
+      expect((await h.services.store.item(batchId, 'orphan'))?.cost_micros).toBe(32_000);
+      expect(h.sim.stats().billedImages).toBe(1);
+    } finally {
+      await workers.close();
+    }
+  });
+});
