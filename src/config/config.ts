@@ -192,7 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     imagesPerMinute: e.RENDERMILL_IMAGES_PER_MINUTE ?? TIER_IMAGES_PER_MINUTE[tier as 1],
     imagesPerMinuteSource: e.RENDERMILL_IMAGES_PER_MINUTE
       ? 'RENDERMILL_IMAGES_PER_MINUTE'
-      : `usage tier ${tier}${e.RENDERMILL_TIER ? '' : ' (default; set RENDERMILL_TIER)'}`,
+      : `usage tier ${tier}${e.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,
     apiKeys: e.RENDERMILL_API_KEYS ?? [],
     port: e.PORT,
     dataDir: e.RENDERMILL_DATA_DIR,
