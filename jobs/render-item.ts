@@ -82,11 +82,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
-    // Still `running` means its last run died (a stalled job re-run): what that run held may
-    // have been billed, so it is charged, never silently dropped.
-    const heldByDeadRun =
-      stored.status === 'running' ? await deps.store.reservedBy(batchId, itemId) : 0;
-    const item = { ...stored, cost_micros: stored.cost_micros + heldByDeadRun };
+    const { item, held: heldByDeadRun } = await chargeDeadRun(deps.store, batchId, stored);
 
     const record = (changes: Partial<ItemRecord>): ItemRecord => ({
       ...item,
@@ -245,11 +241,10 @@ function recordGiveUp(deps: RenderItemDeps) {
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
-    const held = await deps.store.reservedBy(batchId, itemId);
+    const { item: charged, held } = await chargeDeadRun(deps.store, batchId, item);
     const failed: ItemRecord = {
-      ...item,
+      ...charged,
       status: 'failed',
-      cost_micros: item.cost_micros + held,
       error: { code: 'job_failed', message: reason },
       updated_at: new Date().toISOString(),
     };
@@ -266,6 +261,21 @@ function recordGiveUp(deps: RenderItemDeps) {
     );
     if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
   };
+}
+
+/**
+ * An item still `running` when a job picks it up (a stalled job re-run, or one given up) had
+ * a run that died between reserving and settling — perhaps after the provider billed. What
+ * it held is charged to the item, never silently dropped; the caller's transition adds it to
+ * the spend and releases it.
+ */
+async function chargeDeadRun(
+  store: BatchStore,
+  batchId: string,
+  item: ItemRecord,
+): Promise<{ item: ItemRecord; held: number }> {
+  const held = item.status === 'running' ? await store.reservedBy(batchId, item.id) : 0;
+  return { item: { ...item, cost_micros: item.cost_micros + held }, held };
 }
 
 /** How long an item waits for in-flight items to settle before it gives up on the budget. */
