@@ -9,6 +9,7 @@ import type {
 } from '../src/batches/batch-store.js';
 import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
 import {
+  AccountPausedError,
   BudgetExceededError,
   PaidResultError,
   ShutdownError,
@@ -16,7 +17,6 @@ import {
   RendermillError,
   isRetryable,
 } from '../src/errors.js';
-import type { RateLimiter } from '../src/limits/rate-limiter.js';
 import type { ModelRegistry } from '../src/models/model-registry.js';
 import {
   actualCostMicros,
@@ -25,9 +25,10 @@ import {
   type PricedRequest,
 } from '../src/models/pricing.js';
 import { CONTENT_TYPES, type RenderSpec } from '../src/models/render-spec.js';
-import type { ImageProvider } from '../src/providers/image-provider.js';
+import type { ProviderAccount } from '../src/providers/provider-account.js';
 import { waitUnlessShutdown } from '../src/render/backoff.js';
-import { callProvider, type ProviderRetryPolicy } from '../src/render/call-provider.js';
+import type { ProviderRetryPolicy } from '../src/render/call-provider.js';
+import { candidatesFor, renderWithFallbacks } from '../src/render/render-with-fallbacks.js';
 import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import { renderItemRef, type AttemptInfo, type JobHandler, type JobPayload } from './catalog.js';
@@ -36,8 +37,8 @@ import type { JobQueue } from '../src/queue/job-queue.js';
 export interface RenderItemDeps {
   store: BatchStore;
   storage: ImageStorage;
-  provider: ImageProvider;
-  limiter: RateLimiter;
+  /** The configured provider account first, then its fallbacks in order. */
+  accounts: readonly ProviderAccount[];
   registry: ModelRegistry;
   queue: JobQueue;
   logger: Logger;
@@ -109,14 +110,16 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
     };
 
-    const model = deps.registry.get(spec.model);
-    if (!model) {
+    const candidates = candidatesFor(deps.accounts, spec.model, deps.registry);
+    const primary = candidates[0];
+    if (!primary) {
       const error = new ModelUnavailableError(`model ${spec.model} is no longer in the registry`);
       await finish(record({ status: 'failed', error: describe(error) }), {});
       throw new UnrecoverableError(error.message);
     }
     const priced = pricedRequest(spec);
-    const maxMicros = maxCostMicros(model, priced);
+    // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
+    const maxMicros = Math.max(...candidates.map((c) => maxCostMicros(c.model, priced)));
     const start = await deps.store.transition(batchId, record({ status: 'running' }), {
       spendMicros: heldByDeadRun,
       releaseReservation: true,
@@ -143,26 +146,22 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)),
       );
       const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage) : undefined;
-      await checkInputImages(model, images, mask);
+      await checkInputImages(primary.model, images, mask);
 
-      let result;
-      try {
-        result = await callProvider(
-          deps.provider,
-          deps.limiter,
-          { spec, images, mask },
-          deps.retryPolicy,
-          signal,
-          (error, n) => log.warn({ err: error.message, try: n }, 'provider call failed; retrying'),
-        );
-      } catch (error) {
+      const rendered = await renderWithFallbacks(
+        candidates,
+        { spec, images, mask },
+        { policy: deps.retryPolicy, shutdown: signal, log },
+      );
+      if (!rendered.ok) {
         // Billed but unusable: the money is gone whether or not we can use the result.
-        if (error instanceof PaidResultError) {
-          paidMicros = actualCostMicros(model, priced, error.usage);
+        if (rendered.error instanceof PaidResultError) {
+          paidMicros = actualCostMicros(rendered.candidate.model, priced, rendered.error.usage);
         }
-        throw error;
+        throw rendered.error;
       }
-      paidMicros = actualCostMicros(model, priced, result.usage);
+      const { candidate, result } = rendered;
+      paidMicros = actualCostMicros(candidate.model, priced, result.usage);
 
       // The images are paid for: from here on nothing is cut short by a shutdown, and a
       // storage hiccup is retried here rather than by buying the images again.
@@ -177,7 +176,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
               contentType: CONTENT_TYPES[image.format],
               metadata: {
                 'request-hash': item.hash,
-                model: spec.model,
+                model: candidate.model.id,
                 size: spec.size,
                 'cost-usd': String(microsToUsd(paidMicros / result.images.length)),
               },
@@ -191,6 +190,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           status: 'succeeded',
           cost_micros: item.cost_micros + paidMicros,
           images: stored,
+          rendered_by: { provider: candidate.account.name, model: candidate.model.id },
           error: undefined,
         }),
         { spendMicros: paidMicros },
@@ -202,7 +202,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // Every transition below also releases what the item had reserved.
       const money = { spendMicros: paidMicros };
       const cost_micros = item.cost_micros + paidMicros;
-      if (error instanceof ShutdownError || (isRetryable(error) && attempt < maxAttempts)) {
+      // A shutdown or a paused account hands the job back without using an attempt.
+      const handedBack = error instanceof ShutdownError || error instanceof AccountPausedError;
+      if (handedBack || (isRetryable(error) && attempt < maxAttempts)) {
         await deps.store.transition(
           batchId,
           record({ status: 'queued', cost_micros, error: reason }),

@@ -107,6 +107,25 @@ export class ShutdownError extends RendermillError {
   }
 }
 
+/**
+ * The provider account is paused — out of quota, its key refused, or told to wait longer than a
+ * worker should hold a job — so the item goes back to the queue, using no attempt, until
+ * `resumeAt`; its record says why. Nothing is called in the meantime.
+ */
+export class AccountPausedError extends RendermillError {
+  override name = 'AccountPausedError';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    /** The reason the account was paused: rate_limited, provider_quota_exhausted, provider_auth. */
+    readonly code: string,
+    /** When the account is worth trying again (epoch ms). */
+    readonly resumeAt: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The batch's budget cannot hold this item's maximum price. */
 export class BudgetExceededError extends RendermillError {
   override name = 'BudgetExceededError';

@@ -8,8 +8,10 @@ export function startRenderWorkers(
   services: Services,
   options: { shutdownGraceMs?: number } = {},
 ): RunningWorkers {
-  const { store, storage, provider, limiter, registry, queue, logger, redis, config } = services;
-  if (!provider) throw new Error('workers need a provider: start the services with provider: true');
+  const { store, storage, accounts, registry, queue, logger, redis, config } = services;
+  if (accounts.length === 0) {
+    throw new Error('workers need a provider: start the services with provider: true');
+  }
   return startWorkers({
     connection: redis,
     logger,
@@ -19,11 +21,11 @@ export function startRenderWorkers(
       'render-item': createRenderItemHandler({
         store,
         storage,
-        provider,
-        limiter,
+        accounts,
         registry,
         queue,
         logger,
+        retryPolicy: config.retry,
       }),
       'finalize-batch': { process: createFinalizeBatchProcessor({ store, storage, logger }) },
     },

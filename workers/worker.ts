@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
-import { ShutdownError } from '../src/errors.js';
+import { AccountPausedError, ShutdownError } from '../src/errors.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
@@ -61,10 +61,17 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
             signal: shutdown.signal,
           });
         } catch (error) {
-          if (!(error instanceof ShutdownError)) throw error;
-          // Handed back, not failed: another worker picks it up without losing an attempt.
-          await job.moveToDelayed(Date.now() + 1_000, token);
-          throw new DelayedError();
+          // Handed back, not failed: the job waits in the queue without losing an attempt —
+          // for another worker (shutdown), or until its provider account may be called again.
+          if (error instanceof ShutdownError) {
+            await job.moveToDelayed(Date.now() + 1_000, token);
+            throw new DelayedError();
+          }
+          if (error instanceof AccountPausedError) {
+            await job.moveToDelayed(error.resumeAt + handBackJitterMs(), token);
+            throw new DelayedError();
+          }
+          throw error;
         }
       },
       {
@@ -101,6 +108,9 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
     },
   };
 }
+
+/** Spreads jobs handed back for the same pause, so they do not all return in the same instant. */
+const handBackJitterMs = () => Math.floor(Math.random() * 1_000);
 
 /** Runs the job's give-up handler once BullMQ has moved it to the failed set for good. */
 async function giveUpIfFinal(job: Job, options: WorkerOptions): Promise<void> {

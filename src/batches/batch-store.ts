@@ -22,6 +22,8 @@ export interface ItemRecord {
   hash: string;
   cost_micros: Micros;
   images: StoredImage[];
+  /** Which provider account and model rendered it (a fallback's, when the chain moved on). */
+  rendered_by?: { provider: string; model: string } | undefined;
   error?: { code: string; message: string } | undefined;
   attempts: number;
   updated_at: string;

@@ -23,7 +23,11 @@ export interface ManifestItem {
   id: string;
   status: ItemRecord['status'];
   operation: string;
+  /** The model that rendered it; `requested_model` differs when a fallback used its own. */
   model: string;
+  requested_model: string;
+  /** The provider account that rendered it: `primary` or a fallback's name. */
+  provider: string | null;
   size: string;
   n: number;
   prompt: string | null;
@@ -53,7 +57,9 @@ export async function buildManifest(
       id: item.id,
       status: item.status,
       operation: item.spec.operation,
-      model: item.spec.model,
+      model: item.rendered_by?.model ?? item.spec.model,
+      requested_model: item.spec.model,
+      provider: item.rendered_by?.provider ?? null,
       size: item.spec.size,
       n: item.spec.n,
       prompt: item.spec.prompt ?? null,
@@ -72,6 +78,7 @@ const CSV_COLUMNS = [
   'id',
   'status',
   'model',
+  'provider',
   'size',
   'n',
   'cost_usd',
@@ -94,6 +101,7 @@ export function manifestCsv(manifest: Manifest): string {
       item.id,
       item.status,
       item.model,
+      item.provider ?? '',
       item.size,
       item.n,
       item.cost_usd,

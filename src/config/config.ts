@@ -17,6 +17,47 @@ const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+const FREE_TIER_MESSAGE =
+  'the free tier cannot use the Images API; set your account’s usage tier, 1–5';
+
+/** One fallback provider account, as written in RENDERMILL_FALLBACKS. */
+const fallbackEntry = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
+    base_url: z.url(),
+    /** The variable holding its key, so that keys stay out of the JSON. */
+    api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
+    tier: z
+      .union([z.literal('free'), z.number().int().min(0).max(5)])
+      .refine((t) => t !== 'free' && t !== 0, { message: FREE_TIER_MESSAGE })
+      .optional(),
+    images_per_minute: z.number().int().positive().max(1_000_000).optional(),
+    /** Render with this model instead of the item's (e.g. another gateway's name for it). */
+    model: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((f) => f.tier === undefined || f.images_per_minute === undefined, {
+    message: 'give tier or images_per_minute, not both',
+  });
+
+const fallbackList = z.string().transform((raw, ctx) => {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
+    return z.NEVER;
+  }
+  const parsed = z.array(fallbackEntry).safeParse(json);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      ctx.addIssue({ code: 'custom', message: `[${issue.path.join('.')}]: ${issue.message}` });
+    }
+    return z.NEVER;
+  }
+  return parsed.data;
+});
+
 const apiKeys = z.string().transform((raw, ctx) => {
   const keys: { tenant: string; key: string }[] = [];
   for (const pair of raw
@@ -47,7 +88,7 @@ const apiKeys = z.string().transform((raw, ctx) => {
 
 /** The environment rendermill reads — the public contract documented in README. */
 export const envSchema = z
-  .object({
+  .looseObject({
     REDIS_URL: optionalUrl,
     S3_BUCKET: z.preprocess(
       emptyAsUndefined,
@@ -67,15 +108,30 @@ export const envSchema = z
       emptyAsUndefined,
       z
         .enum(['free', '0', '1', '2', '3', '4', '5'], { message: 'must be a usage tier, 1–5' })
-        .refine((v) => v !== 'free' && v !== '0', {
-          message: 'the free tier cannot use the Images API; set your account’s usage tier, 1–5',
-        })
+        .refine((v) => v !== 'free' && v !== '0', { message: FREE_TIER_MESSAGE })
         .transform(Number)
         .optional(),
     ),
     RENDERMILL_IMAGES_PER_MINUTE: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().positive().max(1_000_000).optional(),
+    ),
+    RENDERMILL_FALLBACKS: z.preprocess(emptyAsUndefined, fallbackList.optional()),
+    RENDERMILL_RETRIES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(50).default(6),
+    ),
+    RENDERMILL_RETRY_BASE_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).default(500),
+    ),
+    RENDERMILL_RETRY_MAX_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).default(60_000),
+    ),
+    RENDERMILL_ACCOUNT_RECHECK_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1000).default(60_000),
     ),
     RENDERMILL_API_KEYS: z.preprocess(emptyAsUndefined, apiKeys.optional()),
     PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
@@ -111,6 +167,30 @@ export const envSchema = z
           'AWS_ENDPOINT_URL_S3 is set, so AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed',
       });
     }
+    if (env.RENDERMILL_RETRY_BASE_MS > env.RENDERMILL_RETRY_MAX_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['RENDERMILL_RETRY_BASE_MS'],
+        message: 'must not be larger than RENDERMILL_RETRY_MAX_MS',
+      });
+    }
+    for (const [i, fallback] of (env.RENDERMILL_FALLBACKS ?? []).entries()) {
+      const raw = (env as unknown as Record<string, unknown>)[fallback.api_key_env];
+      if (typeof raw !== 'string' || raw === '') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['RENDERMILL_FALLBACKS', i, 'api_key_env'],
+          message: `${fallback.api_key_env} is not set: it should hold the key of fallback "${fallback.name}"`,
+        });
+      }
+    }
+    if (env.RENDERMILL_FALLBACKS?.length && !env.OPENAI_API_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['RENDERMILL_FALLBACKS'],
+        message: 'fallbacks back up a configured provider: set OPENAI_API_KEY too',
+      });
+    }
     if (env.OPENAI_BASE_URL !== OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
       ctx.addIssue({
         code: 'custom',
@@ -130,10 +210,28 @@ export interface S3Config {
 }
 
 export interface ProviderConfig {
+  /** How logs and the manifest name this account. */
+  name: string;
   baseURL: string;
   apiKey: string;
   /** OpenAI itself refuses retired models; gateways may still serve them. */
   enforceRetirements: boolean;
+  /** This account's usage-tier limit. */
+  imagesPerMinute: number;
+  /** Render with this model instead of the item's. */
+  model?: string | undefined;
+}
+
+/** How provider calls are retried (p-retry, exponential backoff with jitter). */
+export interface RetryConfig {
+  /** Retries after the first try, for 429s, 5xx, timeouts and resets. */
+  retries: number;
+  /** First backoff wait, doubled each retry. */
+  minTimeoutMs: number;
+  /** Longest single wait, also the cap on a provider's retry-after. */
+  maxTimeoutMs: number;
+  /** How long an account out of quota, or whose key was refused, is left alone before a retry. */
+  accountRecheckMs: number;
 }
 
 /** Configuration after parsing: what is external and what rendermill must embed. */
@@ -145,6 +243,10 @@ export interface Config {
   embedS3: boolean;
   /** undefined → start the embedded provider simulator. */
   provider?: ProviderConfig | undefined;
+  /** Tried in order when the provider cannot render an item (model retired, keeps failing). */
+  fallbacks: ProviderConfig[];
+  retry: RetryConfig;
+  /** The primary account's limit (also the embedded simulator's). */
   imagesPerMinute: number;
   /** Where the limit came from, for start-up messages. */
   imagesPerMinuteSource: string;
@@ -170,6 +272,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const tier = e.RENDERMILL_TIER ?? 1;
   const embedS3 = !e.AWS_ENDPOINT_URL_S3 && !e.AWS_ACCESS_KEY_ID;
+  const imagesPerMinute = e.RENDERMILL_IMAGES_PER_MINUTE ?? TIER_IMAGES_PER_MINUTE[tier as 1];
+  const isOpenAI = (url: string) => new URL(url).hostname === 'api.openai.com';
   return {
     redisUrl: e.REDIS_URL,
     s3: {
@@ -184,12 +288,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embedS3,
     provider: e.OPENAI_API_KEY
       ? {
+          name: 'primary',
           baseURL: e.OPENAI_BASE_URL,
           apiKey: e.OPENAI_API_KEY,
-          enforceRetirements: new URL(e.OPENAI_BASE_URL).hostname === 'api.openai.com',
+          enforceRetirements: isOpenAI(e.OPENAI_BASE_URL),
+          imagesPerMinute,
         }
       : undefined,
-    imagesPerMinute: e.RENDERMILL_IMAGES_PER_MINUTE ?? TIER_IMAGES_PER_MINUTE[tier as 1],
+    fallbacks: (e.RENDERMILL_FALLBACKS ?? []).map((f) => ({
+      name: f.name,
+      baseURL: f.base_url,
+      apiKey: String(env[f.api_key_env]),
+      enforceRetirements: isOpenAI(f.base_url),
+      imagesPerMinute:
+        f.images_per_minute ?? TIER_IMAGES_PER_MINUTE[(f.tier ?? 1) as keyof typeof TIER_IMAGES_PER_MINUTE],
+      model: f.model,
+    })),
+    retry: {
+      retries: e.RENDERMILL_RETRIES,
+      minTimeoutMs: e.RENDERMILL_RETRY_BASE_MS,
+      maxTimeoutMs: e.RENDERMILL_RETRY_MAX_MS,
+      accountRecheckMs: e.RENDERMILL_ACCOUNT_RECHECK_MS,
+    },
+    imagesPerMinute,
     imagesPerMinuteSource: e.RENDERMILL_IMAGES_PER_MINUTE
       ? 'RENDERMILL_IMAGES_PER_MINUTE'
       : `usage tier ${tier}${e.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,

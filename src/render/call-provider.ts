@@ -1,54 +1,138 @@
 import pRetry from 'p-retry';
-import { ProviderRateLimitedError, ShutdownError, isRetryable } from '../errors.js';
-import type { RateLimiter } from '../limits/rate-limiter.js';
-import type {
-  ImageProvider,
-  ProviderRequest,
-  ProviderResult,
-} from '../providers/image-provider.js';
+import {
+  AccountPausedError,
+  ProviderAuthError,
+  ProviderQuotaError,
+  ProviderRateLimitedError,
+  ShutdownError,
+  isRetryable,
+} from '../errors.js';
+import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
+import type { ProviderAccount } from '../providers/provider-account.js';
 import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from './backoff.js';
 
 export interface ProviderRetryPolicy extends BackoffPolicy {
   /** Retries after the first try, for 429s, 5xx, timeouts and resets. Default 6. */
   retries: number;
+  /**
+   * How long an account out of quota, or whose key was refused, is left alone by every worker
+   * before it is tried again. Its items wait in the queue meanwhile. Default 60 s.
+   */
+  accountRecheckMs: number;
 }
 
 export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
   retries: 6,
   minTimeoutMs: 500,
   maxTimeoutMs: 60_000,
+  accountRecheckMs: 60_000,
 };
 
 /**
- * One provider call as the render job sees it: each try waits for the rate limiter (weighted
- * by the images it asks for); transient failures back off exponentially with jitter, and a 429
- * waits as long as the provider asked on top. Non-retryable errors end at once.
+ * One provider call as the render job sees it. Each try first respects the account's pause
+ * (shared by every worker through Redis), then waits for the account's rate limiter, weighted
+ * by the images it asks for. What goes wrong decides what happens next:
+ * - 429 rate limit: the whole account pauses for as long as the provider asked, then this call
+ *   backs off exponentially with jitter and tries again;
+ * - out of quota, or the key refused: the account pauses for `accountRecheckMs` and the call
+ *   ends with AccountPausedError, which hands the item back to the queue;
+ * - 5xx, timeouts, resets: back off and try again, up to `retries`;
+ * - anything else (content policy, retired model, bad request): ends at once.
  *
- * `shutdown` cuts only waits — for the limiter, between tries — never a call in flight: a call
- * the provider may have billed is always seen through, or its cost could be lost and the image
- * bought twice.
+ * `shutdown` cuts only waits — for a pause, the limiter, a backoff — never a call in flight: a
+ * call the provider may have billed is always seen through, or the image could be bought twice.
  */
 export function callProvider(
-  provider: ImageProvider,
-  limiter: RateLimiter,
+  account: ProviderAccount,
   request: ProviderRequest,
   policy: ProviderRetryPolicy = DEFAULT_RETRY_POLICY,
   shutdown?: AbortSignal,
   onRetry?: (error: Error, attempt: number) => void,
 ): Promise<ProviderResult> {
-  return pRetry(() => limiter.schedule(request.spec.n, () => provider.render(request), shutdown), {
-    retries: policy.retries,
-    // p-retry's own waits cannot be cut short without also aborting after a success, so the
-    // waiting happens in onFailedAttempt below.
-    minTimeout: 0,
-    shouldRetry: ({ error }) => isRetryable(error),
-    onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-      if (retriesLeft === 0 || !isRetryable(error)) return;
-      if (shutdown?.aborted) throw new ShutdownError();
-      onRetry?.(error, attemptNumber);
-      const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;
-      const wait = Math.min(policy.maxTimeoutMs, asked + backoffDelayMs(attemptNumber, policy));
-      await waitUnlessShutdown(wait, shutdown);
+  return pRetry(
+    async (attempt) => {
+      await waitWhilePaused(account, policy, shutdown);
+      try {
+        return await account.limiter.schedule(
+          request.spec.n,
+          () => account.provider.render(request),
+          shutdown,
+        );
+      } catch (error) {
+        throw await pauseAccountOn(error, account, policy, attempt);
+      }
     },
-  });
+    {
+      retries: policy.retries,
+      // p-retry's own waits cannot be cut short without also aborting after a success, so the
+      // waiting happens in onFailedAttempt below.
+      minTimeout: 0,
+      shouldRetry: ({ error }) => isRetryable(error) && !(error instanceof AccountPausedError),
+      onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
+        if (retriesLeft === 0 || !isRetryable(error) || error instanceof AccountPausedError) return;
+        if (shutdown?.aborted) throw new ShutdownError();
+        onRetry?.(error, attemptNumber);
+        const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;
+        const wait = Math.min(policy.maxTimeoutMs, asked + backoffDelayMs(attemptNumber, policy));
+        await waitUnlessShutdown(wait, shutdown);
+      },
+    },
+  );
+}
+
+/**
+ * Waits out a short pause of the account; a pause longer than one backoff may last (out of
+ * quota, a refused key, a 429 asking for minutes) ends the call with AccountPausedError, so the
+ * item waits in the queue instead of holding a worker.
+ */
+async function waitWhilePaused(
+  account: ProviderAccount,
+  policy: ProviderRetryPolicy,
+  shutdown: AbortSignal | undefined,
+): Promise<void> {
+  for (;;) {
+    const pause = await account.gate.current();
+    if (!pause) return;
+    if (pause.remainingMs > policy.maxTimeoutMs) {
+      throw new AccountPausedError(
+        `provider account "${account.name}" is paused: ${pause.reason}`,
+        pause.code,
+        Date.now() + pause.remainingMs,
+      );
+    }
+    await waitUnlessShutdown(pause.remainingMs, shutdown);
+  }
+}
+
+/** Pauses the account for every worker when the error says so; returns the error to throw. */
+async function pauseAccountOn(
+  error: unknown,
+  account: ProviderAccount,
+  policy: ProviderRetryPolicy,
+  attempt: number,
+): Promise<unknown> {
+  // A pause that cannot be recorded (Redis briefly away) must not hide the provider's answer.
+  const pause = (ms: number, code: string, reason: string) =>
+    account.gate.pause(ms, code, reason).catch(() => undefined);
+  if (error instanceof ProviderRateLimitedError) {
+    const ms = error.retryAfterMs ?? backoffDelayMs(attempt, policy);
+    await pause(ms, 'rate_limited', `rate limited by the provider: ${error.message}`);
+    return error;
+  }
+  if (error instanceof ProviderQuotaError || error instanceof ProviderAuthError) {
+    const what =
+      error instanceof ProviderQuotaError
+        ? 'the account is out of quota or over its spend limit'
+        : 'the provider refused the API key';
+    const reason =
+      `${what} (${error.message}); its items stay queued and it is tried again every ` +
+      `${Math.round(policy.accountRecheckMs / 1000)} s — fix the account or its key`;
+    await pause(policy.accountRecheckMs, error.code, reason);
+    return new AccountPausedError(
+      `provider account "${account.name}" is paused: ${reason}`,
+      error.code,
+      Date.now() + policy.accountRecheckMs,
+    );
+  }
+  return error;
 }

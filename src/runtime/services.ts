@@ -4,10 +4,11 @@ import type { Logger } from 'pino';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { BatchStore } from '../batches/batch-store.js';
 import { ConfigError, type Config } from '../config/config.js';
-import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.js';
+import { RedisAccountGate } from '../limits/account-gate.js';
+import { RedisRateLimiter } from '../limits/redis-rate-limiter.js';
 import { ModelRegistry } from '../models/model-registry.js';
-import type { ImageProvider } from '../providers/image-provider.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
+import type { ProviderAccount } from '../providers/provider-account.js';
 import { BullJobQueue } from '../queue/job-queue.js';
 import { S3ImageStorage } from '../storage/s3-image-storage.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
@@ -22,9 +23,11 @@ export interface Services {
   store: BatchStore;
   queue: BullJobQueue;
   storage: S3ImageStorage;
-  /** Absent in processes that render nothing (the API alone). */
-  provider?: ImageProvider | undefined;
-  limiter: RateLimiter;
+  /**
+   * The provider accounts this process renders with: the configured one (or the simulator),
+   * then its fallbacks. Empty in processes that render nothing (the API alone).
+   */
+  accounts: ProviderAccount[];
   /** Whether the provider refuses retired models (OpenAI itself does). */
   enforceRetirements: boolean;
   /** One line per part that was started in-process because it was not configured. */
@@ -115,8 +118,10 @@ export async function startServices(
       cleanups.push(() => simulator.stop());
       providerConfig = {
         baseURL: simulator.url,
+        name: 'primary',
         apiKey: 'sk-simulator',
         enforceRetirements: false,
+        imagesPerMinute: config.imagesPerMinute,
       };
       embedded.push(
         `Provider: simulator of the OpenAI Images API at ${simulator.url}, ${config.imagesPerMinute} images/min — set OPENAI_API_KEY to render for real`,
@@ -133,8 +138,27 @@ export async function startServices(
     await storage.ensureBucket();
     const queue = new BullJobQueue(redis);
     cleanups.push(() => queue.close());
-    const limiter = new LocalRateLimiter(config.imagesPerMinute);
-    cleanups.push(() => limiter.stop());
+    const accounts: ProviderAccount[] = [];
+    if (providerConfig && options.provider) {
+      for (const account of [providerConfig, ...config.fallbacks]) {
+        const provider = new OpenAIImageProvider({
+          baseURL: account.baseURL,
+          apiKey: account.apiKey,
+          registry,
+          timeoutMs: config.requestTimeoutMs,
+        });
+        const limiter = new RedisRateLimiter({
+          accountId: provider.accountId,
+          imagesPerMinute: account.imagesPerMinute,
+          redis,
+          logger: logger.child({ provider: account.name }),
+        });
+        cleanups.push(() => limiter.stop());
+        await limiter.ready();
+        const gate = new RedisAccountGate(redis, provider.accountId);
+        accounts.push({ name: account.name, provider, limiter, gate, model: account.model });
+      }
+    }
 
     return {
       config,
@@ -144,15 +168,7 @@ export async function startServices(
       store: new BatchStore(redis),
       queue,
       storage,
-      provider:
-        providerConfig &&
-        new OpenAIImageProvider({
-          baseURL: providerConfig.baseURL,
-          apiKey: providerConfig.apiKey,
-          registry,
-          timeoutMs: config.requestTimeoutMs,
-        }),
-      limiter,
+      accounts,
       enforceRetirements:
         providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false,
       embedded,

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { ApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
-import { imagesAllowedAtOnce } from '../limits/rate-limiter.js';
+import { imagesAllowedAtOnce } from '../limits/limit-shape.js';
 import type { Services } from './services.js';
 
 /** What submitting a batch needs, from a process's services: the API and `render` share it. */

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import Bottleneck from 'bottleneck';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ProviderRejectedError, ShutdownError } from '../errors.js';
+import { limitShape, type LimitShape } from './limit-shape.js';
+import type { RateLimiter } from './rate-limiter.js';
+import './bottleneck-patch-check.js';
+
+/**
+ * The Redis keys of one provider account's limiter. The `{…}` hash tag keeps all of an
+ * account's keys in one Redis Cluster slot, as Bottleneck's multi-key scripts need.
+ */
+export const limiterId = (accountId: string) =>
+  `rm:limit:{${createHash('sha256').update(accountId).digest('hex').slice(0, 16)}}`;
+
+export interface RedisRateLimiterOptions {
+  /** The provider account (base URL + key fingerprint): one limit per account. */
+  accountId: string;
+  imagesPerMinute: number;
+  /** A connection to copy: the limiter opens its own client and subscriber from it. */
+  redis: Redis;
+  logger: Logger;
+}
+
+/**
+ * An images-per-minute limit shared by every process that renders for the same account:
+ * Bottleneck in clustered mode keeps the allowance (its "reservoir") in Redis, and each
+ * request takes as many images from it as it asks for. Bottleneck 2.19.5 is patched (see
+ * patches/) so that it works on Redis ≥ 7 and recovers when its keys vanish.
+ */
+export class RedisRateLimiter implements RateLimiter {
+  readonly shape: LimitShape;
+  private readonly bottleneck: Bottleneck;
+  private readonly connection: Bottleneck.IORedisConnection;
+  private readonly client: Redis;
+
+  constructor(options: RedisRateLimiterOptions) {
+    this.shape = limitShape(options.imagesPerMinute);
+    const { burst, refillAmount, refillIntervalMs } = this.shape;
+    // Commands wait out a Redis restart instead of failing: waiting jobs resume afterwards.
+    this.client = options.redis.duplicate({ maxRetriesPerRequest: null });
+    this.connection = new Bottleneck.IORedisConnection({ client: this.client });
+    this.bottleneck = new Bottleneck({
+      id: limiterId(options.accountId),
+      datastore: 'ioredis',
+      connection: this.connection,
+      reservoir: burst,
+      reservoirIncreaseAmount: refillAmount,
+      reservoirIncreaseInterval: refillIntervalMs,
+      reservoirIncreaseMaximum: burst,
+      // In clustered mode a waiting request is looked at again only on a heartbeat (default
+      // 5 s), which is also when the reservoir refills: beat as often as it refills.
+      heartbeatInterval: refillIntervalMs,
+    });
+    this.bottleneck.on('error', (error: unknown) =>
+      options.logger.warn({ err: error }, 'rate limiter: Redis error; retrying'),
+    );
+  }
+
+  /**
+   * Waits until Redis holds this limiter, then applies this process's limit there: the
+   * settings are shared, so the last process to start decides (they should all agree).
+   */
+  async ready(): Promise<void> {
+    await this.bottleneck.ready();
+    const { burst, refillAmount, refillIntervalMs } = this.shape;
+    await this.bottleneck.updateSettings({
+      reservoirIncreaseAmount: refillAmount,
+      reservoirIncreaseInterval: refillIntervalMs,
+      reservoirIncreaseMaximum: burst,
+      heartbeatInterval: refillIntervalMs,
+    });
+  }
+
+  async schedule<T>(weight: number, fn: () => Promise<T>, shutdown?: AbortSignal): Promise<T> {
+    if (weight > this.shape.burst) {
+      // Bottleneck would hold a request heavier than its reservoir forever.
+      throw new ProviderRejectedError(
+        `a request for ${weight} images can never pass a limit of ${this.shape.imagesPerMinute}/min, ` +
+          `which allows ${this.shape.burst} at once; lower n`,
+        'request_exceeds_rate_limit',
+      );
+    }
+    if (shutdown?.aborted) throw new ShutdownError();
+    // Once fn has run, its outcome is the answer even if Bottleneck's own bookkeeping in Redis
+    // fails afterwards: reporting a paid call as failed would have it bought again.
+    let started = false;
+    let outcome: { value: T } | { error: unknown } | undefined;
+    const run = async () => {
+      if (shutdown?.aborted) throw new ShutdownError(); // its turn came after the shutdown
+      started = true;
+      try {
+        outcome = { value: await fn() };
+      } catch (error) {
+        outcome = { error };
+      }
+    };
+    const waited = this.bottleneck.schedule({ weight }, run);
+    waited.catch(() => undefined); // a wait cut short by shutdown is dropped when the limiter stops
+    const cut = shutdown && abortedBeforeStart(shutdown, () => started);
+    try {
+      await (cut ? Promise.race([waited, cut.promise]) : waited);
+    } catch (error) {
+      if (!outcome) throw error;
+    } finally {
+      cut?.dispose();
+    }
+    if (!outcome) throw new ShutdownError();
+    if ('error' in outcome) throw outcome.error;
+    return outcome.value;
+  }
+
+  async stop(): Promise<void> {
+    try {
+      await this.bottleneck.stop({ dropWaitingJobs: true });
+      await this.bottleneck.disconnect(false);
+    } catch {
+      // Closing: a Redis that is already gone has nothing left to clean up.
+    }
+    this.client.disconnect();
+  }
+}
+
+/**
+ * A promise that rejects with ShutdownError when `signal` aborts, unless `started()` says the
+ * work has begun by then: a shutdown cuts waits, never a call in flight.
+ */
+function abortedBeforeStart(signal: AbortSignal, started: () => boolean) {
+  let onAbort: () => void = () => undefined;
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      if (!started()) reject(new ShutdownError());
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  promise.catch(() => undefined);
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+}

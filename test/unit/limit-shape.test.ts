@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { TIER_IMAGES_PER_MINUTE } from '../../src/config/config.js';
+import { imagesAllowedAtOnce, limitShape } from '../../src/limits/limit-shape.js';
+
+describe('limitShape', () => {
+  it('keeps the burst under the provider’s one-second window, with a margin for jitter', () => {
+    expect(limitShape(500).burst).toBe(8); // provider window 9
+    expect(limitShape(10_000).burst).toBe(158); // provider window 167, 50 ms of jitter = 9
+    expect(limitShape(60).burst).toBe(1); // never below one image
+    expect(imagesAllowedAtOnce(2_500)).toBe(limitShape(2_500).burst);
+  });
+
+  it('refills in whole milliseconds, never above the limit, every 50–100 ms when fast', () => {
+    for (const ipm of [...Object.values(TIER_IMAGES_PER_MINUTE), 60, 600, 1234, 100_000]) {
+      const { refillAmount, refillIntervalMs } = limitShape(ipm);
+      expect(Number.isInteger(refillIntervalMs)).toBe(true);
+      const perMinute = (refillAmount * 60_000) / refillIntervalMs;
+      expect(perMinute).toBeLessThanOrEqual(ipm);
+      expect(perMinute).toBeGreaterThan(ipm * 0.97);
+      if (refillAmount > 1) expect(refillIntervalMs).toBeLessThanOrEqual(100);
+    }
+  });
+
+  it('spreads each usage tier evenly: tier 1 one image every 120 ms, tier 5 nine every 54 ms', () => {
+    expect(limitShape(500)).toMatchObject({ refillAmount: 1, refillIntervalMs: 120 });
+    expect(limitShape(10_000)).toMatchObject({ refillAmount: 9, refillIntervalMs: 54 });
+  });
+});
