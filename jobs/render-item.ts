@@ -130,6 +130,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       return;
     }
     let paidMicros = 0;
+    // The provider's own failures were retried inside the call (RENDERMILL_RETRIES, with backoff)
+    // and through the fallback chain: once it gives up, the item fails with the last error.
+    // Job attempts are for what happens around the call: a crashed worker, Redis or S3 away.
+    let providerGaveUp = false;
     try {
       const reservation = await reserveBudget(deps.store, batchId, itemId, maxMicros, signal);
       if (reservation !== 'reserved') {
@@ -158,6 +162,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         if (rendered.error instanceof PaidResultError) {
           paidMicros = actualCostMicros(rendered.candidate.model, priced, rendered.error.usage);
         }
+        providerGaveUp = rendered.error instanceof RendermillError;
         throw rendered.error;
       }
       const { candidate, result } = rendered;
@@ -204,7 +209,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       const cost_micros = item.cost_micros + paidMicros;
       // A shutdown or a paused account hands the job back without using an attempt.
       const handedBack = error instanceof ShutdownError || error instanceof AccountPausedError;
-      if (handedBack || (isRetryable(error) && attempt < maxAttempts)) {
+      if (handedBack || (!providerGaveUp && isRetryable(error) && attempt < maxAttempts)) {
         await deps.store.transition(
           batchId,
           record({ status: 'queued', cost_micros, error: reason }),

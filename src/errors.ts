@@ -36,6 +36,8 @@ export class ProviderRateLimitedError extends RendermillError {
     message: string,
     /** The wait the provider asked for, from retry-after-ms / retry-after / x-ratelimit-reset-*. */
     readonly retryAfterMs?: number,
+    /** The account's images-per-minute limit, when the provider says (x-ratelimit-limit-images). */
+    readonly limitPerMinute?: number,
   ) {
     super(message);
   }

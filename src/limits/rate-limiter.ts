@@ -6,5 +6,11 @@ export interface RateLimiter {
    * fn has started it is seen through, and its outcome is what schedule returns.
    */
   schedule<T>(weight: number, fn: () => Promise<T>, shutdown?: AbortSignal): Promise<T>;
+  /**
+   * The provider answered 429 although the limiter let the request through: the configured
+   * limit is too high (a wrong tier, or another client on the account). Slows every worker
+   * down — to the provider's limit when it said what it is — and recovers gradually.
+   */
+  slowDown(providerLimitPerMinute?: number): Promise<void>;
   stop(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import Bottleneck from 'bottleneck';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ProviderRejectedError, ShutdownError } from '../errors.js';
+import { ADAPT_RATE } from './adaptive-rate.js';
 import { limitShape, type LimitShape } from './limit-shape.js';
 import type { RateLimiter } from './rate-limiter.js';
 import './bottleneck-patch-check.js';
@@ -23,26 +24,41 @@ export interface RedisRateLimiterOptions {
   logger: Logger;
 }
 
+/** The heaviest request any model takes (n ≤ 10): a slowed-down limiter still lets it through. */
+const LARGEST_REQUEST = 10;
+
+/** How often each process lets a slowed-down rate climb back (the script decides if it may). */
+const RECOVERY_CHECK_MS = 5_000;
+
 /**
  * An images-per-minute limit shared by every process that renders for the same account:
  * Bottleneck in clustered mode keeps the allowance (its "reservoir") in Redis, and each
  * request takes as many images from it as it asks for. Bottleneck 2.19.5 is patched (see
- * patches/) so that it works on Redis ≥ 7 and recovers when its keys vanish.
+ * patches/) so that it works on Redis ≥ 7 and recovers when its keys vanish. When the
+ * provider still answers 429, every worker slows down together (see adaptive-rate.ts).
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly shape: LimitShape;
   private readonly bottleneck: Bottleneck;
   private readonly connection: Bottleneck.IORedisConnection;
   private readonly client: Redis;
+  private readonly id: string;
+  private readonly recovery: NodeJS.Timeout;
+  /** The heaviest request the limiter must always be able to release. */
+  private readonly minimumBurst: number;
+  private readonly logger: Logger;
 
   constructor(options: RedisRateLimiterOptions) {
     this.shape = limitShape(options.imagesPerMinute);
+    this.minimumBurst = Math.min(this.shape.burst, LARGEST_REQUEST);
+    this.id = limiterId(options.accountId);
+    this.logger = options.logger;
     const { burst, refillAmount, refillIntervalMs } = this.shape;
     // Commands wait out a Redis restart instead of failing: waiting jobs resume afterwards.
     this.client = options.redis.duplicate({ maxRetriesPerRequest: null });
     this.connection = new Bottleneck.IORedisConnection({ client: this.client });
     this.bottleneck = new Bottleneck({
-      id: limiterId(options.accountId),
+      id: this.id,
       datastore: 'ioredis',
       connection: this.connection,
       reservoir: burst,
@@ -55,6 +71,43 @@ export class RedisRateLimiter implements RateLimiter {
     });
     this.bottleneck.on('error', (error: unknown) =>
       options.logger.warn({ err: error }, 'rate limiter: Redis error; retrying'),
+    );
+    this.recovery = setInterval(() => {
+      this.adapt('up').catch(() => undefined); // Redis away: try again on the next tick
+    }, RECOVERY_CHECK_MS);
+    this.recovery.unref();
+  }
+
+  async slowDown(providerLimitPerMinute?: number): Promise<void> {
+    await this.adapt('down', providerLimitPerMinute);
+  }
+
+  /** Runs the shared rate script and, if the rate changed, re-shapes the reservoir for it. */
+  private async adapt(direction: 'down' | 'up', providerLimit?: number): Promise<void> {
+    const [rate, changed] = (await this.client.eval(
+      ADAPT_RATE,
+      2,
+      `${this.id}:rate`,
+      `b_${this.id}_settings`,
+      direction,
+      this.shape.imagesPerMinute,
+      providerLimit ?? '',
+    )) as [number, number];
+    if (!changed) return;
+    const shape = limitShape(rate);
+    const restoring = direction === 'up' && rate === this.shape.imagesPerMinute;
+    // Written straight into Bottleneck's settings, which every process reads on each tick.
+    await this.client.hset(`b_${this.id}_settings`, {
+      reservoirIncreaseAmount: shape.refillAmount,
+      reservoirIncreaseInterval: shape.refillIntervalMs,
+      reservoirIncreaseMaximum: Math.max(shape.burst, this.minimumBurst),
+    });
+    if (restoring) return; // the usual case: nothing was slowed down
+    this.logger[direction === 'down' ? 'warn' : 'info'](
+      { configured: this.shape.imagesPerMinute, rate, provider_limit: providerLimit },
+      direction === 'down'
+        ? 'provider answered 429: every worker slows down (is the usage tier set too high?)'
+        : 'rate limit recovering',
     );
   }
 
@@ -112,6 +165,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.recovery);
     try {
       await this.bottleneck.stop({ dropWaitingJobs: true });
       await this.bottleneck.disconnect(false);

@@ -40,7 +40,12 @@ export function toProviderError(error: unknown): RendermillError | Error {
   const status = error.status ?? 0;
   if (status === 429) {
     if (code && QUOTA_CODES.has(code)) return new ProviderQuotaError(`${code}: ${message}`);
-    return new ProviderRateLimitedError(message, retryAfterMs(error.headers));
+    const limit = Number(error.headers?.get('x-ratelimit-limit-images'));
+    return new ProviderRateLimitedError(
+      message,
+      retryAfterMs(error.headers),
+      Number.isInteger(limit) && limit > 0 ? limit : undefined,
+    );
   }
   if (status === 401 || status === 403) {
     return new ProviderAuthError(`provider refused the API key (${status}): ${message}`);

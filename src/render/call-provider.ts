@@ -116,7 +116,10 @@ async function pauseAccountOn(
     account.gate.pause(ms, code, reason).catch(() => undefined);
   if (error instanceof ProviderRateLimitedError) {
     const ms = error.retryAfterMs ?? backoffDelayMs(attempt, policy);
-    await pause(ms, 'rate_limited', `rate limited by the provider: ${error.message}`);
+    await Promise.all([
+      pause(ms, 'rate_limited', `rate limited by the provider: ${error.message}`),
+      account.limiter.slowDown(error.limitPerMinute).catch(() => undefined),
+    ]);
     return error;
   }
   if (error instanceof ProviderQuotaError || error instanceof ProviderAuthError) {

@@ -27,9 +27,11 @@ describe('loadConfig', () => {
     expect(config.embedS3).toBe(false);
     expect(config.s3.forcePathStyle).toBe(true);
     expect(config.provider).toEqual({
+      name: 'primary',
       baseURL: 'https://api.openai.com/v1',
       apiKey: 'sk-real',
       enforceRetirements: true,
+      imagesPerMinute: 5000,
     });
     expect(config.imagesPerMinute).toBe(5000);
     expect(config.apiKeys).toEqual([
@@ -37,6 +39,77 @@ describe('loadConfig', () => {
       { tenant: 'globex', key: 'globex-key-012345678' },
     ]);
     expect(config.port).toBe(9090);
+  });
+
+  it('reads fallback accounts, each with its own limit, and the retry settings', () => {
+    const config = loadConfig({
+      OPENAI_API_KEY: 'sk-primary',
+      RENDERMILL_TIER: '2',
+      GATEWAY_KEY: 'gw-secret',
+      RENDERMILL_FALLBACKS: JSON.stringify([
+        { name: 'gateway', base_url: 'https://gw.example/v1', api_key_env: 'GATEWAY_KEY', tier: 4 },
+        {
+          name: 'mini',
+          base_url: 'https://api.openai.com/v1',
+          api_key_env: 'GATEWAY_KEY',
+          images_per_minute: 900,
+          model: 'gpt-image-1-mini',
+        },
+      ]),
+      RENDERMILL_RETRY_BASE_MS: '250',
+      RENDERMILL_RETRY_MAX_MS: '8000',
+    });
+    expect(config.provider?.imagesPerMinute).toBe(2500);
+    expect(config.fallbacks).toEqual([
+      {
+        name: 'gateway',
+        baseURL: 'https://gw.example/v1',
+        apiKey: 'gw-secret',
+        enforceRetirements: false,
+        imagesPerMinute: 7500,
+        model: undefined,
+      },
+      {
+        name: 'mini',
+        baseURL: 'https://api.openai.com/v1',
+        apiKey: 'gw-secret',
+        enforceRetirements: true,
+        imagesPerMinute: 900,
+        model: 'gpt-image-1-mini',
+      },
+    ]);
+    expect(config.retry).toEqual({
+      retries: 6,
+      minTimeoutMs: 250,
+      maxTimeoutMs: 8000,
+      accountRecheckMs: 60_000,
+    });
+  });
+
+  it('names every problem with the fallbacks and retry settings', () => {
+    const problems = () =>
+      loadConfig({
+        OPENAI_API_KEY: 'sk-primary',
+        RENDERMILL_FALLBACKS: JSON.stringify([
+          { name: 'gw', base_url: 'not a url', api_key_env: 'MISSING_KEY', tier: 'free' },
+          { name: 'gw2', base_url: 'https://gw.example/v1', api_key_env: 'UNSET_KEY' },
+        ]),
+      });
+    expect(problems).toThrow(ConfigError);
+    expect(problems).toThrow(/RENDERMILL_FALLBACKS: \[0\.base_url\]/);
+    expect(problems).toThrow(/free tier cannot use the Images API/);
+    expect(() =>
+      loadConfig({ RENDERMILL_RETRY_BASE_MS: '5000', RENDERMILL_RETRY_MAX_MS: '1000' }),
+    ).toThrow(/RENDERMILL_RETRY_BASE_MS: must not be larger than RENDERMILL_RETRY_MAX_MS/);
+    expect(() =>
+      loadConfig({
+        OPENAI_API_KEY: 'sk-primary',
+        RENDERMILL_FALLBACKS: JSON.stringify([
+          { name: 'gw', base_url: 'https://gw.example/v1', api_key_env: 'UNSET_KEY' },
+        ]),
+      }),
+    ).toThrow(/RENDERMILL_FALLBACKS\.0\.api_key_env: UNSET_KEY is not set/);
+    expect(() => loadConfig({ RENDERMILL_FALLBACKS: '[{' })).toThrow(/RENDERMILL_FALLBACKS: not JSON/);
   });
 
   it('lets RENDERMILL_IMAGES_PER_MINUTE override the tier', () => {
