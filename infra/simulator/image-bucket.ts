@@ -6,6 +6,13 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
 }
 
+/**
+ * A request that arrives this early is still let through, the bucket going into debt that
+ * the following requests repay: timers fire up to ~1 ms before their time and a client pacing
+ * exactly to the limit must not be refused for that. The long-run rate stays exact.
+ */
+export const BUCKET_GRACE_MS = 5;
+
 /** Images per minute as a token bucket holding one second's worth, refilled continuously. */
 export class ImageBucket {
   private tokens = 0;
@@ -36,15 +43,19 @@ export class ImageBucket {
     if (this.perMinute === 0) return { ok: true, remaining: Infinity };
     this.refill();
     if (n > this.capacity) return { ok: false, waitMs: Infinity };
-    if (this.tokens >= n) {
+    const grace = (BUCKET_GRACE_MS * this.perMinute) / 60_000;
+    if (this.tokens + grace >= n) {
       this.tokens -= n;
-      return { ok: true, remaining: Math.floor(this.tokens) };
+      return { ok: true, remaining: Math.max(0, Math.floor(this.tokens)) };
     }
-    return { ok: false, waitMs: Math.ceil(((n - this.tokens) * 60_000) / this.perMinute) };
+    return {
+      ok: false,
+      waitMs: Math.ceil(((n - this.tokens - grace) * 60_000) / this.perMinute),
+    };
   }
   remaining() {
     this.refill();
-    return Math.floor(this.tokens);
+    return Math.max(0, Math.floor(this.tokens));
   }
   msUntilFull() {
     return this.perMinute === 0 ? 0 : ((this.capacity - this.tokens) * 60_000) / this.perMinute;

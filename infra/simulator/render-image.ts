@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
+import { isTiny, tinyPng } from './tiny-png.js';
 
 const escapeXml = (text: string) =>
   text.replace(
@@ -24,6 +25,8 @@ function wrap(text: string, perLine: number, maxLines: number): string[] {
 /**
  * Renders a deterministic image: the colour comes from the prompt and variant (so different
  * prompts give different bytes), the prompt is written on it (so a person can tell them apart).
+ * Tiny PNGs (both sides up to 64 px) are an identicon from the same digest instead, encoded
+ * without sharp (see tiny-png.ts).
  */
 export async function renderImage(
   seedText: string,
@@ -35,7 +38,11 @@ export async function renderImage(
   base?: Buffer,
 ): Promise<Buffer> {
   const digest = createHash('sha256').update(seedText).digest();
-  const colour = `rgb(${digest[0]! & 0x9f},${digest[1]! & 0x9f},${digest[2]! & 0x9f})`;
+  const rgb: [number, number, number] = [digest[0]! & 0x9f, digest[1]! & 0x9f, digest[2]! & 0x9f];
+  if (format === 'png' && !base && isTiny(width, height)) {
+    return tinyPng(digest, rgb, width, height, transparent);
+  }
+  const colour = `rgb(${rgb.join(',')})`;
   const fontSize = Math.max(8, Math.round(Math.min(width, height) / 16));
   const lines = wrap(
     label,

@@ -34,6 +34,10 @@ export interface SimulatorStats {
   billedTokens: { input: number; output: number };
   inFlight: number;
   maxInFlight: number;
+  /** Epoch ms of the first image request since the last reset (null before any): lets a benchmark time the provider's side. */
+  firstRequestAt: number | null;
+  /** Epoch ms of the last answer (any status) to an image request since the last reset. */
+  lastResponseAt: number | null;
 }
 
 export interface RunningSimulator {
@@ -75,6 +79,8 @@ function emptyStats(): SimulatorStats {
     billedTokens: { input: 0, output: 0 },
     inFlight: 0,
     maxInFlight: 0,
+    firstRequestAt: null,
+    lastResponseAt: null,
   };
 }
 
@@ -138,6 +144,7 @@ export async function startSimulator(
     body: ImageRequest,
   ) {
     stats.requests += 1;
+    stats.firstRequestAt ??= Date.now();
     stats.byEndpoint[endpoint] += 1;
     stats.inFlight += 1;
     stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
@@ -309,6 +316,7 @@ export async function startSimulator(
         });
     } finally {
       stats.inFlight -= 1;
+      stats.lastResponseAt = Date.now();
     }
   }
 

@@ -301,7 +301,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKey: String(env[f.api_key_env]),
       enforceRetirements: isOpenAI(f.base_url),
       imagesPerMinute:
-        f.images_per_minute ?? TIER_IMAGES_PER_MINUTE[(f.tier ?? 1) as keyof typeof TIER_IMAGES_PER_MINUTE],
+        f.images_per_minute ??
+        TIER_IMAGES_PER_MINUTE[(f.tier ?? 1) as keyof typeof TIER_IMAGES_PER_MINUTE],
       model: f.model,
     })),
     retry: {

@@ -26,10 +26,7 @@ export function limitShape(imagesPerMinute: number): LimitShape {
   const perSecond = imagesPerMinute / 60;
   const providerWindow = Math.ceil(perSecond);
   const margin = Math.max(1, Math.ceil((perSecond * ARRIVAL_JITTER_MS) / 1000));
-  const refillAmount = Math.max(
-    1,
-    Math.ceil((MIN_REFILL_INTERVAL_MS * imagesPerMinute) / 60_000),
-  );
+  const refillAmount = Math.max(1, Math.ceil((MIN_REFILL_INTERVAL_MS * imagesPerMinute) / 60_000));
   return {
     imagesPerMinute,
     burst: Math.max(1, providerWindow - margin),
@@ -40,5 +37,4 @@ export function limitShape(imagesPerMinute: number): LimitShape {
 }
 
 /** The most images one request may ask for under a limit; a heavier one could never pass. */
-export const imagesAllowedAtOnce = (imagesPerMinute: number) =>
-  limitShape(imagesPerMinute).burst;
+export const imagesAllowedAtOnce = (imagesPerMinute: number) => limitShape(imagesPerMinute).burst;

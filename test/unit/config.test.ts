@@ -109,7 +109,9 @@ describe('loadConfig', () => {
         ]),
       }),
     ).toThrow(/RENDERMILL_FALLBACKS\.0\.api_key_env: UNSET_KEY is not set/);
-    expect(() => loadConfig({ RENDERMILL_FALLBACKS: '[{' })).toThrow(/RENDERMILL_FALLBACKS: not JSON/);
+    expect(() => loadConfig({ RENDERMILL_FALLBACKS: '[{' })).toThrow(
+      /RENDERMILL_FALLBACKS: not JSON/,
+    );
   });
 
   it('lets RENDERMILL_IMAGES_PER_MINUTE override the tier', () => {
