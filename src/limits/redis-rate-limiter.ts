@@ -169,6 +169,8 @@ export class RedisRateLimiter implements RateLimiter {
     try {
       await this.bottleneck.stop({ dropWaitingJobs: true });
       await this.bottleneck.disconnect(false);
+      // The connection is ours (passed in), so Bottleneck leaves its client and subscriber open.
+      await this.connection.disconnect(false);
     } catch {
       // Closing: a Redis that is already gone has nothing left to clean up.
     }
