@@ -122,7 +122,6 @@ export class RedisRateLimiter implements RateLimiter {
       reservoirIncreaseAmount: refillAmount,
       reservoirIncreaseInterval: refillIntervalMs,
       reservoirIncreaseMaximum: burst,
-      heartbeatInterval: refillIntervalMs,
     });
   }
 
