@@ -38,6 +38,8 @@ export interface SimulatorStats {
   firstRequestAt: number | null;
   /** Epoch ms of the last answer (any status) to an image request since the last reset. */
   lastResponseAt: number | null;
+  /** Epoch ms of the first rate-limit 429 since the last reset: at start-up or mid-run tells a burst from pacing drift. */
+  firstRateLimitedAt: number | null;
 }
 
 export interface RunningSimulator {
@@ -81,6 +83,7 @@ function emptyStats(): SimulatorStats {
     maxInFlight: 0,
     firstRequestAt: null,
     lastResponseAt: null,
+    firstRateLimitedAt: null,
   };
 }
 
@@ -231,6 +234,7 @@ export async function startSimulator(
       const taken = bucket.take(body.n);
       if (!taken.ok) {
         stats.rateLimited += 1;
+        stats.firstRateLimitedAt ??= Date.now();
         throw rateLimited(taken.waitMs, body.n);
       }
       if (random() < knobs.resetRate) {

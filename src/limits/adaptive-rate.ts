@@ -3,7 +3,8 @@
  * limit. A 429 that got past the limiter means the configuration is wrong (a tier set too high,
  * another client spending the same account), so the rate drops — straight to the provider's
  * own limit when its 429 says what that is (x-ratelimit-limit-images), else by 30 %, at most
- * once a second so one burst of 429s counts once — and the reservoir is drained. Without
+ * once a second so one burst of 429s counts once — and the reservoir is drained. A 429 that
+ * declares a limit we are already within only drains the reservoir. Without
  * 429s it climbs back by 2 % of the configured limit every 5 s, never above a limit the
  * provider has declared. The state expires after 10 idle minutes, and the configured rate is
  * restored: a tier upgrade is picked up.
@@ -36,7 +37,9 @@ if ARGV[1] == 'down' then
   redis.call('hset', KEYS[2], 'reservoir', 0)
   if rate > ceiling then
     next_rate = ceiling
-  elseif now - changed >= 1000 then
+  elseif not told and now - changed >= 1000 then
+    -- A 429 that says the limit and finds us within it was jitter, not a wrong tier: the
+    -- pause and the emptied reservoir deal with it. Only a silent 429 is a reason to guess.
     next_rate = math.max(1, math.floor(rate * 0.7))
   end
 elseif rate < ceiling and now - changed >= 5000 then

@@ -20,7 +20,7 @@ const MIN_REFILL_INTERVAL_MS = 50;
  * and event-loop jitter), so the burst is kept this many milliseconds of allowance below the
  * provider's window. The long-run rate is unaffected; only the initial burst is smaller.
  */
-const ARRIVAL_JITTER_MS = 50;
+const ARRIVAL_JITTER_MS = 100;
 
 export function limitShape(imagesPerMinute: number): LimitShape {
   const perSecond = imagesPerMinute / 60;

@@ -4,8 +4,8 @@ import { imagesAllowedAtOnce, limitShape } from '../../src/limits/limit-shape.js
 
 describe('limitShape', () => {
   it('keeps the burst under the provider’s one-second window, with a margin for jitter', () => {
-    expect(limitShape(500).burst).toBe(8); // provider window 9
-    expect(limitShape(10_000).burst).toBe(158); // provider window 167, 50 ms of jitter = 9
+    expect(limitShape(500).burst).toBe(8); // provider window 9, 100 ms of jitter = 1
+    expect(limitShape(10_000).burst).toBe(150); // provider window 167, 100 ms of jitter = 17
     expect(limitShape(60).burst).toBe(1); // never below one image
     expect(imagesAllowedAtOnce(2_500)).toBe(limitShape(2_500).burst);
   });
