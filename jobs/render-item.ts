@@ -110,14 +110,16 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
     };
 
-    const candidates = candidatesFor(deps.accounts, spec.model, deps.registry);
+    const priced = pricedRequest(spec);
+    const candidates = candidatesFor(deps.accounts, spec, priced, deps.registry);
     const primary = candidates[0];
     if (!primary) {
-      const error = new ModelUnavailableError(`model ${spec.model} is no longer in the registry`);
+      const error = new ModelUnavailableError(
+        `model ${spec.model} is no longer in the registry, and no fallback can render this item`,
+      );
       await finish(record({ status: 'failed', error: describe(error) }), {});
       throw new UnrecoverableError(error.message);
     }
-    const priced = pricedRequest(spec);
     // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
     const maxMicros = Math.max(...candidates.map((c) => maxCostMicros(c.model, priced)));
     const start = await deps.store.transition(batchId, record({ status: 'running' }), {

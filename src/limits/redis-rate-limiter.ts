@@ -3,7 +3,7 @@ import Bottleneck from 'bottleneck';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ProviderRejectedError, ShutdownError } from '../errors.js';
-import { ADAPT_RATE } from './adaptive-rate.js';
+import { ADAPT_RATE, RESHAPE_RESERVOIR } from './adaptive-rate.js';
 import { limitShape, type LimitShape } from './limit-shape.js';
 import type { RateLimiter } from './rate-limiter.js';
 import './bottleneck-patch-check.js';
@@ -66,8 +66,10 @@ export class RedisRateLimiter implements RateLimiter {
       reservoirIncreaseInterval: refillIntervalMs,
       reservoirIncreaseMaximum: burst,
       // In clustered mode a waiting request is looked at again only on a heartbeat (default
-      // 5 s), which is also when the reservoir refills: beat as often as it refills.
-      heartbeatInterval: refillIntervalMs,
+      // 5 s), which is also when the reservoir refills: beat about as often as it refills.
+      // Every beat of every process publishes to all of them, so not more than 10 times a
+      // second; and at least once a second, well inside Bottleneck's 10 s client timeout.
+      heartbeatInterval: Math.min(1_000, Math.max(100, refillIntervalMs)),
     });
     this.bottleneck.on('error', (error: unknown) =>
       options.logger.warn({ err: error }, 'rate limiter: Redis error; retrying'),
@@ -95,13 +97,19 @@ export class RedisRateLimiter implements RateLimiter {
     )) as [number, number];
     if (!changed) return;
     const shape = limitShape(rate);
+    // Into Bottleneck's settings, which every process reads on each tick.
+    await this.client.eval(
+      RESHAPE_RESERVOIR,
+      2,
+      `${this.id}:rate`,
+      `b_${this.id}_settings`,
+      rate,
+      this.shape.imagesPerMinute,
+      shape.refillAmount,
+      shape.refillIntervalMs,
+      Math.max(shape.burst, this.minimumBurst),
+    );
     const restoring = direction === 'up' && rate === this.shape.imagesPerMinute;
-    // Written straight into Bottleneck's settings, which every process reads on each tick.
-    await this.client.hset(`b_${this.id}_settings`, {
-      reservoirIncreaseAmount: shape.refillAmount,
-      reservoirIncreaseInterval: shape.refillIntervalMs,
-      reservoirIncreaseMaximum: Math.max(shape.burst, this.minimumBurst),
-    });
     if (restoring) return; // the usual case: nothing was slowed down
     this.logger[direction === 'down' ? 'warn' : 'info'](
       { configured: this.shape.imagesPerMinute, rate, provider_limit: providerLimit },
@@ -112,8 +120,8 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   /**
-   * Waits until Redis holds this limiter, then applies this process's limit there: the
-   * settings are shared, so the last process to start decides (they should all agree).
+   * Waits until Redis holds this limiter, then applies this process's limit there. The
+   * settings are shared: processes of one account should all be given the same limit.
    */
   async ready(): Promise<void> {
     await this.bottleneck.ready();
@@ -139,6 +147,8 @@ export class RedisRateLimiter implements RateLimiter {
     // fails afterwards: reporting a paid call as failed would have it bought again.
     let started = false;
     let outcome: { value: T } | { error: unknown } | undefined;
+    let finished: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (finished = resolve));
     const run = async () => {
       if (shutdown?.aborted) throw new ShutdownError(); // its turn came after the shutdown
       started = true;
@@ -147,12 +157,15 @@ export class RedisRateLimiter implements RateLimiter {
       } catch (error) {
         outcome = { error };
       }
+      finished();
     };
     const waited = this.bottleneck.schedule({ weight }, run);
     waited.catch(() => undefined); // a wait cut short by shutdown is dropped when the limiter stops
     const cut = shutdown && abortedBeforeStart(shutdown, () => started);
     try {
-      await (cut ? Promise.race([waited, cut.promise]) : waited);
+      // Done as soon as fn is: Bottleneck then frees the request in Redis, which may wait out
+      // a Redis outage, and a paid answer must not wait on that.
+      await Promise.race([waited, done, ...(cut ? [cut.promise] : [])]);
     } catch (error) {
       if (!outcome) throw error;
     } finally {

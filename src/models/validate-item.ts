@@ -181,3 +181,45 @@ function checkChoice(
   }
   return value;
 }
+
+/**
+ * Why `model` cannot render what an already-validated spec asks for — used when a fallback
+ * account would render an item with its own model — or undefined if it can. The spec is
+ * checked exactly as a submitted item naming that model would be.
+ */
+export function whyModelCannotRender(
+  spec: RenderSpec,
+  model: ModelSpec,
+  registry: ModelRegistry,
+): string | undefined {
+  const item: BatchItemInput = {
+    id: 'fallback',
+    model: model.id,
+    operation: spec.operation,
+    size: spec.size,
+    n: spec.n,
+    ...(spec.prompt !== undefined && { prompt: spec.prompt }),
+    ...(spec.quality !== undefined && { quality: spec.quality }),
+    ...(spec.style !== undefined && { style: spec.style }),
+    ...(spec.background !== undefined && { background: spec.background }),
+    ...(spec.output_format !== undefined && { output_format: spec.output_format }),
+    ...(spec.output_compression !== undefined && {
+      output_compression: spec.output_compression,
+    }),
+    ...(spec.images !== undefined && { image: spec.images }),
+    ...(spec.mask !== undefined && { mask: spec.mask }),
+  };
+  const { problems } = resolveItem(
+    item,
+    0,
+    {},
+    {
+      registry,
+      defaultModel: model.id,
+      enforceRetirements: false,
+      today: new Date(),
+      maxImagesPerRequest: Number.POSITIVE_INFINITY,
+    },
+  );
+  return problems.length > 0 ? problems.map((p) => p.message).join('; ') : undefined;
+}

@@ -29,9 +29,9 @@ export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
 };
 
 /**
- * One provider call as the render job sees it. Each try first respects the account's pause
- * (shared by every worker through Redis), then waits for the account's rate limiter, weighted
- * by the images it asks for. What goes wrong decides what happens next:
+ * One provider call as the render job sees it. Each try waits for the account's rate limiter,
+ * weighted by the images it asks for, then respects the account's pause (shared by every
+ * worker through Redis). What goes wrong decides what happens next:
  * - 429 rate limit: the whole account pauses for as long as the provider asked, then this call
  *   backs off exponentially with jitter and tries again;
  * - out of quota, or the key refused: the account pauses for `accountRecheckMs` and the call
@@ -51,11 +51,15 @@ export function callProvider(
 ): Promise<ProviderResult> {
   return pRetry(
     async (attempt) => {
-      await waitWhilePaused(account, policy, shutdown);
       try {
+        // The pause is checked once the limiter lets the call go, right before it is made:
+        // requests already waiting in the limiter when a 429 arrives respect it too.
         return await account.limiter.schedule(
           request.spec.n,
-          () => account.provider.render(request),
+          async () => {
+            await waitWhilePaused(account, policy, shutdown);
+            return account.provider.render(request);
+          },
           shutdown,
         );
       } catch (error) {
@@ -73,6 +77,9 @@ export function callProvider(
         if (shutdown?.aborted) throw new ShutdownError();
         onRetry?.(error, attemptNumber);
         const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;
+        // A wait longer than a worker holds a job: the next try finds the account paused and
+        // hands the job back at once.
+        if (asked > policy.maxTimeoutMs) return;
         const wait = Math.min(policy.maxTimeoutMs, asked + backoffDelayMs(attemptNumber, policy));
         await waitUnlessShutdown(wait, shutdown);
       },
@@ -80,10 +87,14 @@ export function callProvider(
   );
 }
 
+/** Pauses that last until someone fixes the account: never waited out holding a job. */
+const ACCOUNT_FAULTS = new Set(['provider_quota_exhausted', 'provider_auth']);
+
 /**
- * Waits out a short pause of the account; a pause longer than one backoff may last (out of
- * quota, a refused key, a 429 asking for minutes) ends the call with AccountPausedError, so the
- * item waits in the queue instead of holding a worker.
+ * Waits out a short pause of the account (a 429's retry-after). An account out of quota or
+ * with a refused key, or a pause longer than one backoff may last, ends the call with
+ * AccountPausedError: the item waits in the queue, or goes to a fallback, instead of holding
+ * a worker.
  */
 async function waitWhilePaused(
   account: ProviderAccount,
@@ -93,7 +104,7 @@ async function waitWhilePaused(
   for (;;) {
     const pause = await account.gate.current();
     if (!pause) return;
-    if (pause.remainingMs > policy.maxTimeoutMs) {
+    if (ACCOUNT_FAULTS.has(pause.code) || pause.remainingMs > policy.maxTimeoutMs) {
       throw new AccountPausedError(
         `provider account "${account.name}" is paused: ${pause.reason}`,
         pause.code,

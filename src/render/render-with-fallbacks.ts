@@ -3,10 +3,14 @@ import {
   AccountPausedError,
   ModelUnavailableError,
   ProviderRateLimitedError,
+  ProviderRejectedError,
   ProviderUnavailableError,
 } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
+import { maxCostMicros, type PricedRequest } from '../models/pricing.js';
 import type { ModelSpec } from '../models/registry-schema.js';
+import type { RenderSpec } from '../models/render-spec.js';
+import { whyModelCannotRender } from '../models/validate-item.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
 import { callProvider, type ProviderRetryPolicy } from './call-provider.js';
@@ -17,15 +21,27 @@ export interface Candidate {
   model: ModelSpec;
 }
 
-/** The accounts that can take an item, in order: each with its model, if the registry knows it. */
+/**
+ * The accounts that can take an item, in order, each with the model it would render with: the
+ * item's own, or the account's. An account whose model the registry does not know, or that
+ * cannot render this item (another operation, size, quality, no price for it), is left out.
+ */
 export function candidatesFor(
   chain: readonly ProviderAccount[],
-  itemModel: string,
+  spec: RenderSpec,
+  priced: PricedRequest,
   registry: ModelRegistry,
 ): Candidate[] {
   return chain.flatMap((account) => {
-    const model = registry.get(account.model ?? itemModel);
-    return model ? [{ account, model }] : [];
+    const model = registry.get(account.model ?? spec.model);
+    if (!model) return [];
+    if (model.id !== spec.model && whyModelCannotRender(spec, model, registry)) return [];
+    try {
+      maxCostMicros(model, priced);
+    } catch {
+      return []; // the registry has no price for this combination: it could not be budgeted
+    }
+    return [{ account, model }];
   });
 }
 
@@ -40,7 +56,9 @@ export function fallsBack(error: unknown): boolean {
     error instanceof ModelUnavailableError ||
     error instanceof AccountPausedError ||
     error instanceof ProviderUnavailableError ||
-    error instanceof ProviderRateLimitedError
+    error instanceof ProviderRateLimitedError ||
+    // Too many images for this account's limit: another account's may take them.
+    (error instanceof ProviderRejectedError && error.code === 'request_exceeds_rate_limit')
   );
 }
 
@@ -51,7 +69,11 @@ export type ChainOutcome =
 
 /**
  * Renders with the first candidate; when it gives up in a way `fallsBack` allows, the next
- * one tries, with its own limiter, pause and model. The last failure is the item's.
+ * one tries, with its own limiter, pause and model. When every one gave up, the item's error
+ * is the last that was not a pause: the item fails with it. Only if every account was paused
+ * does the item go back to the queue (AccountPausedError, until the earliest one resumes) —
+ * otherwise an account that keeps failing, ahead of one that is paused, would be called again
+ * and again for ever.
  */
 export async function renderWithFallbacks(
   candidates: readonly Candidate[],
@@ -63,6 +85,8 @@ export async function renderWithFallbacks(
   },
 ): Promise<ChainOutcome> {
   let last: ChainOutcome | undefined;
+  let lastFailure: ChainOutcome | undefined; // the last that was not a pause
+  let earliestResume: { outcome: ChainOutcome; resumeAt: number } | undefined;
   for (const candidate of candidates) {
     const spec = { ...request.spec, model: candidate.model.id };
     try {
@@ -81,12 +105,17 @@ export async function renderWithFallbacks(
     } catch (error) {
       last = { ok: false, candidate, error };
       if (!fallsBack(error)) return last;
+      if (!(error instanceof AccountPausedError)) lastFailure = last;
+      else if (!earliestResume || error.resumeAt < earliestResume.resumeAt) {
+        earliestResume = { outcome: last, resumeAt: error.resumeAt };
+      }
       options.log.warn(
         { err: (error as Error).message, provider: candidate.account.name, model: spec.model },
         'provider gave up on the item; trying the next in the chain',
       );
     }
   }
-  if (!last) throw new Error('renderWithFallbacks needs at least one candidate');
-  return last;
+  const outcome = lastFailure ?? earliestResume?.outcome ?? last;
+  if (!outcome) throw new Error('renderWithFallbacks needs at least one candidate');
+  return outcome;
 }

@@ -141,6 +141,12 @@ export async function startServices(
     const accounts: ProviderAccount[] = [];
     if (providerConfig && options.provider) {
       for (const account of [providerConfig, ...config.fallbacks]) {
+        if (account.model && !registry.get(account.model)) {
+          throw new ConfigError(
+            `RENDERMILL_FALLBACKS: fallback "${account.name}" names model "${account.model}", ` +
+              `which the model registry does not know; known: ${registry.ids().join(', ')}`,
+          );
+        }
         const provider = new OpenAIImageProvider({
           baseURL: account.baseURL,
           apiKey: account.apiKey,

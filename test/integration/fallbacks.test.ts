@@ -36,6 +36,7 @@ beforeEach(async () => {
   h.sim.reset();
   backup.reset();
   h.sim.setKnobs({ retiredModels: [], errorRate: 0, insufficientQuota: false });
+  backup.setKnobs({ insufficientQuota: false });
   const keys = await h.services.redis.keys('rm:limit:*:pause');
   if (keys.length > 0) await h.services.redis.del(...keys);
 });
@@ -90,4 +91,28 @@ describe('the fallback chain', () => {
       expect(item.cost_usd).toBeLessThan(0.008);
     },
   );
+
+  it('fails an item, rather than calling again for ever, when one account keeps failing and the next is paused', async () => {
+    h.sim.setKnobs({ errorRate: 1 });
+    backup.setKnobs({ insufficientQuota: true });
+    const manifest = await run({ ...ITEM, items: [{ id: 'x', prompt: 'nowhere' }] });
+    const item = manifest.items[0]!;
+    expect(item.status).toBe('failed');
+    expect(item.error?.code).toBe('provider_unavailable'); // the primary's, not the pause
+    expect(h.sim.stats().requests).toBe(3); // one call and two retries, once
+    expect(backup.stats().requests).toBe(1);
+  });
+
+  it('skips a fallback whose model cannot render the item', async () => {
+    // gpt-image-1-mini has no 256x256: the backup cannot take a 256x256 gpt-image-2 item.
+    h.sim.setKnobs({ retiredModels: ['gpt-image-2'] });
+    const manifest = await run({
+      model: 'gpt-image-2',
+      size: '256x256',
+      quality: 'low',
+      items: [{ id: 's', prompt: 'small' }],
+    });
+    expect(manifest.items[0]!.error?.code).toBe('model_unavailable');
+    expect(backup.stats().requests).toBe(0);
+  });
 });

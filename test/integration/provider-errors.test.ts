@@ -13,7 +13,8 @@ beforeAll(async () => {
     env: {
       RENDERMILL_RETRIES: String(RETRIES),
       RENDERMILL_RETRY_BASE_MS: '50',
-      RENDERMILL_RETRY_MAX_MS: '2000',
+      // A quota or key pause shorter than the longest backoff must still hand items back.
+      RENDERMILL_RETRY_MAX_MS: '5000',
       RENDERMILL_ACCOUNT_RECHECK_MS: '2500',
       RENDERMILL_REQUEST_TIMEOUT_MS: '1000',
     },

@@ -84,7 +84,7 @@ describe('RedisRateLimiter', () => {
         workers.map((w) => w.limiter),
         60,
       );
-      const { burst } = limitShape(1200); // 19 at once, then 20/s
+      const { burst } = limitShape(1200); // 18 at once, then 20/s
       const elapsed = starts.at(-1)! - starts[0]!;
       // Two independent limiters would each allow 20/s and finish in about a second.
       expect(elapsed).toBeGreaterThanOrEqual(((60 - burst) / 20) * 1000 - 100);
@@ -101,7 +101,7 @@ describe('RedisRateLimiter', () => {
       await Promise.all([a.limiter.ready(), b.limiter.ready()]);
       expect(limiterId('x#1')).not.toBe(limiterId('x#2'));
       const starts = await runThrough([a.limiter, b.limiter], 60);
-      // 30 each: a burst of 19, then 11 more at 20/s — well under a second.
+      // 30 each: a burst of 18, then 12 more at 20/s — well under a second.
       expect(starts.at(-1)! - starts[0]!).toBeLessThan(1200);
     } finally {
       await Promise.all([a.close(), b.close()]);
@@ -147,11 +147,38 @@ describe('RedisRateLimiter', () => {
       ]);
       expect(starts).toHaveLength(60);
       expect(await redis.exists(`b_${limiterId(account)}_settings`)).toBe(1); // recreated
-      // Each loss of the keys may hand out one fresh burst (8); otherwise the pace is 10/s.
+      // Each loss of the keys may hand out one fresh burst; otherwise the pace is 10/s.
+      const { burst } = limitShape(600);
       const elapsed = starts.at(-1)! - starts[0]!;
-      expect(elapsed).toBeGreaterThanOrEqual(((60 - 3 * 8) / 10) * 1000 - 200);
+      expect(elapsed).toBeGreaterThanOrEqual(((60 - 3 * burst) / 10) * 1000 - 200);
     } finally {
       await Promise.all(workers.map((w) => w.close()));
+    }
+  });
+
+  it('comes back whole after losing its keys while idle, even if slowed down meanwhile', async () => {
+    const account = `https://sim.test/v1#idle-${accountSeq++}`;
+    const w = workerLimiter(account, 600);
+    try {
+      await w.limiter.ready();
+      await redis.del(...(await redis.keys(`b_${limiterId(account)}*`)));
+      // A 429 arriving now must not write into the missing settings: Bottleneck could not
+      // work with a partial hash and would fail every call from then on.
+      await w.limiter.slowDown(300);
+      expect(await redis.exists(`b_${limiterId(account)}_settings`)).toBe(0);
+
+      const starts = await Promise.race([
+        runThrough([w.limiter], 3),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('limiter stuck after losing its keys')), 10_000),
+        ),
+      ]);
+      expect(starts).toHaveLength(3);
+      const settings = await redis.hgetall(`b_${limiterId(account)}_settings`);
+      expect(settings).toHaveProperty('clientTimeout'); // re-created whole by Bottleneck
+      expect(settings).toHaveProperty('version');
+    } finally {
+      await w.close();
     }
   });
 });
