@@ -28,7 +28,7 @@ export interface Services {
    * then its fallbacks. Empty in processes that render nothing (the API alone).
    */
   accounts: ProviderAccount[];
-  /** Whether the provider refuses retired models (OpenAI itself does). */
+  /** Whether submissions refuse retired models: OpenAI itself does, unless fallbacks may take them. */
   enforceRetirements: boolean;
   /** One line per part that was started in-process because it was not configured. */
   embedded: string[];
@@ -175,8 +175,10 @@ export async function startServices(
       queue,
       storage,
       accounts,
+      // With fallbacks, a model the provider has retired may still be rendered by one of them.
       enforceRetirements:
-        providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false,
+        config.fallbacks.length === 0 &&
+        (providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false),
       embedded,
       s3DataDir,
       close: once(() => runCleanups(cleanups)),
