@@ -22,17 +22,26 @@ const MIN_REFILL_INTERVAL_MS = 50;
  */
 const ARRIVAL_JITTER_MS = 100;
 
+/**
+ * The allowance is released at this fraction of the limit. Paced at exactly the limit, the
+ * provider's window never refills beyond what the limiter holds back, so a call that is late
+ * by more than the margin above, followed by one on time, meets a window a few images short.
+ * 1 % slower lets the provider's window fill up again between such stalls.
+ */
+const PACE = 0.99;
+
 export function limitShape(imagesPerMinute: number): LimitShape {
   const perSecond = imagesPerMinute / 60;
   const providerWindow = Math.ceil(perSecond);
   const margin = Math.max(1, Math.ceil((perSecond * ARRIVAL_JITTER_MS) / 1000));
-  const refillAmount = Math.max(1, Math.ceil((MIN_REFILL_INTERVAL_MS * imagesPerMinute) / 60_000));
+  const paced = imagesPerMinute * PACE;
+  const refillAmount = Math.max(1, Math.ceil((MIN_REFILL_INTERVAL_MS * paced) / 60_000));
   return {
     imagesPerMinute,
     burst: Math.max(1, providerWindow - margin),
     refillAmount,
-    // Rounded up to whole milliseconds: never faster than the limit.
-    refillIntervalMs: Math.ceil((60_000 * refillAmount) / imagesPerMinute),
+    // Rounded up to whole milliseconds: never faster than the pace.
+    refillIntervalMs: Math.ceil((60_000 * refillAmount) / paced),
   };
 }
 

@@ -21,8 +21,8 @@ describe('limitShape', () => {
     }
   });
 
-  it('spreads each usage tier evenly: tier 1 one image every 120 ms, tier 5 nine every 54 ms', () => {
-    expect(limitShape(500)).toMatchObject({ refillAmount: 1, refillIntervalMs: 120 });
-    expect(limitShape(10_000)).toMatchObject({ refillAmount: 9, refillIntervalMs: 54 });
+  it('spreads each tier evenly, 1 % under the limit: tier 1 one image every 122 ms, tier 5 nine every 55 ms', () => {
+    expect(limitShape(500)).toMatchObject({ refillAmount: 1, refillIntervalMs: 122 });
+    expect(limitShape(10_000)).toMatchObject({ refillAmount: 9, refillIntervalMs: 55 });
   });
 });
