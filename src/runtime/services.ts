@@ -4,15 +4,13 @@ import type { Logger } from 'pino';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { BatchStore } from '../batches/batch-store.js';
 import { ConfigError, type Config } from '../config/config.js';
-import { RedisAccountGate } from '../limits/account-gate.js';
-import { RedisRateLimiter } from '../limits/redis-rate-limiter.js';
 import { ModelRegistry } from '../models/model-registry.js';
-import { OpenAIImageProvider } from '../providers/openai-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
 import { BullJobQueue } from '../queue/job-queue.js';
 import { S3ImageStorage } from '../storage/s3-image-storage.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { startEmbeddedS3 } from './embedded-s3.js';
+import { connectProviderAccounts } from './provider-accounts.js';
 
 /** Everything a process of rendermill talks to, wired once from the configuration. */
 export interface Services {
@@ -138,33 +136,16 @@ export async function startServices(
     await storage.ensureBucket();
     const queue = new BullJobQueue(redis);
     cleanups.push(() => queue.close());
-    const accounts: ProviderAccount[] = [];
-    if (providerConfig && options.provider) {
-      for (const account of [providerConfig, ...config.fallbacks]) {
-        if (account.model && !registry.get(account.model)) {
-          throw new ConfigError(
-            `RENDERMILL_FALLBACKS: fallback "${account.name}" names model "${account.model}", ` +
-              `which the model registry does not know; known: ${registry.ids().join(', ')}`,
-          );
-        }
-        const provider = new OpenAIImageProvider({
-          baseURL: account.baseURL,
-          apiKey: account.apiKey,
-          registry,
-          timeoutMs: config.requestTimeoutMs,
-        });
-        const limiter = new RedisRateLimiter({
-          accountId: provider.accountId,
-          imagesPerMinute: account.imagesPerMinute,
-          redis,
-          logger: logger.child({ provider: account.name }),
-        });
-        cleanups.push(() => limiter.stop());
-        await limiter.ready();
-        const gate = new RedisAccountGate(redis, provider.accountId);
-        accounts.push({ name: account.name, provider, limiter, gate, model: account.model });
-      }
-    }
+    const accounts =
+      providerConfig && options.provider
+        ? await connectProviderAccounts([providerConfig, ...config.fallbacks], {
+            redis,
+            registry,
+            logger,
+            requestTimeoutMs: config.requestTimeoutMs,
+            cleanups,
+          })
+        : [];
 
     return {
       config,

@@ -1,0 +1,53 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ConfigError, type ProviderConfig } from '../config/config.js';
+import { RedisAccountGate } from '../limits/account-gate.js';
+import { RedisRateLimiter } from '../limits/redis-rate-limiter.js';
+import type { ModelRegistry } from '../models/model-registry.js';
+import { OpenAIImageProvider } from '../providers/openai-provider.js';
+import type { ProviderAccount } from '../providers/provider-account.js';
+
+export interface AccountDeps {
+  redis: Redis;
+  registry: ModelRegistry;
+  logger: Logger;
+  requestTimeoutMs: number;
+  /** Undoes what was started, in reverse order, when the process closes. */
+  cleanups: (() => Promise<void> | void)[];
+}
+
+/**
+ * Connects one provider account per configuration, in chain order: its OpenAI client, its
+ * images-per-minute limiter in Redis (ready before the first job), and its pause.
+ */
+export async function connectProviderAccounts(
+  chain: readonly ProviderConfig[],
+  deps: AccountDeps,
+): Promise<ProviderAccount[]> {
+  const accounts: ProviderAccount[] = [];
+  for (const config of chain) {
+    if (config.model && !deps.registry.get(config.model)) {
+      throw new ConfigError(
+        `RENDERMILL_FALLBACKS: fallback "${config.name}" names model "${config.model}", ` +
+          `which the model registry does not know; known: ${deps.registry.ids().join(', ')}`,
+      );
+    }
+    const provider = new OpenAIImageProvider({
+      baseURL: config.baseURL,
+      apiKey: config.apiKey,
+      registry: deps.registry,
+      timeoutMs: deps.requestTimeoutMs,
+    });
+    const limiter = new RedisRateLimiter({
+      accountId: provider.accountId,
+      imagesPerMinute: config.imagesPerMinute,
+      redis: deps.redis,
+      logger: deps.logger.child({ provider: config.name }),
+    });
+    deps.cleanups.push(() => limiter.stop());
+    await limiter.ready();
+    const gate = new RedisAccountGate(deps.redis, provider.accountId);
+    accounts.push({ name: config.name, provider, limiter, gate, model: config.model });
+  }
+  return accounts;
+}
