@@ -20,7 +20,6 @@ import {
 import type { ModelRegistry } from '../src/models/model-registry.js';
 import {
   actualCostMicros,
-  maxCostMicros,
   microsToUsd,
   type PricedRequest,
 } from '../src/models/pricing.js';
@@ -121,7 +120,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       throw new UnrecoverableError(error.message);
     }
     // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
-    const maxMicros = Math.max(...candidates.map((c) => maxCostMicros(c.model, priced)));
+    const maxMicros = Math.max(...candidates.map((c) => c.maxMicros));
     const start = await deps.store.transition(batchId, record({ status: 'running' }), {
       spendMicros: heldByDeadRun,
       releaseReservation: true,

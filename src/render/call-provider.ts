@@ -71,9 +71,9 @@ export function callProvider(
       // p-retry's own waits cannot be cut short without also aborting after a success, so the
       // waiting happens in onFailedAttempt below.
       minTimeout: 0,
-      shouldRetry: ({ error }) => isRetryable(error) && !(error instanceof AccountPausedError),
+      shouldRetry: ({ error }) => retriedHere(error),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-        if (retriesLeft === 0 || !isRetryable(error) || error instanceof AccountPausedError) return;
+        if (retriesLeft === 0 || !retriedHere(error)) return;
         if (shutdown?.aborted) throw new ShutdownError();
         onRetry?.(error, attemptNumber);
         const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;
@@ -86,6 +86,17 @@ export function callProvider(
     },
   );
 }
+
+/** A paused account is retryable, but later and from the queue: not by this call. */
+const retriedHere = (error: unknown) =>
+  isRetryable(error) && !(error instanceof AccountPausedError);
+
+const paused = (account: ProviderAccount, code: string, reason: string, remainingMs: number) =>
+  new AccountPausedError(
+    `provider account "${account.name}" is paused: ${reason}`,
+    code,
+    Date.now() + remainingMs,
+  );
 
 /** Pauses that last until someone fixes the account: never waited out holding a job. */
 const ACCOUNT_FAULTS = new Set(['provider_quota_exhausted', 'provider_auth']);
@@ -105,11 +116,7 @@ async function waitWhilePaused(
     const pause = await account.gate.current();
     if (!pause) return;
     if (ACCOUNT_FAULTS.has(pause.code) || pause.remainingMs > policy.maxTimeoutMs) {
-      throw new AccountPausedError(
-        `provider account "${account.name}" is paused: ${pause.reason}`,
-        pause.code,
-        Date.now() + pause.remainingMs,
-      );
+      throw paused(account, pause.code, pause.reason, pause.remainingMs);
     }
     await waitUnlessShutdown(pause.remainingMs, shutdown);
   }
@@ -142,11 +149,7 @@ async function pauseAccountOn(
       `${what} (${error.message}); its items stay queued and it is tried again every ` +
       `${Math.round(policy.accountRecheckMs / 1000)} s — fix the account or its key`;
     await pause(policy.accountRecheckMs, error.code, reason);
-    return new AccountPausedError(
-      `provider account "${account.name}" is paused: ${reason}`,
-      error.code,
-      Date.now() + policy.accountRecheckMs,
-    );
+    return paused(account, error.code, reason, policy.accountRecheckMs);
   }
   return error;
 }

@@ -7,7 +7,7 @@ import {
   ProviderUnavailableError,
 } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
-import { maxCostMicros, type PricedRequest } from '../models/pricing.js';
+import { maxCostMicros, type Micros, type PricedRequest } from '../models/pricing.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import type { RenderSpec } from '../models/render-spec.js';
 import { whyModelCannotRender } from '../models/validate-item.js';
@@ -19,6 +19,8 @@ import { callProvider, type ProviderRetryPolicy } from './call-provider.js';
 export interface Candidate {
   account: ProviderAccount;
   model: ModelSpec;
+  /** The most the item can cost on this account: what the budget must hold for it. */
+  maxMicros: Micros;
 }
 
 /**
@@ -37,11 +39,10 @@ export function candidatesFor(
     if (!model) return [];
     if (model.id !== spec.model && whyModelCannotRender(spec, model, registry)) return [];
     try {
-      maxCostMicros(model, priced);
+      return [{ account, model, maxMicros: maxCostMicros(model, priced) }];
     } catch {
       return []; // the registry has no price for this combination: it could not be budgeted
     }
-    return [{ account, model }];
   });
 }
 
