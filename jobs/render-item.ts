@@ -18,11 +18,7 @@ import {
   isRetryable,
 } from '../src/errors.js';
 import type { ModelRegistry } from '../src/models/model-registry.js';
-import {
-  actualCostMicros,
-  microsToUsd,
-  type PricedRequest,
-} from '../src/models/pricing.js';
+import { actualCostMicros, microsToUsd, type PricedRequest } from '../src/models/pricing.js';
 import { CONTENT_TYPES, type RenderSpec } from '../src/models/render-spec.js';
 import type { ProviderAccount } from '../src/providers/provider-account.js';
 import { waitUnlessShutdown } from '../src/render/backoff.js';
