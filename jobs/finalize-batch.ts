@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BatchStore } from '../src/batches/batch-store.js';
-import { buildManifest, manifestCsv } from '../src/batches/batch-view.js';
+import { buildManifest, manifestCsv, manifestJsonl } from '../src/batches/batch-view.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import type { JobPayload } from './catalog.js';
 
@@ -10,12 +10,21 @@ export interface FinalizeBatchDeps {
   logger: Logger;
 }
 
-export const manifestKey = (batchId: string, ext: 'json' | 'csv') =>
+export const MANIFEST_FORMATS = {
+  json: 'application/json',
+  csv: 'text/csv',
+  jsonl: 'application/x-ndjson',
+} as const;
+export type ManifestFormat = keyof typeof MANIFEST_FORMATS;
+
+export const manifestKey = (batchId: string, ext: ManifestFormat) =>
   `batches/${batchId}/manifest.${ext}`;
 
 /**
- * Writes a completed batch's manifest to S3 (manifest.json and manifest.csv beside it) and
- * records where it is. Idempotent: running it twice writes the same content twice.
+ * Writes a batch's manifest to S3 — manifest.json, manifest.csv and manifest.jsonl side by
+ * side — from the batch's state in Redis. Queued when the batch completes, and as a
+ * checkpoint every RENDERMILL_MANIFEST_CHECKPOINT_MS while it runs (marked `partial`).
+ * Nothing is kept in the process, so a restarted one simply carries on. Idempotent.
  */
 export function createFinalizeBatchProcessor(deps: FinalizeBatchDeps) {
   return async function finalizeBatch({ batchId }: JobPayload<'finalize-batch'>): Promise<void> {
@@ -24,24 +33,39 @@ export function createFinalizeBatchProcessor(deps: FinalizeBatchDeps) {
     const manifest = await buildManifest(batch, await deps.store.items(batchId), (key) =>
       deps.storage.uri(key),
     );
+    if (manifest.partial) {
+      // A checkpoint that lost the race to completion must not overwrite the final manifest.
+      const now = await deps.store.get(batchId);
+      if (!now || now.status === 'completed') return;
+    }
     manifest.batch.manifest_key = manifestKey(batchId, 'json');
-    await deps.storage.put({
-      key: manifestKey(batchId, 'json'),
-      body: JSON.stringify(manifest, null, 2),
-      contentType: 'application/json',
-    });
-    await deps.storage.put({
-      key: manifestKey(batchId, 'csv'),
-      body: manifestCsv(manifest),
-      contentType: 'text/csv',
-    });
+    const bodies: Record<ManifestFormat, string> = {
+      json: JSON.stringify(manifest, null, 2),
+      csv: manifestCsv(manifest),
+      jsonl: manifestJsonl(manifest),
+    };
+    for (const [format, body] of Object.entries(bodies) as [ManifestFormat, string][]) {
+      await deps.storage.put({
+        key: manifestKey(batchId, format),
+        body,
+        contentType: MANIFEST_FORMATS[format],
+      });
+    }
+    if (manifest.partial) {
+      deps.logger.info(
+        { batch: batchId, counts: manifest.batch.counts, spend_usd: manifest.totals.spend_usd },
+        'batch manifest checkpointed',
+      );
+      return;
+    }
     await deps.store.setManifestKey(batchId, manifestKey(batchId, 'json'));
     deps.logger.info(
       {
         batch: batchId,
         status: batch.status,
         counts: manifest.batch.counts,
-        spend_usd: manifest.batch.spend_usd,
+        spend_usd: manifest.totals.spend_usd,
+        saved_usd: manifest.totals.saved_by_cache_usd,
       },
       'batch manifest written',
     );

@@ -1,13 +1,14 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import pRetry from 'p-retry';
 import type {
   BatchStore,
   ItemRecord,
-  ReserveOutcome,
-  StoredImage,
+  ReserveResult,
+  TransitionOutcome,
 } from '../src/batches/batch-store.js';
 import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
+import type { RenderLease, RenderLocks } from '../src/cache/render-lock.js';
+import type { CachedImage, ResultCache } from '../src/cache/result-cache.js';
 import {
   AccountPausedError,
   BudgetExceededError,
@@ -17,14 +18,18 @@ import {
   RendermillError,
   isRetryable,
 } from '../src/errors.js';
+import { describeCap, type SpendCap, type SpendCaps } from '../src/ledger/spend-caps.js';
 import type { ModelRegistry } from '../src/models/model-registry.js';
 import { actualCostMicros, microsToUsd, type PricedRequest } from '../src/models/pricing.js';
-import { CONTENT_TYPES, type RenderSpec } from '../src/models/render-spec.js';
+import type { RenderSpec } from '../src/models/render-spec.js';
+import { contentHash, requestHash } from '../src/models/request-hash.js';
 import type { ProviderAccount } from '../src/providers/provider-account.js';
 import { waitUnlessShutdown } from '../src/render/backoff.js';
 import type { ProviderRetryPolicy } from '../src/render/call-provider.js';
+import { derivationName, type DeriveSpec } from '../src/render/derive-images.js';
 import { candidatesFor, renderWithFallbacks } from '../src/render/render-with-fallbacks.js';
 import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
+import { completeDerivations, storeRendered } from '../src/render/store-images.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import { renderItemRef, type AttemptInfo, type JobHandler, type JobPayload } from './catalog.js';
 import type { JobQueue } from '../src/queue/job-queue.js';
@@ -32,6 +37,10 @@ import type { JobQueue } from '../src/queue/job-queue.js';
 export interface RenderItemDeps {
   store: BatchStore;
   storage: ImageStorage;
+  cache: ResultCache;
+  locks: RenderLocks;
+  /** The tenant's monthly and the day's spend counters, with their caps. */
+  caps: SpendCaps;
   /** The configured provider account first, then its fallbacks in order. */
   accounts: readonly ProviderAccount[];
   registry: ModelRegistry;
@@ -39,10 +48,6 @@ export interface RenderItemDeps {
   logger: Logger;
   retryPolicy?: ProviderRetryPolicy;
 }
-
-/** Where a rendered image lives: addressed by what was asked, so the same request lands in the same place. */
-export const imageKey = (hash: string, index: number, format: string) =>
-  `images/${hash.slice(0, 2)}/${hash}/${index}.${format === 'jpeg' ? 'jpg' : format}`;
 
 export function pricedRequest(spec: RenderSpec): PricedRequest {
   return {
@@ -55,15 +60,18 @@ export function pricedRequest(spec: RenderSpec): PricedRequest {
 }
 
 /**
- * Renders one item: reserve its maximum price → call the provider (rate-limited, retried)
- * → upload every image to S3 → settle the actual price and record the outcome. Each step's
- * failure has one meaning: retryable errors leave the item queued for the next attempt,
- * everything else ends the item with a reason. Every transition after `running` releases
- * what the item reserved; what the provider billed is always added to the spend.
+ * Renders one item, paying for each image at most once:
+ * cache (every variant stored? done, $0) → single-flight (someone else rendering it? wait and
+ * reuse) → reserve the maximum price against every cap → call the provider for the missing
+ * variants (rate-limited, retried, fallbacks) → upload to S3 and index → settle the actual
+ * price and record the outcome. Each step's failure has one meaning: retryable errors leave
+ * the item queued for the next attempt, everything else ends the item with a reason. Every
+ * transition after `running` releases what the item reserved; what the provider billed is
+ * always added to the spend.
  */
 export function createRenderItemProcessor(deps: RenderItemDeps) {
   return async function renderItem(
-    { batchId, itemId, spec }: JobPayload<'render-item'>,
+    { batchId, itemId, tenant, spec }: JobPayload<'render-item'>,
     { attempt, maxAttempts, signal }: AttemptInfo,
   ): Promise<void> {
     const started = Date.now();
@@ -79,6 +87,8 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       return;
     }
     const { item, held: heldByDeadRun } = await chargeDeadRun(deps.store, batchId, stored);
+    const caps = deps.caps.for(tenant);
+    const scope = deps.cache.scopeFor(tenant);
 
     const record = (changes: Partial<ItemRecord>): ItemRecord => ({
       ...item,
@@ -88,7 +98,11 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     });
     let settled = false;
     const finish = async (next: ItemRecord, money: { spendMicros?: number }) => {
-      const outcome = await deps.store.transition(batchId, next, money);
+      const outcome = await deps.store.transition(batchId, next, {
+        ...money,
+        savedMicros: next.saved_micros,
+        caps,
+      });
       settled = true; // from here on the outcome and its money are recorded: never again
       log.info(
         {
@@ -96,30 +110,53 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           model: spec.model,
           n: spec.n,
           cost_usd: microsToUsd(next.cost_micros),
+          saved_usd: microsToUsd(next.saved_micros ?? 0),
           ms: Date.now() - started,
           attempt,
           error: next.error,
         },
         'item finished',
       );
-      if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
+      await afterTransition(deps, batchId, outcome);
     };
-
-    const priced = pricedRequest(spec);
-    const candidates = candidatesFor(deps.accounts, spec, priced, deps.registry);
-    const primary = candidates[0];
-    if (!primary) {
-      const error = new ModelUnavailableError(
-        `model ${spec.model} is no longer in the registry, and no fallback can render this item`,
+    const derive = item.derive ?? [];
+    /** The item's outcome from its images: `cached` when no provider call was made for it. */
+    const succeed = (images: CachedImage[], reused: CachedImage[], paidMicros: number) =>
+      finish(
+        record({
+          status: reused.length === images.length ? 'cached' : 'succeeded',
+          hash: item.hash,
+          // A reused image was rendered by the model recorded with it (a fallback's, maybe).
+          rendered_by: item.rendered_by ?? renderedByOf(reused[0]),
+          cost_micros: item.cost_micros + paidMicros,
+          saved_micros: reused.reduce((sum, image) => sum + image.cost_micros, 0),
+          images: images.map((image) => ({
+            key: image.key,
+            format: image.format,
+            bytes: image.bytes,
+            derived: image.derived.length > 0 ? image.derived : undefined,
+            cached: reused.includes(image),
+          })),
+          error: undefined,
+        }),
+        { spendMicros: paidMicros },
       );
-      await finish(record({ status: 'failed', error: describe(error) }), {});
-      throw new UnrecoverableError(error.message);
+
+    // The common case of a re-run catalog, in three round trips: every variant is stored
+    // and has its derived copies — no reservation, no lock, no call.
+    if (item.hash && heldByDeadRun === 0) {
+      const reusable = await reusableVariants(deps.cache, scope, item.hash, spec.n, item);
+      if (reusable.size === spec.n && everyCopyMade(reusable, derive)) {
+        const images = [...reusable.values()].sort((a, b) => a.index - b.index);
+        await succeed(images, images, 0);
+        return;
+      }
     }
-    // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
-    const maxMicros = Math.max(...candidates.map((c) => c.maxMicros));
+
     const start = await deps.store.transition(batchId, record({ status: 'running' }), {
       spendMicros: heldByDeadRun,
       releaseReservation: true,
+      caps,
     });
     if (start === 'ignored') {
       // Another run of the same job finished the item since we read it.
@@ -131,78 +168,117 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     // and through the fallback chain: once it gives up, the item fails with the last error.
     // Job attempts are for what happens around the call: a crashed worker, Redis or S3 away.
     let providerGaveUp = false;
+    let lease: RenderLease | undefined;
     try {
-      const reservation = await reserveBudget(deps.store, batchId, itemId, maxMicros, signal);
-      if (reservation !== 'reserved') {
-        const error = new BudgetExceededError(
-          reservation === 'exhausted'
-            ? `the batch budget cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
-            : `running items held the rest of the budget for over ${RESERVATION_WAIT_MS / 1000} s`,
-        );
-        await finish(record({ status: 'budget_exceeded', error: describe(error) }), {});
-        return;
-      }
-
+      // What exactly is asked: for an edit, that includes the input images' content.
       const images = await Promise.all(
         (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)),
       );
       const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage) : undefined;
-      await checkInputImages(primary.model, images, mask);
+      const hash =
+        item.hash ??
+        requestHash(spec, {
+          images: images.map((image) => contentHash(image.data)),
+          mask: mask && contentHash(mask.data),
+        });
+      item.hash = hash;
+      const target = { storage: deps.storage, cache: deps.cache, scope, hash };
 
-      const rendered = await renderWithFallbacks(
-        candidates,
-        { spec, images, mask },
-        { policy: deps.retryPolicy, shutdown: signal, log },
-      );
-      if (!rendered.ok) {
-        // Billed but unusable: the money is gone whether or not we can use the result.
-        if (rendered.error instanceof PaidResultError) {
-          paidMicros = actualCostMicros(rendered.candidate.model, priced, rendered.error.usage);
+      // Single-flight: while another item, batch or worker renders this request, wait for it
+      // and reuse what it stored; take over if it died or rendered fewer variants than we need.
+      let reusable = await reusableVariants(deps.cache, scope, hash, spec.n, item);
+      while (reusable.size < spec.n) {
+        lease = await deps.locks.tryAcquire(scope, hash);
+        if (lease) {
+          reusable = await reusableVariants(deps.cache, scope, hash, spec.n, item);
+          break;
         }
-        providerGaveUp = rendered.error instanceof RendermillError;
-        throw rendered.error;
+        log.debug({ hash }, 'the same request is being rendered elsewhere; waiting to reuse it');
+        await deps.locks.waitForRelease(scope, hash, signal);
+        reusable = await reusableVariants(deps.cache, scope, hash, spec.n, item);
       }
-      const { candidate, result } = rendered;
-      paidMicros = actualCostMicros(candidate.model, priced, result.usage);
+      const reused = [...reusable.values()].sort((a, b) => a.index - b.index);
+      const missing = range(spec.n).filter((index) => !reusable.has(index));
 
-      // The images are paid for: from here on nothing is cut short by a shutdown, and a
-      // storage hiccup is retried here rather than by buying the images again.
-      const stored: StoredImage[] = [];
-      for (const [index, image] of result.images.entries()) {
-        const key = imageKey(item.hash, index, image.format);
-        await pRetry(
-          () =>
-            deps.storage.put({
-              key,
-              body: image.data,
-              contentType: CONTENT_TYPES[image.format],
-              metadata: {
-                'request-hash': item.hash,
-                model: candidate.model.id,
-                size: spec.size,
-                'cost-usd': String(microsToUsd(paidMicros / result.images.length)),
-              },
-            }),
-          { retries: UPLOAD_RETRIES, minTimeout: 200 },
+      let rendered: CachedImage[] = [];
+      if (missing.length > 0) {
+        // Only the variants the cache lacks are bought.
+        const ask: RenderSpec = { ...spec, n: missing.length };
+        const priced = pricedRequest(ask);
+        const candidates = candidatesFor(deps.accounts, ask, priced, deps.registry);
+        const primary = candidates[0];
+        if (!primary) {
+          throw new ModelUnavailableError(
+            `model ${spec.model} is no longer in the registry, and no fallback can render this item`,
+          );
+        }
+        // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
+        const maxMicros = Math.max(...candidates.map((c) => c.maxMicros));
+        const reservation = await reserveBudget(
+          deps.store,
+          batchId,
+          itemId,
+          maxMicros,
+          caps,
+          signal,
         );
-        stored.push({ key, format: image.format, bytes: image.data.length });
+        if (reservation.outcome !== 'reserved') {
+          const error = new BudgetExceededError(
+            reservation.outcome === 'exhausted'
+              ? `${describeCap(reservation.cap ?? 'batch')} cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
+              : `running items held the rest of ${describeCap(reservation.cap ?? 'batch')} for over ${RESERVATION_WAIT_MS / 1000} s`,
+          );
+          await finish(record({ status: 'budget_exceeded', error: describe(error) }), {});
+          return;
+        }
+        await checkInputImages(primary.model, images, mask);
+
+        const outcome = await renderWithFallbacks(
+          candidates,
+          { spec: ask, images, mask },
+          {
+            policy: deps.retryPolicy,
+            shutdown: signal,
+            log,
+            // From here on the reservation is money at stake: if this worker dies, it counts as spent.
+            beforeCall: () => deps.store.markCalling(batchId, itemId),
+          },
+        );
+        if (!outcome.ok) {
+          // Billed but unusable: the money is gone whether or not we can use the result.
+          if (outcome.error instanceof PaidResultError) {
+            paidMicros = actualCostMicros(outcome.candidate.model, priced, outcome.error.usage);
+          }
+          providerGaveUp = outcome.error instanceof RendermillError;
+          throw outcome.error;
+        }
+        const { candidate, result } = outcome;
+        paidMicros = actualCostMicros(candidate.model, priced, result.usage);
+        item.rendered_by = { provider: candidate.account.name, model: candidate.model.id };
+        // The images are paid for: from here on nothing is cut short by a shutdown, and a
+        // storage hiccup is retried on the spot rather than by buying the images again.
+        rendered = await storeRendered(
+          target,
+          result.images,
+          missing,
+          { paidMicros, model: candidate.model.id },
+          derive,
+        );
       }
-      await finish(
-        record({
-          status: 'succeeded',
-          cost_micros: item.cost_micros + paidMicros,
-          images: stored,
-          rendered_by: { provider: candidate.account.name, model: candidate.model.id },
-          error: undefined,
-        }),
-        { spendMicros: paidMicros },
+      const complete = await completeDerivations(target, reused, derive);
+      await lease?.release();
+      await succeed(
+        [...complete, ...rendered].sort((a, b) => a.index - b.index),
+        complete,
+        paidMicros,
       );
     } catch (error) {
+      await lease?.release().catch(() => undefined); // it lapses by itself if Redis is away
       if (settled) throw error; // only queueing the manifest failed: the job retry redoes that
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
       // Every transition below also releases what the item had reserved.
-      const money = { spendMicros: paidMicros };
+      const money = { spendMicros: paidMicros, caps };
       const cost_micros = item.cost_micros + paidMicros;
       // A shutdown or a paused account hands the job back without using an attempt.
       const handedBack = error instanceof ShutdownError || error instanceof AccountPausedError;
@@ -221,6 +297,34 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   };
 }
 
+const renderedByOf = (image: CachedImage | undefined) =>
+  image?.model ? { provider: 'cache', model: image.model } : undefined;
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * The request's stored variants this item may reuse: those among its n, rendered after the
+ * batch's `refresh` time if it asked for fresh renders.
+ */
+async function reusableVariants(
+  cache: ResultCache,
+  scope: string,
+  hash: string,
+  n: number,
+  item: ItemRecord,
+): Promise<Map<number, CachedImage>> {
+  const found = await cache.lookup(scope, hash, n);
+  for (const [index, image] of found) {
+    if (index >= n || image.rendered_at < (item.reuse_after ?? 0)) found.delete(index);
+  }
+  return found;
+}
+
+const everyCopyMade = (images: Map<number, CachedImage>, derive: readonly DeriveSpec[]) =>
+  [...images.values()].every((image) =>
+    derive.every((d) => image.derived.some((copy) => copy.name === derivationName(d))),
+  );
+
 /** The render-item job as workers run it: the processor, and what happens if it never finishes. */
 export function createRenderItemHandler(deps: RenderItemDeps): JobHandler<'render-item'> {
   return { process: createRenderItemProcessor(deps), onGiveUp: recordGiveUp(deps) };
@@ -229,9 +333,8 @@ export function createRenderItemHandler(deps: RenderItemDeps): JobHandler<'rende
 /**
  * When the queue gives up on a job the processor could not finish (Redis or S3 down for every
  * attempt, a worker that kept dying), the item still gets an outcome: failed, with the reason.
- * An item that already has one is left alone. If it still holds a reservation, its last run
- * died between reserving and settling — perhaps after the provider billed — so the
- * reservation is counted as spent: spend is never under-counted.
+ * An item that already has one is left alone. If its last run died with a call under way —
+ * perhaps billed — what it held is counted as spent: spend is never under-counted.
  */
 function recordGiveUp(deps: RenderItemDeps) {
   return async (data: unknown, reason: string) => {
@@ -263,45 +366,46 @@ function recordGiveUp(deps: RenderItemDeps) {
       },
       'item finished',
     );
-    if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
+    await afterTransition(deps, batchId, outcome);
   };
 }
 
 /**
  * An item still `running` when a job picks it up (a stalled job re-run, or one given up) had
- * a run that died between reserving and settling — perhaps after the provider billed. What
- * it held is charged to the item, never silently dropped; the caller's transition adds it to
- * the spend and releases it.
+ * a run that died. If that run's call was under way, the provider may have billed it: what it
+ * held is charged to the item and the caller's transition adds it to the spend. If it died
+ * before calling, nothing was bought, and the transition only releases the hold.
  */
 async function chargeDeadRun(
   store: BatchStore,
   batchId: string,
   item: ItemRecord,
 ): Promise<{ item: ItemRecord; held: number }> {
-  const held = item.status === 'running' ? await store.reservedBy(batchId, item.id) : 0;
+  const hold = item.status === 'running' ? await store.holdOf(batchId, item.id) : undefined;
+  const held = hold?.calling ? hold.micros : 0;
   return { item: { ...item, cost_micros: item.cost_micros + held }, held };
 }
 
 /** How long an item waits for in-flight items to settle before it gives up on the budget. */
 export const RESERVATION_WAIT_MS = 120_000;
-const UPLOAD_RETRIES = 3;
 
 /**
- * Reserves the item's maximum price. When only money held by other running items is in the
- * way, waits for them to settle (they usually cost less than they reserved) instead of giving
- * up; a shutdown cuts the wait short.
+ * Reserves the item's maximum price against the batch's budget and every cap. When only
+ * money held by other in-flight calls is in the way, waits for them to settle (they usually
+ * cost less than they reserved) instead of giving up; a shutdown cuts the wait short.
  */
 async function reserveBudget(
   store: BatchStore,
   batchId: string,
   itemId: string,
   micros: number,
+  caps: readonly SpendCap[],
   shutdown: AbortSignal | undefined,
-): Promise<ReserveOutcome> {
+): Promise<ReserveResult> {
   const deadline = Date.now() + RESERVATION_WAIT_MS;
   for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
-    const outcome = await store.reserve(batchId, itemId, micros);
-    if (outcome !== 'wait' || Date.now() > deadline) return outcome;
+    const result = await store.reserve(batchId, itemId, micros, caps);
+    if (result.outcome !== 'wait' || Date.now() > deadline) return result;
     await waitUnlessShutdown(pause, shutdown);
   }
 }
@@ -312,6 +416,18 @@ function describe(error: unknown): { code: string; message: string } {
     code: 'internal_error',
     message: error instanceof Error ? error.message : String(error),
   };
+}
+
+/** Queues the manifest's writing when a transition completed the batch or made a checkpoint due. */
+async function afterTransition(
+  deps: Pick<RenderItemDeps, 'queue'>,
+  batchId: string,
+  outcome: TransitionOutcome,
+) {
+  if (outcome === 'batch_completed') await queueFinalize(deps, batchId);
+  if (outcome === 'checkpoint_due') {
+    await deps.queue.add('finalize-batch', { batchId }, `checkpoint-${batchId}-${Date.now()}`);
+  }
 }
 
 async function queueFinalize(deps: Pick<RenderItemDeps, 'queue'>, batchId: string) {

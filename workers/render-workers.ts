@@ -8,7 +8,8 @@ export function startRenderWorkers(
   services: Services,
   options: { shutdownGraceMs?: number } = {},
 ): RunningWorkers {
-  const { store, storage, accounts, registry, queue, logger, redis, config } = services;
+  const { store, storage, cache, locks, caps, accounts, registry, queue, logger, redis, config } =
+    services;
   if (accounts.length === 0) {
     throw new Error('workers need a provider: start the services with provider: true');
   }
@@ -21,6 +22,9 @@ export function startRenderWorkers(
       'render-item': createRenderItemHandler({
         store,
         storage,
+        cache,
+        locks,
+        caps,
         accounts,
         registry,
         queue,

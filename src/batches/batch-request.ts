@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { OPERATIONS } from '../models/registry-schema.js';
+import { MAX_DERIVATIONS, deriveSpecSchema } from '../render/derive-images.js';
 
 /**
  * The shape of `POST /v1/batches` (and of a catalog turned into a batch by the CLI).
@@ -43,6 +44,16 @@ export const batchRequestSchema = z
   .object({
     ...renderOptions,
     budget_usd: z.number().positive().max(1_000_000).optional(),
+    /**
+     * `reuse` (default): an image already rendered for the same request is reused at $0.
+     * `refresh`: render anew; the new images replace the cached ones for later batches.
+     */
+    cache: z.enum(['reuse', 'refresh']).optional(),
+    /** Smaller copies of every image, made with sharp at $0 and stored beside it. */
+    derive: z
+      .array(deriveSpecSchema)
+      .max(MAX_DERIVATIONS, `at most ${MAX_DERIVATIONS} derived copies per image`)
+      .optional(),
     metadata: z.record(z.string(), z.string().max(500)).optional(),
     items: z
       .array(batchItemSchema)

@@ -1,4 +1,7 @@
 import type { Redis } from 'ioredis';
+import type { DerivedImage } from '../cache/result-cache.js';
+import type { SpendCap } from '../ledger/spend-caps.js';
+import type { DeriveSpec } from '../render/derive-images.js';
 import type { Micros } from '../models/pricing.js';
 import type { RenderSpec } from '../models/render-spec.js';
 import {
@@ -12,6 +15,10 @@ export interface StoredImage {
   key: string;
   format: string;
   bytes: number;
+  /** Smaller copies asked by the batch (`derive`), made with sharp at no provider cost. */
+  derived?: DerivedImage[] | undefined;
+  /** Whether it came from the result cache rather than from a provider call for this item. */
+  cached?: boolean | undefined;
 }
 
 export interface ItemRecord {
@@ -19,9 +26,20 @@ export interface ItemRecord {
   index: number;
   status: ItemStatus;
   spec: RenderSpec;
-  hash: string;
+  /**
+   * The canonical request hash (request-hash.ts): the result cache's key. For an edit it
+   * depends on the input images' content, so it is null until a worker has read them.
+   */
+  hash: string | null;
+  /** What the provider was paid for this item. */
   cost_micros: Micros;
+  /** What its cached images cost when they were rendered: what the cache saved. */
+  saved_micros?: Micros | undefined;
   images: StoredImage[];
+  /** Cached renders older than this (ms since epoch) are not reused: the batch asked `refresh`. */
+  reuse_after?: number | undefined;
+  /** Smaller copies to make of every image. */
+  derive?: DeriveSpec[] | undefined;
   /** Which provider account and model rendered it (a fallback's, when the chain moved on). */
   rendered_by?: { provider: string; model: string } | undefined;
   error?: { code: string; message: string } | undefined;
@@ -40,25 +58,54 @@ export interface BatchRecord {
   budget_micros?: Micros | undefined;
   spent_micros: Micros;
   reserved_micros: Micros;
+  /** What cache hits saved: the price their images were bought at. */
+  saved_micros: Micros;
   manifest_key?: string | undefined;
   metadata: Record<string, string>;
 }
 
-export type TransitionOutcome = 'ignored' | 'updated' | 'batch_completed';
+/** `checkpoint_due`: updated, and the batch's manifest is due to be written while it runs. */
+export type TransitionOutcome = 'ignored' | 'updated' | 'batch_completed' | 'checkpoint_due';
 export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
 
+/** A reservation's answer; when refused, `cap` says which: `batch` or a SpendCap id. */
+export interface ReserveResult {
+  outcome: ReserveOutcome;
+  cap?: string | undefined;
+}
+
+/** What an item holds reserved, and whether its provider call was already under way. */
+export interface Hold {
+  micros: Micros;
+  calling: boolean;
+}
+
 /**
- * Batches and their items in Redis. All keys of one batch share a hash tag ({id}) so the
- * Lua scripts below stay valid on Redis Cluster. Counts, spend and completion change in the
- * same script as the item, so a reader never sees an item counted twice or not at all.
+ * Batches, their items and the spend ledger, in Redis.
+ *
+ * The ledger is the batch's spend and reservations plus the tenant's monthly and the day's
+ * counters (SpendCap). A call reserves its maximum price against all of them in one atomic
+ * script, so it needs all of them in one Redis Cluster slot: every key here shares the hash
+ * tag `{batches}`. That puts this state on one node of a cluster, as BullMQ does with each
+ * queue. Counts, spend and completion change in the same script as the item, so a reader
+ * never sees an item counted twice or not at all, nor money without its item.
  */
 export class BatchStore {
   constructor(
     private readonly redis: Redis,
-    private readonly prefix = 'rm',
+    private readonly options: {
+      prefix?: string;
+      /** How often a running batch's manifest is due to be written. Default 30 s. */
+      checkpointMs?: number;
+    } = {},
   ) {
-    redis.defineCommand('rmTransition', { numberOfKeys: 3, lua: TRANSITION_LUA });
-    redis.defineCommand('rmReserve', { numberOfKeys: 2, lua: RESERVE_LUA });
+    redis.defineCommand('rmTransition', { lua: HOLD_LUA + TRANSITION_LUA });
+    redis.defineCommand('rmReserve', { lua: HOLD_LUA + RESERVE_LUA });
+    redis.defineCommand('rmMarkCalling', { numberOfKeys: 1, lua: MARK_CALLING_LUA });
+  }
+
+  private get prefix() {
+    return `${this.options.prefix ?? 'rm'}:{batches}`;
   }
 
   private get scripts(): RedisWithScripts {
@@ -66,17 +113,20 @@ export class BatchStore {
   }
 
   private metaKey(id: string) {
-    return `${this.prefix}:batch:{${id}}`;
+    return `${this.prefix}:batch:${id}`;
   }
   private itemsKey(id: string) {
-    return `${this.prefix}:batch:{${id}}:items`;
+    return `${this.prefix}:batch:${id}:items`;
   }
   /** itemId → micro-dollars it holds: one reservation per item, so a re-run replaces its own. */
   private reservationsKey(id: string) {
-    return `${this.prefix}:batch:{${id}}:reservations`;
+    return `${this.prefix}:batch:${id}:reservations`;
   }
   private tenantKey(tenant: string) {
     return `${this.prefix}:tenant:${tenant}:batches`;
+  }
+  private capKey(id: string) {
+    return `${this.prefix}:spend:${id}`;
   }
 
   async create(
@@ -92,6 +142,8 @@ export class BatchStore {
       done: 0,
       spent_micros: 0,
       reserved_micros: 0,
+      saved_micros: 0,
+      checkpoint_at: Date.parse(batch.created_at),
       metadata: JSON.stringify(batch.metadata),
     };
     for (const status of ITEM_STATUSES) meta[`count:${status}`] = 0;
@@ -126,6 +178,7 @@ export class BatchStore {
       budget_micros: raw.budget_micros === undefined ? undefined : Number(raw.budget_micros),
       spent_micros: Number(raw.spent_micros ?? 0),
       reserved_micros: Number(raw.reserved_micros ?? 0),
+      saved_micros: Number(raw.saved_micros ?? 0),
       manifest_key: raw.manifest_key,
       metadata: JSON.parse(raw.metadata ?? '{}') as Record<string, string>,
     };
@@ -159,23 +212,32 @@ export class BatchStore {
 
   /**
    * Moves an item to its next state and settles money in one atomic step: `spendMicros` is
-   * added to the spend and, unless the item is only starting to run, whatever the item holds
-   * reserved is released. An item already in a final state keeps it (`ignored`), which makes
-   * a re-run job harmless — but money a duplicate run really paid is still counted.
+   * added to the spend — of the batch, and of the counters the item's reservation was held
+   * against (else `caps`, today's) — and, unless the item is only starting to run, whatever
+   * the item holds reserved is released. An item already in a final state keeps it
+   * (`ignored`), which makes a re-run job harmless — but money a duplicate run really paid is
+   * still counted.
    */
   async transition(
     batchId: string,
     next: ItemRecord,
     money: {
       spendMicros?: Micros;
+      /** What cache hits saved this item. */
+      savedMicros?: Micros;
       /** Release what the item holds even on a move to `running` (a dead run's reservation). */
       releaseReservation?: boolean;
+      /** Where spend that has no reservation counts (the tenant's month, the day). */
+      caps?: readonly SpendCap[];
     } = {},
   ): Promise<TransitionOutcome> {
+    const caps = money.caps ?? [];
     const result = await this.scripts.rmTransition(
+      3 + caps.length,
       this.metaKey(batchId),
       this.itemsKey(batchId),
       this.reservationsKey(batchId),
+      ...caps.map((cap) => this.capKey(cap.id)),
       next.id,
       JSON.stringify(next),
       next.status,
@@ -183,30 +245,67 @@ export class BatchStore {
       new Date().toISOString(),
       TERMINAL_STATUSES.join(','),
       money.releaseReservation || next.status !== 'running' ? 1 : 0,
+      money.savedMicros ?? 0,
+      Date.now(),
+      this.options.checkpointMs ?? 30_000,
     );
     if (result === -1) throw new Error(`item ${next.id} of batch ${batchId} does not exist`);
-    return result === 2 ? 'batch_completed' : result === 1 ? 'updated' : 'ignored';
+    return TRANSITION_OUTCOMES[result] ?? 'updated';
   }
 
   /**
-   * Holds `micros` of the batch's budget for a call about to be made, atomically.
-   * `reserved`: go ahead. `exhausted`: what is already spent leaves no room, now or later.
-   * `wait`: money held by in-flight calls is in the way; they settle (usually below their
-   * reservation) within one call's time. Batches without a budget are always `reserved`.
+   * Holds `micros` for a call about to be made, against the batch's budget and every cap at
+   * once, atomically. `reserved`: go ahead. `exhausted`: what is already spent leaves no room
+   * in `cap`, now or later. `wait`: money held by in-flight calls is in the way; they settle
+   * (usually below their reservation) within one call's time. A batch without a budget and
+   * counters without a limit never refuse.
    */
-  async reserve(batchId: string, itemId: string, micros: Micros): Promise<ReserveOutcome> {
-    const result = await this.scripts.rmReserve(
+  async reserve(
+    batchId: string,
+    itemId: string,
+    micros: Micros,
+    caps: readonly SpendCap[] = [],
+  ): Promise<ReserveResult> {
+    const [code, capIndex] = await this.scripts.rmReserve(
+      2 + caps.length,
       this.metaKey(batchId),
       this.reservationsKey(batchId),
+      ...caps.map((cap) => this.capKey(cap.id)),
       itemId,
       micros,
+      ...caps.map((cap) => (cap.limitMicros === undefined ? '' : cap.limitMicros)),
     );
-    return result === 1 ? 'reserved' : result === 2 ? 'wait' : 'exhausted';
+    const outcome: ReserveOutcome = code === 1 ? 'reserved' : code === 2 ? 'wait' : 'exhausted';
+    if (outcome === 'reserved') return { outcome };
+    return { outcome, cap: capIndex === 0 ? 'batch' : caps[capIndex - 1]?.id };
   }
 
-  /** What the item holds reserved right now (0 when nothing). */
-  async reservedBy(batchId: string, itemId: string): Promise<Micros> {
-    return Number((await this.redis.hget(this.reservationsKey(batchId), itemId)) ?? 0);
+  /**
+   * Marks the item's reservation as spent on a call under way: from here on, if its worker
+   * dies, the money counts as spent. Before it, a dead run provably called nothing.
+   */
+  async markCalling(batchId: string, itemId: string): Promise<void> {
+    await this.scripts.rmMarkCalling(this.reservationsKey(batchId), itemId);
+  }
+
+  /** What the item holds reserved right now, if anything. */
+  async holdOf(batchId: string, itemId: string): Promise<Hold | undefined> {
+    const raw = await this.redis.hget(this.reservationsKey(batchId), itemId);
+    if (!raw) return undefined;
+    const hold = JSON.parse(raw) as { m: number; calling: number };
+    return { micros: hold.m, calling: hold.calling === 1 };
+  }
+
+  /** Spent and reserved micro-dollars of spend counters (a tenant's month, a day). */
+  async capTotals(
+    ids: readonly string[],
+  ): Promise<Record<string, { spent: Micros; reserved: Micros }>> {
+    const totals: Record<string, { spent: Micros; reserved: Micros }> = {};
+    for (const id of ids) {
+      const [spent, reserved] = await this.redis.hmget(this.capKey(id), 'spent', 'reserved');
+      totals[id] = { spent: Number(spent ?? 0), reserved: Number(reserved ?? 0) };
+    }
+    return totals;
   }
 
   /** Removes a batch that could not be fully queued, so nothing is left half-created. */
@@ -224,24 +323,57 @@ export class BatchStore {
 }
 
 interface RedisWithScripts {
-  rmTransition(...args: (string | number)[]): Promise<number>;
-  rmReserve(meta: string, reservations: string, itemId: string, micros: number): Promise<number>;
+  rmTransition(numberOfKeys: number, ...args: (string | number)[]): Promise<number>;
+  rmReserve(numberOfKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
+  rmMarkCalling(reservations: string, itemId: string): Promise<number>;
 }
 
-// KEYS: meta, items, reservations. ARGV: item id, record JSON, new status, spend delta, now,
-// terminal statuses, 1 to release the item's reservation. Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed.
+const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
+  0: 'ignored',
+  1: 'updated',
+  2: 'batch_completed',
+  3: 'checkpoint_due',
+};
+
+/** Spend counters outlive their month or day by about a year, for reports. */
+const CAP_TTL_SECONDS = 400 * 24 * 3600;
+
+// A hold: {"m": micros, "caps": [counter keys it is held against], "calling": 0|1}.
+const HOLD_LUA = `
+local function releaseHold(meta, reservations, itemId)
+  local raw = redis.call('HGET', reservations, itemId)
+  if not raw then return nil end
+  local hold = cjson.decode(raw)
+  redis.call('HDEL', reservations, itemId)
+  redis.call('HINCRBY', meta, 'reserved_micros', -hold.m)
+  for _, cap in ipairs(hold.caps) do redis.call('HINCRBY', cap, 'reserved', -hold.m) end
+  return hold
+end
+`;
+
+// KEYS: meta, items, reservations, then the counters unreserved spend counts against.
+// ARGV: item id, record JSON, new status, spend delta, now (ISO), terminal statuses,
+// 1 to release the item's reservation, saved delta, now (ms), checkpoint interval (ms).
+// Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed, 3 updated + checkpoint due.
 // Money moves even when the item is already final: a duplicate run (a stalled job re-run
 // while the first still worked) really paid, and its reservation must not leak.
 const TRANSITION_LUA = `
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
 local newStatus = ARGV[3]
-if tonumber(ARGV[4]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'spent_micros', ARGV[4]) end
+local spend = tonumber(ARGV[4])
+local spendCaps = {}
+for i = 4, #KEYS do spendCaps[#spendCaps + 1] = KEYS[i] end
 if ARGV[7] == '1' then
-  local held = redis.call('HGET', KEYS[3], ARGV[1])
-  if held then
-    redis.call('HDEL', KEYS[3], ARGV[1])
-    redis.call('HINCRBY', KEYS[1], 'reserved_micros', -tonumber(held))
+  local hold = releaseHold(KEYS[1], KEYS[3], ARGV[1])
+  -- a call's money counts where it was reserved, even if the month turned meanwhile
+  if hold then spendCaps = hold.caps end
+end
+if spend ~= 0 then
+  redis.call('HINCRBY', KEYS[1], 'spent_micros', spend)
+  for _, cap in ipairs(spendCaps) do
+    redis.call('HINCRBY', cap, 'spent', spend)
+    redis.call('EXPIRE', cap, ${CAP_TTL_SECONDS})
   end
 end
 local terminal = {}
@@ -251,39 +383,77 @@ if terminal[oldStatus] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'count:' .. oldStatus, -1)
 redis.call('HINCRBY', KEYS[1], 'count:' .. newStatus, 1)
+if tonumber(ARGV[8]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'saved_micros', ARGV[8]) end
 local batchStatus = redis.call('HGET', KEYS[1], 'status')
+if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 if terminal[newStatus] then
   local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
   if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) and batchStatus ~= 'completed' and batchStatus ~= 'cancelled' then
     redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[5])
     return 2
   end
+  local now = tonumber(ARGV[9])
+  if now - tonumber(redis.call('HGET', KEYS[1], 'checkpoint_at') or '0') >= tonumber(ARGV[10]) then
+    redis.call('HSET', KEYS[1], 'checkpoint_at', now)
+    return 3
+  end
 end
-if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 return 1
 `;
 
-// KEYS: meta, reservations. ARGV: item id, micros. Returns 1 reserved (replacing what the
-// item held before); 0 the budget cannot hold it even once everything in flight settles;
-// 2 it does not fit now, but may once other running items settle.
+// KEYS: meta, reservations, then the spend counters to hold against. ARGV: item id, micros,
+// then each counter's limit ('' for none). Returns {code, which}: code 1 reserved (replacing
+// what the item held before); 0 a cap cannot hold it even once everything in flight settles;
+// 2 it does not fit now, but may once other in-flight calls settle. which: 0 the batch's
+// budget, i the i-th counter.
 const RESERVE_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local budget = redis.call('HGET', KEYS[1], 'budget_micros')
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+releaseHold(KEYS[1], KEYS[2], ARGV[1])
 local amount = tonumber(ARGV[2])
-local previous = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if budget then
-  budget = tonumber(budget)
-  local spent = tonumber(redis.call('HGET', KEYS[1], 'spent_micros') or '0')
-  local othersReserved = tonumber(redis.call('HGET', KEYS[1], 'reserved_micros') or '0') - previous
-  if spent + amount > budget then return 0 end
-  if spent + othersReserved + amount > budget then
-    -- Waiting helps only while other items are running and may settle below what they hold;
-    -- money held by workers that died stays held (never under-count spend), so do not wait on it.
-    if tonumber(redis.call('HGET', KEYS[1], 'count:running') or '0') > 1 then return 2 end
+local function verdict(limit, spent, held, othersRunning)
+  if spent + amount > limit then return 0 end
+  if spent + held + amount > limit then
+    -- Waiting helps only while others' calls are in flight and may settle below what they
+    -- hold; money held by workers that died stays held (never under-count spend).
+    if held > 0 and othersRunning then return 2 end
     return 0
   end
+  return 1
 end
-redis.call('HSET', KEYS[2], ARGV[1], amount)
-redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount - previous)
+local budget = redis.call('HGET', KEYS[1], 'budget_micros')
+if budget then
+  local code = verdict(tonumber(budget),
+    tonumber(redis.call('HGET', KEYS[1], 'spent_micros') or '0'),
+    tonumber(redis.call('HGET', KEYS[1], 'reserved_micros') or '0'),
+    tonumber(redis.call('HGET', KEYS[1], 'count:running') or '0') > 1)
+  if code ~= 1 then return {code, 0} end
+end
+for i = 3, #KEYS do
+  if ARGV[i] ~= '' then
+    local code = verdict(tonumber(ARGV[i]),
+      tonumber(redis.call('HGET', KEYS[i], 'spent') or '0'),
+      tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0'),
+      true)
+    if code ~= 1 then return {code, i - 2} end
+  end
+end
+local caps = {}
+for i = 3, #KEYS do
+  caps[#caps + 1] = KEYS[i]
+  redis.call('HINCRBY', KEYS[i], 'reserved', amount)
+  redis.call('EXPIRE', KEYS[i], ${CAP_TTL_SECONDS})
+end
+redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount)
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({m = amount, caps = caps, calling = 0}))
+return {1, 0}
+`;
+
+// KEYS: reservations. ARGV: item id.
+const MARK_CALLING_LUA = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local hold = cjson.decode(raw)
+hold.calling = 1
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(hold))
 return 1
 `;

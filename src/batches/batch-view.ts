@@ -12,6 +12,8 @@ export function batchView(batch: BatchRecord) {
     spend_usd: microsToUsd(batch.spent_micros),
     reserved_usd: microsToUsd(batch.reserved_micros),
     budget_usd: batch.budget_micros === undefined ? null : microsToUsd(batch.budget_micros),
+    /** What the result cache saved: the price its reused images were bought at. */
+    saved_usd: microsToUsd(batch.saved_micros),
     manifest_key: batch.manifest_key ?? null,
     metadata: batch.metadata,
   };
@@ -31,14 +33,46 @@ export interface ManifestItem {
   size: string;
   n: number;
   prompt: string | null;
-  hash: string;
+  hash: string | null;
   cost_usd: number;
-  images: { key: string; url: string }[];
+  /** What reusing cached images saved this item. */
+  saved_usd: number;
+  images: ManifestImage[];
   error: { code: string; message: string } | null;
+}
+
+export interface ManifestImage {
+  key: string;
+  url: string;
+  /** Reused from the result cache rather than bought for this item. */
+  cached: boolean;
+  bytes: number;
+  /** Smaller copies asked by the batch (`derive`), by name: `128px.webp`. */
+  derived: { name: string; key: string; url: string }[];
+}
+
+/** The batch's money and images in one place: what a user checks first. */
+export interface ManifestTotals {
+  items: number;
+  images: number;
+  /** Images reused from the cache: no provider call. */
+  images_cached: number;
+  derived_images: number;
+  items_failed: number;
+  items_budget_exceeded: number;
+  spend_usd: number;
+  budget_usd: number | null;
+  /** Left of the budget; null without one. */
+  budget_left_usd: number | null;
+  saved_by_cache_usd: number;
 }
 
 export interface Manifest {
   batch: BatchView;
+  totals: ManifestTotals;
+  /** Whether the batch was still running when this was written (a checkpoint). */
+  partial: boolean;
+  written_at: string;
   items: ManifestItem[];
 }
 
@@ -65,13 +99,48 @@ export async function buildManifest(
       prompt: item.spec.prompt ?? null,
       hash: item.hash,
       cost_usd: microsToUsd(item.cost_micros),
+      saved_usd: microsToUsd(item.saved_micros ?? 0),
       images: await Promise.all(
-        item.images.map(async (image) => ({ key: image.key, url: await urlFor(image.key) })),
+        item.images.map(async (image) => ({
+          key: image.key,
+          url: await urlFor(image.key),
+          cached: image.cached ?? false,
+          bytes: image.bytes,
+          derived: await Promise.all(
+            (image.derived ?? []).map(async (copy) => ({
+              name: copy.name,
+              key: copy.key,
+              url: await urlFor(copy.key),
+            })),
+          ),
+        })),
       ),
       error: item.error ?? null,
     });
   }
-  return { batch: batchView(batch), items: manifestItems };
+  const view = batchView(batch);
+  const images = manifestItems.flatMap((item) => item.images);
+  return {
+    batch: view,
+    totals: {
+      items: batch.total,
+      images: images.length,
+      images_cached: images.filter((image) => image.cached).length,
+      derived_images: images.reduce((sum, image) => sum + image.derived.length, 0),
+      items_failed: batch.counts.failed,
+      items_budget_exceeded: batch.counts.budget_exceeded,
+      spend_usd: view.spend_usd,
+      budget_usd: view.budget_usd,
+      budget_left_usd:
+        batch.budget_micros === undefined
+          ? null
+          : microsToUsd(batch.budget_micros - batch.spent_micros),
+      saved_by_cache_usd: view.saved_usd,
+    },
+    partial: batch.status !== 'completed' && batch.status !== 'cancelled',
+    written_at: new Date().toISOString(),
+    items: manifestItems,
+  };
 }
 
 const CSV_COLUMNS = [
@@ -82,7 +151,10 @@ const CSV_COLUMNS = [
   'size',
   'n',
   'cost_usd',
+  'saved_usd',
+  'cached_images',
   'image_keys',
+  'derived_keys',
   'error_code',
   'error_message',
   'hash',
@@ -105,14 +177,31 @@ export function manifestCsv(manifest: Manifest): string {
       item.size,
       item.n,
       item.cost_usd,
+      item.saved_usd,
+      item.images.filter((i) => i.cached).length,
       item.images.map((i) => i.key).join(' '),
+      item.images.flatMap((i) => i.derived.map((d) => d.key)).join(' '),
       item.error?.code ?? '',
       item.error?.message ?? '',
-      item.hash,
+      item.hash ?? '',
       item.prompt ?? '',
     ]
       .map(csvCell)
       .join(','),
   );
   return [CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
+}
+
+/**
+ * The manifest as JSON Lines: a first line with the batch and its totals, then one line per
+ * item — for tools that stream it rather than load a 100,000-item document.
+ */
+export function manifestJsonl(manifest: Manifest): string {
+  const { items, ...head } = manifest;
+  return (
+    [
+      JSON.stringify({ type: 'batch', ...head }),
+      ...items.map((item) => JSON.stringify({ type: 'item', ...item })),
+    ].join('\n') + '\n'
+  );
 }

@@ -3,11 +3,12 @@ import type { z } from 'zod';
 import { RequestValidationError } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { usdToMicros } from '../models/pricing.js';
-import { requestHash } from '../models/request-hash.js';
+import { hashNeedsInputs, requestHash } from '../models/request-hash.js';
 import { resolveItem, type FieldProblem } from '../models/validate-item.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { BatchRecord, BatchStore, ItemRecord } from './batch-store.js';
 import { batchRequestSchema } from './batch-request.js';
+import { derivationName, type DeriveSpec } from '../render/derive-images.js';
 
 export interface SubmitBatchDeps {
   store: BatchStore;
@@ -59,7 +60,16 @@ export async function submitBatch(
   const problems: FieldProblem[] = [];
   const seen = new Map<string, number>();
   const items: ItemRecord[] = [];
-  const { items: inputs, budget_usd: _budget, metadata: _metadata, ...defaults } = request;
+  const {
+    items: inputs,
+    budget_usd: _budget,
+    metadata: _metadata,
+    cache,
+    derive,
+    ...defaults
+  } = request;
+  const duplicateDerivations = findDuplicateDerivations(derive ?? []);
+  if (duplicateDerivations) problems.push(duplicateDerivations);
   inputs.forEach((input, index) => {
     const earlier = seen.get(input.id);
     if (earlier !== undefined) {
@@ -85,9 +95,12 @@ export async function submitBatch(
       index,
       status: 'queued',
       spec: resolved.spec,
-      hash: requestHash(resolved.spec),
+      // An edit's hash depends on its input images' content: the worker computes it.
+      hash: hashNeedsInputs(resolved.spec) ? null : requestHash(resolved.spec),
       cost_micros: 0,
       images: [],
+      reuse_after: cache === 'refresh' ? now.getTime() : undefined,
+      derive,
       attempts: 0,
       updated_at: now.toISOString(),
     });
@@ -121,6 +134,13 @@ export async function submitBatch(
   const batch = await deps.store.get(batchId);
   if (!batch) throw new Error(`batch ${batchId} vanished after it was created`);
   return batch;
+}
+
+function findDuplicateDerivations(derive: DeriveSpec[]): FieldProblem | undefined {
+  const names = derive.map(derivationName);
+  const twice = names.findIndex((name, i) => names.indexOf(name) !== i);
+  if (twice < 0) return undefined;
+  return { field: `derive[${twice}]`, message: `asks for ${names[twice]} twice` };
 }
 
 function validationError(problems: FieldProblem[], code: string): RequestValidationError {

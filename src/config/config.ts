@@ -86,6 +86,29 @@ const apiKeys = z.string().transform((raw, ctx) => {
   return keys;
 });
 
+/** A positive amount of US dollars, at most a million. */
+const usdAmount = z.coerce.number().positive().max(1_000_000);
+
+/** `{"acme": 50, "globex": 200}`: monthly caps of named tenants, over the default one. */
+const tenantBudgets = z.string().transform((raw, ctx) => {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
+    return z.NEVER;
+  }
+  const parsed = z.record(z.string().min(1), z.number().positive().max(1_000_000)).safeParse(json);
+  if (!parsed.success) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected a JSON object of tenant → monthly budget in USD, e.g. {"acme": 50}',
+    });
+    return z.NEVER;
+  }
+  return parsed.data;
+});
+
 /** The environment rendermill reads — the public contract documented in README. */
 export const envSchema = z
   .looseObject({
@@ -134,6 +157,17 @@ export const envSchema = z
       z.coerce.number().int().min(1000).default(60_000),
     ),
     RENDERMILL_API_KEYS: z.preprocess(emptyAsUndefined, apiKeys.optional()),
+    RENDERMILL_CACHE_SCOPE: z.preprocess(
+      emptyAsUndefined,
+      z.enum(['tenant', 'global'], { message: 'must be tenant or global' }).default('tenant'),
+    ),
+    RENDERMILL_TENANT_MONTHLY_BUDGET_USD: z.preprocess(emptyAsUndefined, usdAmount.optional()),
+    RENDERMILL_TENANT_BUDGETS_USD: z.preprocess(emptyAsUndefined, tenantBudgets.optional()),
+    RENDERMILL_DAILY_BUDGET_USD: z.preprocess(emptyAsUndefined, usdAmount.optional()),
+    RENDERMILL_MANIFEST_CHECKPOINT_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1000).default(30_000),
+    ),
     PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
     RENDERMILL_DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('.rendermill')),
     RENDERMILL_MODELS_FILE: optionalString,
@@ -234,6 +268,18 @@ export interface RetryConfig {
   accountRecheckMs: number;
 }
 
+/**
+ * Spending caps beyond each batch's own `budget_usd`, in micro-dollars. Every call reserves its
+ * maximum price against all of them at once, so none is ever overshot.
+ */
+export interface SpendCapsConfig {
+  /** Each tenant's cap per calendar month (UTC), unless named in `tenantMonthlyMicros`. */
+  defaultTenantMonthlyMicros?: number | undefined;
+  tenantMonthlyMicros: Record<string, number>;
+  /** All tenants together, per calendar day (UTC). */
+  dailyMicros?: number | undefined;
+}
+
 /** Configuration after parsing: what is external and what rendermill must embed. */
 export interface Config {
   /** undefined → start an embedded redis-server. */
@@ -251,6 +297,14 @@ export interface Config {
   /** Where the limit came from, for start-up messages. */
   imagesPerMinuteSource: string;
   apiKeys: { tenant: string; key: string }[];
+  /**
+   * Whose renders a cache hit may reuse: only the same tenant's (the default, so one tenant
+   * cannot learn what another rendered), or anyone's (one company's teams sharing a catalog).
+   */
+  cacheScope: 'tenant' | 'global';
+  spendCaps: SpendCapsConfig;
+  /** How often a running batch's manifest is written to S3 before it completes. */
+  manifestCheckpointMs: number;
   port: number;
   dataDir: string;
   modelsFile?: string | undefined;
@@ -316,6 +370,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? 'RENDERMILL_IMAGES_PER_MINUTE'
       : `usage tier ${tier}${e.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,
     apiKeys: e.RENDERMILL_API_KEYS ?? [],
+    cacheScope: e.RENDERMILL_CACHE_SCOPE,
+    spendCaps: {
+      defaultTenantMonthlyMicros: toMicros(e.RENDERMILL_TENANT_MONTHLY_BUDGET_USD),
+      tenantMonthlyMicros: Object.fromEntries(
+        Object.entries(e.RENDERMILL_TENANT_BUDGETS_USD ?? {}).map(([t, usd]) => [
+          t,
+          Math.round(usd * 1_000_000),
+        ]),
+      ),
+      dailyMicros: toMicros(e.RENDERMILL_DAILY_BUDGET_USD),
+    },
+    manifestCheckpointMs: e.RENDERMILL_MANIFEST_CHECKPOINT_MS,
     port: e.PORT,
     dataDir: e.RENDERMILL_DATA_DIR,
     modelsFile: e.RENDERMILL_MODELS_FILE,
@@ -325,3 +391,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
   };
 }
+
+const toMicros = (usd: number | undefined) =>
+  usd === undefined ? undefined : Math.round(usd * 1_000_000);

@@ -48,6 +48,8 @@ export function callProvider(
   policy: ProviderRetryPolicy = DEFAULT_RETRY_POLICY,
   shutdown?: AbortSignal,
   onRetry?: (error: Error, attempt: number) => void,
+  /** Runs right before each request leaves: from then on it may be billed. */
+  beforeCall?: () => Promise<void>,
 ): Promise<ProviderResult> {
   return pRetry(
     async (attempt) => {
@@ -58,6 +60,7 @@ export function callProvider(
           request.spec.n,
           async () => {
             await waitWhilePaused(account, policy, shutdown);
+            await beforeCall?.();
             return account.provider.render(request);
           },
           shutdown,

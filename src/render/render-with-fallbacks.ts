@@ -83,6 +83,8 @@ export async function renderWithFallbacks(
     policy?: ProviderRetryPolicy | undefined;
     shutdown?: AbortSignal | undefined;
     log: Logger;
+    /** Runs right before each request leaves (the ledger marks the money as at stake). */
+    beforeCall?: () => Promise<void>;
   },
 ): Promise<ChainOutcome> {
   let last: ChainOutcome | undefined;
@@ -101,6 +103,7 @@ export async function renderWithFallbacks(
             { err: error.message, try: n, provider: candidate.account.name },
             'provider call failed; retrying',
           ),
+        options.beforeCall,
       );
       return { ok: true, candidate, result };
     } catch (error) {

@@ -3,6 +3,9 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { BatchStore } from '../batches/batch-store.js';
+import { RenderLocks } from '../cache/render-lock.js';
+import { ResultCache } from '../cache/result-cache.js';
+import { SpendCaps } from '../ledger/spend-caps.js';
 import { ConfigError, type Config } from '../config/config.js';
 import { ModelRegistry } from '../models/model-registry.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
@@ -21,6 +24,11 @@ export interface Services {
   store: BatchStore;
   queue: BullJobQueue;
   storage: S3ImageStorage;
+  /** Request hash → stored images: what makes a repeated request free. */
+  cache: ResultCache;
+  /** One provider call per request hash at a time, across every worker. */
+  locks: RenderLocks;
+  caps: SpendCaps;
   /**
    * The provider accounts this process renders with: the configured one (or the simulator),
    * then its fallbacks. Empty in processes that render nothing (the API alone).
@@ -152,9 +160,12 @@ export async function startServices(
       logger,
       registry,
       redis,
-      store: new BatchStore(redis),
+      store: new BatchStore(redis, { checkpointMs: config.manifestCheckpointMs }),
       queue,
       storage,
+      cache: new ResultCache(redis, storage, config.cacheScope),
+      locks: new RenderLocks(redis),
+      caps: new SpendCaps(config.spendCaps),
       accounts,
       // With fallbacks, a model the provider has retired may still be rendered by one of them.
       enforceRetirements:

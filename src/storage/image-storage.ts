@@ -24,8 +24,8 @@ export interface ImageStorage {
   put(input: PutObjectInput): Promise<void>;
   /** Returns undefined when the key does not exist. */
   get(key: string): Promise<StoredObject | undefined>;
-  /** Returns the metadata without the body, or undefined when the key does not exist. */
-  head(key: string): Promise<Omit<StoredObject, 'body'> | undefined>;
+  /** Returns the metadata and size without the body, or undefined when the key does not exist. */
+  head(key: string): Promise<(Omit<StoredObject, 'body'> & { bytes?: number }) | undefined>;
   list(prefix: string): Promise<string[]>;
   /** A time-limited GET URL for the key. */
   presignedUrl(key: string, expiresInSeconds: number): Promise<string>;

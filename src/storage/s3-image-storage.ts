@@ -118,13 +118,14 @@ export class S3ImageStorage implements ImageStorage {
     }
   }
 
-  async head(key: string): Promise<Omit<StoredObject, 'body'> | undefined> {
+  async head(key: string): Promise<(Omit<StoredObject, 'body'> & { bytes?: number }) | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return {
         key,
         contentType: res.ContentType ?? 'application/octet-stream',
         metadata: res.Metadata ?? {},
+        bytes: res.ContentLength,
       };
     } catch (err) {
       // HEAD responses carry no body, so the SDK can only report a generic NotFound/404.

@@ -73,9 +73,10 @@ describe('the fallback chain', () => {
     ['it is out of quota', { insufficientQuota: true }, 1],
   ])(
     'moves an item to the next account when %s, with that one’s model and price',
-    async (_, knobs, primaryCalls) => {
+    async (why, knobs, primaryCalls) => {
       h.sim.setKnobs(knobs);
-      const manifest = await run({ ...ITEM, items: [{ id: 'f', prompt: 'fallback' }] });
+      // A prompt per row: one rendered before would come from the cache, with no call at all.
+      const manifest = await run({ ...ITEM, items: [{ id: 'f', prompt: `fallback: ${why}` }] });
       const item = manifest.items[0]!;
       expect(item).toMatchObject({
         status: 'succeeded',

@@ -151,20 +151,24 @@ describe('provider errors decide what happens', () => {
   it.each([
     ['401', { apiKeys: ['sk-someone-else'] }, /refused the API key \(401\)/],
     ['403', { forbiddenKeys: ['sk-harness'] }, /refused the API key \(403\)/],
-  ])('%s: pauses the account with a clear message until the key works', async (_, knobs, why) => {
-    h.sim.setKnobs(knobs);
-    const id = await start({ ...DALLE2, items: [{ id: 'k', prompt: 'key' }] });
-    const item = await until(
-      () => h.services.store.item(id, 'k'),
-      (i) => i?.error?.code === 'provider_auth',
-    );
-    expect(item!.status).toBe('queued');
-    expect(item!.error!.message).toMatch(why);
-    expect(item!.error!.message).toMatch(/fix the account or its key/);
-    h.sim.setKnobs({ apiKeys: undefined, forbiddenKeys: [] });
-    const { batch } = await manifestOf(id);
-    expect(batch.counts.succeeded).toBe(1);
-  });
+  ])(
+    '%s: pauses the account with a clear message until the key works',
+    async (status, knobs, why) => {
+      h.sim.setKnobs(knobs);
+      // A prompt of its own: a request rendered before would come from the cache, with no call.
+      const id = await start({ ...DALLE2, items: [{ id: 'k', prompt: `key ${status}` }] });
+      const item = await until(
+        () => h.services.store.item(id, 'k'),
+        (i) => i?.error?.code === 'provider_auth',
+      );
+      expect(item!.status).toBe('queued');
+      expect(item!.error!.message).toMatch(why);
+      expect(item!.error!.message).toMatch(/fix the account or its key/);
+      h.sim.setKnobs({ apiKeys: undefined, forbiddenKeys: [] });
+      const { batch } = await manifestOf(id);
+      expect(batch.counts.succeeded).toBe(1);
+    },
+  );
 
   it('404 model_not_found: the item fails with "model retired or unknown", no retry', async () => {
     h.sim.setKnobs({ retiredModels: ['dall-e-3'] });

@@ -55,6 +55,7 @@ describe('S3ImageStorage on embedded s3rver', () => {
       key: 'batches/b1/cat.png',
       contentType: 'image/png',
       metadata: { 'prompt-sha256': 'abc123', model: 'gpt-image-1' },
+      bytes: PNG_LIKE.length,
     });
   });
 

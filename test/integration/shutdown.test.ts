@@ -87,7 +87,7 @@ describe('a worker shutting down while calls wait for the rate limiter', () => {
 });
 
 describe('a job re-run after its worker died', () => {
-  it('charges what the dead run held, then renders the item once more', async () => {
+  it('charges what a run that died mid-call held, then renders the item once more', async () => {
     const response = await submit(h, {
       model: 'dall-e-2',
       size: '256x256',
@@ -97,7 +97,8 @@ describe('a job re-run after its worker died', () => {
     // What a worker killed mid-call leaves behind: the item running, its reservation held.
     const item = (await h.services.store.item(batchId, 'orphan'))!;
     await h.services.store.transition(batchId, { ...item, status: 'running' });
-    expect(await h.services.store.reserve(batchId, 'orphan', 16_000)).toBe('reserved');
+    expect((await h.services.store.reserve(batchId, 'orphan', 16_000)).outcome).toBe('reserved');
+    await h.services.store.markCalling(batchId, 'orphan'); // it died with its call under way
 
     h.sim.setKnobs({ imagesPerMinute: 0 });
     h.sim.reset();

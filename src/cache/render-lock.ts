@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { waitUnlessShutdown } from '../render/backoff.js';
+
+/** Held while one worker renders a request; everyone else wanting it waits, then reuses it. */
+export interface RenderLease {
+  /** Lets the waiters go. Safe to call twice; never releases a lock someone else now holds. */
+  release(): Promise<void>;
+}
+
+export interface RenderLockOptions {
+  /**
+   * How long a lock outlives a worker that died holding it. The holder renews it every third
+   * of this while it works, so it only bounds how long waiters wait for a dead holder.
+   * Default 30 s.
+   */
+  ttlMs?: number;
+  /** Longest pause between checks while waiting for a holder. Default 250 ms. */
+  maxPollMs?: number;
+}
+
+// Compare-and-act: only the holder's token may renew or delete the lock.
+const RENEW_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Single-flight for provider calls: across every worker process, at most one renders a given
+ * request hash at a time. The lock lives in Redis with a time-to-live that its holder keeps
+ * renewing, so a holder killed mid-call frees it within `ttlMs` and a waiter takes over.
+ */
+export class RenderLocks {
+  private readonly ttlMs: number;
+  private readonly maxPollMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    options: RenderLockOptions = {},
+    private readonly prefix = 'rm',
+  ) {
+    this.ttlMs = options.ttlMs ?? 30_000;
+    this.maxPollMs = options.maxPollMs ?? 250;
+  }
+
+  private key(scope: string, hash: string) {
+    // Same hash tag as the cache index of the hash: one slot per request on Redis Cluster.
+    return `${this.prefix}:cache:{${scope}:${hash}}:rendering`;
+  }
+
+  /** Takes the lock if nobody holds it. */
+  async tryAcquire(scope: string, hash: string): Promise<RenderLease | undefined> {
+    const key = this.key(scope, hash);
+    const token = randomBytes(12).toString('hex');
+    const taken = await this.redis.set(key, token, 'PX', this.ttlMs, 'NX');
+    if (taken !== 'OK') return undefined;
+    const renew = setInterval(() => {
+      this.redis.eval(RENEW_LUA, 1, key, token, this.ttlMs).catch(() => {
+        // Redis away for a moment: the lock may lapse and a waiter start a second call. That
+        // costs money but loses nothing; the next renewal or the release settles it.
+      });
+    }, this.ttlMs / 3);
+    renew.unref();
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        clearInterval(renew);
+        await this.redis.eval(RELEASE_LUA, 1, key, token);
+      },
+    };
+  }
+
+  /** Waits until nobody holds the lock (released, or lapsed with its dead holder). */
+  async waitForRelease(scope: string, hash: string, shutdown?: AbortSignal): Promise<void> {
+    const key = this.key(scope, hash);
+    for (let pause = 20; (await this.redis.exists(key)) === 1;) {
+      await waitUnlessShutdown(pause, shutdown);
+      pause = Math.min(pause * 2, this.maxPollMs);
+    }
+  }
+}
