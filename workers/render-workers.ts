@@ -17,6 +17,7 @@ export function startRenderWorkers(
     connection: redis,
     logger,
     concurrency: config.concurrency,
+    lockMs: config.jobLockMs,
     ...options,
     handlers: {
       'render-item': createRenderItemHandler({

@@ -29,6 +29,11 @@ export interface WorkerOptions {
    * are never cut: they may be billed. Default 10 s.
    */
   shutdownGraceMs?: number;
+  /**
+   * How long a job's lock outlives a worker that died holding it; the job then runs again
+   * elsewhere. Also how often stalled jobs are looked for. Default 30 s (BullMQ's).
+   */
+  lockMs?: number;
 }
 
 /**
@@ -78,6 +83,8 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         connection: options.connection,
         prefix: `${options.prefix ?? 'rm'}:bull`,
         concurrency: options.concurrency,
+        lockDuration: options.lockMs ?? 30_000,
+        stalledInterval: options.lockMs ?? 30_000,
       },
     );
     worker.on('failed', (job, error) => {

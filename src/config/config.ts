@@ -176,6 +176,10 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(1).max(256).default(8),
     ),
+    RENDERMILL_JOB_LOCK_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1000).max(600_000).default(30_000),
+    ),
     RENDERMILL_REQUEST_TIMEOUT_MS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(1000).default(120_000),
@@ -310,6 +314,11 @@ export interface Config {
   modelsFile?: string | undefined;
   defaultModel: string;
   concurrency: number;
+  /**
+   * How long a worker's claim on a job (and on a request it is rendering) outlives the worker:
+   * a killed worker's jobs, and the requests other items wait on, are taken over after it.
+   */
+  jobLockMs: number;
   requestTimeoutMs: number;
   logLevel: string;
 }
@@ -387,6 +396,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     modelsFile: e.RENDERMILL_MODELS_FILE,
     defaultModel: e.RENDERMILL_DEFAULT_MODEL,
     concurrency: e.RENDERMILL_CONCURRENCY,
+    jobLockMs: e.RENDERMILL_JOB_LOCK_MS,
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -164,7 +164,7 @@ export async function startServices(
       queue,
       storage,
       cache: new ResultCache(redis, storage, config.cacheScope),
-      locks: new RenderLocks(redis),
+      locks: new RenderLocks(redis, { ttlMs: config.jobLockMs }),
       caps: new SpendCaps(config.spendCaps),
       accounts,
       // With fallbacks, a model the provider has retired may still be rendered by one of them.
