@@ -38,12 +38,19 @@ const META = {
   model: 'model',
 } as const;
 
+/** Index field marking a request whose images are in S3 but not yet indexed (after a rebuild). */
+const IN_STORAGE = 's3';
+
 /**
  * The result cache: request hash → its rendered images. The images themselves live in S3 at
  * addresses derived from the hash, so they are the source of truth; Redis holds an index that
- * answers a lookup in one round trip. If Redis loses the index (flushed, failed over, a new
- * instance), a lookup that misses there lists the hash's S3 folder and repairs the index: a
- * lost index costs an S3 request, never a provider call.
+ * answers a lookup in one round trip.
+ *
+ * The index vouches for itself with an epoch key, written once the index is known complete.
+ * While it is there, a miss in Redis is a miss. When it is gone — Redis flushed, failed over
+ * to an empty replica, a new instance — every miss lists the hash's S3 folder (and re-indexes
+ * what it finds) while one process lists the whole bucket, marks each request found there,
+ * and writes the epoch again. A lost index costs S3 requests, never a provider call.
  */
 export class ResultCache {
   constructor(
@@ -89,15 +96,23 @@ export class ResultCache {
     return `${this.prefix}:cache:{${scope}:${hash}}`;
   }
 
+  private get epochKey() {
+    return `${this.prefix}:cache:index-epoch`;
+  }
+
   /**
-   * The stored variants among 0 … want-1, by index. Redis first; if any is missing there,
-   * S3 is asked as well (the index may have been lost) and what it has is indexed again.
+   * The stored variants among 0 … want-1, by index. Redis first; if any is missing there and
+   * the index cannot vouch for the miss, S3 is asked as well and what it has is indexed again.
    */
   async lookup(scope: string, hash: string, want: number): Promise<Map<number, CachedImage>> {
-    const found = parseIndex(await this.redis.hgetall(this.indexKey(scope, hash)));
+    const key = this.indexKey(scope, hash);
+    const [raw, trusted] = await Promise.all([this.redis.hgetall(key), this.indexTrusted()]);
+    const found = parseIndex(raw);
     if (countBelow(found, want) === want) return found;
+    if (trusted && raw[IN_STORAGE] === undefined) return found;
     const fromS3 = await this.scanStorage(scope, hash, found);
     if (fromS3.length > 0) await this.record(scope, hash, fromS3);
+    if (raw[IN_STORAGE] !== undefined) await this.redis.hdel(key, IN_STORAGE);
     for (const image of fromS3) found.set(image.index, image);
     return found;
   }
@@ -107,6 +122,50 @@ export class ResultCache {
     if (images.length === 0) return;
     const fields = images.flatMap((image) => [String(image.index), JSON.stringify(image)]);
     await this.redis.hset(this.indexKey(scope, hash), ...fields);
+  }
+
+  private rebuilding: Promise<void> | undefined;
+
+  /** Whether the index is complete; if it is not, starts rebuilding it (once per process). */
+  private async indexTrusted(): Promise<boolean> {
+    if ((await this.redis.exists(this.epochKey)) === 1) return true;
+    this.rebuilding ??= this.rebuildIndex()
+      .catch(() => undefined) // tried again on the next lookup; misses ask S3 meanwhile
+      .finally(() => (this.rebuilding = undefined));
+    return false;
+  }
+
+  /**
+   * Lists every image in the bucket and marks each request found there, so a lookup of it
+   * asks S3; then vouches for the index. One process at a time does it (a Redis lock).
+   * Images stored meanwhile are indexed by whoever stored them.
+   */
+  async rebuildIndex(): Promise<void> {
+    const lock = `${this.prefix}:cache:index-rebuild`;
+    const token = contentHash(`${process.pid}:${Date.now()}:${Math.random()}`);
+    if ((await this.redis.set(lock, token, 'EX', 3600, 'NX')) !== 'OK') return;
+    try {
+      const requests = new Set<string>();
+      for (const key of await this.storage.list('images/')) {
+        const folder = /^images\/([^/]+)\/[0-9a-f]{2}\/([0-9a-f]{64})\//.exec(key);
+        if (folder) requests.add(this.indexKey(folder[1]!, folder[2]!));
+      }
+      const keys = [...requests];
+      // One command per key (each request is its own Cluster slot), a thousand in flight.
+      for (let i = 0; i < keys.length; i += 1000) {
+        await Promise.all(
+          keys.slice(i, i + 1000).map((key) => this.redis.hset(key, IN_STORAGE, '1')),
+        );
+      }
+      await this.redis.set(this.epochKey, new Date().toISOString());
+    } finally {
+      await this.redis.eval(
+        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+        1,
+        lock,
+        token,
+      );
+    }
   }
 
   /** Rebuilds index entries from the hash's S3 folder, for variants Redis does not know. */
@@ -159,7 +218,8 @@ export const extension = (format: string) => (format === 'jpeg' ? 'jpg' : format
 
 function parseIndex(raw: Record<string, string>): Map<number, CachedImage> {
   const found = new Map<number, CachedImage>();
-  for (const value of Object.values(raw)) {
+  for (const [field, value] of Object.entries(raw)) {
+    if (field === IN_STORAGE) continue;
     const image = JSON.parse(value) as CachedImage;
     found.set(image.index, image);
   }

@@ -139,6 +139,13 @@ export async function startServices(
     cleanups.push(async () => {
       await redis.quit().catch(() => redis.disconnect());
     });
+    // rendermill's own state goes over a second connection that batches the commands issued
+    // in one tick into one write: a render job makes a dozen small calls, many at once. BullMQ
+    // keeps a plain one (auto-pipelining is reported to confuse its job locks).
+    const state = redis.duplicate({ enableAutoPipelining: true });
+    cleanups.push(async () => {
+      await state.quit().catch(() => state.disconnect());
+    });
     const storage = new S3ImageStorage({ ...s3, endpoint: s3.endpoint });
     cleanups.push(() => storage.close());
     await storage.ensureBucket();
@@ -160,11 +167,11 @@ export async function startServices(
       logger,
       registry,
       redis,
-      store: new BatchStore(redis, { checkpointMs: config.manifestCheckpointMs }),
+      store: new BatchStore(state, { checkpointMs: config.manifestCheckpointMs }),
       queue,
       storage,
-      cache: new ResultCache(redis, storage, config.cacheScope),
-      locks: new RenderLocks(redis, { ttlMs: config.jobLockMs }),
+      cache: new ResultCache(state, storage, config.cacheScope),
+      locks: new RenderLocks(state, { ttlMs: config.jobLockMs }),
       caps: new SpendCaps(config.spendCaps),
       accounts,
       // With fallbacks, a model the provider has retired may still be rendered by one of them.
