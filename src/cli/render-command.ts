@@ -181,10 +181,10 @@ function printSummary(
     `  items     ${batch.total} total · ${c.succeeded} rendered · ${c.cached} cached · ${c.failed} failed · ${c.budget_exceeded} over budget`,
   );
   say(
-    `  spend     ${formatUsd(batch.spent_micros)}${batch.budget_micros === undefined ? '' : ` of ${formatUsd(batch.budget_micros)} budget`}`,
+    `  spend     ${formatUsd(batch.spent_micros)}${batch.budget_micros === undefined ? '' : ` of ${formatUsd(batch.budget_micros)} budget`}${batch.saved_micros > 0 ? ` · ${formatUsd(batch.saved_micros)} saved by the cache` : ''}`,
   );
   say(`  images    s3://${bucket}/images/`);
-  say(`  manifest  s3://${bucket}/${manifestKey(batch.id, 'json')} (and manifest.csv)`);
+  say(`  manifest  s3://${bucket}/${manifestKey(batch.id, 'json')} (and .csv, .jsonl)`);
   say(`  local     ${outDir}/ (images and manifest.json)`);
   const failures = manifest.items.filter((i) => i.error);
   for (const item of failures.slice(0, 5))

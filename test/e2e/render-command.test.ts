@@ -80,6 +80,18 @@ describe('rendermill render on the example catalog', () => {
       true,
     );
   });
+
+  it('re-runs the same catalog from the cache: nothing rendered, $0 spent', async () => {
+    const again = await runCli(
+      [...RENDER_EXAMPLE, '--size', '256x256', '--quality', 'low', '--budget', '1'],
+      cleanEnv({ RENDERMILL_DATA_DIR: dataDir, RENDERMILL_IMAGES_PER_MINUTE: '3000' }),
+    );
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/50 total · 0 rendered · 50 cached · 0 failed · 0 over budget/);
+    expect(again.stdout).toMatch(
+      /spend {5}\$0\.0000 of \$1\.0000 budget · \$0\.04\d+ saved by the cache/,
+    );
+  }, 120_000);
 });
 
 describe('rendermill render, refusing what it cannot do', () => {
