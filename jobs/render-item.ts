@@ -10,6 +10,14 @@ import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
 import type { RenderLease, RenderLocks } from '../src/cache/render-lock.js';
 import type { CachedImage, ResultCache } from '../src/cache/result-cache.js';
 import {
+  completeHit,
+  renderedByCache,
+  reusable,
+  savedBy,
+  storedImage,
+  type ReuseRules,
+} from '../src/cache/reuse.js';
+import {
   AccountPausedError,
   BudgetExceededError,
   PaidResultError,
@@ -26,7 +34,6 @@ import { contentHash, requestHash } from '../src/models/request-hash.js';
 import type { ProviderAccount } from '../src/providers/provider-account.js';
 import { waitUnlessShutdown } from '../src/render/backoff.js';
 import type { ProviderRetryPolicy } from '../src/render/call-provider.js';
-import { derivationName, type DeriveSpec } from '../src/render/derive-images.js';
 import { candidatesFor, renderWithFallbacks } from '../src/render/render-with-fallbacks.js';
 import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
 import { completeDerivations, storeRendered } from '../src/render/store-images.js';
@@ -120,6 +127,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       await afterTransition(deps, batchId, outcome);
     };
     const derive = item.derive ?? [];
+    const rules: ReuseRules = { n: spec.n, reuseAfter: item.reuse_after, derive };
+    const lookup = async (hash: string) =>
+      reusable(await deps.cache.lookup(scope, hash, spec.n), rules);
     /** The item's outcome from its images: `cached` when no provider call was made for it. */
     const succeed = (images: CachedImage[], reused: CachedImage[], paidMicros: number) =>
       finish(
@@ -127,16 +137,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           status: reused.length === images.length ? 'cached' : 'succeeded',
           hash: item.hash,
           // A reused image was rendered by the model recorded with it (a fallback's, maybe).
-          rendered_by: item.rendered_by ?? renderedByOf(reused[0]),
+          rendered_by: item.rendered_by ?? renderedByCache(reused[0]),
           cost_micros: item.cost_micros + paidMicros,
-          saved_micros: reused.reduce((sum, image) => sum + image.cost_micros, 0),
-          images: images.map((image) => ({
-            key: image.key,
-            format: image.format,
-            bytes: image.bytes,
-            derived: image.derived.length > 0 ? image.derived : undefined,
-            cached: reused.includes(image),
-          })),
+          saved_micros: savedBy(reused),
+          images: images.map((image) => storedImage(image, reused.includes(image))),
           error: undefined,
         }),
         { spendMicros: paidMicros },
@@ -145,10 +149,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     // The common case of a re-run catalog, in three round trips: every variant is stored
     // and has its derived copies — no reservation, no lock, no call.
     if (item.hash && heldByDeadRun === 0) {
-      const reusable = await reusableVariants(deps.cache, scope, item.hash, spec.n, item);
-      if (reusable.size === spec.n && everyCopyMade(reusable, derive)) {
-        const images = [...reusable.values()].sort((a, b) => a.index - b.index);
-        await succeed(images, images, 0);
+      const hit = completeHit(await lookup(item.hash), rules);
+      if (hit) {
+        await succeed(hit, hit, 0);
         return;
       }
     }
@@ -186,19 +189,19 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
 
       // Single-flight: while another item, batch or worker renders this request, wait for it
       // and reuse what it stored; take over if it died or rendered fewer variants than we need.
-      let reusable = await reusableVariants(deps.cache, scope, hash, spec.n, item);
-      while (reusable.size < spec.n) {
+      let usable = await lookup(hash);
+      while (usable.size < spec.n) {
         lease = await deps.locks.tryAcquire(scope, hash);
         if (lease) {
-          reusable = await reusableVariants(deps.cache, scope, hash, spec.n, item);
+          usable = await lookup(hash); // the last holder may have stored it just before
           break;
         }
         log.debug({ hash }, 'the same request is being rendered elsewhere; waiting to reuse it');
         await deps.locks.waitForRelease(scope, hash, signal);
-        reusable = await reusableVariants(deps.cache, scope, hash, spec.n, item);
+        usable = await lookup(hash);
       }
-      const reused = [...reusable.values()].sort((a, b) => a.index - b.index);
-      const missing = range(spec.n).filter((index) => !reusable.has(index));
+      const reused = [...usable.values()].sort((a, b) => a.index - b.index);
+      const missing = range(spec.n).filter((index) => !usable.has(index));
 
       let rendered: CachedImage[] = [];
       if (missing.length > 0) {
@@ -297,33 +300,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   };
 }
 
-const renderedByOf = (image: CachedImage | undefined) =>
-  image?.model ? { provider: 'cache', model: image.model } : undefined;
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-/**
- * The request's stored variants this item may reuse: those among its n, rendered after the
- * batch's `refresh` time if it asked for fresh renders.
- */
-async function reusableVariants(
-  cache: ResultCache,
-  scope: string,
-  hash: string,
-  n: number,
-  item: ItemRecord,
-): Promise<Map<number, CachedImage>> {
-  const found = await cache.lookup(scope, hash, n);
-  for (const [index, image] of found) {
-    if (index >= n || image.rendered_at < (item.reuse_after ?? 0)) found.delete(index);
-  }
-  return found;
-}
-
-const everyCopyMade = (images: Map<number, CachedImage>, derive: readonly DeriveSpec[]) =>
-  [...images.values()].every((image) =>
-    derive.every((d) => image.derived.some((copy) => copy.name === derivationName(d))),
-  );
 
 /** The render-item job as workers run it: the processor, and what happens if it never finishes. */
 export function createRenderItemHandler(deps: RenderItemDeps): JobHandler<'render-item'> {

@@ -139,15 +139,22 @@ export class BatchStore {
       status: 'queued',
       created_at: batch.created_at,
       total: items.length,
-      done: 0,
       spent_micros: 0,
       reserved_micros: 0,
-      saved_micros: 0,
       checkpoint_at: Date.parse(batch.created_at),
       metadata: JSON.stringify(batch.metadata),
     };
+    // Items may arrive settled already (cache hits at submission): counted where they are.
     for (const status of ITEM_STATUSES) meta[`count:${status}`] = 0;
-    meta['count:queued'] = items.length;
+    for (const item of items)
+      meta[`count:${item.status}`] = Number(meta[`count:${item.status}`]) + 1;
+    const settled = items.filter((item) => TERMINAL_STATUSES.includes(item.status));
+    meta.done = settled.length;
+    meta.saved_micros = settled.reduce((sum, item) => sum + (item.saved_micros ?? 0), 0);
+    if (settled.length === items.length) {
+      meta.status = 'completed';
+      meta.completed_at = batch.created_at;
+    } else if (settled.length > 0) meta.status = 'running';
     if (batch.budget_micros !== undefined) meta.budget_micros = batch.budget_micros;
 
     const pipeline = this.redis.multi();

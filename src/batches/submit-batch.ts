@@ -8,11 +8,15 @@ import { resolveItem, type FieldProblem } from '../models/validate-item.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { BatchRecord, BatchStore, ItemRecord } from './batch-store.js';
 import { batchRequestSchema } from './batch-request.js';
+import { completeHit, renderedByCache, reusable, savedBy, storedImage } from '../cache/reuse.js';
+import type { CachedImage, ResultCache } from '../cache/result-cache.js';
 import { derivationName, type DeriveSpec } from '../render/derive-images.js';
 
 export interface SubmitBatchDeps {
   store: BatchStore;
   queue: JobQueue;
+  /** When given, items whose every image is already cached are settled at once, $0, no job. */
+  cache?: ResultCache;
   registry: ModelRegistry;
   defaultModel: string;
   enforceRetirements: boolean;
@@ -107,6 +111,9 @@ export async function submitBatch(
   });
   if (problems.length > 0) throw validationError(problems, 'invalid_item');
 
+  if (deps.cache && cache !== 'refresh')
+    settleCachedItems(items, await cachedImages(deps.cache, tenant, items));
+
   const batchId = newBatchId(now);
   await deps.store.create(
     {
@@ -119,9 +126,10 @@ export async function submitBatch(
     items,
   );
   try {
+    const toRender = items.filter((item) => item.status === 'queued');
     await deps.queue.addBulk(
       'render-item',
-      items.map((item) => ({
+      toRender.map((item) => ({
         jobId: `${batchId}-${item.index}`,
         payload: { batchId, itemId: item.id, tenant, spec: item.spec },
       })),
@@ -131,9 +139,37 @@ export async function submitBatch(
     await deps.store.delete(batchId, tenant);
     throw error;
   }
+  if (items.every((item) => item.status === 'cached')) {
+    // Every item came from the cache: the batch is complete already, its manifest is due.
+    await deps.queue.add('finalize-batch', { batchId }, `finalize-${batchId}`);
+  }
   const batch = await deps.store.get(batchId);
   if (!batch) throw new Error(`batch ${batchId} vanished after it was created`);
   return batch;
+}
+
+/** The cache index's entries for the items' requests (generations; edits are hashed by workers). */
+async function cachedImages(cache: ResultCache, tenant: string, items: ItemRecord[]) {
+  const hashes = items.flatMap((item) => (item.hash ? [item.hash] : []));
+  return cache.indexed(cache.scopeFor(tenant), hashes);
+}
+
+/**
+ * Marks `cached` the items whose every variant, with every derived copy asked, is indexed:
+ * they cost nothing and need no job. A re-run catalog completes at submission.
+ */
+function settleCachedItems(items: ItemRecord[], found: Map<string, Map<number, CachedImage>>) {
+  for (const item of items) {
+    const entries = item.hash ? found.get(item.hash) : undefined;
+    if (!entries) continue;
+    const rules = { n: item.spec.n, reuseAfter: item.reuse_after, derive: item.derive ?? [] };
+    const hit = completeHit(reusable(entries, rules), rules);
+    if (!hit) continue;
+    item.status = 'cached';
+    item.images = hit.map((image) => storedImage(image, true));
+    item.saved_micros = savedBy(hit);
+    item.rendered_by = renderedByCache(hit[0]);
+  }
 }
 
 function findDuplicateDerivations(derive: DeriveSpec[]): FieldProblem | undefined {

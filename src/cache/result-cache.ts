@@ -117,6 +117,24 @@ export class ResultCache {
     return found;
   }
 
+  /**
+   * What the index holds for many requests at once, without asking S3: enough to settle, at
+   * submission, the items whose every image is indexed. The rest go to workers, which also
+   * ask S3.
+   */
+  async indexed(
+    scope: string,
+    hashes: readonly string[],
+  ): Promise<Map<string, Map<number, CachedImage>>> {
+    const unique = [...new Set(hashes)];
+    // One command per request (each is its own Cluster slot), batched into few writes by the
+    // connection's auto-pipelining.
+    const raws = await Promise.all(
+      unique.map((hash) => this.redis.hgetall(this.indexKey(scope, hash))),
+    );
+    return new Map(unique.map((hash, i) => [hash, parseIndex(raws[i]!)]));
+  }
+
   /** Indexes rendered (or re-derived) variants. Replaces what was indexed for those indexes. */
   async record(scope: string, hash: string, images: readonly CachedImage[]): Promise<void> {
     if (images.length === 0) return;

@@ -10,6 +10,7 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
   return {
     store: services.store,
     queue: services.queue,
+    cache: services.cache,
     registry: services.registry,
     defaultModel: services.config.defaultModel,
     enforceRetirements: services.enforceRetirements,

@@ -56,6 +56,16 @@ describe('the result cache', () => {
     const savedMicros = unchanged.reduce((sum, i) => sum + Math.round(i.saved_usd * 1e6), 0);
     expect(Math.round(second.totals.saved_by_cache_usd * 1e6)).toBe(savedMicros);
     expect(second.totals.images_cached).toBe(9);
+
+    // Unchanged entirely: settled at submission from the index, no job queued at all.
+    const response = await submit(h, { ...GPT, items: catalog('rerun', 10) });
+    expect(response.json<{ status: string; counts: object }>()).toMatchObject({
+      status: 'completed',
+      counts: { cached: 10, queued: 0 },
+    });
+    const third = await waitForBatch(h, response.json<{ id: string }>().id);
+    expect(third.saved_micros).toBe(Math.round(first.batch.spend_usd * 1e6));
+    expect(h.sim.stats().billedImages - billed).toBe(1);
   });
 
   it('buys a request asked by several rows, items or batches at once exactly once', async () => {
