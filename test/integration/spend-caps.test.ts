@@ -33,6 +33,19 @@ async function run(body: object, tenant: 'acme' | 'globex') {
   ).json<Manifest>();
 }
 
+/**
+ * The stored manifest.json, or undefined while it is being overwritten: s3rver writes objects
+ * in place, so a read racing a checkpoint's write can see half a file (S3 itself cannot).
+ */
+async function readManifest(id: string): Promise<Manifest | undefined> {
+  const stored = await h.s3.storage.get(`batches/${id}/manifest.json`);
+  try {
+    return stored && (JSON.parse(stored.body.toString()) as Manifest);
+  } catch {
+    return undefined;
+  }
+}
+
 describe('spend caps', () => {
   it('holds a tenant’s monthly budget across batches, while cache hits still complete at $0', async () => {
     const first = await run(
@@ -91,8 +104,7 @@ describe('spend caps', () => {
     let partial: Manifest | undefined;
     const deadline = Date.now() + 20_000;
     while (!partial && Date.now() < deadline) {
-      const stored = await h.s3.storage.get(`batches/${id}/manifest.json`);
-      const manifest = stored && (JSON.parse(stored.body.toString()) as Manifest);
+      const manifest = await readManifest(id);
       if (manifest?.partial) partial = manifest;
       else await new Promise((resolve) => setTimeout(resolve, 100));
     }
