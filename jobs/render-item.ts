@@ -28,7 +28,7 @@ import {
 } from '../src/errors.js';
 import { describeCap, type SpendCap, type SpendCaps } from '../src/ledger/spend-caps.js';
 import type { ModelRegistry } from '../src/models/model-registry.js';
-import { actualCostMicros, microsToUsd, type PricedRequest } from '../src/models/pricing.js';
+import { actualCostMicros, microsToUsd, pricedRequest } from '../src/models/pricing.js';
 import type { RenderSpec } from '../src/models/render-spec.js';
 import { contentHash, requestHash } from '../src/models/request-hash.js';
 import type { ProviderAccount } from '../src/providers/provider-account.js';
@@ -54,16 +54,6 @@ export interface RenderItemDeps {
   queue: JobQueue;
   logger: Logger;
   retryPolicy?: ProviderRetryPolicy;
-}
-
-export function pricedRequest(spec: RenderSpec): PricedRequest {
-  return {
-    size: spec.size,
-    quality: spec.quality,
-    n: spec.n,
-    promptChars: spec.prompt?.length ?? 0,
-    inputImages: (spec.images?.length ?? 0) + (spec.mask ? 1 : 0),
-  };
 }
 
 /**

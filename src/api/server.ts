@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import type { BatchStore } from '../batches/batch-store.js';
 import { batchView, buildManifest } from '../batches/batch-view.js';
+import { estimateBatch } from '../batches/estimate-batch.js';
 import { submitBatch, type SubmitBatchDeps } from '../batches/submit-batch.js';
 import { RequestValidationError } from '../errors.js';
 import type { ImageStorage } from '../storage/image-storage.js';
@@ -58,6 +59,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const batch = await submitBatch(deps, request.tenant, request.body);
     return reply.code(202).header('location', `/v1/batches/${batch.id}`).send(batchView(batch));
   });
+
+  // What a batch would cost, with the cache's answer, before anything is queued.
+  app.post('/v1/batches/estimate', async (request) =>
+    estimateBatch(deps, request.tenant, request.body),
+  );
 
   app.get<{ Params: { id: string } }>('/v1/batches/:id', async (request, reply) => {
     const batch = await deps.store.getForTenant(request.tenant, request.params.id);

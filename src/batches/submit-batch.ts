@@ -7,7 +7,7 @@ import { hashNeedsInputs, requestHash } from '../models/request-hash.js';
 import { resolveItem, type FieldProblem } from '../models/validate-item.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { BatchRecord, BatchStore, ItemRecord } from './batch-store.js';
-import { batchRequestSchema } from './batch-request.js';
+import { batchRequestSchema, type BatchRequest } from './batch-request.js';
 import { completeHit, renderedByCache, reusable, savedBy, storedImage } from '../cache/reuse.js';
 import type { CachedImage, ResultCache } from '../cache/result-cache.js';
 import { derivationName, type DeriveSpec } from '../render/derive-images.js';
@@ -46,21 +46,27 @@ function zodProblems(error: z.ZodError): FieldProblem[] {
   return error.issues.map((issue) => ({ field: fieldName(issue.path), message: issue.message }));
 }
 
+/** A batch request validated and resolved: every item with its spec, hash and cache hit. */
+export interface ResolvedBatch {
+  request: BatchRequest;
+  items: ItemRecord[];
+  now: Date;
+}
+
 /**
  * Validates a batch request completely — shape, then every item against the model registry —
- * and only then records the batch and queues one render job per item. A request with any bad
- * item is refused whole, naming each problem; nothing is half-created.
+ * and resolves each item: its spec, its request hash, and whether the cache already holds all
+ * its images (then it is `cached`, at $0). Throws RequestValidationError naming every problem.
  */
-export async function submitBatch(
+export async function resolveBatch(
   deps: SubmitBatchDeps,
   tenant: string,
   body: unknown,
-): Promise<BatchRecord> {
+): Promise<ResolvedBatch> {
   const parsed = batchRequestSchema.safeParse(body);
   if (!parsed.success) throw validationError(zodProblems(parsed.error), 'invalid_request');
   const request = parsed.data;
   const now = deps.now?.() ?? new Date();
-
   const problems: FieldProblem[] = [];
   const seen = new Map<string, number>();
   const items: ItemRecord[] = [];
@@ -114,6 +120,20 @@ export async function submitBatch(
   if (deps.cache && cache !== 'refresh')
     settleCachedItems(items, await cachedImages(deps.cache, tenant, items));
 
+  return { request, items, now };
+}
+
+/**
+ * Validates and resolves a batch request (resolveBatch), then records the batch and queues one
+ * render job per item the cache cannot answer. A request with any bad item is refused whole,
+ * naming each problem; nothing is half-created.
+ */
+export async function submitBatch(
+  deps: SubmitBatchDeps,
+  tenant: string,
+  body: unknown,
+): Promise<BatchRecord> {
+  const { request, items, now } = await resolveBatch(deps, tenant, body);
   const batchId = newBatchId(now);
   await deps.store.create(
     {

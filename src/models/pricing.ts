@@ -1,4 +1,5 @@
 import type { ModelSpec, PerTokenPricing } from './registry-schema.js';
+import type { RenderSpec } from './render-spec.js';
 
 /**
  * Money is counted in integer micro-dollars (1 USD = 1,000,000) so that sums over
@@ -17,6 +18,17 @@ export interface PricedRequest {
   promptChars: number;
   /** Number of input images (edits). */
   inputImages: number;
+}
+
+/** What a render request's price depends on. */
+export function pricedRequest(spec: RenderSpec): PricedRequest {
+  return {
+    size: spec.size,
+    quality: spec.quality,
+    n: spec.n,
+    promptChars: spec.prompt?.length ?? 0,
+    inputImages: (spec.images?.length ?? 0) + (spec.mask ? 1 : 0),
+  };
 }
 
 /** The token counts a gpt-image response reports in `usage`. */

@@ -225,4 +225,40 @@ describe('the result cache', () => {
     expect(lines.map((l) => l.type)).toEqual(['batch', 'item', 'item', 'item']);
     expect(jsonl!.contentType).toBe('application/x-ndjson');
   });
+
+  it('estimates a batch before it is submitted, with the cache’s answer and no call', async () => {
+    await run({ model: 'dall-e-2', size: '256x256', items: catalog('estimate', 3) });
+    const billed = h.sim.stats().billedImages;
+    const response = await h.api.inject({
+      method: 'POST',
+      url: '/v1/batches/estimate',
+      headers: auth(),
+      payload: {
+        model: 'dall-e-2',
+        size: '256x256',
+        budget_usd: 0.05,
+        items: [...catalog('estimate', 3), ...catalog('estimate-new', 4)],
+      },
+    });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json()).toEqual({
+      items: 7,
+      items_cached: 3,
+      items_to_render: 4,
+      images_to_render: 4,
+      max_usd: 0.064, // 4 × $0.016: DALL·E 2 is priced per image
+      typical_usd: 0.064,
+      saved_usd: 0.048,
+      budget_usd: 0.05,
+      fits_budget: false,
+    });
+    expect(h.sim.stats().billedImages).toBe(billed);
+    const bad = await h.api.inject({
+      method: 'POST',
+      url: '/v1/batches/estimate',
+      headers: auth(),
+      payload: { model: 'dall-e-2', size: '300x300', items: [{ id: 'x', prompt: 'x' }] },
+    });
+    expect(bad.statusCode).toBe(400);
+  });
 });
