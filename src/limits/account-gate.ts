@@ -46,6 +46,8 @@ export class RedisAccountGate implements AccountGate {
   }
 
   async current(): Promise<AccountPause | undefined> {
+    // Checked before every call: the usual answer, no pause, takes one small command.
+    if ((await this.redis.pttl(this.key)) <= 0) return undefined;
     const [[, value], [, ttl]] = (await this.redis.multi().get(this.key).pttl(this.key).exec()) as [
       [unknown, string | null],
       [unknown, number],
