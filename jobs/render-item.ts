@@ -138,8 +138,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
 
     // The common case of a re-run catalog, in three round trips: every variant is stored
     // and has its derived copies — no reservation, no lock, no call.
+    let firstLook: Map<number, CachedImage> | undefined;
     if (item.hash && heldByDeadRun === 0) {
-      const hit = completeHit(await lookup(item.hash), rules);
+      firstLook = await lookup(item.hash);
+      const hit = completeHit(firstLook, rules);
       if (hit) {
         await succeed(hit, hit, 0);
         return;
@@ -179,7 +181,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
 
       // Single-flight: while another item, batch or worker renders this request, wait for it
       // and reuse what it stored; take over if it died or rendered fewer variants than we need.
-      let usable = await lookup(hash);
+      let usable = firstLook ?? (await lookup(hash));
       while (usable.size < spec.n) {
         lease = await deps.locks.tryAcquire(scope, hash);
         if (lease) {
