@@ -28,46 +28,55 @@ export const manifestKey = (batchId: string, ext: ManifestFormat) =>
  */
 export function createFinalizeBatchProcessor(deps: FinalizeBatchDeps) {
   return async function finalizeBatch({ batchId }: JobPayload<'finalize-batch'>): Promise<void> {
+    const written = await writeManifest(deps, batchId);
+    if (written !== 'checkpoint') return;
+    // The batch may have completed while the checkpoint was being written, and the final
+    // manifest may have been written in between and overwritten: write the final one again.
     const batch = await deps.store.get(batchId);
-    if (!batch) return;
-    const manifest = await buildManifest(batch, await deps.store.items(batchId), (key) =>
-      deps.storage.uri(key),
-    );
-    if (manifest.partial) {
-      // A checkpoint that lost the race to completion must not overwrite the final manifest.
-      const now = await deps.store.get(batchId);
-      if (!now || now.status === 'completed') return;
-    }
-    manifest.batch.manifest_key = manifestKey(batchId, 'json');
-    const bodies: Record<ManifestFormat, string> = {
-      json: JSON.stringify(manifest, null, 2),
-      csv: manifestCsv(manifest),
-      jsonl: manifestJsonl(manifest),
-    };
-    for (const [format, body] of Object.entries(bodies) as [ManifestFormat, string][]) {
-      await deps.storage.put({
-        key: manifestKey(batchId, format),
-        body,
-        contentType: MANIFEST_FORMATS[format],
-      });
-    }
-    if (manifest.partial) {
-      deps.logger.info(
-        { batch: batchId, counts: manifest.batch.counts, spend_usd: manifest.totals.spend_usd },
-        'batch manifest checkpointed',
-      );
-      return;
-    }
-    await deps.store.setManifestKey(batchId, manifestKey(batchId, 'json'));
-    deps.logger.info(
-      {
-        batch: batchId,
-        status: batch.status,
-        counts: manifest.batch.counts,
-        spend_usd: manifest.totals.spend_usd,
-        saved_usd: manifest.totals.saved_by_cache_usd,
-      },
-      'batch manifest written',
-    );
+    if (batch?.status === 'completed') await writeManifest(deps, batchId);
   };
+}
+
+/** Writes the manifest as it stands: `final` for a finished batch, else a `checkpoint`. */
+async function writeManifest(
+  deps: FinalizeBatchDeps,
+  batchId: string,
+): Promise<'final' | 'checkpoint' | 'no_batch'> {
+  const batch = await deps.store.get(batchId);
+  if (!batch) return 'no_batch';
+  const manifest = await buildManifest(batch, await deps.store.items(batchId), (key) =>
+    deps.storage.uri(key),
+  );
+  manifest.batch.manifest_key = manifestKey(batchId, 'json');
+  const bodies: Record<ManifestFormat, string> = {
+    json: JSON.stringify(manifest, null, 2),
+    csv: manifestCsv(manifest),
+    jsonl: manifestJsonl(manifest),
+  };
+  for (const [format, body] of Object.entries(bodies) as [ManifestFormat, string][]) {
+    await deps.storage.put({
+      key: manifestKey(batchId, format),
+      body,
+      contentType: MANIFEST_FORMATS[format],
+    });
+  }
+  if (manifest.partial) {
+    deps.logger.info(
+      { batch: batchId, counts: manifest.batch.counts, spend_usd: manifest.totals.spend_usd },
+      'batch manifest checkpointed',
+    );
+    return 'checkpoint';
+  }
+  await deps.store.setManifestKey(batchId, manifestKey(batchId, 'json'));
+  deps.logger.info(
+    {
+      batch: batchId,
+      status: batch.status,
+      counts: manifest.batch.counts,
+      spend_usd: manifest.totals.spend_usd,
+      saved_usd: manifest.totals.saved_by_cache_usd,
+    },
+    'batch manifest written',
+  );
+  return 'final';
 }

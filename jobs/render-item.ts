@@ -24,6 +24,7 @@ import {
   ShutdownError,
   ModelUnavailableError,
   RendermillError,
+  ReservationLostError,
   isRetryable,
 } from '../src/errors.js';
 import { describeCap, type SpendCap, type SpendCaps } from '../src/ledger/spend-caps.js';
@@ -35,7 +36,7 @@ import type { ProviderAccount } from '../src/providers/provider-account.js';
 import { waitUnlessShutdown } from '../src/render/backoff.js';
 import type { ProviderRetryPolicy } from '../src/render/call-provider.js';
 import { candidatesFor, renderWithFallbacks } from '../src/render/render-with-fallbacks.js';
-import { checkInputImages, loadInputImage } from '../src/render/input-images.js';
+import { checkInputImages, checkInputRef, loadInputImage } from '../src/render/input-images.js';
 import { completeDerivations, storeRendered } from '../src/render/store-images.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import { renderItemRef, type AttemptInfo, type JobHandler, type JobPayload } from './catalog.js';
@@ -118,8 +119,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     };
     const derive = item.derive ?? [];
     const rules: ReuseRules = { n: spec.n, reuseAfter: item.reuse_after, derive };
-    const lookup = async (hash: string) =>
-      reusable(await deps.cache.lookup(scope, hash, spec.n), rules);
+    /** `verify`: ask S3 about whatever Redis lacks, even a miss the index vouches for. */
+    const lookup = async (hash: string, verify = false) =>
+      reusable(await deps.cache.lookup(scope, hash, spec.n, { verify }), rules);
     /** The item's outcome from its images: `cached` when no provider call was made for it. */
     const succeed = (images: CachedImage[], reused: CachedImage[], paidMicros: number) =>
       finish(
@@ -166,6 +168,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     let lease: RenderLease | undefined;
     try {
       // What exactly is asked: for an edit, that includes the input images' content.
+      const ownRenders = deps.cache.scopeFolder(scope);
+      for (const ref of [...(spec.images ?? []), ...(spec.mask ? [spec.mask] : [])]) {
+        checkInputRef(ref, ownRenders);
+      }
       const images = await Promise.all(
         (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)),
       );
@@ -185,7 +191,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       while (usable.size < spec.n) {
         lease = await deps.locks.tryAcquire(scope, hash);
         if (lease) {
-          usable = await lookup(hash); // the last holder may have stored it just before
+          // About to pay: the bucket itself, not only the index, must lack what we buy. The
+          // last holder may have stored it just before, a crashed run may have uploaded it
+          // without indexing it, a failed-over Redis may have lost its entry.
+          usable = await lookup(hash, true);
           break;
         }
         log.debug({ hash }, 'the same request is being rendered elsewhere; waiting to reuse it');
@@ -268,8 +277,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         paidMicros,
       );
     } catch (error) {
-      await lease?.release().catch(() => undefined); // it lapses by itself if Redis is away
-      if (settled) throw error; // only queueing the manifest failed: the job retry redoes that
+      if (settled) throw error;
+      // Another run owns the item now (it released our reservation): leave everything to it.
+      if (error instanceof ReservationLostError) throw error; // only queueing the manifest failed: the job retry redoes that
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
       // Every transition below also releases what the item had reserved.
@@ -288,6 +298,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       }
       await finish(record({ status: 'failed', cost_micros, error: reason }), money);
       throw new UnrecoverableError(reason.message);
+    } finally {
+      // Whatever happened, items waiting on this request may go on: reuse, or try themselves.
+      await lease?.release().catch(() => undefined); // it lapses by itself if Redis is away
     }
   };
 }

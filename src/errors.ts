@@ -140,6 +140,19 @@ export class InputImageError extends RendermillError {
   readonly code = 'invalid_input_image';
 }
 
+/**
+ * The item's reservation was gone when its call was about to leave: another run of the same
+ * job (a stalled job run again elsewhere) released it and owns the item now. The call is not
+ * made — it would be money no cap holds — and this run steps aside without touching the item.
+ */
+export class ReservationLostError extends RendermillError {
+  override name = 'ReservationLostError';
+  readonly code = 'reservation_lost';
+  constructor() {
+    super('the reservation for this call was released by another run of the job; not calling');
+  }
+}
+
 export function isRetryable(error: unknown): boolean {
   return error instanceof RendermillError ? error.retryable : true;
 }

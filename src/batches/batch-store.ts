@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { ReservationLostError } from '../errors.js';
 import type { DerivedImage } from '../cache/result-cache.js';
 import type { SpendCap } from '../ledger/spend-caps.js';
 import type { DeriveSpec } from '../render/derive-images.js';
@@ -102,6 +103,7 @@ export class BatchStore {
     redis.defineCommand('rmTransition', { lua: HOLD_LUA + TRANSITION_LUA });
     redis.defineCommand('rmReserve', { lua: HOLD_LUA + RESERVE_LUA });
     redis.defineCommand('rmMarkCalling', { numberOfKeys: 1, lua: MARK_CALLING_LUA });
+    redis.defineCommand('rmDelete', { numberOfKeys: 4, lua: HOLD_LUA + DELETE_LUA });
   }
 
   private get prefix() {
@@ -292,7 +294,8 @@ export class BatchStore {
    * dies, the money counts as spent. Before it, a dead run provably called nothing.
    */
   async markCalling(batchId: string, itemId: string): Promise<void> {
-    await this.scripts.rmMarkCalling(this.reservationsKey(batchId), itemId);
+    const marked = await this.scripts.rmMarkCalling(this.reservationsKey(batchId), itemId);
+    if (marked !== 1) throw new ReservationLostError();
   }
 
   /** What the item holds reserved right now, if anything. */
@@ -317,11 +320,15 @@ export class BatchStore {
 
   /** Removes a batch that could not be fully queued, so nothing is left half-created. */
   async delete(batchId: string, tenant: string): Promise<void> {
-    await this.redis
-      .multi()
-      .del(this.metaKey(batchId), this.itemsKey(batchId), this.reservationsKey(batchId))
-      .zrem(this.tenantKey(tenant), batchId)
-      .exec();
+    // Jobs of it that already ran may hold reservations on the tenant's and the day's
+    // counters: they are released with it, or the counters would hold them for ever.
+    await this.scripts.rmDelete(
+      this.metaKey(batchId),
+      this.itemsKey(batchId),
+      this.reservationsKey(batchId),
+      this.tenantKey(tenant),
+      batchId,
+    );
   }
 
   async setManifestKey(batchId: string, key: string): Promise<void> {
@@ -333,6 +340,7 @@ interface RedisWithScripts {
   rmTransition(numberOfKeys: number, ...args: (string | number)[]): Promise<number>;
   rmReserve(numberOfKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
   rmMarkCalling(reservations: string, itemId: string): Promise<number>;
+  rmDelete(...args: string[]): Promise<number>;
 }
 
 const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
@@ -462,5 +470,13 @@ if not raw then return 0 end
 local hold = cjson.decode(raw)
 hold.calling = 1
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(hold))
+return 1
+`;
+
+// KEYS: meta, items, reservations, the tenant's batch list. ARGV: batch id.
+const DELETE_LUA = `
+for _, itemId in ipairs(redis.call('HKEYS', KEYS[3])) do releaseHold(KEYS[1], KEYS[3], itemId) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 `;

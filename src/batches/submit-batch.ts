@@ -154,14 +154,14 @@ export async function submitBatch(
         payload: { batchId, itemId: item.id, tenant, spec: item.spec },
       })),
     );
+    if (toRender.length === 0) {
+      // Every item came from the cache: the batch is complete already, its manifest is due.
+      await deps.queue.add('finalize-batch', { batchId }, `finalize-${batchId}`);
+    }
   } catch (error) {
     // Jobs already queued find no item and end without rendering anything.
     await deps.store.delete(batchId, tenant);
     throw error;
-  }
-  if (items.every((item) => item.status === 'cached')) {
-    // Every item came from the cache: the batch is complete already, its manifest is due.
-    await deps.queue.add('finalize-batch', { batchId }, `finalize-${batchId}`);
   }
   const batch = await deps.store.get(batchId);
   if (!batch) throw new Error(`batch ${batchId} vanished after it was created`);

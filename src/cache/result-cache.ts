@@ -38,6 +38,9 @@ const META = {
   model: 'model',
 } as const;
 
+/** S3 metadata of a derived copy: the `rendered-at` of the original it was made from. */
+export const SOURCE_RENDERED_AT = 'source-rendered-at';
+
 /** Index field marking a request whose images are in S3 but not yet indexed (after a rebuild). */
 const IN_STORAGE = 's3';
 
@@ -68,7 +71,12 @@ export class ResultCache {
 
   /** The S3 folder of a request's images. Content-addressed: the same request, the same folder. */
   folder(scope: string, hash: string): string {
-    return `images/${scope}/${hash.slice(0, 2)}/${hash}/`;
+    return `${this.scopeFolder(scope)}${hash.slice(0, 2)}/${hash}/`;
+  }
+
+  /** Every render of a scope lives under this prefix. */
+  scopeFolder(scope: string): string {
+    return `images/${scope}/`;
   }
 
   imageKey(scope: string, hash: string, index: number, format: string): string {
@@ -97,19 +105,24 @@ export class ResultCache {
   }
 
   private get epochKey() {
-    return `${this.prefix}:cache:index-epoch`;
+    return `${this.prefix}:cache:{index}:epoch`;
   }
 
   /**
    * The stored variants among 0 … want-1, by index. Redis first; if any is missing there and
    * the index cannot vouch for the miss, S3 is asked as well and what it has is indexed again.
    */
-  async lookup(scope: string, hash: string, want: number): Promise<Map<number, CachedImage>> {
+  async lookup(
+    scope: string,
+    hash: string,
+    want: number,
+    options: { verify?: boolean } = {},
+  ): Promise<Map<number, CachedImage>> {
     const key = this.indexKey(scope, hash);
     const [raw, trusted] = await Promise.all([this.redis.hgetall(key), this.indexTrusted()]);
     const found = parseIndex(raw);
     if (countBelow(found, want) === want) return found;
-    if (trusted && raw[IN_STORAGE] === undefined) return found;
+    if (trusted && raw[IN_STORAGE] === undefined && !options.verify) return found;
     const fromS3 = await this.scanStorage(scope, hash, found);
     if (fromS3.length > 0) await this.record(scope, hash, fromS3);
     if (raw[IN_STORAGE] !== undefined) await this.redis.hdel(key, IN_STORAGE);
@@ -159,7 +172,7 @@ export class ResultCache {
    * Images stored meanwhile are indexed by whoever stored them.
    */
   async rebuildIndex(): Promise<void> {
-    const lock = `${this.prefix}:cache:index-rebuild`;
+    const lock = `${this.prefix}:cache:{index}:rebuild`; // same slot as the epoch
     const token = contentHash(`${process.pid}:${Date.now()}:${Math.random()}`);
     if ((await this.redis.set(lock, token, 'EX', 3600, 'NX')) !== 'OK') return;
     try {
@@ -175,7 +188,16 @@ export class ResultCache {
           keys.slice(i, i + 1000).map((key) => this.redis.hset(key, IN_STORAGE, '1')),
         );
       }
-      await this.redis.set(this.epochKey, new Date().toISOString());
+      // Only if the lock is still ours: a flush during the rebuild lost the marks written so
+      // far (and the lock), and the index must not vouch for itself on their behalf.
+      await this.redis.eval(
+        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[2], ARGV[2]) end return 0`,
+        2,
+        lock,
+        this.epochKey,
+        token,
+        new Date().toISOString(),
+      );
     } finally {
       await this.redis.eval(
         `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
@@ -210,21 +232,24 @@ export class ResultCache {
       const head = await this.storage.head(key);
       // Written by something else, or half-written: not ours to reuse.
       if (!head || head.metadata[META.hash] !== hash) continue;
+      const renderedAt = head.metadata[META.renderedAt] ?? '0';
+      const copies: DerivedImage[] = [];
+      for (const copyKey of derived.get(index) ?? []) {
+        const copy = await this.storage.head(copyKey);
+        // A copy of an earlier render of this variant (since replaced by `refresh`) is stale.
+        if (copy?.metadata[SOURCE_RENDERED_AT] !== renderedAt) continue;
+        const name = copyKey.slice(folder.length + String(index).length + 1);
+        copies.push({ name, key: copyKey, bytes: copy.bytes ?? 0 });
+      }
       images.push({
         index,
         key,
         format: key.slice(key.lastIndexOf('.') + 1).replace('jpg', 'jpeg'),
         bytes: head.bytes ?? 0,
         cost_micros: Number(head.metadata[META.cost] ?? 0),
-        rendered_at: Number(head.metadata[META.renderedAt] ?? 0),
+        rendered_at: Number(renderedAt),
         model: head.metadata[META.model],
-        derived: await Promise.all(
-          (derived.get(index) ?? []).map(async (copyKey) => ({
-            name: copyKey.slice(folder.length + String(index).length + 1),
-            key: copyKey,
-            bytes: (await this.storage.head(copyKey))?.bytes ?? 0,
-          })),
-        ),
+        derived: copies,
       });
     }
     return images;

@@ -10,6 +10,23 @@ const DOWNLOAD_TIMEOUT_MS = 30_000;
 const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
 
 /**
+ * Refuses an input key in the parts of the bucket rendermill writes for tenants — other
+ * tenants' renders (`images/<their scope>/…`) and batch manifests (`batches/…`) — so that an
+ * edit cannot read, or probe for, what another tenant rendered. Its own renders (`ownFolder`)
+ * and any other key (uploads) are fine; URLs are the caller's own business.
+ */
+export function checkInputRef(ref: string, ownFolder: string): void {
+  if (/^https?:\/\//i.test(ref)) return;
+  const foreignRender = ref.startsWith('images/') && !ref.startsWith(ownFolder);
+  if (foreignRender || ref.startsWith('batches/')) {
+    throw new InputImageError(
+      `input image ${ref}: keys under images/ and batches/ are rendermill's own; ` +
+        `use your own renders (${ownFolder}…) or upload the image under another prefix`,
+    );
+  }
+}
+
+/**
  * Fetches an edit/variation input — an S3 key in rendermill's bucket or an http(s) URL — and
  * checks it against the model's input rules, so a bad input fails the item with a reason
  * instead of costing a provider round trip.

@@ -1,5 +1,10 @@
 import pRetry from 'p-retry';
-import type { CachedImage, DerivedImage, ResultCache } from '../cache/result-cache.js';
+import {
+  SOURCE_RENDERED_AT,
+  type CachedImage,
+  type DerivedImage,
+  type ResultCache,
+} from '../cache/result-cache.js';
 import type { Micros } from '../models/pricing.js';
 import { CONTENT_TYPES } from '../models/render-spec.js';
 import type { RenderedImage } from '../providers/image-provider.js';
@@ -68,7 +73,13 @@ export async function storeRendered(
       format: image.format,
       bytes: image.data.length,
       ...entry,
-      derived: await storeDerived(target, { index, key }, image.data, derive, []),
+      derived: await storeDerived(
+        target,
+        { index, key, rendered_at: renderedAt },
+        image.data,
+        derive,
+        [],
+      ),
     });
   }
   await target.cache.record(target.scope, target.hash, stored);
@@ -106,7 +117,7 @@ export async function completeDerivations(
 
 async function storeDerived(
   target: StoreTarget,
-  from: { index: number; key: string },
+  from: Pick<CachedImage, 'index' | 'key' | 'rendered_at'>,
   original: Buffer,
   derive: readonly DeriveSpec[],
   existing: readonly DerivedImage[],
@@ -118,6 +129,8 @@ async function storeDerived(
     const data = await deriveImage(original, spec);
     await upload(target.storage, key, data, DERIVED_CONTENT_TYPES[spec.format], {
       'derived-from': from.key,
+      // Which render it was made from: a copy of an image `refresh` replaced is not reused.
+      [SOURCE_RENDERED_AT]: String(from.rendered_at),
     });
     derived.push({ name, key, bytes: data.length });
   }

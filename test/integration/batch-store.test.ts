@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchStore, type ItemRecord } from '../../src/batches/batch-store.js';
+import { ReservationLostError } from '../../src/errors.js';
 import type { SpendCap } from '../../src/ledger/spend-caps.js';
 import { startTestRedis } from '../support/redis-server.js';
 
@@ -199,5 +200,24 @@ describe('BatchStore', () => {
     expect(await checkpointing.transition('c4', { ...items[2]!, status: 'failed' })).toBe(
       'batch_completed',
     );
+  });
+
+  it('refuses to mark a call under way once the reservation is gone', async () => {
+    const [a] = await newBatch('c5', 1);
+    await store.transition('c5', { ...a!, status: 'running' });
+    await reserve('c5', 'i0', 10_000);
+    // Another run of the job took the item over and released what this one held.
+    await store.transition('c5', { ...a!, status: 'running' }, { releaseReservation: true });
+    await expect(store.markCalling('c5', 'i0')).rejects.toBeInstanceOf(ReservationLostError);
+  });
+
+  it('releases what a deleted batch held on the tenant’s and the day’s counters', async () => {
+    const caps: SpendCap[] = [{ id: 'tenant:t1:2026-10' }, { id: 'day:2026-10-01' }];
+    const [a] = await newBatch('c6', 2);
+    await store.transition('c6', { ...a!, status: 'running' });
+    expect((await store.reserve('c6', 'i0', 12_000, caps)).outcome).toBe('reserved');
+    await store.delete('c6', 't1');
+    const totals = await store.capTotals(caps.map((c) => c.id));
+    expect(Object.values(totals).map((t) => t.reserved)).toEqual([0, 0]);
   });
 });

@@ -68,10 +68,10 @@ describe('the result cache index', () => {
 
     // The lookup started a rebuild in the background; once done the index vouches for itself.
     const deadline = Date.now() + 5_000;
-    while ((await client.exists('rm:cache:index-epoch')) === 0 && Date.now() < deadline) {
+    while ((await client.exists('rm:cache:{index}:epoch')) === 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(await client.exists('rm:cache:index-epoch')).toBe(1);
+    expect(await client.exists('rm:cache:{index}:epoch')).toBe(1);
     lists = [];
     expect((await cache.lookup('shared', hashOf('a'), 1)).size).toBe(1);
     expect(lists).toEqual([]); // answered by Redis alone
@@ -106,5 +106,28 @@ describe('the result cache index', () => {
       metadata: { 'request-hash': hashOf('e') },
     });
     expect((await cache.lookup('shared', hashOf('d'), 1)).size).toBe(0);
+  });
+
+  it('verifies a trusted miss against S3 when asked: what a crash uploaded but never indexed', async () => {
+    await cache.rebuildIndex();
+    const stored = await storeOnly(hashOf('f'), 0); // uploaded, then the worker died
+    expect((await cache.lookup('shared', hashOf('f'), 1)).size).toBe(0); // trusted miss
+    const verified = await cache.lookup('shared', hashOf('f'), 1, { verify: true });
+    expect(verified.get(0)?.key).toBe(stored.key);
+  });
+
+  it('does not reuse a derived copy of a render that was since replaced', async () => {
+    const original = await storeOnly(hashOf('g'), 0);
+    const copy = (source: number, name: string) =>
+      s3.storage.put({
+        key: cache.derivedKey('shared', hashOf('g'), 0, name),
+        body: Buffer.from(`copy ${name}`),
+        contentType: 'image/webp',
+        metadata: { 'source-rendered-at': String(source) },
+      });
+    await copy(original.rendered_at, '128px.webp');
+    await copy(original.rendered_at - 1, '64px.webp'); // made from the render `refresh` replaced
+    const found = await cache.lookup('shared', hashOf('g'), 1);
+    expect(found.get(0)?.derived.map((d) => d.name)).toEqual(['128px.webp']);
   });
 });

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/batches/batch-view.js';
+import { requestHash } from '../../src/models/request-hash.js';
 import { auth, startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
 
 /**
@@ -260,5 +261,55 @@ describe('the result cache', () => {
       payload: { model: 'dall-e-2', size: '300x300', items: [{ id: 'x', prompt: 'x' }] },
     });
     expect(bad.statusCode).toBe(400);
+  });
+
+  it('lets waiting duplicates go when the item holding the request cannot pay for it', async () => {
+    // Three rows of one request, a budget below one image: none may hang on the others.
+    const manifest = await run({
+      model: 'dall-e-2',
+      size: '256x256',
+      budget_usd: 0.01,
+      items: Array.from({ length: 3 }, (_, i) => ({ id: `poor-${i}`, prompt: 'unaffordable' })),
+    });
+    expect(manifest.batch.counts.budget_exceeded).toBe(3);
+  });
+
+  it('reuses an image a crashed run uploaded but never indexed', async () => {
+    await run({ ...GPT, items: [{ id: 'warm', prompt: 'warm the index up' }] });
+    const scope = h.services.cache.scopeFor('acme');
+    const hash = requestHash({ operation: 'generate', n: 1, ...GPT, prompt: 'crashed upload' });
+    const key = h.services.cache.imageKey(scope, hash, 0, 'png');
+    const png = await sharp({
+      create: { width: 256, height: 256, channels: 3, background: '#123456' },
+    })
+      .png()
+      .toBuffer();
+    await h.s3.storage.put({
+      key,
+      body: png,
+      contentType: 'image/png',
+      metadata: h.services.cache.objectMetadata(hash, { cost_micros: 5_000, rendered_at: 1 }),
+    });
+    const billed = h.sim.stats().billedImages;
+    const manifest = await run({ ...GPT, items: [{ id: 'c', prompt: 'crashed upload' }] });
+    expect(manifest.items[0]).toMatchObject({ status: 'cached', saved_usd: 0.005 });
+    expect(manifest.items[0]!.images[0]!.key).toBe(key);
+    expect(h.sim.stats().billedImages).toBe(billed);
+  });
+
+  it('refuses another tenant’s render as an edit input, without saying whether it exists', async () => {
+    const theirs = await run(
+      { ...GPT, items: [{ id: 's', prompt: 'globex private render' }] },
+      'globex',
+    );
+    const manifest = await run({
+      model: 'dall-e-2',
+      size: '256x256',
+      items: [{ id: 'peek', operation: 'variation', image: theirs.items[0]!.images[0]!.key }],
+    });
+    expect(manifest.items[0]!.error).toMatchObject({
+      code: 'invalid_input_image',
+      message: expect.stringContaining("keys under images/ and batches/ are rendermill's own"),
+    });
   });
 });
