@@ -1,11 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { installCleanup, onInterrupt } from '../support/children.js';
 import { CpuMeter } from '../support/cpu.js';
 import { startStack, type Stack } from '../support/stack.js';
+import { machineLine, writeResults } from '../support/results.js';
 import { runBullmqLimiter } from './clients/bullmq.js';
 import { runNaive } from './clients/naive.js';
 import { runRendermill } from './clients/rendermill.js';
@@ -147,8 +145,7 @@ async function main() {
   ];
   if (scenarios.length === 0) throw new Error('no scenario matches the filters');
   const commit = gitCommit();
-  const cpus = os.cpus();
-  const machine = `${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const machine = machineLine();
   const shape = `n=${REQUEST_SHAPE.n} × ${REQUEST_SHAPE.model} ${REQUEST_SHAPE.size} ${REQUEST_SHAPE.quality}, simulator latency ${SIMULATOR_LATENCY_MS} ms`;
   process.stdout.write(
     `rate bench: ${scenarios.length} scenarios · ${commit} · ${machine}\n${shape}\n`,
@@ -180,37 +177,19 @@ async function main() {
   }
 
   const date = new Date().toISOString();
-  const dir = path.resolve('bench/results');
-  await mkdir(dir, { recursive: true });
-  const jsonFile = path.join(dir, `rate-${date.replace(/[:.]/g, '-')}.json`);
-  await writeFile(
-    jsonFile,
-    JSON.stringify(
-      {
-        date,
-        commit,
-        machine: {
-          cpus: cpus.length,
-          cpuModel: cpus[0]?.model.trim(),
-          totalMemBytes: os.totalmem(),
-          node: process.version,
-          platform: `${os.platform()} ${os.release()}`,
-        },
-        requestShape: REQUEST_SHAPE,
-        simulatorLatencyMs: SIMULATOR_LATENCY_MS,
-        options: options.plan,
-        results,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  await writeFile(
-    path.join(dir, 'rate-latest.md'),
+  const jsonFile = await writeResults(
+    'rate',
+    { date, commit },
+    {
+      requestShape: REQUEST_SHAPE,
+      simulatorLatencyMs: SIMULATOR_LATENCY_MS,
+      options: options.plan,
+      results,
+    },
     markdownReport(results, { date, commit, machine, shape }),
   );
   process.stdout.write(
-    `\n${markdownTable(results)}\n\nwrote ${path.relative(process.cwd(), jsonFile)} and bench/results/rate-latest.md\n`,
+    `\n${markdownTable(results)}\n\nwrote ${jsonFile} and bench/results/rate-latest.md\n`,
   );
 }
 

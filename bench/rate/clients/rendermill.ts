@@ -1,12 +1,17 @@
 import path from 'node:path';
-import { Queue } from 'bullmq';
 import { findFreePort } from '../../../src/runtime/free-port.js';
 import { startChild, type Child } from '../../support/children.js';
+import {
+  BENCH_API_KEY,
+  callApi,
+  healthy,
+  waitForWorkers,
+  waitUntil,
+} from '../../support/rendermill-api.js';
 import { cleanEnv } from '../../support/stack.js';
 import { REQUEST_SHAPE, promptFor, type ClientRunner } from '../scenario.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
-const API_KEY = 'bench-key-0123456789abcdef';
 const POLL_MS = 250;
 
 interface BatchView {
@@ -26,7 +31,7 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
     ...stack.rendermillEnv(),
     RENDERMILL_IMAGES_PER_MINUTE: String(scenario.configuredLimit),
     RENDERMILL_CONCURRENCY: String(scenario.concurrency),
-    RENDERMILL_API_KEYS: `bench=${API_KEY}`,
+    RENDERMILL_API_KEYS: `bench=${BENCH_API_KEY}`,
     PORT: String(port),
   });
   const apiUrl = `http://127.0.0.1:${port}`;
@@ -53,7 +58,7 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
       prompt: promptFor(scenario, i),
     }));
     const { model, size, quality, n } = REQUEST_SHAPE;
-    const submitted = await call<BatchView>(apiUrl, 'POST', '/v1/batches', {
+    const submitted = await callApi<BatchView>(apiUrl, 'POST', '/v1/batches', {
       model,
       size,
       quality,
@@ -64,7 +69,7 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
     const deadline = Date.now() + deadlineMs;
     let lastLog = Date.now();
     for (;;) {
-      const batch = await call<BatchView>(apiUrl, 'GET', `/v1/batches/${submitted.id}`);
+      const batch = await callApi<BatchView>(apiUrl, 'GET', `/v1/batches/${submitted.id}`);
       const done = batch.counts.total - (batch.counts.queued ?? 0) - (batch.counts.running ?? 0);
       if (batch.status === 'completed' || Date.now() > deadline) {
         const succeeded = (batch.counts.succeeded ?? 0) + (batch.counts.cached ?? 0);
@@ -95,50 +100,3 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
     await Promise.all(children.map((child) => child.stop()));
   }
 };
-
-async function healthy(apiUrl: string): Promise<boolean> {
-  try {
-    return (await fetch(`${apiUrl}/healthz`)).ok;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Workers log "worker started" only at info level and the bench runs them at warn, so
- * readiness is read from Redis: BullMQ names each worker's connection after its queue.
- */
-async function waitForWorkers(redisUrl: string, expected: number): Promise<void> {
-  const queue = new Queue('render', { connection: { url: redisUrl }, prefix: 'rm:bull' });
-  try {
-    await waitUntil(
-      async () => (await queue.getWorkersCount()) >= expected,
-      30_000,
-      () => `fewer than ${expected} rendermill workers registered with Redis after 30 s`,
-    );
-  } finally {
-    await queue.close();
-  }
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, why: () => string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(why());
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function call<T>(apiUrl: string, method: string, route: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${apiUrl}${route}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${API_KEY}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok)
-    throw new Error(`${method} ${route}: HTTP ${response.status} ${await response.text()}`);
-  return (await response.json()) as T;
-}
