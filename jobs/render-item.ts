@@ -130,7 +130,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           hash: item.hash,
           // A reused image was rendered by the model recorded with it (a fallback's, maybe).
           rendered_by: item.rendered_by ?? renderedByCache(reused[0]),
-          cost_micros: item.cost_micros + paidMicros,
+          cost_micros: item.cost_micros + paidMicros + unansweredMicros,
           saved_micros: savedBy(reused),
           images: images.map((image) => storedImage(image, reused.includes(image))),
           error: undefined,
@@ -161,6 +161,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       return;
     }
     let paidMicros = 0;
+    /** Requests that got no answer, counted as spent in the ledger already (see below). */
+    let unansweredMicros = 0;
+    let holdSpent = false;
     // The provider's own failures were retried inside the call (RENDERMILL_RETRIES, with backoff)
     // and through the fallback chain: once it gives up, the item fails with the last error.
     // Job attempts are for what happens around the call: a crashed worker, Redis or S3 away.
@@ -244,8 +247,35 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
             policy: deps.retryPolicy,
             shutdown: signal,
             log,
-            // From here on the reservation is money at stake: if this worker dies, it counts as spent.
-            beforeCall: () => deps.store.markCalling(batchId, itemId),
+            // From here on the reservation is money at stake: if this worker dies, it counts as
+            // spent. After a request that got no answer, the next one (a retry, or a fallback)
+            // needs a reservation of its own first — or it is not made.
+            beforeCall: async () => {
+              if (holdSpent) {
+                const again = await reserveBudget(
+                  deps.store,
+                  batchId,
+                  itemId,
+                  maxMicros,
+                  caps,
+                  signal,
+                );
+                if (again.outcome !== 'reserved') {
+                  throw new BudgetExceededError(
+                    `a request that got no answer was counted as spent ($${microsToUsd(unansweredMicros)}), ` +
+                      `and ${describeCap(again.cap ?? 'batch')} cannot hold another try`,
+                  );
+                }
+                holdSpent = false;
+              }
+              await deps.store.markCalling(batchId, itemId);
+            },
+            // No answer came (a timeout, a cut connection): the provider may have billed it, so
+            // what it held is spent.
+            afterUnansweredCall: async () => {
+              unansweredMicros += await deps.store.chargeHold(batchId, itemId);
+              holdSpent = true;
+            },
           },
         );
         if (!outcome.ok) {
@@ -284,7 +314,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // Money the provider already took is spent whatever happens next: never under-count it.
       // Every transition below also releases what the item had reserved.
       const money = { spendMicros: paidMicros, caps };
-      const cost_micros = item.cost_micros + paidMicros;
+      const cost_micros = item.cost_micros + paidMicros + unansweredMicros;
       // A shutdown or a paused account hands the job back without using an attempt.
       const handedBack = error instanceof ShutdownError || error instanceof AccountPausedError;
       if (handedBack || (!providerGaveUp && isRetryable(error) && attempt < maxAttempts)) {
@@ -296,7 +326,8 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         log.warn({ err: reason, attempt }, 'attempt ended; the job goes back to the queue');
         throw error;
       }
-      await finish(record({ status: 'failed', cost_micros, error: reason }), money);
+      const status = error instanceof BudgetExceededError ? 'budget_exceeded' : 'failed';
+      await finish(record({ status, cost_micros, error: reason }), money);
       throw new UnrecoverableError(reason.message);
     } finally {
       // Whatever happened, items waiting on this request may go on: reuse, or try themselves.

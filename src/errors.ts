@@ -48,6 +48,16 @@ export class ProviderUnavailableError extends RendermillError {
   override name = 'ProviderUnavailableError';
   readonly code = 'provider_unavailable';
   override readonly retryable = true;
+  constructor(
+    message: string,
+    /**
+     * The request left and no answer came back (a timeout, a connection cut mid-request): the
+     * provider may have rendered and billed it. Counted as spent, never assumed free.
+     */
+    readonly maybeBilled = false,
+  ) {
+    super(message);
+  }
 }
 
 /** The provider refused this request for good (content policy, moderation, invalid input). */

@@ -104,6 +104,7 @@ export class BatchStore {
     redis.defineCommand('rmReserve', { lua: HOLD_LUA + RESERVE_LUA });
     redis.defineCommand('rmMarkCalling', { numberOfKeys: 1, lua: MARK_CALLING_LUA });
     redis.defineCommand('rmDelete', { numberOfKeys: 4, lua: HOLD_LUA + DELETE_LUA });
+    redis.defineCommand('rmChargeHold', { numberOfKeys: 2, lua: HOLD_LUA + CHARGE_HOLD_LUA });
   }
 
   private get prefix() {
@@ -298,6 +299,15 @@ export class BatchStore {
     if (marked !== 1) throw new ReservationLostError();
   }
 
+  /**
+   * Counts what the item holds as spent — on the batch and on every counter it was held
+   * against — and releases it: a call whose answer never came may have been billed. Returns
+   * the amount (0 when the item held nothing).
+   */
+  async chargeHold(batchId: string, itemId: string): Promise<Micros> {
+    return this.scripts.rmChargeHold(this.metaKey(batchId), this.reservationsKey(batchId), itemId);
+  }
+
   /** What the item holds reserved right now, if anything. */
   async holdOf(batchId: string, itemId: string): Promise<Hold | undefined> {
     const raw = await this.redis.hget(this.reservationsKey(batchId), itemId);
@@ -341,6 +351,7 @@ interface RedisWithScripts {
   rmReserve(numberOfKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
   rmMarkCalling(reservations: string, itemId: string): Promise<number>;
   rmDelete(...args: string[]): Promise<number>;
+  rmChargeHold(meta: string, reservations: string, itemId: string): Promise<number>;
 }
 
 const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
@@ -479,4 +490,16 @@ for _, itemId in ipairs(redis.call('HKEYS', KEYS[3])) do releaseHold(KEYS[1], KE
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
+`;
+
+// KEYS: meta, reservations. ARGV: item id. Returns the micros charged.
+const CHARGE_HOLD_LUA = `
+local hold = releaseHold(KEYS[1], KEYS[2], ARGV[1])
+if not hold then return 0 end
+redis.call('HINCRBY', KEYS[1], 'spent_micros', hold.m)
+for _, cap in ipairs(hold.caps) do
+  redis.call('HINCRBY', cap, 'spent', hold.m)
+  redis.call('EXPIRE', cap, ${CAP_TTL_SECONDS})
+end
+return hold.m
 `;

@@ -1,4 +1,4 @@
-import { APIConnectionError, APIError, APIUserAbortError } from 'openai';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import {
   ModelUnavailableError,
   ProviderAuthError,
@@ -22,6 +22,17 @@ const QUOTA_CODES = new Set([
 /** Codes of a 400 that refuse the content itself: the item fails with the provider's reason. */
 const CONTENT_CODES = new Set(['content_policy_violation', 'moderation_blocked']);
 
+/** Connection failures that happen before a request can leave: it was certainly not billed. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+
+function neverConnected(error: Error): boolean {
+  for (let cause: unknown = error.cause; cause instanceof Error; cause = cause.cause) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
+  }
+  return false;
+}
+
 /**
  * Translates what the openai SDK threw into rendermill's typed errors. Anything we cannot
  * classify is treated as transient (retried a bounded number of times), never as success.
@@ -30,7 +41,10 @@ export function toProviderError(error: unknown): RendermillError | Error {
   if (error instanceof RendermillError) return error;
   if (error instanceof APIUserAbortError) return error;
   if (error instanceof APIConnectionError) {
-    return new ProviderUnavailableError(`provider unreachable: ${error.message}`);
+    return new ProviderUnavailableError(
+      `provider unreachable: ${error.message}`,
+      error instanceof APIConnectionTimeoutError || !neverConnected(error),
+    );
   }
   if (!(error instanceof APIError)) return error as Error;
 

@@ -4,6 +4,7 @@ import {
   ProviderAuthError,
   ProviderQuotaError,
   ProviderRateLimitedError,
+  ProviderUnavailableError,
   ShutdownError,
   isRetryable,
 } from '../errors.js';
@@ -50,6 +51,12 @@ export function callProvider(
   onRetry?: (error: Error, attempt: number) => void,
   /** Runs right before each request leaves: from then on it may be billed. */
   beforeCall?: () => Promise<void>,
+  /**
+   * Runs after a request that may have been billed got no answer (a timeout, a cut
+   * connection), before anything else is tried: it counts the money as spent and holds the
+   * budget for the next try — or throws (BudgetExceededError) to stop here.
+   */
+  afterUnansweredCall?: () => Promise<void>,
 ): Promise<ProviderResult> {
   return pRetry(
     async (attempt) => {
@@ -66,6 +73,9 @@ export function callProvider(
           shutdown,
         );
       } catch (error) {
+        if (error instanceof ProviderUnavailableError && error.maybeBilled) {
+          await afterUnansweredCall?.();
+        }
         throw await pauseAccountOn(error, account, policy, attempt);
       }
     },

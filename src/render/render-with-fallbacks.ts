@@ -85,6 +85,8 @@ export async function renderWithFallbacks(
     log: Logger;
     /** Runs right before each request leaves (the ledger marks the money as at stake). */
     beforeCall?: () => Promise<void>;
+    /** Runs after a request that may have been billed got no answer (see callProvider). */
+    afterUnansweredCall?: () => Promise<void>;
   },
 ): Promise<ChainOutcome> {
   let last: ChainOutcome | undefined;
@@ -104,6 +106,7 @@ export async function renderWithFallbacks(
             'provider call failed; retrying',
           ),
         options.beforeCall,
+        options.afterUnansweredCall,
       );
       return { ok: true, candidate, result };
     } catch (error) {

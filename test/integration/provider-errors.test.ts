@@ -193,22 +193,46 @@ describe('provider errors decide what happens', () => {
     expect(manifest.batch.spend_usd).toBe(0.016);
   });
 
+  // An answer that never came may have been billed (the simulator bills a timed-out request
+  // once its delay is over): each such request counts as spent at its maximum price.
   it.each([
-    ['5xx', { errorRate: 1 }, /provider error 50\d/],
-    ['timeouts', { slowRate: 1, slowMs: 1_500 }, /timed out/i],
-    ['connection resets', { resetRate: 1 }, /provider unreachable/],
+    ['5xx', { errorRate: 1 }, /provider error 50\d/, 0],
+    ['timeouts', { slowRate: 1, slowMs: 1_500 }, /timed out/i, RETRIES + 1],
+    ['connection resets', { resetRate: 1 }, /provider unreachable/, RETRIES + 1],
   ])(
     '%s that never stop: retried up to the limit, then the item fails with the last error',
-    async (_, knobs, why) => {
+    async (kind, knobs, why, countedAsSpent) => {
       h.sim.setKnobs(knobs);
       const { manifest } = await manifestOf(
-        await start({ ...DALLE2, items: [{ id: 'f', prompt: 'fail' }] }),
+        await start({ ...DALLE2, items: [{ id: 'f', prompt: `fail: ${kind}` }] }),
       );
       const item = manifest.items[0]!;
       expect(item.status).toBe('failed');
       expect(item.error?.code).toBe('provider_unavailable');
       expect(item.error?.message).toMatch(why);
       expect(h.sim.stats().requests).toBe(RETRIES + 1); // one job attempt: nothing retries forever
+      expect(Math.round(manifest.batch.spend_usd * 1e6)).toBe(countedAsSpent * 16_000);
+      expect(item.cost_usd).toBe(manifest.batch.spend_usd);
+      expect(manifest.batch.reserved_usd).toBe(0);
+      // Never under the provider's own count.
+      expect(manifest.batch.spend_usd * 1e6).toBeGreaterThanOrEqual(
+        h.sim.stats().billedImages * 16_000,
+      );
     },
   );
+
+  it('a timed-out request is spent: the next try needs budget of its own, or is not made', async () => {
+    h.sim.setKnobs({ slowRate: 1, slowMs: 1_500 });
+    const { manifest } = await manifestOf(
+      await start({ ...DALLE2, budget_usd: 0.02, items: [{ id: 't', prompt: 'one try only' }] }),
+    );
+    const item = manifest.items[0]!;
+    expect(item.status).toBe('budget_exceeded');
+    expect(item.error?.message).toMatch(
+      /got no answer was counted as spent \(\$0\.016\).*cannot hold another try/,
+    );
+    expect(h.sim.stats().requests).toBe(1);
+    expect(manifest.batch.spend_usd).toBe(0.016);
+    expect(manifest.batch.spend_usd).toBeLessThanOrEqual(0.02);
+  });
 });
