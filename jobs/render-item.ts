@@ -117,6 +117,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       );
       await afterTransition(deps, batchId, outcome);
     };
+    /** Requests that got no answer, counted as spent in the ledger already (see below). */
+    let unansweredMicros = 0;
+    let holdSpent = false;
     const derive = item.derive ?? [];
     const rules: ReuseRules = { n: spec.n, reuseAfter: item.reuse_after, derive };
     /** `verify`: ask S3 about whatever Redis lacks, even a miss the index vouches for. */
@@ -161,9 +164,6 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       return;
     }
     let paidMicros = 0;
-    /** Requests that got no answer, counted as spent in the ledger already (see below). */
-    let unansweredMicros = 0;
-    let holdSpent = false;
     // The provider's own failures were retried inside the call (RENDERMILL_RETRIES, with backoff)
     // and through the fallback chain: once it gives up, the item fails with the last error.
     // Job attempts are for what happens around the call: a crashed worker, Redis or S3 away.
