@@ -429,7 +429,11 @@ export async function startSimulator(
     stop: async () => {
       clearInterval(sweep);
       files.clear();
-      await app.close();
+      // Requests still being answered (a slow one whose client gave up) are cut, not waited
+      // for: a stopping provider owes nobody an answer.
+      const closing = app.close();
+      app.server.closeAllConnections();
+      await closing;
     },
   };
 }
