@@ -221,14 +221,8 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         }
         // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
         const maxMicros = Math.max(...candidates.map((c) => c.maxMicros));
-        const reservation = await reserveBudget(
-          deps.store,
-          batchId,
-          itemId,
-          maxMicros,
-          caps,
-          signal,
-        );
+        const reserve = () => reserveBudget(deps.store, batchId, itemId, maxMicros, caps, signal);
+        const reservation = await reserve();
         if (reservation.outcome !== 'reserved') {
           const error = new BudgetExceededError(
             reservation.outcome === 'exhausted'
@@ -252,14 +246,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
             // needs a reservation of its own first — or it is not made.
             beforeCall: async () => {
               if (holdSpent) {
-                const again = await reserveBudget(
-                  deps.store,
-                  batchId,
-                  itemId,
-                  maxMicros,
-                  caps,
-                  signal,
-                );
+                const again = await reserve();
                 if (again.outcome !== 'reserved') {
                   throw new BudgetExceededError(
                     `a request that got no answer was counted as spent ($${microsToUsd(unansweredMicros)}), ` +

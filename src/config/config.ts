@@ -40,23 +40,34 @@ const fallbackEntry = z
     message: 'give tier or images_per_minute, not both',
   });
 
-const fallbackList = z.string().transform((raw, ctx) => {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
-    return z.NEVER;
-  }
-  const parsed = z.array(fallbackEntry).safeParse(json);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      ctx.addIssue({ code: 'custom', message: `[${issue.path.join('.')}]: ${issue.message}` });
+/**
+ * A variable holding JSON checked by `schema`. Each problem is reported at its place in the
+ * JSON, or, with `hint`, as one message that shows the expected shape.
+ */
+function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
+  return z.string().transform((raw, ctx): z.infer<T> => {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
+      return z.NEVER;
     }
-    return z.NEVER;
-  }
-  return parsed.data;
-});
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      if (hint) ctx.addIssue({ code: 'custom', message: hint });
+      else {
+        for (const issue of parsed.error.issues) {
+          ctx.addIssue({ code: 'custom', message: `[${issue.path.join('.')}]: ${issue.message}` });
+        }
+      }
+      return z.NEVER;
+    }
+    return parsed.data;
+  });
+}
+
+const fallbackList = jsonVariable(z.array(fallbackEntry));
 
 const apiKeys = z.string().transform((raw, ctx) => {
   const keys: { tenant: string; key: string }[] = [];
@@ -90,24 +101,10 @@ const apiKeys = z.string().transform((raw, ctx) => {
 const usdAmount = z.coerce.number().positive().max(1_000_000);
 
 /** `{"acme": 50, "globex": 200}`: monthly caps of named tenants, over the default one. */
-const tenantBudgets = z.string().transform((raw, ctx) => {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
-    return z.NEVER;
-  }
-  const parsed = z.record(z.string().min(1), z.number().positive().max(1_000_000)).safeParse(json);
-  if (!parsed.success) {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'expected a JSON object of tenant → monthly budget in USD, e.g. {"acme": 50}',
-    });
-    return z.NEVER;
-  }
-  return parsed.data;
-});
+const tenantBudgets = jsonVariable(
+  z.record(z.string().min(1), z.number().positive().max(1_000_000)),
+  'expected a JSON object of tenant → monthly budget in USD, e.g. {"acme": 50}',
+);
 
 /** The environment rendermill reads — the public contract documented in README. */
 export const envSchema = z

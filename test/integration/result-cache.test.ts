@@ -2,7 +2,14 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/batches/batch-view.js';
 import { requestHash } from '../../src/models/request-hash.js';
-import { auth, startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
+import {
+  auth,
+  runToManifest,
+  startHarness,
+  submit,
+  waitForBatch,
+  type Harness,
+} from '../support/harness.js';
 
 /**
  * Paying once per image: the result cache, single-flight and derived copies, on a real
@@ -19,15 +26,7 @@ afterAll(async () => {
 
 const GPT = { model: 'gpt-image-2', size: '256x256', quality: 'low' } as const;
 
-async function run(body: object, tenant: 'acme' | 'globex' = 'acme') {
-  const response = await submit(h, body, tenant);
-  expect(response.statusCode, response.body).toBe(202);
-  const { id } = response.json<{ id: string }>();
-  await waitForBatch(h, id);
-  return (
-    await h.api.inject({ method: 'GET', url: `/v1/batches/${id}/manifest`, headers: auth(tenant) })
-  ).json<Manifest>();
-}
+const run = (body: object, tenant: 'acme' | 'globex' = 'acme') => runToManifest(h, body, tenant);
 
 const catalog = (tag: string, count: number) =>
   Array.from({ length: count }, (_, i) => ({ id: `${tag}-${i}`, prompt: `${tag} product ${i}` }));

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/batches/batch-view.js';
-import { auth, startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
+import {
+  runToManifest,
+  startHarness,
+  submit,
+  waitForBatch,
+  type Harness,
+} from '../support/harness.js';
 
 /**
  * Caps beyond a batch's own budget — a tenant's month, everyone's day — and the manifest
@@ -23,15 +29,7 @@ afterAll(async () => {
 
 const DALLE2 = { model: 'dall-e-2', size: '256x256' } as const; // $0.016 an image
 
-async function run(body: object, tenant: 'acme' | 'globex') {
-  const response = await submit(h, body, tenant);
-  expect(response.statusCode, response.body).toBe(202);
-  const { id } = response.json<{ id: string }>();
-  await waitForBatch(h, id);
-  return (
-    await h.api.inject({ method: 'GET', url: `/v1/batches/${id}/manifest`, headers: auth(tenant) })
-  ).json<Manifest>();
-}
+const run = (body: object, tenant: 'acme' | 'globex') => runToManifest(h, body, tenant);
 
 /**
  * The stored manifest.json, or undefined while it is being overwritten: s3rver writes objects

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Manifest } from '../../src/batches/batch-view.js';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/logging.js';
@@ -103,4 +104,27 @@ export async function submit(h: Harness, body: unknown, tenant: keyof typeof TEN
     headers: auth(tenant),
     payload: body as object,
   });
+}
+
+/**
+ * Submits a batch, waits until it is completed and its manifest written, and returns the
+ * manifest as the API serves it. Fails with the API's answer if the batch is refused.
+ */
+export async function runToManifest(
+  h: Harness,
+  body: unknown,
+  tenant: keyof typeof TENANTS = 'acme',
+): Promise<Manifest> {
+  const response = await submit(h, body, tenant);
+  if (response.statusCode !== 202) {
+    throw new Error(`the batch was refused (${response.statusCode}): ${response.body}`);
+  }
+  const { id } = response.json<{ id: string }>();
+  await waitForBatch(h, id);
+  const manifest = await h.api.inject({
+    method: 'GET',
+    url: `/v1/batches/${id}/manifest`,
+    headers: auth(tenant),
+  });
+  return manifest.json<Manifest>();
 }

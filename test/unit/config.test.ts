@@ -114,6 +114,40 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the cache scope and the spending caps, in micro-dollars', () => {
+    const config = loadConfig({
+      RENDERMILL_CACHE_SCOPE: 'global',
+      RENDERMILL_TENANT_MONTHLY_BUDGET_USD: '25',
+      RENDERMILL_TENANT_BUDGETS_USD: '{"acme": 50.5}',
+      RENDERMILL_DAILY_BUDGET_USD: '100',
+    });
+    expect(config.cacheScope).toBe('global');
+    expect(config.spendCaps).toEqual({
+      defaultTenantMonthlyMicros: 25_000_000,
+      tenantMonthlyMicros: { acme: 50_500_000 },
+      dailyMicros: 100_000_000,
+    });
+    expect(loadConfig({}).cacheScope).toBe('tenant');
+  });
+
+  it('names what is wrong with the cache scope and the caps', () => {
+    expect(() =>
+      loadConfig({
+        RENDERMILL_CACHE_SCOPE: 'everyone',
+        RENDERMILL_TENANT_BUDGETS_USD: '{"acme": -5}',
+        RENDERMILL_DAILY_BUDGET_USD: 'lots',
+      }),
+    ).toThrow(
+      new RegExp(
+        [
+          'RENDERMILL_CACHE_SCOPE: must be tenant or global',
+          'RENDERMILL_TENANT_BUDGETS_USD: expected a JSON object of tenant → monthly budget in USD',
+          'RENDERMILL_DAILY_BUDGET_USD: ',
+        ].join('[\\s\\S]*'),
+      ),
+    );
+  });
+
   it('lets RENDERMILL_IMAGES_PER_MINUTE override the tier', () => {
     const config = loadConfig({ RENDERMILL_TIER: '5', RENDERMILL_IMAGES_PER_MINUTE: '1200' });
     expect(config.imagesPerMinute).toBe(1200);
