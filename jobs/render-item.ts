@@ -294,9 +294,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         paidMicros,
       );
     } catch (error) {
-      if (settled) throw error;
+      if (settled) throw error; // only queueing the manifest failed: the job retry redoes that
       // Another run owns the item now (it released our reservation): leave everything to it.
-      if (error instanceof ReservationLostError) throw error; // only queueing the manifest failed: the job retry redoes that
+      if (error instanceof ReservationLostError) throw error;
       const reason = describe(error);
       // Money the provider already took is spent whatever happens next: never under-count it.
       // Every transition below also releases what the item had reserved.

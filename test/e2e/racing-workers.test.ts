@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator } from '../../infra/simulator/server.js';
-import type { Manifest } from '../../src/batches/batch-view.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
+import { apiClient } from '../support/api-client.js';
 import { cleanEnv, startCli } from '../support/cli.js';
 import { startTestRedis } from '../support/redis-server.js';
 import { startTestS3 } from '../support/s3-server.js';
@@ -61,29 +61,9 @@ afterAll(async () => {
   await Promise.all([sim?.stop(), s3?.stop(), redis?.stop()]);
 });
 
-async function post(body: object) {
-  const response = await fetch(`${apiUrl}/v1/batches`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  expect(response.status).toBe(202);
-  return (await response.json()) as { id: string };
-}
-
-async function manifestWhenDone(id: string, timeoutMs = 90_000): Promise<Manifest> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const response = await fetch(`${apiUrl}/v1/batches/${id}/manifest`, {
-      headers: { authorization: `Bearer ${KEY}` },
-    });
-    const manifest = (await response.json()) as Manifest;
-    if (manifest.batch.status === 'completed' && manifest.batch.manifest_key) return manifest;
-    if (Date.now() > deadline)
-      throw new Error(`batch ${id} not done: ${JSON.stringify(manifest.batch)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const api = apiClient(() => apiUrl, KEY);
+const post = (body: object) => api.post(body);
+const manifestWhenDone = (id: string) => api.manifestWhenDone(id, 90_000, 100);
 
 const items = (tag: string, count: number) =>
   Array.from({ length: count }, (_, i) => ({ id: `${tag}-${i}`, prompt: `${tag} ${i}` }));
