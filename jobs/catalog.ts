@@ -21,6 +21,26 @@ export const renderItemRef = z.object({ batchId: z.string().min(1), itemId: z.st
 
 export const finalizeBatchPayload = z.object({ batchId: z.string().min(1) }).strict();
 
+/** One signed event to POST to a tenant's webhook URL (jobs/deliver-webhook.ts). */
+export const deliverWebhookPayload = z
+  .object({
+    tenant: z.string().min(1),
+    url: z.string().min(1),
+    /** The event exactly as delivered: its id, type, timestamp and data. */
+    event: z.object({
+      id: z.string().min(1),
+      type: z.string().min(1),
+      timestamp: z.string().min(1),
+      data: z.record(z.string(), z.unknown()),
+    }),
+  })
+  .strict();
+
+/** A schedule's run: turns the schedule into a batch (jobs/run-schedule.ts). */
+export const runSchedulePayload = z
+  .object({ scheduleId: z.string().min(1), tenant: z.string().min(1) })
+  .strict();
+
 export const JOB_CATALOG = {
   'render-item': {
     queue: 'render',
@@ -41,6 +61,28 @@ export const JOB_CATALOG = {
       attempts: 10,
       backoff: { type: 'exponential', delay: 1_000 },
       removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  },
+  'deliver-webhook': {
+    queue: 'webhooks',
+    payload: deliverWebhookPayload,
+    options: {
+      // A receiver that is down is retried for about a day: 14 attempts, 30 s doubling to
+      // ~34 h in all (Standard Webhooks suggests retrying over hours to days).
+      attempts: 14,
+      backoff: { type: 'exponential', delay: 30_000 },
+      removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  },
+  'run-schedule': {
+    queue: 'schedules',
+    payload: runSchedulePayload,
+    options: {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: 5_000 },
+      removeOnComplete: { age: 7 * 24 * 3600, count: 1_000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   },

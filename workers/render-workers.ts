@@ -1,5 +1,7 @@
 import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
 import { createRenderItemHandler } from '../jobs/render-item.js';
+import { createDeliverWebhookProcessor } from '../jobs/deliver-webhook.js';
+import { createRunScheduleProcessor } from '../jobs/run-schedule.js';
 import type { Services } from '../src/runtime/services.js';
 import { startWorkers, type RunningWorkers } from './worker.js';
 
@@ -33,6 +35,8 @@ export function startRenderWorkers(
         retryPolicy: config.retry,
       }),
       'finalize-batch': { process: createFinalizeBatchProcessor({ store, storage, logger }) },
+      'deliver-webhook': { process: createDeliverWebhookProcessor() },
+      'run-schedule': { process: createRunScheduleProcessor() },
     },
   });
 }

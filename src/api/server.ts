@@ -1,22 +1,27 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { BatchStore } from '../batches/batch-store.js';
-import { batchView, buildManifest } from '../batches/batch-view.js';
-import { estimateBatch } from '../batches/estimate-batch.js';
-import { submitBatch, type SubmitBatchDeps } from '../batches/submit-batch.js';
+import type { SubmitBatchDeps } from '../batches/submit-batch.js';
 import { RequestValidationError } from '../errors.js';
 import type { ImageStorage } from '../storage/image-storage.js';
-import { ApiKeys } from './auth.js';
+import type { ApiKeys } from './auth.js';
+import { errorBody, HttpError } from './http-errors.js';
+import { registerOpenApi } from './openapi.js';
+import { batchRoutes } from './routes/batches.js';
 
 export interface ApiDeps extends SubmitBatchDeps {
   store: BatchStore;
   storage: ImageStorage;
   apiKeys: ApiKeys;
   logger: Logger;
+  /** rendermill's state connection: idempotency records, schedules, webhook secrets. */
+  redis: Redis;
   /** Lifetime of image URLs in manifests served by the API. Default one hour. */
   urlTtlSeconds?: number;
   /** Largest request body accepted. Default 32 MiB (10,000 items with long prompts). */
   bodyLimitBytes?: number;
+  version?: string;
 }
 
 declare module 'fastify' {
@@ -25,11 +30,10 @@ declare module 'fastify' {
   }
 }
 
-const errorBody = (code: string, message: string, extra: Record<string, unknown> = {}) => ({
-  error: { code, message, ...extra },
-});
+/** Routes anyone may read: health and the API's own documentation. */
+const isPublic = (url: string) => !url.startsWith('/v1/');
 
-/** The HTTP API. Every /v1 route needs a bearer key; a tenant sees only its own batches. */
+/** The HTTP API. Every /v1 route needs a bearer key; a tenant sees only its own things. */
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -38,9 +42,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.decorateRequest('tenant', '');
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
   app.removeContentTypeParser('text/plain');
+  // Route schemas are zod schemas, there for the OpenAPI document: handlers validate with
+  // them, so that errors name fields the way the rest of rendermill does.
+  app.setValidatorCompiler(() => (value) => ({ value }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/')) return;
+    if (isPublic(request.url)) return;
     const tenant = deps.apiKeys.tenantFor(request.headers.authorization);
     if (!tenant) {
       return reply
@@ -53,33 +61,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     request.tenant = tenant;
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
 
-  app.post('/v1/batches', async (request, reply) => {
-    const batch = await submitBatch(deps, request.tenant, request.body);
-    return reply.code(202).header('location', `/v1/batches/${batch.id}`).send(batchView(batch));
-  });
-
-  // What a batch would cost, with the cache's answer, before anything is queued.
-  app.post('/v1/batches/estimate', async (request) =>
-    estimateBatch(deps, request.tenant, request.body),
-  );
-
-  app.get<{ Params: { id: string } }>('/v1/batches/:id', async (request, reply) => {
-    const batch = await deps.store.getForTenant(request.tenant, request.params.id);
-    if (!batch)
-      return reply.code(404).send(errorBody('not_found', `no batch ${request.params.id}`));
-    return batchView(batch);
-  });
-
-  app.get<{ Params: { id: string } }>('/v1/batches/:id/manifest', async (request, reply) => {
-    const batch = await deps.store.getForTenant(request.tenant, request.params.id);
-    if (!batch)
-      return reply.code(404).send(errorBody('not_found', `no batch ${request.params.id}`));
-    const ttl = deps.urlTtlSeconds ?? 3600;
-    return buildManifest(batch, await deps.store.items(batch.id), (key) =>
-      deps.storage.presignedUrl(key, ttl),
-    );
+  void app.register(async (scope) => {
+    await registerOpenApi(scope, deps.version ?? '0.0.0');
+    await scope.register(async (routes) => batchRoutes(routes, deps));
   });
 
   app.setNotFoundHandler((request, reply) =>
@@ -95,10 +81,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         }),
       );
     }
+    if (error instanceof HttpError) {
+      return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.extra));
+    }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return reply
         .code(415)
-        .send(errorBody('unsupported_media_type', 'send the batch as application/json'));
+        .send(
+          errorBody(
+            'unsupported_media_type',
+            `unsupported content type "${request.headers['content-type'] ?? ''}": send application/json`,
+          ),
+        );
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(errorBody('body_too_large', error.message));

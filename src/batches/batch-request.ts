@@ -55,6 +55,11 @@ export const batchRequestSchema = z
       .max(MAX_DERIVATIONS, `at most ${MAX_DERIVATIONS} derived copies per image`)
       .optional(),
     metadata: z.record(z.string(), z.string().max(500)).optional(),
+    /** Receives `batch.completed`, `batch.budget_exhausted` and `batch.failed`, signed. */
+    webhook_url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
     items: z
       .array(batchItemSchema)
       .min(1, 'a batch needs at least one item')

@@ -63,6 +63,10 @@ export interface BatchRecord {
   saved_micros: Micros;
   manifest_key?: string | undefined;
   metadata: Record<string, string>;
+  /** Where `batch.*` events are delivered (Standard Webhooks signed). */
+  webhook_url?: string | undefined;
+  /** The schedule whose run created this batch. */
+  schedule_id?: string | undefined;
 }
 
 /** `checkpoint_due`: updated, and the batch's manifest is due to be written while it runs. */
@@ -133,7 +137,10 @@ export class BatchStore {
   }
 
   async create(
-    batch: Pick<BatchRecord, 'id' | 'tenant' | 'created_at' | 'budget_micros' | 'metadata'>,
+    batch: Pick<
+      BatchRecord,
+      'id' | 'tenant' | 'created_at' | 'budget_micros' | 'metadata' | 'webhook_url' | 'schedule_id'
+    >,
     items: ItemRecord[],
   ): Promise<void> {
     const meta: Record<string, string | number> = {
@@ -159,6 +166,8 @@ export class BatchStore {
       meta.completed_at = batch.created_at;
     } else if (settled.length > 0) meta.status = 'running';
     if (batch.budget_micros !== undefined) meta.budget_micros = batch.budget_micros;
+    if (batch.webhook_url) meta.webhook_url = batch.webhook_url;
+    if (batch.schedule_id) meta.schedule_id = batch.schedule_id;
 
     const pipeline = this.redis.multi();
     for (let i = 0; i < items.length; i += 1000) {
@@ -191,6 +200,8 @@ export class BatchStore {
       saved_micros: Number(raw.saved_micros ?? 0),
       manifest_key: raw.manifest_key,
       metadata: JSON.parse(raw.metadata ?? '{}') as Record<string, string>,
+      webhook_url: raw.webhook_url,
+      schedule_id: raw.schedule_id,
     };
   }
 

@@ -16,6 +16,8 @@ export function batchView(batch: BatchRecord) {
     saved_usd: microsToUsd(batch.saved_micros),
     manifest_key: batch.manifest_key ?? null,
     metadata: batch.metadata,
+    webhook_url: batch.webhook_url ?? null,
+    schedule_id: batch.schedule_id ?? null,
   };
 }
 

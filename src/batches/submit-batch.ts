@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { z } from 'zod';
-import { RequestValidationError } from '../errors.js';
+import { validationError, zodProblems } from '../request-validation.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { usdToMicros } from '../models/pricing.js';
 import { hashNeedsInputs, requestHash } from '../models/request-hash.js';
@@ -25,25 +24,9 @@ export interface SubmitBatchDeps {
   now?: () => Date;
 }
 
-/** Problems listed in one error response; the rest are summarised by count. */
-const MAX_REPORTED_PROBLEMS = 50;
-
 /** A sortable, unguessable batch id: time first so listings sort by creation. */
 export function newBatchId(now: Date): string {
   return `batch_${now.getTime().toString(36)}${randomBytes(8).toString('hex')}`;
-}
-
-/** `items.3.prompt` → `items[3].prompt`, the way the API names fields. */
-export function fieldName(path: readonly PropertyKey[]): string {
-  return path
-    .map((part, i) =>
-      typeof part === 'number' ? `[${part}]` : `${i > 0 ? '.' : ''}${String(part)}`,
-    )
-    .join('');
-}
-
-function zodProblems(error: z.ZodError): FieldProblem[] {
-  return error.issues.map((issue) => ({ field: fieldName(issue.path), message: issue.message }));
 }
 
 /** A batch request validated and resolved: every item with its spec, hash and cache hit. */
@@ -74,6 +57,7 @@ export async function resolveBatch(
     items: inputs,
     budget_usd: _budget,
     metadata: _metadata,
+    webhook_url: _webhook,
     cache,
     derive,
     ...defaults
@@ -132,6 +116,7 @@ export async function submitBatch(
   deps: SubmitBatchDeps,
   tenant: string,
   body: unknown,
+  options: { scheduleId?: string } = {},
 ): Promise<BatchRecord> {
   const { request, items, now } = await resolveBatch(deps, tenant, body);
   const batchId = newBatchId(now);
@@ -142,6 +127,8 @@ export async function submitBatch(
       created_at: now.toISOString(),
       budget_micros: request.budget_usd === undefined ? undefined : usdToMicros(request.budget_usd),
       metadata: request.metadata ?? {},
+      webhook_url: request.webhook_url,
+      schedule_id: options.scheduleId,
     },
     items,
   );
@@ -197,16 +184,4 @@ function findDuplicateDerivations(derive: DeriveSpec[]): FieldProblem | undefine
   const twice = names.findIndex((name, i) => names.indexOf(name) !== i);
   if (twice < 0) return undefined;
   return { field: `derive[${twice}]`, message: `asks for ${names[twice]} twice` };
-}
-
-function validationError(problems: FieldProblem[], code: string): RequestValidationError {
-  const [first] = problems as [FieldProblem];
-  const more =
-    problems.length > 1 ? ` (and ${problems.length - 1} more problem(s), see details)` : '';
-  return new RequestValidationError(
-    `${first.field}: ${first.message}${more}`,
-    first.field,
-    code,
-    problems.slice(0, MAX_REPORTED_PROBLEMS),
-  );
 }

@@ -21,6 +21,8 @@ export interface Services {
   logger: Logger;
   registry: ModelRegistry;
   redis: Redis;
+  /** rendermill's own state connection (auto-pipelined); BullMQ and Bottleneck use `redis`. */
+  state: Redis;
   store: BatchStore;
   queue: BullJobQueue;
   storage: S3ImageStorage;
@@ -167,6 +169,7 @@ export async function startServices(
       logger,
       registry,
       redis,
+      state,
       store: new BatchStore(state, { checkpointMs: config.manifestCheckpointMs }),
       queue,
       storage,

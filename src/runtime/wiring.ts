@@ -25,5 +25,6 @@ export function buildApiForServices(services: Services): FastifyInstance {
     storage: services.storage,
     apiKeys: new ApiKeys(services.config.apiKeys),
     logger: services.logger,
+    redis: services.state,
   });
 }
