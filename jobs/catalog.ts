@@ -68,9 +68,10 @@ export const JOB_CATALOG = {
     queue: 'webhooks',
     payload: deliverWebhookPayload,
     options: {
-      // A receiver that is down is retried for about a day: 14 attempts, 30 s doubling to
-      // ~34 h in all (Standard Webhooks suggests retrying over hours to days).
-      attempts: 14,
+      // A receiver that is down is retried for about a day and a half: 13 attempts, the wait
+      // after each failure doubling from 30 s, the last ~34 h after the first (Standard
+      // Webhooks suggests retrying over hours to days).
+      attempts: 13,
       backoff: { type: 'exponential', delay: 30_000 },
       removeOnComplete: { age: 24 * 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
@@ -102,6 +103,8 @@ export interface AttemptInfo {
    * with ShutdownError, and the job is handed back to the queue without using an attempt.
    */
   signal?: AbortSignal | undefined;
+  /** For a job a job scheduler made: the run time it was made for (its cron tick). */
+  scheduledFor?: Date | undefined;
 }
 
 export type JobProcessor<N extends JobName> = (

@@ -1,13 +1,17 @@
 import type { Logger } from 'pino';
 import type { BatchStore } from '../src/batches/batch-store.js';
 import { buildManifest, manifestCsv, manifestJsonl } from '../src/batches/batch-view.js';
+import { batchEnded } from '../src/batches/item-status.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
+import type { BatchWebhooks } from '../src/webhooks/batch-webhooks.js';
 import type { JobPayload } from './catalog.js';
 
 export interface FinalizeBatchDeps {
   store: BatchStore;
   storage: ImageStorage;
   logger: Logger;
+  /** Queues the batch's webhook event once it has ended (none for checkpoints). */
+  webhooks: Pick<BatchWebhooks, 'queueFor'>;
 }
 
 export const MANIFEST_FORMATS = {
@@ -28,13 +32,28 @@ export const manifestKey = (batchId: string, ext: ManifestFormat) =>
  */
 export function createFinalizeBatchProcessor(deps: FinalizeBatchDeps) {
   return async function finalizeBatch({ batchId }: JobPayload<'finalize-batch'>): Promise<void> {
-    const written = await writeManifest(deps, batchId);
-    if (written !== 'checkpoint') return;
-    // The batch may have completed while the checkpoint was being written, and the final
-    // manifest may have been written in between and overwritten: write the final one again.
-    const batch = await deps.store.get(batchId);
-    if (batch?.status === 'completed') await writeManifest(deps, batchId);
+    let written = await writeManifest(deps, batchId);
+    if (written === 'checkpoint') {
+      // The batch may have completed while the checkpoint was being written, and the final
+      // manifest may have been written in between and overwritten: write the final one again.
+      const batch = await deps.store.get(batchId);
+      if (batch && batchEnded(batch.status)) written = await writeManifest(deps, batchId);
+    }
+    if (written === 'final') await queueWebhook(deps, batchId);
   };
+}
+
+/**
+ * Queues the ended batch's webhook event, after its manifest (the event names it). If the
+ * queue cannot be reached this throws and the job is retried: the manifest is written again
+ * (it is idempotent) and the event is not lost; the batch itself has ended either way.
+ */
+async function queueWebhook(deps: FinalizeBatchDeps, batchId: string): Promise<void> {
+  const batch = await deps.store.get(batchId);
+  if (!batch) return;
+  const event = await deps.webhooks.queueFor(batch);
+  if (event)
+    deps.logger.info({ batch: batchId, event: event.id, type: event.type }, 'webhook queued');
 }
 
 /** Writes the manifest as it stands: `final` for a finished batch, else a `checkpoint`. */

@@ -6,7 +6,7 @@ import type {
   ReserveResult,
   TransitionOutcome,
 } from '../src/batches/batch-store.js';
-import { TERMINAL_STATUSES } from '../src/batches/item-status.js';
+import { TERMINAL_STATUSES, batchEnded } from '../src/batches/item-status.js';
 import type { RenderLease, RenderLocks } from '../src/cache/render-lock.js';
 import type { CachedImage, ResultCache } from '../src/cache/result-cache.js';
 import {
@@ -436,5 +436,5 @@ async function queueFinalize(deps: Pick<RenderItemDeps, 'queue'>, batchId: strin
 
 async function queueFinalizeIfComplete(deps: RenderItemDeps, batchId: string) {
   const batch = await deps.store.get(batchId);
-  if (batch?.status === 'completed' && !batch.manifest_key) await queueFinalize(deps, batchId);
+  if (batch && batchEnded(batch.status) && !batch.manifest_key) await queueFinalize(deps, batchId);
 }

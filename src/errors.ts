@@ -20,7 +20,7 @@ export class RequestValidationError extends RendermillError {
     message: string,
     readonly field?: string,
     code = 'invalid_request',
-    readonly details: readonly { field?: string; message: string }[] = [],
+    readonly details: readonly { field?: string; line?: number; message: string }[] = [],
   ) {
     super(message);
     this.code = code;

@@ -19,14 +19,19 @@ export function zodProblems(error: z.ZodError): FieldProblem[] {
 }
 
 /** One error naming the first problem, with every problem (up to 50) in `details`. */
-export function validationError(problems: FieldProblem[], code: string): RequestValidationError {
+export function validationError(
+  problems: FieldProblem[],
+  code: string,
+  total = problems.length,
+): RequestValidationError {
   const [first] = problems as [FieldProblem];
-  const more =
-    problems.length > 1 ? ` (and ${problems.length - 1} more problem(s), see details)` : '';
-  const where = first.field ? `${first.field}: ` : '';
+  const more = total > 1 ? ` (and ${total - 1} more problem(s), see details)` : '';
+  const where =
+    (first.line === undefined ? '' : `line ${first.line}: `) +
+    (first.field ? `${first.field}: ` : '');
   return new RequestValidationError(
     `${where}${first.message}${more}`,
-    first.field,
+    first.field || undefined,
     code,
     problems.slice(0, MAX_REPORTED_PROBLEMS),
   );

@@ -1,8 +1,13 @@
 import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
 import { createRenderItemHandler } from '../jobs/render-item.js';
-import { createDeliverWebhookProcessor } from '../jobs/deliver-webhook.js';
-import { createRunScheduleProcessor } from '../jobs/run-schedule.js';
+import { createDeliverWebhookHandler } from '../jobs/deliver-webhook.js';
+import { createRunScheduleHandler } from '../jobs/run-schedule.js';
+import { submitDepsFor } from '../src/runtime/wiring.js';
+import { ScheduleStore } from '../src/schedules/schedule-store.js';
+import { SCHEDULE_QUEUE } from '../src/schedules/schedules.js';
 import type { Services } from '../src/runtime/services.js';
+import { BatchWebhooks } from '../src/webhooks/batch-webhooks.js';
+import { WebhookSecrets } from '../src/webhooks/webhook-secrets.js';
 import { startWorkers, type RunningWorkers } from './worker.js';
 
 /** Starts this process's workers for every job of the catalog, wired to the services. */
@@ -15,6 +20,9 @@ export function startRenderWorkers(
   if (accounts.length === 0) {
     throw new Error('workers need a provider: start the services with provider: true');
   }
+  const batchWebhooks = new BatchWebhooks(queue, services.state, {
+    retryBaseMs: config.webhooks.retryBaseMs,
+  });
   return startWorkers({
     connection: redis,
     logger,
@@ -34,9 +42,21 @@ export function startRenderWorkers(
         logger,
         retryPolicy: config.retry,
       }),
-      'finalize-batch': { process: createFinalizeBatchProcessor({ store, storage, logger }) },
-      'deliver-webhook': { process: createDeliverWebhookProcessor() },
-      'run-schedule': { process: createRunScheduleProcessor() },
+      'finalize-batch': {
+        process: createFinalizeBatchProcessor({ store, storage, logger, webhooks: batchWebhooks }),
+      },
+      'deliver-webhook': createDeliverWebhookHandler({
+        secrets: new WebhookSecrets(services.state, { fixed: config.webhooks.secrets }),
+        allowPrivate: config.webhooks.allowPrivate,
+        logger,
+      }),
+      'run-schedule': createRunScheduleHandler({
+        schedules: new ScheduleStore(services.state),
+        queue: queue.queue(SCHEDULE_QUEUE),
+        submit: submitDepsFor(services),
+        logger,
+        leaseMs: config.jobLockMs,
+      }),
     },
   });
 }

@@ -64,6 +64,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
             attempt: job.attemptsMade + 1,
             maxAttempts: job.opts.attempts ?? 1,
             signal: shutdown.signal,
+            scheduledFor: scheduledFor(job),
           });
         } catch (error) {
           // Handed back, not failed: the job waits in the queue without losing an attempt —
@@ -134,4 +135,10 @@ async function giveUpIfFinal(job: Job, options: WorkerOptions): Promise<void> {
   } catch (error) {
     options.logger.error({ err: error, job: job.id }, 'recording a failed job did not work');
   }
+}
+
+/** A job scheduler's job carries the tick it was made for as `prevMillis` (BullMQ 6). */
+function scheduledFor(job: Job): Date | undefined {
+  const millis = job.opts.prevMillis;
+  return job.repeatJobKey && typeof millis === 'number' ? new Date(millis) : undefined;
 }

@@ -1,16 +1,15 @@
-import { createHash } from 'node:crypto';
-
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+import { apiKeyDigest, type ApiKeyDigest } from './api-key-digest.js';
 
 /**
- * Maps bearer keys to tenants. Only SHA-256 digests of the keys are kept in memory, and a
- * presented key is looked up by its digest, so no comparison leaks a key's prefix by timing.
+ * Maps bearer keys to tenants. Only SHA-256 digests of the keys are known (configured that way,
+ * or hashed as the configuration is read), and a presented key is looked up by its digest, so
+ * no comparison leaks a key's prefix by timing.
  */
 export class ApiKeys {
   private readonly tenantByDigest: Map<string, string>;
 
-  constructor(keys: readonly { tenant: string; key: string }[]) {
-    this.tenantByDigest = new Map(keys.map(({ tenant, key }) => [sha256(key), tenant]));
+  constructor(keys: readonly ApiKeyDigest[]) {
+    this.tenantByDigest = new Map(keys.map(({ tenant, sha256 }) => [sha256, tenant]));
   }
 
   get size(): number {
@@ -20,6 +19,6 @@ export class ApiKeys {
   /** The tenant of an `Authorization: Bearer <key>` header, or undefined. */
   tenantFor(authorization: string | undefined): string | undefined {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-    return match ? this.tenantByDigest.get(sha256(match[1]!)) : undefined;
+    return match ? this.tenantByDigest.get(apiKeyDigest(match[1]!)) : undefined;
   }
 }

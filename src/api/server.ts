@@ -7,8 +7,14 @@ import { RequestValidationError } from '../errors.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 import type { ApiKeys } from './auth.js';
 import { errorBody, HttpError } from './http-errors.js';
+import { registerIdempotency } from './idempotency.js';
 import { registerOpenApi } from './openapi.js';
 import { batchRoutes } from './routes/batches.js';
+import { scheduleRoutes } from './routes/schedules.js';
+import type { Schedules } from '../schedules/schedules.js';
+import { openAiImageRoutes } from './routes/openai-images.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import type { WebhookSecrets } from '../webhooks/webhook-secrets.js';
 
 export interface ApiDeps extends SubmitBatchDeps {
   store: BatchStore;
@@ -17,10 +23,21 @@ export interface ApiDeps extends SubmitBatchDeps {
   logger: Logger;
   /** rendermill's state connection: idempotency records, schedules, webhook secrets. */
   redis: Redis;
-  /** Lifetime of image URLs in manifests served by the API. Default one hour. */
+  /** Schedules of batches and their BullMQ job schedulers (`/v1/schedules`). */
+  schedules: Schedules;
+  /** Each tenant's webhook signing secret (GET /v1/webhooks/secret). */
+  webhookSecrets: WebhookSecrets;
+  /**
+   * How long `POST /v1/images/*` waits for its render before answering 504 with the batch id.
+   * Default 9 minutes (wiring: RENDERMILL_REQUEST_TIMEOUT_MS × (RENDERMILL_RETRIES + 1), at most 9 min).
+   */
+  imagesApiWaitMs?: number;
+  /** Lifetime of image URLs in manifests and Images API answers. Default one hour. */
   urlTtlSeconds?: number;
-  /** Largest request body accepted. Default 32 MiB (10,000 items with long prompts). */
+  /** Largest JSON body accepted. Default 32 MiB (10,000 items with long prompts). */
   bodyLimitBytes?: number;
+  /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered. Default 512 MiB. */
+  catalogLimitBytes?: number;
   version?: string;
 }
 
@@ -65,7 +82,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   void app.register(async (scope) => {
     await registerOpenApi(scope, deps.version ?? '0.0.0');
+    registerIdempotency(scope, deps.redis);
     await scope.register(async (routes) => batchRoutes(routes, deps));
+    await scope.register(async (routes) => scheduleRoutes(routes, deps));
+    await scope.register(async (routes) => openAiImageRoutes(routes, deps));
+    await scope.register(async (routes) => webhookRoutes(routes, deps));
   });
 
   app.setNotFoundHandler((request, reply) =>
@@ -90,7 +111,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         .send(
           errorBody(
             'unsupported_media_type',
-            `unsupported content type "${request.headers['content-type'] ?? ''}": send application/json`,
+            `unsupported content type "${request.headers['content-type'] ?? ''}": send application/json, or a catalog as text/csv or application/x-ndjson`,
           ),
         );
     }

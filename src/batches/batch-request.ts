@@ -67,5 +67,43 @@ export const batchRequestSchema = z
   })
   .strict();
 
+/**
+ * A catalog's batch options, given as query parameters of `POST /v1/batches` when the body is
+ * a CSV or JSON Lines file. Query values are text: numbers are read from it.
+ */
+export const catalogOptionsSchema = z
+  .object({
+    template: z
+      .string()
+      .min(1)
+      .max(32_000)
+      .optional()
+      .describe(
+        'Prompt template with {{column}} placeholders; without it, a `prompt` column is used.',
+      ),
+    id_column: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe('The column naming each row; default `sku`, else `id`, else the line number.'),
+    on_invalid: z
+      .enum(['reject', 'skip'])
+      .optional()
+      .describe(
+        '`reject` (default): any bad row refuses the batch. `skip`: bad rows are reported and the rest accepted.',
+      ),
+    ...renderOptions,
+    n: z.coerce.number().int().optional(),
+    output_compression: z.coerce.number().int().min(0).max(100).optional(),
+    budget_usd: z.coerce.number().positive().max(1_000_000).optional(),
+    cache: z.enum(['reuse', 'refresh']).optional(),
+    webhook_url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+  })
+  .strict();
+
 export type BatchItemInput = z.infer<typeof batchItemSchema>;
 export type BatchRequest = z.infer<typeof batchRequestSchema>;

@@ -69,6 +69,31 @@ export interface BatchRecord {
   schedule_id?: string | undefined;
 }
 
+/** How many items of a batch are in each state, and what their cache hits saved. */
+export interface ItemTally {
+  total: number;
+  counts: Record<ItemStatus, number>;
+  savedMicros: Micros;
+}
+
+export function emptyTally(): ItemTally {
+  const counts = Object.fromEntries(ITEM_STATUSES.map((s) => [s, 0])) as Record<ItemStatus, number>;
+  return { total: 0, counts, savedMicros: 0 };
+}
+
+/** Adds items to a tally (in place) and returns it. */
+export function tallyItems(items: readonly ItemRecord[], tally = emptyTally()): ItemTally {
+  for (const item of items) {
+    tally.total += 1;
+    tally.counts[item.status] += 1;
+    if (TERMINAL_STATUSES.includes(item.status)) tally.savedMicros += item.saved_micros ?? 0;
+  }
+  return tally;
+}
+
+/** Staged items of a submission that never published expire after this. */
+const STAGED_TTL_MS = 3600_000;
+
 /** `checkpoint_due`: updated, and the batch's manifest is due to be written while it runs. */
 export type TransitionOutcome = 'ignored' | 'updated' | 'batch_completed' | 'checkpoint_due';
 export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
@@ -109,6 +134,7 @@ export class BatchStore {
     redis.defineCommand('rmMarkCalling', { numberOfKeys: 1, lua: MARK_CALLING_LUA });
     redis.defineCommand('rmDelete', { numberOfKeys: 4, lua: HOLD_LUA + DELETE_LUA });
     redis.defineCommand('rmChargeHold', { numberOfKeys: 2, lua: HOLD_LUA + CHARGE_HOLD_LUA });
+    redis.defineCommand('rmCancel', { numberOfKeys: 1, lua: CANCEL_LUA });
   }
 
   private get prefix() {
@@ -136,48 +162,78 @@ export class BatchStore {
     return `${this.prefix}:spend:${id}`;
   }
 
-  async create(
+  /**
+   * Writes items of a batch that is not published yet: invisible to every reader until
+   * `publish`, and gone by themselves within an hour if the submission dies half-way.
+   * Called once per chunk, so a catalog of 100,000 rows never sits in memory whole.
+   */
+  async stageItems(batchId: string, items: readonly ItemRecord[]): Promise<void> {
+    if (items.length === 0) return;
+    const pipeline = this.redis.multi();
+    pipeline.hset(
+      this.itemsKey(batchId),
+      ...items.flatMap((item) => [item.id, JSON.stringify(item)]),
+    );
+    pipeline.pexpire(this.itemsKey(batchId), STAGED_TTL_MS);
+    await pipeline.exec();
+  }
+
+  /** Forgets the staged items of a submission that was refused. */
+  async discardStaged(batchId: string): Promise<void> {
+    await this.redis.del(this.itemsKey(batchId));
+  }
+
+  /**
+   * Makes a batch whose items are staged visible, counted by `tally`. Items may arrive
+   * settled already (cache hits at submission): they are counted where they are.
+   */
+  async publish(
     batch: Pick<
       BatchRecord,
       'id' | 'tenant' | 'created_at' | 'budget_micros' | 'metadata' | 'webhook_url' | 'schedule_id'
     >,
-    items: ItemRecord[],
+    tally: ItemTally,
   ): Promise<void> {
     const meta: Record<string, string | number> = {
       id: batch.id,
       tenant: batch.tenant,
       status: 'queued',
       created_at: batch.created_at,
-      total: items.length,
+      total: tally.total,
       spent_micros: 0,
       reserved_micros: 0,
       checkpoint_at: Date.parse(batch.created_at),
       metadata: JSON.stringify(batch.metadata),
     };
-    // Items may arrive settled already (cache hits at submission): counted where they are.
-    for (const status of ITEM_STATUSES) meta[`count:${status}`] = 0;
-    for (const item of items)
-      meta[`count:${item.status}`] = Number(meta[`count:${item.status}`]) + 1;
-    const settled = items.filter((item) => TERMINAL_STATUSES.includes(item.status));
-    meta.done = settled.length;
-    meta.saved_micros = settled.reduce((sum, item) => sum + (item.saved_micros ?? 0), 0);
-    if (settled.length === items.length) {
+    for (const status of ITEM_STATUSES) meta[`count:${status}`] = tally.counts[status];
+    const settled = TERMINAL_STATUSES.reduce((sum, status) => sum + tally.counts[status], 0);
+    meta.done = settled;
+    meta.saved_micros = tally.savedMicros;
+    if (settled === tally.total) {
       meta.status = 'completed';
       meta.completed_at = batch.created_at;
-    } else if (settled.length > 0) meta.status = 'running';
+    } else if (settled > 0) meta.status = 'running';
     if (batch.budget_micros !== undefined) meta.budget_micros = batch.budget_micros;
     if (batch.webhook_url) meta.webhook_url = batch.webhook_url;
     if (batch.schedule_id) meta.schedule_id = batch.schedule_id;
 
     const pipeline = this.redis.multi();
-    for (let i = 0; i < items.length; i += 1000) {
-      const chunk = items.slice(i, i + 1000).flatMap((item) => [item.id, JSON.stringify(item)]);
-      pipeline.hset(this.itemsKey(batch.id), ...chunk);
-    }
+    pipeline.persist(this.itemsKey(batch.id));
     // Meta last: a batch is visible only once all of its items are.
     pipeline.hset(this.metaKey(batch.id), meta);
     pipeline.zadd(this.tenantKey(batch.tenant), Date.parse(batch.created_at), batch.id);
     await pipeline.exec();
+  }
+
+  /** Records a batch and all its items at once: `stageItems` and `publish` in one call. */
+  async create(
+    batch: Parameters<BatchStore['publish']>[0],
+    items: readonly ItemRecord[],
+  ): Promise<void> {
+    for (let i = 0; i < items.length; i += 1000) {
+      await this.stageItems(batch.id, items.slice(i, i + 1000));
+    }
+    await this.publish(batch, tallyItems(items));
   }
 
   async get(id: string): Promise<BatchRecord | undefined> {
@@ -250,6 +306,8 @@ export class BatchStore {
       releaseReservation?: boolean;
       /** Where spend that has no reservation counts (the tenant's month, the day). */
       caps?: readonly SpendCap[];
+      /** Move only if the item is in this state now; otherwise nothing changes (`ignored`). */
+      onlyFrom?: ItemStatus;
     } = {},
   ): Promise<TransitionOutcome> {
     const caps = money.caps ?? [];
@@ -269,6 +327,7 @@ export class BatchStore {
       money.savedMicros ?? 0,
       Date.now(),
       this.options.checkpointMs ?? 30_000,
+      money.onlyFrom ?? '',
     );
     if (result === -1) throw new Error(`item ${next.id} of batch ${batchId} does not exist`);
     return TRANSITION_OUTCOMES[result] ?? 'updated';
@@ -352,6 +411,67 @@ export class BatchStore {
     );
   }
 
+  /** The batch's items in chunks of about `count`, in no order: for work over huge batches. */
+  async *scanItems(batchId: string, count = 1000): AsyncGenerator<ItemRecord[]> {
+    let cursor = '0';
+    do {
+      const [next, entries] = await this.redis.hscan(
+        this.itemsKey(batchId),
+        cursor,
+        'COUNT',
+        count,
+      );
+      cursor = next;
+      const chunk: ItemRecord[] = [];
+      for (let i = 1; i < entries.length; i += 2) chunk.push(JSON.parse(entries[i]!) as ItemRecord);
+      if (chunk.length > 0) yield chunk;
+    } while (cursor !== '0');
+  }
+
+  /**
+   * A page of the tenant's batch ids, newest first, after the batch `cursor` (exclusive).
+   * Undefined when the cursor is not one of the tenant's batches.
+   */
+  async pageOfIds(
+    tenant: string,
+    cursor: string | undefined,
+    count: number,
+  ): Promise<string[] | undefined> {
+    let start = 0;
+    if (cursor) {
+      const rank = await this.redis.zrevrank(this.tenantKey(tenant), cursor);
+      if (rank === null) return undefined;
+      start = rank + 1;
+    }
+    return this.redis.zrevrange(this.tenantKey(tenant), start, start + count - 1);
+  }
+
+  /**
+   * Starts cancelling a batch: it becomes `cancelling` (then `cancelled` once its last item
+   * is final). Returns false if it had ended already.
+   */
+  async markCancelling(batchId: string, at: string): Promise<boolean> {
+    const result = await this.scripts.rmCancel(this.metaKey(batchId), at);
+    return result === 1;
+  }
+
+  /**
+   * Cancels one item if it is still `queued`: an item a worker has started is left to finish.
+   * What it holds reserved is released.
+   */
+  async cancelQueuedItem(batchId: string, item: ItemRecord): Promise<TransitionOutcome> {
+    return this.transition(
+      batchId,
+      {
+        ...item,
+        status: 'cancelled',
+        error: { code: 'cancelled', message: 'the batch was cancelled before this item started' },
+        updated_at: new Date().toISOString(),
+      },
+      { onlyFrom: 'queued' },
+    );
+  }
+
   async setManifestKey(batchId: string, key: string): Promise<void> {
     await this.redis.hset(this.metaKey(batchId), 'manifest_key', key);
   }
@@ -363,6 +483,7 @@ interface RedisWithScripts {
   rmMarkCalling(reservations: string, itemId: string): Promise<number>;
   rmDelete(...args: string[]): Promise<number>;
   rmChargeHold(meta: string, reservations: string, itemId: string): Promise<number>;
+  rmCancel(meta: string, at: string): Promise<number>;
 }
 
 const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
@@ -390,13 +511,15 @@ end
 
 // KEYS: meta, items, reservations, then the counters unreserved spend counts against.
 // ARGV: item id, record JSON, new status, spend delta, now (ISO), terminal statuses,
-// 1 to release the item's reservation, saved delta, now (ms), checkpoint interval (ms).
+// 1 to release the item's reservation, saved delta, now (ms), checkpoint interval (ms),
+// the only status the item may move from ('' for any).
 // Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed, 3 updated + checkpoint due.
 // Money moves even when the item is already final: a duplicate run (a stalled job re-run
 // while the first still worked) really paid, and its reservation must not leak.
 const TRANSITION_LUA = `
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
+if ARGV[11] ~= '' and cjson.decode(old).status ~= ARGV[11] then return 0 end
 local newStatus = ARGV[3]
 local spend = tonumber(ARGV[4])
 local spendCaps = {}
@@ -426,7 +549,8 @@ if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running')
 if terminal[newStatus] then
   local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
   if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) and batchStatus ~= 'completed' and batchStatus ~= 'cancelled' then
-    redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[5])
+    local final = batchStatus == 'cancelling' and 'cancelled' or 'completed'
+    redis.call('HSET', KEYS[1], 'status', final, 'completed_at', ARGV[5])
     return 2
   end
   local now = tonumber(ARGV[9])
@@ -483,6 +607,16 @@ end
 redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount)
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({m = amount, caps = caps, calling = 0}))
 return {1, 0}
+`;
+
+// KEYS: meta. ARGV: now (ISO). Returns 1 cancelling, 0 the batch had ended or does not exist.
+const CANCEL_LUA = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'completed' or status == 'cancelled' then return 0 end
+if status ~= 'cancelling' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelling', 'cancelled_at', ARGV[1])
+end
+return 1
 `;
 
 // KEYS: reservations. ARGV: item id.

@@ -5,9 +5,12 @@ import {
   pricedRequest,
   usdToMicros,
 } from '../models/pricing.js';
-import { resolveBatch, type SubmitBatchDeps } from './submit-batch.js';
+import type { FieldProblem } from '../models/validate-item.js';
+import { jsonBatchSource, type BatchSource } from './batch-source.js';
+import { resolveItems } from './resolve-items.js';
+import type { SubmitBatchDeps } from './submit-batch.js';
 
-/** What a batch would cost, before it is submitted. */
+/** What a batch would cost, and how long it would take, before it is submitted. */
 export interface BatchEstimate {
   items: number;
   /** Items the cache already holds entirely: $0, no provider call. */
@@ -23,47 +26,73 @@ export interface BatchEstimate {
   budget_usd: number | null;
   /** Whether the budget holds the maximum: every item renders whatever the prices turn out to be. */
   fits_budget: boolean | null;
+  /** The account's limit the time is worked out from. */
+  images_per_minute: number | null;
+  /**
+   * The least time the renders can take under that limit (images ÷ limit). The provider's
+   * latency adds to it for small batches; other batches sharing the account slow it down.
+   */
+  eta_seconds: number | null;
+  /** Rows skipped (`on_invalid: skip`), with the first problems. */
+  rejected: { count: number; rows: FieldProblem[] };
 }
 
 /**
- * Prices a batch request without submitting it: the same validation, the same cache lookups
- * (so a re-run catalog estimates at $0), the registry's prices for the rest. Prices are the
+ * Prices a batch without submitting it: the same validation, the same cache lookups (so a
+ * re-run catalog estimates at $0), the registry's prices for the rest. Prices are the
  * requested model's; a fallback with a dearer model may cost more. Items the index cannot
  * answer at once (edits, whose hash needs their input images) are priced as renders.
  */
-export async function estimateBatch(
+export async function estimateFromSource(
   deps: SubmitBatchDeps,
   tenant: string,
-  body: unknown,
+  source: BatchSource,
 ): Promise<BatchEstimate> {
-  const { request, items } = await resolveBatch(deps, tenant, body);
   let max = 0;
   let typical = 0;
   let saved = 0;
   let images = 0;
-  for (const item of items) {
-    if (item.status === 'cached') {
-      saved += item.saved_micros ?? 0;
-      continue;
-    }
-    // resolveBatch checked the model against the registry: it is there.
-    const model = deps.registry.get(item.spec.model)!;
-    const priced = pricedRequest(item.spec);
-    max += maxCostMicros(model, priced);
-    typical += actualCostMicros(model, priced, undefined);
-    images += item.spec.n;
-  }
-  const cached = items.filter((item) => item.status === 'cached').length;
-  const budget = request.budget_usd === undefined ? undefined : usdToMicros(request.budget_usd);
+  let cached = 0;
+  const resolved = await resolveItems(
+    deps,
+    tenant,
+    source,
+    deps.now?.() ?? new Date(),
+    async (items) => {
+      for (const item of items) {
+        if (item.status === 'cached') {
+          cached += 1;
+          saved += item.saved_micros ?? 0;
+          continue;
+        }
+        // resolveItems checked the model against the registry: it is there.
+        const model = deps.registry.get(item.spec.model)!;
+        const priced = pricedRequest(item.spec);
+        max += maxCostMicros(model, priced);
+        typical += actualCostMicros(model, priced, undefined);
+        images += item.spec.n;
+      }
+    },
+  );
+  const { budget_usd } = source.options;
+  const budget = budget_usd === undefined ? undefined : usdToMicros(budget_usd);
+  const perMinute = deps.imagesPerMinute;
   return {
-    items: items.length,
+    items: resolved.tally.total,
     items_cached: cached,
-    items_to_render: items.length - cached,
+    items_to_render: resolved.tally.total - cached,
     images_to_render: images,
     max_usd: microsToUsd(max),
     typical_usd: microsToUsd(typical),
     saved_usd: microsToUsd(saved),
     budget_usd: budget === undefined ? null : microsToUsd(budget),
     fits_budget: budget === undefined ? null : max <= budget,
+    images_per_minute: perMinute ?? null,
+    eta_seconds: perMinute ? Math.ceil((images / perMinute) * 60) : null,
+    rejected: { count: resolved.rejected, rows: resolved.problems },
   };
 }
+
+/** Estimates a JSON batch request. */
+export const estimateBatch = (deps: SubmitBatchDeps, tenant: string, body: unknown) =>
+  estimateFromSource(deps, tenant, jsonBatchSource(body));

@@ -19,5 +19,18 @@ export const TERMINAL_STATUSES: readonly ItemStatus[] = [
   'cancelled',
 ];
 
-export const BATCH_STATUSES = ['queued', 'running', 'completed', 'cancelled'] as const;
+/**
+ * `cancelling`: cancel was asked; queued items became `cancelled`, items already rendering
+ * finish. It becomes `cancelled` when they have. `completed` and `cancelled` are final.
+ */
+export const BATCH_STATUSES = [
+  'queued',
+  'running',
+  'completed',
+  'cancelling',
+  'cancelled',
+] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+/** Whether a batch has ended: every item is final and its manifest is (or is due to be) written. */
+export const batchEnded = (status: BatchStatus) => status === 'completed' || status === 'cancelled';

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { apiKeyDigest, type ApiKeyDigest } from '../api/api-key-digest.js';
+import { webhookSecretProblem } from '../webhooks/secret-format.js';
 
 /** Images per minute allowed by each OpenAI usage tier (the free tier cannot use the Images API). */
 export const TIER_IMAGES_PER_MINUTE = { 1: 500, 2: 2_500, 3: 5_000, 4: 7_500, 5: 10_000 } as const;
@@ -69,8 +71,13 @@ function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
 
 const fallbackList = jsonVariable(z.array(fallbackEntry));
 
+/**
+ * `tenant=key` pairs. A key is given as its SHA-256 (`tenant=sha256:<64 hex>`, what
+ * `rendermill keys new` prints) so the configuration holds no usable secret, or in plain text
+ * (16+ characters; handy for development), which is hashed as soon as it is read.
+ */
 const apiKeys = z.string().transform((raw, ctx) => {
-  const keys: { tenant: string; key: string }[] = [];
+  const keys: ApiKeyDigest[] = [];
   for (const pair of raw
     .split(',')
     .map((p) => p.trim())
@@ -85,14 +92,22 @@ const apiKeys = z.string().transform((raw, ctx) => {
       });
       return z.NEVER;
     }
-    if (key.length < 16) {
+    const hashed = /^sha256:([0-9a-f]{64})$/i.exec(key);
+    if (key.startsWith('sha256:') && !hashed) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `the key of tenant "${tenant}" must be sha256: followed by 64 hex digits`,
+      });
+      return z.NEVER;
+    }
+    if (!hashed && key.length < 16) {
       ctx.addIssue({
         code: 'custom',
         message: `the key of tenant "${tenant}" is shorter than 16 characters`,
       });
       return z.NEVER;
     }
-    keys.push({ tenant, key });
+    keys.push({ tenant, sha256: hashed ? hashed[1]!.toLowerCase() : apiKeyDigest(key) });
   }
   return keys;
 });
@@ -104,6 +119,16 @@ const usdAmount = z.coerce.number().positive().max(1_000_000);
 const tenantBudgets = jsonVariable(
   z.record(z.string().min(1), z.number().positive().max(1_000_000)),
   'expected a JSON object of tenant → monthly budget in USD, e.g. {"acme": 50}',
+);
+
+/** `{"acme": "whsec_…"}`: webhook secrets the operator fixes, by tenant. */
+const webhookSecrets = jsonVariable(
+  z.record(z.string().min(1), z.string()).superRefine((secrets, ctx) => {
+    for (const [tenant, secret] of Object.entries(secrets)) {
+      const problem = webhookSecretProblem(secret);
+      if (problem) ctx.addIssue({ code: 'custom', path: [tenant], message: problem });
+    }
+  }),
 );
 
 /** The environment rendermill reads — the public contract documented in README. */
@@ -166,6 +191,24 @@ export const envSchema = z
       z.coerce.number().int().min(1000).default(30_000),
     ),
     PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
+    RENDERMILL_URL_TTL_SECONDS: z.preprocess(
+      emptyAsUndefined,
+      // SigV4 presigned URLs live at most 7 days.
+      z.coerce
+        .number()
+        .int()
+        .min(60)
+        .max(7 * 24 * 3600)
+        .default(3600),
+    ),
+    RENDERMILL_MAX_JSON_BODY_MB: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().positive().max(1024).default(32),
+    ),
+    RENDERMILL_MAX_CATALOG_MB: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().positive().max(65_536).default(512),
+    ),
     RENDERMILL_DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('.rendermill')),
     RENDERMILL_MODELS_FILE: optionalString,
     RENDERMILL_DEFAULT_MODEL: z.preprocess(emptyAsUndefined, z.string().default('gpt-image-2')),
@@ -176,6 +219,12 @@ export const envSchema = z
     RENDERMILL_JOB_LOCK_MS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(1000).max(600_000).default(30_000),
+    ),
+    RENDERMILL_WEBHOOK_SECRETS: z.preprocess(emptyAsUndefined, webhookSecrets.optional()),
+    RENDERMILL_WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, booleanString.default(false)),
+    RENDERMILL_WEBHOOK_RETRY_BASE_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(3_600_000).default(30_000),
     ),
     RENDERMILL_REQUEST_TIMEOUT_MS: z.preprocess(
       emptyAsUndefined,
@@ -281,6 +330,19 @@ export interface SpendCapsConfig {
   dailyMicros?: number | undefined;
 }
 
+/** How batches' webhooks are signed and delivered. */
+export interface WebhookConfig {
+  /** Secrets fixed by the operator, tenant → `whsec_…`; other tenants get one made on first use. */
+  secrets: Record<string, string>;
+  /**
+   * Let webhooks reach loopback, private and link-local addresses (a receiver on the same
+   * network, tests). Off by default: a webhook URL must not become a way into the network.
+   */
+  allowPrivate: boolean;
+  /** First wait before a failed delivery is tried again, doubled each time (14 attempts). */
+  retryBaseMs: number;
+}
+
 /** Configuration after parsing: what is external and what rendermill must embed. */
 export interface Config {
   /** undefined → start an embedded redis-server. */
@@ -297,7 +359,8 @@ export interface Config {
   imagesPerMinute: number;
   /** Where the limit came from, for start-up messages. */
   imagesPerMinuteSource: string;
-  apiKeys: { tenant: string; key: string }[];
+  /** API keys by their SHA-256: no key is kept in plain text. */
+  apiKeys: ApiKeyDigest[];
   /**
    * Whose renders a cache hit may reuse: only the same tenant's (the default, so one tenant
    * cannot learn what another rendered), or anyone's (one company's teams sharing a catalog).
@@ -307,6 +370,12 @@ export interface Config {
   /** How often a running batch's manifest is written to S3 before it completes. */
   manifestCheckpointMs: number;
   port: number;
+  /** Lifetime of the presigned image URLs the API hands out (seconds). */
+  urlTtlSeconds: number;
+  /** Largest JSON request body the API reads (bytes). */
+  maxJsonBodyBytes: number;
+  /** Largest catalog (CSV, JSON Lines) the API streams in (bytes). */
+  maxCatalogBytes: number;
   dataDir: string;
   modelsFile?: string | undefined;
   defaultModel: string;
@@ -317,6 +386,7 @@ export interface Config {
    */
   jobLockMs: number;
   requestTimeoutMs: number;
+  webhooks: WebhookConfig;
   logLevel: string;
 }
 
@@ -389,12 +459,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     manifestCheckpointMs: e.RENDERMILL_MANIFEST_CHECKPOINT_MS,
     port: e.PORT,
+    urlTtlSeconds: e.RENDERMILL_URL_TTL_SECONDS,
+    maxJsonBodyBytes: Math.round(e.RENDERMILL_MAX_JSON_BODY_MB * 1024 * 1024),
+    maxCatalogBytes: Math.round(e.RENDERMILL_MAX_CATALOG_MB * 1024 * 1024),
     dataDir: e.RENDERMILL_DATA_DIR,
     modelsFile: e.RENDERMILL_MODELS_FILE,
     defaultModel: e.RENDERMILL_DEFAULT_MODEL,
     concurrency: e.RENDERMILL_CONCURRENCY,
     jobLockMs: e.RENDERMILL_JOB_LOCK_MS,
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
+    webhooks: {
+      secrets: e.RENDERMILL_WEBHOOK_SECRETS ?? {},
+      allowPrivate: e.RENDERMILL_WEBHOOK_ALLOW_PRIVATE,
+      retryBaseMs: e.RENDERMILL_WEBHOOK_RETRY_BASE_MS,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -6,6 +6,8 @@ import type { RenderSpec } from './render-spec.js';
 export interface FieldProblem {
   field: string;
   message: string;
+  /** The catalog line it comes from, for items read from CSV or JSON Lines. */
+  line?: number | undefined;
 }
 
 export interface ValidationContext {

@@ -9,6 +9,8 @@ export interface JobQueue {
     name: N,
     jobs: { payload: JobPayload<N>; jobId: string }[],
   ): Promise<void>;
+  /** Removes waiting or delayed jobs; a job a worker holds is left to it. Returns how many went. */
+  removeWaiting(name: JobName, jobIds: readonly string[]): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,15 @@ export class BullJobQueue implements JobQueue {
         })),
       );
     }
+  }
+
+  async removeWaiting(name: JobName, jobIds: readonly string[]): Promise<number> {
+    const queue = this.queue(JOB_CATALOG[name].queue);
+    // BullMQ's remove refuses (and throws on) a locked job: that one is running, and stays.
+    const removed = await Promise.all(
+      jobIds.map((id) => queue.remove(jobIdPart(id)).catch(() => 0)),
+    );
+    return removed.reduce<number>((sum, n) => sum + n, 0);
   }
 
   async close(): Promise<void> {

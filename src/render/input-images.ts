@@ -10,18 +10,51 @@ const DOWNLOAD_TIMEOUT_MS = 30_000;
 const MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024;
 
 /**
- * Refuses an input key in the parts of the bucket rendermill writes for tenants — other
- * tenants' renders (`images/<their scope>/…`) and batch manifests (`batches/…`) — so that an
- * edit cannot read, or probe for, what another tenant rendered. Its own renders (`ownFolder`)
- * and any other key (uploads) are fine; URLs are the caller's own business.
+ * Where a tenant's uploaded edit inputs live: the Images API's edits and variations store
+ * their files here, content-addressed (`uploads/<scope>/<sha256>.<ext>`). `scope` is the
+ * result cache's (ResultCache.scopeFor): one folder per tenant, or `shared` when the cache is.
  */
-export function checkInputRef(ref: string, ownFolder: string): void {
+export const uploadsFolder = (scope: string) => `uploads/${scope}/`;
+
+/**
+ * The uploads folder of the scope whose renders live in `ownRenders`: both areas are
+ * `<area>/<scope>/`. Undefined for a folder of any other shape, so that no key under
+ * uploads/ counts as the tenant's own: the check then fails closed.
+ */
+function uploadsBeside(ownRenders: string): string | undefined {
+  const scope = /^images\/([^/]+)\/$/.exec(ownRenders)?.[1];
+  return scope === undefined ? undefined : uploadsFolder(scope);
+}
+
+/**
+ * Refuses an input key in the parts of the bucket rendermill writes for tenants — other
+ * tenants' renders (`images/<their scope>/…`), other tenants' uploads (`uploads/<their
+ * scope>/…`) and batch manifests (`batches/…`) — so that an edit cannot read, or probe for,
+ * what another tenant rendered or uploaded. Its own renders (`ownFolder`), its own uploads
+ * (`ownUploads`, by default the uploads folder of the same scope) and any other key are fine;
+ * URLs are the caller's own business. A key with `.` or `..` segments is refused as well: some
+ * S3-compatible stores resolve them, which would step out of the folder that was checked.
+ */
+export function checkInputRef(
+  ref: string,
+  ownFolder: string,
+  ownUploads: string | undefined = uploadsBeside(ownFolder),
+): void {
   if (/^https?:\/\//i.test(ref)) return;
+  if (ref.split('/').some((segment) => segment === '.' || segment === '..')) {
+    throw new InputImageError(`input image ${ref}: a key must not contain . or .. segments`);
+  }
   const foreignRender = ref.startsWith('images/') && !ref.startsWith(ownFolder);
   if (foreignRender || ref.startsWith('batches/')) {
     throw new InputImageError(
       `input image ${ref}: keys under images/ and batches/ are rendermill's own; ` +
         `use your own renders (${ownFolder}…) or upload the image under another prefix`,
+    );
+  }
+  if (ref.startsWith('uploads/') && (ownUploads === undefined || !ref.startsWith(ownUploads))) {
+    throw new InputImageError(
+      `input image ${ref}: keys under uploads/ are other tenants' uploads; ` +
+        `use your own (${ownUploads ?? 'uploads/<your scope>/'}…) or upload the image under another prefix`,
     );
   }
 }

@@ -4,6 +4,11 @@ import { buildApi } from '../api/server.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
 import { imagesAllowedAtOnce } from '../limits/limit-shape.js';
 import type { Services } from './services.js';
+import { imagesWaitMs } from '../facade/item-waiter.js';
+import { WebhookSecrets } from '../webhooks/webhook-secrets.js';
+import { checkWebhookUrl } from '../webhooks/target-guard.js';
+import { ScheduleStore } from '../schedules/schedule-store.js';
+import { SCHEDULE_QUEUE, Schedules } from '../schedules/schedules.js';
 
 /** What submitting a batch needs, from a process's services: the API and `render` share it. */
 export function submitDepsFor(services: Services): SubmitBatchDeps {
@@ -15,6 +20,9 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
     defaultModel: services.config.defaultModel,
     enforceRetirements: services.enforceRetirements,
     maxImagesPerRequest: imagesAllowedAtOnce(services.config.imagesPerMinute),
+    imagesPerMinute: services.config.imagesPerMinute,
+    checkWebhookUrl: (url) =>
+      checkWebhookUrl(url, { allowPrivate: services.config.webhooks.allowPrivate }),
   };
 }
 
@@ -26,5 +34,17 @@ export function buildApiForServices(services: Services): FastifyInstance {
     apiKeys: new ApiKeys(services.config.apiKeys),
     logger: services.logger,
     redis: services.state,
+    bodyLimitBytes: services.config.maxJsonBodyBytes,
+    urlTtlSeconds: services.config.urlTtlSeconds,
+    catalogLimitBytes: services.config.maxCatalogBytes,
+    imagesApiWaitMs: imagesWaitMs(services.config.requestTimeoutMs, services.config.retry.retries),
+    webhookSecrets: new WebhookSecrets(services.state, { fixed: services.config.webhooks.secrets }),
+    schedules: new Schedules({
+      store: new ScheduleStore(services.state),
+      queue: services.queue.queue(SCHEDULE_QUEUE),
+      resolve: submitDepsFor(services),
+      checkWebhookUrl: (url) =>
+        checkWebhookUrl(url, { allowPrivate: services.config.webhooks.allowPrivate }),
+    }),
   });
 }

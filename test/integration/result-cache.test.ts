@@ -251,6 +251,9 @@ describe('the result cache', () => {
       saved_usd: 0.048,
       budget_usd: 0.05,
       fits_budget: false,
+      images_per_minute: 60000,
+      eta_seconds: 1, // 4 images at 60,000/min
+      rejected: { count: 0, rows: [] },
     });
     expect(h.sim.stats().billedImages).toBe(billed);
     const bad = await h.api.inject({

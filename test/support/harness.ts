@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Manifest } from '../../src/batches/batch-view.js';
+import { batchEnded } from '../../src/batches/item-status.js';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/logging.js';
@@ -82,12 +83,12 @@ export const auth = (tenant: keyof typeof TENANTS = 'acme') => ({
   authorization: `Bearer ${TENANTS[tenant]}`,
 });
 
-/** Polls until the batch is completed and its manifest written, or fails after `timeoutMs`. */
+/** Polls until the batch has ended (completed or cancelled) and its manifest is written, or fails after `timeoutMs`. */
 export async function waitForBatch(h: Harness, batchId: string, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const batch = await h.services.store.get(batchId);
-    if (batch?.status === 'completed' && batch.manifest_key) return batch;
+    if (batch && batchEnded(batch.status) && batch.manifest_key) return batch;
     if (Date.now() > deadline) {
       throw new Error(
         `batch ${batchId} did not complete in ${timeoutMs} ms: ${JSON.stringify(batch)}`,

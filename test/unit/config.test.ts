@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 
@@ -34,10 +35,15 @@ describe('loadConfig', () => {
       imagesPerMinute: 5000,
     });
     expect(config.imagesPerMinute).toBe(5000);
+    // Plain keys are hashed as they are read: the configuration object holds no key.
     expect(config.apiKeys).toEqual([
-      { tenant: 'acme', key: 'acme-key-0123456789' },
-      { tenant: 'globex', key: 'globex-key-012345678' },
+      { tenant: 'acme', sha256: createHash('sha256').update('acme-key-0123456789').digest('hex') },
+      {
+        tenant: 'globex',
+        sha256: createHash('sha256').update('globex-key-012345678').digest('hex'),
+      },
     ]);
+    expect(JSON.stringify(config)).not.toContain('acme-key-0123456789');
     expect(config.port).toBe(9090);
   });
 

@@ -1,28 +1,79 @@
-import type { FastifyInstance } from 'fastify';
+import { Readable, Transform } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { batchView, buildManifest } from '../../batches/batch-view.js';
-import { estimateBatch } from '../../batches/estimate-batch.js';
-import { submitBatch } from '../../batches/submit-batch.js';
-import { batchRequestSchema } from '../../batches/batch-request.js';
-import { notFound } from '../http-errors.js';
+import { batchRequestSchema, catalogOptionsSchema } from '../../batches/batch-request.js';
+import {
+  CATALOG_CONTENT_TYPES,
+  catalogBatchSource,
+  jsonBatchSource,
+  type BatchSource,
+} from '../../batches/batch-source.js';
+import { batchView, buildManifest, manifestCsv } from '../../batches/batch-view.js';
+import { cancelBatch } from '../../batches/cancel-batch.js';
+import { estimateFromSource } from '../../batches/estimate-batch.js';
+import { batchEnded } from '../../batches/item-status.js';
+import { listBatches, listBatchesQuery } from '../../batches/list-batches.js';
+import { openAiResultLines, type OpenAiResultFile } from '../../batches/openai-batch-output.js';
+import { submitFromSource } from '../../batches/submit-batch.js';
+import { parseRequest } from '../../request-validation.js';
+import { HttpError, notFound } from '../http-errors.js';
 import type { ApiDeps } from '../server.js';
 
 const batchParams = z.object({ id: z.string().min(1).max(100) });
+const manifestQuery = z.object({ format: z.enum(['json', 'csv']).default('json') }).strict();
+const onInvalidQuery = z.object({ on_invalid: z.enum(['reject', 'skip']).optional() });
 
-/** `/v1/batches`: submit, estimate, look up, manifest. */
+/** A catalog body larger than this is refused (413) while it streams in. Default 512 MiB. */
+const DEFAULT_CATALOG_LIMIT_BYTES = 512 * 1024 * 1024;
+
+const BATCH_BODY_DOC =
+  'A JSON batch request; or a catalog streamed as `text/csv` (header row) or `application/x-ndjson` ' +
+  '(JSON Lines, including OpenAI Batch API input files), with the batch options as query parameters.';
+
+/**
+ * `/v1/batches`: submit (JSON, CSV, JSON Lines, OpenAI Batch), estimate, list, look up,
+ * cancel, manifest (JSON or CSV) and OpenAI-style output and error files.
+ */
 export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const catalogLimit = deps.catalogLimitBytes ?? DEFAULT_CATALOG_LIMIT_BYTES;
+  // Catalogs are read by the route as they arrive, never buffered whole.
+  app.addContentTypeParser(Object.keys(CATALOG_CONTENT_TYPES), (_request, payload, done) => {
+    done(null, limitBytes(payload, catalogLimit));
+  });
+
+  /** The submission in the request, whatever shape it came in. */
+  function sourceOf(request: FastifyRequest): BatchSource {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const format = CATALOG_CONTENT_TYPES[type];
+    if (format) return catalogBatchSource(request.body as Readable, format, request.query);
+    const { on_invalid } = parseRequest(onInvalidQuery, request.query);
+    return jsonBatchSource(request.body, on_invalid);
+  }
+
+  const tenantBatch = async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    const { id } = parseRequest(batchParams, request.params);
+    const batch = await deps.store.getForTenant(request.tenant, id);
+    if (!batch) throw notFound(`batch ${id}`);
+    return batch;
+  };
+
   app.post(
     '/v1/batches',
     {
       schema: {
         summary: 'Submit a batch',
+        description: BATCH_BODY_DOC,
         tags: ['batches'],
         body: batchRequestSchema,
+        querystring: catalogOptionsSchema,
       },
     },
     async (request, reply) => {
-      const batch = await submitBatch(deps, request.tenant, request.body);
-      return reply.code(202).header('location', `/v1/batches/${batch.id}`).send(batchView(batch));
+      const { batch, rejected } = await submitFromSource(deps, request.tenant, sourceOf(request));
+      return reply
+        .code(202)
+        .header('location', `/v1/batches/${batch.id}`)
+        .send({ ...batchView(batch), rejected });
     },
   );
 
@@ -30,22 +81,46 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     '/v1/batches/estimate',
     {
       schema: {
-        summary: 'Estimate a batch: its price with the cache’s answer, before anything is queued',
+        summary:
+          'Estimate a batch: its price with the cache’s answer and its time at the tier limit',
+        description: `${BATCH_BODY_DOC} Nothing is queued.`,
         tags: ['batches'],
         body: batchRequestSchema,
+        querystring: catalogOptionsSchema,
       },
     },
-    async (request) => estimateBatch(deps, request.tenant, request.body),
+    async (request) => estimateFromSource(deps, request.tenant, sourceOf(request)),
+  );
+
+  app.get(
+    '/v1/batches',
+    {
+      schema: {
+        summary: 'List batches, newest first',
+        tags: ['batches'],
+        querystring: listBatchesQuery,
+      },
+    },
+    async (request) =>
+      listBatches(deps.store, request.tenant, parseRequest(listBatchesQuery, request.query)),
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/batches/:id',
     { schema: { summary: 'A batch and its progress', tags: ['batches'], params: batchParams } },
-    async (request) => {
-      const batch = await deps.store.getForTenant(request.tenant, request.params.id);
-      if (!batch) throw notFound(`batch ${request.params.id}`);
-      return batchView(batch);
+    async (request) => batchView(await tenantBatch(request)),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/batches/:id/cancel',
+    {
+      schema: {
+        summary: 'Cancel a batch: queued items are cancelled, items already rendering finish',
+        tags: ['batches'],
+        params: batchParams,
+      },
     },
+    async (request) => batchView(await cancelBatch(deps, await tenantBatch(request))),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -55,15 +130,67 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         summary: 'The manifest: every item, its images (presigned URLs) and its cost',
         tags: ['batches'],
         params: batchParams,
+        querystring: manifestQuery,
       },
     },
-    async (request) => {
-      const batch = await deps.store.getForTenant(request.tenant, request.params.id);
-      if (!batch) throw notFound(`batch ${request.params.id}`);
+    async (request, reply) => {
+      const { format } = parseRequest(manifestQuery, request.query);
+      const batch = await tenantBatch(request);
       const ttl = deps.urlTtlSeconds ?? 3600;
-      return buildManifest(batch, await deps.store.items(batch.id), (key) =>
+      const manifest = await buildManifest(batch, await deps.store.items(batch.id), (key) =>
         deps.storage.presignedUrl(key, ttl),
       );
+      if (format === 'json') {
+        return { ...manifest, urls_expire_at: new Date(Date.now() + ttl * 1000).toISOString() };
+      }
+      return reply.type('text/csv; charset=utf-8').send(manifestCsv(manifest));
     },
   );
+
+  for (const file of ['output', 'errors'] as OpenAiResultFile[]) {
+    app.get<{ Params: { id: string } }>(
+      `/v1/batches/:id/${file}.jsonl`,
+      {
+        schema: {
+          summary:
+            file === 'output'
+              ? 'OpenAI Batch-style output file: one line per rendered item'
+              : 'OpenAI Batch-style error file: one line per item that did not render',
+          tags: ['batches'],
+          params: batchParams,
+        },
+      },
+      async (request, reply) => {
+        const batch = await tenantBatch(request);
+        if (!batchEnded(batch.status)) {
+          throw new HttpError(
+            409,
+            'batch_not_ended',
+            `batch ${batch.id} is ${batch.status}: its ${file} file is ready when it has ended`,
+          );
+        }
+        const lines = openAiResultLines(deps.store, batch, file, (key) =>
+          deps.storage.presignedUrl(key, deps.urlTtlSeconds ?? 3600),
+        );
+        return reply.type('application/x-ndjson').send(Readable.from(lines));
+      },
+    );
+  }
+}
+
+/** Passes a body through, failing it with 413 once it grows past `limit` bytes. */
+function limitBytes(payload: Readable, limit: number): Readable {
+  let seen = 0;
+  const limited = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > limit) {
+        callback(new HttpError(413, 'body_too_large', `the catalog is larger than ${limit} bytes`));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+  payload.on('error', (error) => limited.destroy(error));
+  return payload.pipe(limited);
 }

@@ -1,0 +1,186 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { errorBody } from './http-errors.js';
+
+/**
+ * `Idempotency-Key` on every POST: a retried request (same key, same body) gets the first
+ * one's answer again instead of creating a second batch or schedule; the same key with a
+ * different body is refused (422). Keys are per tenant and kept 24 hours.
+ *
+ * The body is fingerprinted as it streams in (a catalog is never buffered for it). The first
+ * request claims the key before its handler runs, so a concurrent retry is told to wait (409)
+ * rather than run twice. Only a 2xx answer is kept: a refused request changed nothing and may
+ * be sent again with the same key.
+ */
+export interface IdempotencyOptions {
+  /** How long an answer is kept for replay. Default 24 h. */
+  ttlSeconds?: number;
+  /** Answers larger than this are not stored; a replay runs the request again. Default 1 MiB. */
+  maxStoredBytes?: number;
+}
+
+interface StoredAnswer {
+  state: 'done';
+  fingerprint: string;
+  statusCode: number;
+  headers: Record<string, string>;
+  /** Absent when too large to keep: the request is run again (its images come from the cache). */
+  body?: string;
+}
+
+interface IdempotencyState {
+  redisKey: string;
+  key: string;
+  hash: Hash;
+  digest?: string;
+  /** Whether this request claimed the key (and so must record or release it). */
+  claimed: boolean;
+  /** The body stream, when the route reads it itself (catalogs). */
+  stream?: Readable;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    idempotency?: IdempotencyState;
+  }
+}
+
+/** While the first request runs, its claim lasts this long (a big catalog upload takes a while). */
+const CLAIM_MS = 3600_000;
+/** Headers an answer is replayed with. */
+const REPLAYED_HEADERS = ['content-type', 'location'];
+
+export function registerIdempotency(
+  app: FastifyInstance,
+  redis: Redis,
+  options: IdempotencyOptions = {},
+): void {
+  const ttlSeconds = options.ttlSeconds ?? 24 * 3600;
+  const maxStoredBytes = options.maxStoredBytes ?? 1024 * 1024;
+  const digestOf = (state: IdempotencyState) => (state.digest ??= state.hash.digest('hex'));
+
+  app.addHook('preParsing', async (request, reply, payload) => {
+    const key = request.headers['idempotency-key'];
+    if (request.method !== 'POST' || !request.tenant || key === undefined) return payload;
+    if (typeof key !== 'string' || key.length === 0 || key.length > 255) {
+      return reply
+        .code(400)
+        .send(errorBody('invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 characters'));
+    }
+    const hash = createHash('sha256').update(`${request.method} ${request.url}\n`);
+    const contentType = request.headers['content-type'] ?? '';
+    hash.update(`${contentType.split(';')[0]}\n`);
+    const tenantHash = createHash('sha256').update(`${request.tenant}\n${key}`).digest('hex');
+    request.idempotency = {
+      redisKey: `rm:idempotency:${tenantHash}`,
+      key,
+      hash,
+      claimed: false,
+    };
+    // Multipart bodies are read by their own parser from the raw request: they are
+    // fingerprinted by length only.
+    if (contentType.startsWith('multipart/')) {
+      hash.update(`length ${request.headers['content-length'] ?? '?'}`);
+      return payload;
+    }
+    let received = 0;
+    const tee = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        received += chunk.length;
+        (tee as unknown as { receivedEncodedLength: number }).receivedEncodedLength = received;
+        callback(null, chunk);
+      },
+    });
+    payload.on('error', (error) => tee.destroy(error));
+    return payload.pipe(tee);
+  });
+
+  app.addHook('preHandler', async (request, reply) => {
+    const state = request.idempotency;
+    if (!state) return;
+    const raw = await redis.get(state.redisKey);
+    if (raw)
+      return replay(request, reply, state, JSON.parse(raw) as StoredAnswer | { state: 'pending' });
+    const claimed = await redis.set(state.redisKey, '{"state":"pending"}', 'PX', CLAIM_MS, 'NX');
+    if (!claimed) return inUse(reply, state);
+    state.claimed = true;
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const state = request.idempotency;
+    if (!state?.claimed) return payload;
+    state.claimed = false;
+    const ok = reply.statusCode >= 200 && reply.statusCode < 300;
+    const streamDone = !isReadable(request.body) || request.body.readableEnded;
+    if (!ok || !streamDone) {
+      await redis.del(state.redisKey);
+      return payload;
+    }
+    const headers: Record<string, string> = {};
+    for (const name of REPLAYED_HEADERS) {
+      const value = reply.getHeader(name);
+      if (value !== undefined) headers[name] = String(value);
+    }
+    const answer: StoredAnswer = {
+      state: 'done',
+      fingerprint: digestOf(state),
+      statusCode: reply.statusCode,
+      headers,
+    };
+    if (typeof payload === 'string' && Buffer.byteLength(payload) <= maxStoredBytes)
+      answer.body = payload;
+    await redis.set(state.redisKey, JSON.stringify(answer), 'EX', ttlSeconds);
+    return payload;
+  });
+
+  async function replay(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    state: IdempotencyState,
+    stored: StoredAnswer | { state: 'pending' },
+  ) {
+    if (stored.state === 'pending') return inUse(reply, state);
+    // The fingerprint needs the whole body: a catalog not read yet is read (and dropped) now.
+    if (isReadable(request.body)) await drain(request.body);
+    if (digestOf(state) !== stored.fingerprint) {
+      return reply
+        .code(422)
+        .send(
+          errorBody(
+            'idempotency_key_reused',
+            `Idempotency-Key "${state.key}" was already used with a different request; use a new key for a new request`,
+          ),
+        );
+    }
+    if (stored.body === undefined) return; // too large to keep: run it again
+    return reply
+      .code(stored.statusCode)
+      .headers(stored.headers)
+      .header('idempotent-replayed', 'true')
+      .send(stored.body);
+  }
+}
+
+function inUse(reply: FastifyReply, state: IdempotencyState) {
+  return reply
+    .code(409)
+    .header('retry-after', '1')
+    .send(
+      errorBody(
+        'idempotency_key_in_use',
+        `a request with Idempotency-Key "${state.key}" is still being processed; retry shortly`,
+      ),
+    );
+}
+
+const isReadable = (body: unknown): body is Readable =>
+  typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function';
+
+async function drain(stream: Readable): Promise<void> {
+  for await (const _chunk of stream) {
+    // read to the end so the fingerprint sees every byte
+  }
+}

@@ -1,0 +1,194 @@
+import { completeHit, renderedByCache, reusable, savedBy, storedImage } from '../cache/reuse.js';
+import type { CachedImage, ResultCache } from '../cache/result-cache.js';
+import type { ModelRegistry } from '../models/model-registry.js';
+import { hashNeedsInputs, requestHash } from '../models/request-hash.js';
+import { resolveItem, type FieldProblem } from '../models/validate-item.js';
+import { derivationName, type DeriveSpec } from '../render/derive-images.js';
+import { MAX_REPORTED_PROBLEMS, validationError, zodProblems } from '../request-validation.js';
+import { emptyTally, tallyItems, type ItemRecord, type ItemTally } from './batch-store.js';
+import { batchItemSchema } from './batch-request.js';
+import type { BatchSource } from './batch-source.js';
+
+export interface ResolveDeps {
+  /** When given, items whose every image is already cached are settled at once, $0, no job. */
+  cache?: ResultCache | undefined;
+  registry: ModelRegistry;
+  defaultModel: string;
+  enforceRetirements: boolean;
+  /** The most images one request may ask for under the account's rate limit. */
+  maxImagesPerRequest: number;
+}
+
+/** Items resolved and handed on in groups of this many: memory stays flat whatever the size. */
+export const RESOLVE_CHUNK = 1_000;
+
+/** What a source resolved to: the accepted items' tally, and the rows that were not. */
+export interface ResolvedItems {
+  tally: ItemTally;
+  /** Problems of rejected rows, in line order (the first 50). */
+  problems: FieldProblem[];
+  /** Rows rejected in all. */
+  rejected: number;
+}
+
+/**
+ * Validates a batch's items as they arrive — shape, duplicates, then every item against the
+ * model registry — and resolves each: its spec, its request hash, and whether the cache
+ * already holds all its images (then it is `cached`, at $0). Accepted items go to `accept` in
+ * chunks. With `onInvalid: 'reject'` any bad row refuses the whole batch: reading goes on, to
+ * report every problem at once (RequestValidationError), but nothing more is accepted.
+ */
+export async function resolveItems(
+  deps: ResolveDeps,
+  tenant: string,
+  source: BatchSource,
+  now: Date,
+  accept: (items: ItemRecord[]) => Promise<void>,
+): Promise<ResolvedItems> {
+  const {
+    budget_usd: _budget,
+    metadata: _metadata,
+    webhook_url: _webhook,
+    cache,
+    derive,
+    ...defaults
+  } = source.options;
+  const catalog = source.format !== 'json';
+  const problems: FieldProblem[] = [];
+  let rejected = 0;
+  const duplicateDerivations = findDuplicateDerivations(derive ?? []);
+  if (duplicateDerivations) throw validationError([duplicateDerivations], 'invalid_request');
+
+  // Ids only, not items: a 100,000-row catalog keeps a few megabytes here.
+  const seen = new Map<string, string>();
+  const tally = emptyTally();
+  let chunk: ItemRecord[] = [];
+  const refusing = () => source.onInvalid === 'reject' && rejected > 0;
+  const flush = async () => {
+    const items = chunk;
+    chunk = [];
+    if (items.length === 0 || refusing()) return;
+    if (deps.cache && cache !== 'refresh') {
+      settleCachedItems(items, await cachedImages(deps.cache, tenant, items));
+    }
+    tallyItems(items, tally);
+    await accept(items);
+  };
+  const reject = (rowProblems: FieldProblem[]) => {
+    rejected += 1;
+    for (const problem of rowProblems) {
+      if (problems.length < MAX_REPORTED_PROBLEMS) problems.push(problem);
+    }
+  };
+  // A catalog's rows are named by line; a JSON body's by `items[i]`.
+  const where = (index: number, line: number | undefined) =>
+    line === undefined ? `items[${index}]` : `line ${line}`;
+  const local = (field: string, index: number) =>
+    catalog ? field.replace(`items[${index}].`, '') : field;
+
+  for await (const candidate of source.candidates) {
+    const { index, line } = candidate;
+    if (candidate.problems) {
+      reject(candidate.problems);
+      continue;
+    }
+    const parsed = batchItemSchema.safeParse(candidate.item);
+    if (!parsed.success) {
+      reject(zodProblems(parsed.error).map((p) => ({ ...p, line })));
+      continue;
+    }
+    const input = parsed.data;
+    const earlier = seen.get(input.id);
+    if (earlier !== undefined) {
+      reject([
+        {
+          field: catalog ? 'id' : `items[${index}].id`,
+          message: `id "${input.id}" is also used by ${earlier}`,
+          line,
+        },
+      ]);
+      continue;
+    }
+    seen.set(input.id, where(index, line));
+    const resolved = resolveItem(input, index, defaults, {
+      registry: deps.registry,
+      defaultModel: deps.defaultModel,
+      enforceRetirements: deps.enforceRetirements,
+      maxImagesPerRequest: deps.maxImagesPerRequest,
+      today: now,
+    });
+    if (!resolved.spec) {
+      reject(resolved.problems.map((p) => ({ ...p, field: local(p.field, index), line })));
+      continue;
+    }
+    if (refusing()) continue;
+    chunk.push({
+      id: input.id,
+      index,
+      status: 'queued',
+      spec: resolved.spec,
+      // An edit's hash depends on its input images' content: the worker computes it.
+      hash: hashNeedsInputs(resolved.spec) ? null : requestHash(resolved.spec),
+      cost_micros: 0,
+      images: [],
+      reuse_after: cache === 'refresh' ? now.getTime() : undefined,
+      derive,
+      attempts: 0,
+      updated_at: now.toISOString(),
+    });
+    if (chunk.length >= RESOLVE_CHUNK) await flush();
+  }
+  await flush();
+
+  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  if (refusing())
+    throw validationError(problems, catalog ? 'invalid_rows' : 'invalid_item', rejected);
+  if (tally.total === 0) {
+    throw validationError(
+      rejected > 0
+        ? [
+            { field: '', message: `no row could become an item (${rejected} rejected)` },
+            ...problems,
+          ]
+        : [
+            {
+              field: catalog ? '' : 'items',
+              message: catalog ? 'the catalog has no rows' : 'a batch needs at least one item',
+            },
+          ],
+      catalog ? 'invalid_rows' : 'invalid_item',
+    );
+  }
+  return { tally, problems, rejected };
+}
+
+/** The cache index's entries for the items' requests (generations; edits are hashed by workers). */
+async function cachedImages(cache: ResultCache, tenant: string, items: ItemRecord[]) {
+  const hashes = items.flatMap((item) => (item.hash ? [item.hash] : []));
+  return cache.indexed(cache.scopeFor(tenant), hashes);
+}
+
+/**
+ * Marks `cached` the items whose every variant, with every derived copy asked, is indexed:
+ * they cost nothing and need no job. A re-run catalog completes at submission.
+ */
+function settleCachedItems(items: ItemRecord[], found: Map<string, Map<number, CachedImage>>) {
+  for (const item of items) {
+    const entries = item.hash ? found.get(item.hash) : undefined;
+    if (!entries) continue;
+    const rules = { n: item.spec.n, reuseAfter: item.reuse_after, derive: item.derive ?? [] };
+    const hit = completeHit(reusable(entries, rules), rules);
+    if (!hit) continue;
+    item.status = 'cached';
+    item.images = hit.map((image) => storedImage(image, true));
+    item.saved_micros = savedBy(hit);
+    item.rendered_by = renderedByCache(hit[0]);
+  }
+}
+
+function findDuplicateDerivations(derive: DeriveSpec[]): FieldProblem | undefined {
+  const names = derive.map(derivationName);
+  const twice = names.findIndex((name, i) => names.indexOf(name) !== i);
+  if (twice < 0) return undefined;
+  return { field: `derive[${twice}]`, message: `asks for ${names[twice]} twice` };
+}

@@ -1,0 +1,111 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { isRefusedAddress } from './target-guard.js';
+
+/** The receiver's host resolved, at connection time, to an address webhooks may not reach. */
+export class WebhookTargetRefusedError extends Error {
+  override name = 'WebhookTargetRefusedError';
+}
+
+export interface PostWebhookOptions {
+  /** The whole exchange — connect, send, the answer's headers — must fit in this. Default 10 s. */
+  timeoutMs?: number | undefined;
+  /** Skip the address check at connection time (RENDERMILL_WEBHOOK_ALLOW_PRIVATE). Default false. */
+  allowPrivate?: boolean | undefined;
+}
+
+/** What the receiver answered; a body excerpt for the log. */
+export interface WebhookAnswer {
+  status: number;
+  excerpt: string;
+}
+
+/** Bytes of the receiver's answer kept for the log; the rest is read and dropped. */
+const EXCERPT_BYTES = 200;
+
+/**
+ * A DNS lookup that refuses private addresses. The socket connects to the very addresses
+ * checked here, so a name that resolved to a public address when the URL was checked and to
+ * 127.0.0.1 now (DNS rebinding) is still refused.
+ */
+const guardedLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    if (error) return callback(error, '', 0);
+    const refused = addresses.find((a) => isRefusedAddress(a.address));
+    if (refused) {
+      const message = `${hostname} resolves to ${refused.address}, an address webhooks may not reach`;
+      return callback(
+        Object.assign(new WebhookTargetRefusedError(message), { code: 'ERR_WEBHOOK_REFUSED' }),
+        '',
+        0,
+      );
+    }
+    if (options.all) return (callback as (e: null, a: LookupAddress[]) => void)(null, addresses);
+    const [first] = addresses;
+    if (!first) return callback(new Error(`${hostname} has no address`), '', 0);
+    callback(null, first.address, first.family);
+  });
+};
+
+/**
+ * POSTs a webhook body once and returns the status, whatever it is. Redirects are not
+ * followed (a 3xx is returned like any other answer). Throws on a timeout or a connection
+ * error, and `WebhookTargetRefusedError` if the host resolves to a refused address.
+ */
+export function postWebhook(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  options: PostWebhookOptions = {},
+): Promise<WebhookAnswer> {
+  const target = new URL(url);
+  const client = target.protocol === 'https:' ? https : http;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  return new Promise<WebhookAnswer>((resolve, reject) => {
+    const request = client.request(target, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+      },
+      // A fresh connection per delivery: a kept-alive socket would skip the address check.
+      agent: false,
+      ...(options.allowPrivate ? {} : { lookup: guardedLookup }),
+    });
+    let answered: WebhookAnswer | undefined;
+    const kept: Buffer[] = [];
+    const finish = () => {
+      clearTimeout(deadline);
+      if (!answered) return;
+      answered.excerpt = Buffer.concat(kept).subarray(0, EXCERPT_BYTES).toString('utf8');
+      resolve(answered);
+    };
+    // The status is what counts: a body still dripping at the deadline, or cut off, does not
+    // turn an answer into a failure.
+    const deadline = setTimeout(() => {
+      if (answered) {
+        finish();
+        request.destroy();
+      } else request.destroy(new Error(`no answer from the receiver within ${timeoutMs} ms`));
+    }, timeoutMs);
+    request.on('error', (error) => {
+      clearTimeout(deadline);
+      if (!answered) reject(error);
+    });
+    request.on('response', (response) => {
+      answered = { status: response.statusCode ?? 0, excerpt: '' };
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        if (size < EXCERPT_BYTES) kept.push(chunk);
+        size += chunk.length;
+      });
+      response.on('end', finish);
+      response.on('error', finish);
+      response.on('aborted', finish);
+    });
+    request.end(body);
+  });
+}

@@ -1,0 +1,102 @@
+import type { Redis } from 'ioredis';
+import { RendermillError } from '../errors.js';
+import { generateWebhookSecret } from './secret-format.js';
+
+/** A tenant's secret is fixed by the operator (RENDERMILL_WEBHOOK_SECRETS): the API cannot rotate it. */
+export class WebhookSecretFixedError extends RendermillError {
+  override name = 'WebhookSecretFixedError';
+  readonly code = 'webhook_secret_fixed';
+  constructor(tenant: string) {
+    super(
+      `the webhook secret of tenant "${tenant}" is set by the operator (RENDERMILL_WEBHOOK_SECRETS) and cannot be rotated through the API`,
+    );
+  }
+}
+
+export interface WebhookSecretsOptions {
+  /** Secrets the operator fixed, tenant → `whsec_…` (config RENDERMILL_WEBHOOK_SECRETS). */
+  fixed?: Readonly<Record<string, string>> | undefined;
+  /**
+   * After a rotation, how long webhooks are still signed with the previous secret too (a second
+   * signature in the same header), so receivers can switch without dropping events. Default 24 h.
+   */
+  previousValidMs?: number | undefined;
+  /** Key prefix. Default `rm`. */
+  prefix?: string | undefined;
+}
+
+// KEYS: current, previous. ARGV: new secret, how long the previous one stays valid (ms).
+const ROTATE_LUA = `
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+if old and tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[2], old, 'PX', ARGV[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+return 1
+`;
+
+/**
+ * One webhook secret per tenant: fixed by the operator, or generated on first use and kept in
+ * Redis (`rm:webhook-secret:<tenant>`), where every API process and worker finds the same one.
+ */
+export class WebhookSecrets {
+  private readonly fixed: Readonly<Record<string, string>>;
+  private readonly previousValidMs: number;
+  private readonly prefix: string;
+
+  constructor(
+    private readonly redis: Redis,
+    options: WebhookSecretsOptions = {},
+  ) {
+    this.fixed = options.fixed ?? {};
+    this.previousValidMs = options.previousValidMs ?? 24 * 3600_000;
+    this.prefix = options.prefix ?? 'rm';
+  }
+
+  private currentKey(tenant: string) {
+    return `${this.prefix}:webhook-secret:${tenant}`;
+  }
+
+  private previousKey(tenant: string) {
+    return `${this.prefix}:webhook-secret-previous:${tenant}`;
+  }
+
+  /** The tenant's secret, made (once, even if asked for from several processes at once) on first use. */
+  async current(tenant: string): Promise<string> {
+    const fixed = this.fixed[tenant];
+    if (fixed) return fixed;
+    const key = this.currentKey(tenant);
+    const existing = await this.redis.get(key);
+    if (existing) return existing;
+    // NX: two processes making one at once agree on whichever was written first.
+    await this.redis.set(key, generateWebhookSecret(), 'NX');
+    const made = await this.redis.get(key);
+    if (!made) throw new Error(`the webhook secret of tenant "${tenant}" vanished as it was made`);
+    return made;
+  }
+
+  /** The secrets a webhook is signed with: the current one, then a rotated one still honoured. */
+  async signingSecrets(tenant: string): Promise<string[]> {
+    const current = await this.current(tenant);
+    if (this.fixed[tenant]) return [current];
+    const previous = await this.redis.get(this.previousKey(tenant));
+    return previous && previous !== current ? [current, previous] : [current];
+  }
+
+  /** Replaces the tenant's secret with a new one; the old one still signs for `previousValidMs`. */
+  async rotate(tenant: string): Promise<string> {
+    if (this.fixed[tenant]) throw new WebhookSecretFixedError(tenant);
+    const secret = generateWebhookSecret();
+    await this.redis.eval(
+      ROTATE_LUA,
+      2,
+      this.currentKey(tenant),
+      this.previousKey(tenant),
+      secret,
+      String(this.previousValidMs),
+    );
+    return secret;
+  }
+}
