@@ -4,13 +4,22 @@ import { CatalogError } from '../catalog/read-catalog.js';
 import { ConfigError } from '../config/config.js';
 import { RegistryFileError } from '../models/model-registry.js';
 import { MissingDependencyError } from '../runtime/missing-dependency-error.js';
-import { EXIT, renderCommand } from './render-command.js';
-import { serveCommand } from './serve-command.js';
+import { ApiError, ApiUnreachableError, ClientUsageError } from './client/client-errors.js';
+import { registerClientCommands } from './client/register-client-commands.js';
+import { CLIENT_EXIT } from './client/exit-codes.js';
+import { newKeyCommand } from './keys-command.js';
 
 // The AWS SDK warns once per process that it will need Node 22 from 2027. rendermill supports
 // Node 20.19+ until then (README), so the warning is noise for our users; set the variable to
 // "false" to see it.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+// The long-running commands load the service stack (AWS SDK, BullMQ, sharp) only when run:
+// the API clients start in a fraction of the time.
+async function serve(options: import('./serve-command.js').ServeOptions): Promise<void> {
+  const { serveCommand } = await import('./serve-command.js');
+  await serveCommand(options);
+}
 
 const number = (name: string) => (value: string) => {
   const parsed = Number(value);
@@ -46,33 +55,55 @@ program
   )
   .option('-o, --out <dir>', 'copy images and manifest here (default: .rendermill/output/<batch>)')
   .action(async (catalog: string, options) => {
+    const { renderCommand } = await import('./render-command.js');
     process.exitCode = await renderCommand(catalog, options);
   });
 
 program
   .command('api')
   .description('run the HTTP API (needs REDIS_URL and S3 settings shared with the workers)')
-  .action(() => serveCommand({ api: true, worker: false, embed: false }));
+  .action(() => serve({ api: true, worker: false, embed: false }));
 
 program
   .command('worker')
   .description(
     'run one worker process; start several to scale (needs REDIS_URL, S3 settings and OPENAI_API_KEY)',
   )
-  .action(() => serveCommand({ api: false, worker: true, embed: false }));
+  .action(() => serve({ api: false, worker: true, embed: false }));
 
 program
   .command('start')
   .description('run the API and a worker in one process, embedding what is not configured')
-  .action(() => serveCommand({ api: true, worker: true, embed: true }));
+  .action(() => serve({ api: true, worker: true, embed: true }));
+
+program
+  .command('keys')
+  .description('manage API keys')
+  .command('new')
+  .description(
+    'make an API key for a tenant; prints the key once and the RENDERMILL_API_KEYS entry',
+  )
+  .argument('<tenant>', 'tenant name: letters, digits, _ . -')
+  .action((tenant: string) => newKeyCommand(tenant));
+
+// submit, estimate, status, list, manifest, cancel, schedules: clients of a running API.
+registerClientCommands(program);
 
 /** Errors a person can act on print as one line; anything else is a bug and shows its stack. */
-const EXPECTED_ERRORS = [ConfigError, CatalogError, MissingDependencyError, RegistryFileError];
+const EXPECTED_ERRORS = [
+  ConfigError,
+  CatalogError,
+  MissingDependencyError,
+  RegistryFileError,
+  ClientUsageError,
+  ApiError,
+  ApiUnreachableError,
+];
 
 program.parseAsync().catch((error: unknown) => {
   const expected = EXPECTED_ERRORS.some((type) => error instanceof type);
   process.stderr.write(
     `rendermill: ${expected || !(error instanceof Error) ? String((error as Error).message ?? error) : (error.stack ?? error.message)}\n`,
   );
-  process.exit(EXIT.failure);
+  process.exit(CLIENT_EXIT.failure);
 });

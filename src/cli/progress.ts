@@ -4,37 +4,74 @@ import { TERMINAL_STATUSES } from '../batches/item-status.js';
 import { microsToUsd } from '../models/pricing.js';
 
 export const formatUsd = (micros: number) => `$${microsToUsd(micros).toFixed(4)}`;
+export const formatDollars = (usd: number) => `$${usd.toFixed(4)}`;
+
+/**
+ * Where a batch stands, whichever way it was read: from the store (`rendermill render`) or from
+ * the API's batch view (`rendermill submit --wait`).
+ */
+export interface ProgressSnapshot {
+  /** Items whose outcome is final. */
+  done: number;
+  total: number;
+  cached: number;
+  /** Failed or over budget. */
+  failed: number;
+  spendUsd: number;
+  budgetUsd: number | null;
+}
+
+/** A batch record of the store as a {@link ProgressSnapshot}. */
+export function recordSnapshot(batch: BatchRecord): ProgressSnapshot {
+  return {
+    done: TERMINAL_STATUSES.reduce((sum, s) => sum + batch.counts[s], 0),
+    total: batch.total,
+    cached: batch.counts.cached,
+    failed: batch.counts.failed + batch.counts.budget_exceeded,
+    spendUsd: microsToUsd(batch.spent_micros),
+    budgetUsd: batch.budget_micros === undefined ? null : microsToUsd(batch.budget_micros),
+  };
+}
 
 /** Counts of a batch as a person reads them. */
-export function progressFields(batch: BatchRecord, startedAt: number) {
-  const done = TERMINAL_STATUSES.reduce((sum, s) => sum + batch.counts[s], 0);
+export function progressFields(snapshot: ProgressSnapshot, startedAt: number) {
+  const { done, total } = snapshot;
   const seconds = (Date.now() - startedAt) / 1000;
   const rate = seconds > 0 ? done / seconds : 0;
   return {
     done,
-    total: batch.total,
-    cached: batch.counts.cached,
-    failed: batch.counts.failed + batch.counts.budget_exceeded,
-    spend: formatUsd(batch.spent_micros),
-    budget: batch.budget_micros === undefined ? 'no budget' : formatUsd(batch.budget_micros),
+    total,
+    cached: snapshot.cached,
+    failed: snapshot.failed,
+    spend: formatDollars(snapshot.spendUsd),
+    budget: snapshot.budgetUsd === null ? 'no budget' : formatDollars(snapshot.budgetUsd),
     rate: rate.toFixed(1),
-    etaText: rate > 0 && done < batch.total ? `${Math.ceil((batch.total - done) / rate)}s` : '-',
+    etaText: rate > 0 && done < total ? `${Math.ceil((total - done) / rate)}s` : '-',
   };
 }
 
-export interface ProgressDisplay {
-  update(batch: BatchRecord): void;
+export interface ProgressDisplay<T = BatchRecord> {
+  update(batch: T): void;
   stop(): void;
+}
+
+/** The progress of a batch record of the store (`rendermill render`). */
+export function createProgressDisplay(
+  stream: NodeJS.WriteStream,
+  startedAt: number,
+): ProgressDisplay {
+  const display = createSnapshotDisplay(stream, startedAt);
+  return { update: (batch) => display.update(recordSnapshot(batch)), stop: () => display.stop() };
 }
 
 /**
  * A live progress bar on a terminal; on anything else (CI logs, pipes) one line every few
  * seconds, so logs stay readable.
  */
-export function createProgressDisplay(
+export function createSnapshotDisplay(
   stream: NodeJS.WriteStream,
   startedAt: number,
-): ProgressDisplay {
+): ProgressDisplay<ProgressSnapshot> {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
@@ -48,8 +85,8 @@ export function createProgressDisplay(
     );
     let started = false;
     return {
-      update(batch) {
-        const fields = progressFields(batch, startedAt);
+      update(snapshot) {
+        const fields = progressFields(snapshot, startedAt);
         if (!started) {
           bar.start(fields.total, fields.done, fields);
           started = true;
@@ -62,8 +99,8 @@ export function createProgressDisplay(
   let lastPrinted = 0;
   let lastDone = -1;
   return {
-    update(batch) {
-      const f = progressFields(batch, startedAt);
+    update(snapshot) {
+      const f = progressFields(snapshot, startedAt);
       const finished = f.done === f.total;
       if ((Date.now() - lastPrinted < 2000 && !finished) || f.done === lastDone) return;
       lastPrinted = Date.now();

@@ -13,6 +13,7 @@ import { createLogger } from '../logging.js';
 import { startServices, type Services } from '../runtime/services.js';
 import { submitDepsFor } from '../runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
+import { EXIT } from './exit-codes.js';
 import { createProgressDisplay, formatUsd } from './progress.js';
 import { manifestKey } from '../../jobs/finalize-batch.js';
 
@@ -29,9 +30,6 @@ export interface RenderOptions {
 
 const POLL_MS = 250;
 const say = (line = '') => process.stdout.write(`${line}\n`);
-
-/** Exit codes a script can rely on. */
-export const EXIT = { ok: 0, failure: 1, itemsFailed: 2 } as const;
 
 /**
  * `rendermill render`: the main job in one command. Brings up whatever is not configured,

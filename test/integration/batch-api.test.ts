@@ -190,6 +190,29 @@ describe('catalogs on POST /v1/batches', () => {
     expect(json.statusCode).toBe(413);
   });
 
+  it('refuses a webhook to a loopback or private address, creating nothing', async () => {
+    const before = await batchKeys();
+    for (const webhook_url of ['http://127.0.0.1:9000/hook', 'http://169.254.169.254/latest']) {
+      const response = await post('/v1/batches', {
+        ...defaults,
+        webhook_url,
+        items: [{ id: 'w', prompt: 'a mug' }],
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error).toMatchObject({
+        code: 'invalid_webhook_url',
+        field: 'webhook_url',
+      });
+    }
+    const csv = await post(
+      `/v1/batches?${query({ ...defaults, template: '{{title}}', webhook_url: 'http://localhost/x' })}`,
+      catalog(['A,Mug,red']),
+      { type: CSV },
+    );
+    expect(csv.statusCode).toBe(400);
+    expect(await batchKeys()).toEqual(before);
+  });
+
   it('refuses a content type it cannot read with 415, naming the ones it can', async () => {
     const response = await post('/v1/batches', '<batch/>', { type: 'application/xml' });
     expect(response.statusCode).toBe(415);
