@@ -32,6 +32,8 @@ async function* csvLines(input: Readable): AsyncGenerator<CatalogLine> {
       bom: true,
       info: true,
       skip_records_with_error: true,
+      // Spreadsheets and hand edits mix line endings: take either on any line.
+      record_delimiter: ['\r\n', '\n'],
     }),
   );
   // A bad line is reported through 'skip', not the iterator: collected and yielded in turn.

@@ -111,6 +111,14 @@ describe('catalogs on POST /v1/batches', () => {
     expect(batch.budget_usd).toBe(1);
   });
 
+  it('reads a CSV whose lines end in a mix of CRLF and LF, as spreadsheets and hand edits leave them', async () => {
+    const body = 'sku,title,colour\r\nA,Mug,red\nB,Cup,blue\r\nC,Bowl,green\n';
+    const url = `/v1/batches/estimate?${query({ ...defaults, template: '{{colour}} {{title}}' })}`;
+    const response = await post(url, body, { type: CSV });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json()).toMatchObject({ items: 3, rejected: { count: 0 } });
+  });
+
   it('refuses a template naming a column the catalog lacks, listing its columns', async () => {
     const url = `/v1/batches?${query({ ...defaults, template: 'a {{material}} {{title}}' })}`;
     const response = await post(url, catalog(['A,Mug,red']), { type: CSV });
