@@ -144,6 +144,15 @@ export class BudgetExceededError extends RendermillError {
   readonly code = 'budget_exceeded';
 }
 
+/**
+ * The item's batch was cancelled before its call left: the call is not made, what the item
+ * held is released and the item ends `cancelled`.
+ */
+export class BatchCancelledError extends RendermillError {
+  override name = 'BatchCancelledError';
+  readonly code = 'cancelled';
+}
+
 /** An edit/variation input that cannot be used (missing, wrong format, too large, not square). */
 export class InputImageError extends RendermillError {
   override name = 'InputImageError';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { ReservationLostError } from '../errors.js';
+import { BatchCancelledError, ReservationLostError } from '../errors.js';
 import type { DerivedImage } from '../cache/result-cache.js';
 import type { SpendCap } from '../ledger/spend-caps.js';
 import type { DeriveSpec } from '../render/derive-images.js';
@@ -91,11 +91,30 @@ export function tallyItems(items: readonly ItemRecord[], tally = emptyTally()): 
   return tally;
 }
 
+/** An item as its batch's cancellation leaves it. */
+export function cancelledItem(item: ItemRecord): ItemRecord {
+  return {
+    ...item,
+    status: 'cancelled',
+    error: { code: 'cancelled', message: 'the batch was cancelled before this item was rendered' },
+    updated_at: new Date().toISOString(),
+  };
+}
+
 /** Staged items of a submission that never published expire after this. */
 const STAGED_TTL_MS = 3600_000;
 
 /** `checkpoint_due`: updated, and the batch's manifest is due to be written while it runs. */
-export type TransitionOutcome = 'ignored' | 'updated' | 'batch_completed' | 'checkpoint_due';
+/**
+ * `cancelled`: the item was to go (back) to `queued` or `running` but its batch is being
+ * cancelled, so it was cancelled instead: the job must stop, with nothing more to pay.
+ */
+export type TransitionOutcome =
+  | 'ignored'
+  | 'updated'
+  | 'batch_completed'
+  | 'checkpoint_due'
+  | 'cancelled';
 export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
 
 /** A reservation's answer; when refused, `cap` says which: `batch` or a SpendCap id. */
@@ -131,7 +150,7 @@ export class BatchStore {
   ) {
     redis.defineCommand('rmTransition', { lua: HOLD_LUA + TRANSITION_LUA });
     redis.defineCommand('rmReserve', { lua: HOLD_LUA + RESERVE_LUA });
-    redis.defineCommand('rmMarkCalling', { numberOfKeys: 1, lua: MARK_CALLING_LUA });
+    redis.defineCommand('rmMarkCalling', { numberOfKeys: 2, lua: MARK_CALLING_LUA });
     redis.defineCommand('rmDelete', { numberOfKeys: 4, lua: HOLD_LUA + DELETE_LUA });
     redis.defineCommand('rmChargeHold', { numberOfKeys: 2, lua: HOLD_LUA + CHARGE_HOLD_LUA });
     redis.defineCommand('rmCancel', { numberOfKeys: 1, lua: CANCEL_LUA });
@@ -328,6 +347,10 @@ export class BatchStore {
       Date.now(),
       this.options.checkpointMs ?? 30_000,
       money.onlyFrom ?? '',
+      // What the item becomes instead if its batch is being cancelled (see TRANSITION_LUA).
+      next.status === 'queued' || next.status === 'running'
+        ? JSON.stringify(cancelledItem(next))
+        : '',
     );
     if (result === -1) throw new Error(`item ${next.id} of batch ${batchId} does not exist`);
     return TRANSITION_OUTCOMES[result] ?? 'updated';
@@ -365,7 +388,12 @@ export class BatchStore {
    * dies, the money counts as spent. Before it, a dead run provably called nothing.
    */
   async markCalling(batchId: string, itemId: string): Promise<void> {
-    const marked = await this.scripts.rmMarkCalling(this.reservationsKey(batchId), itemId);
+    const marked = await this.scripts.rmMarkCalling(
+      this.metaKey(batchId),
+      this.reservationsKey(batchId),
+      itemId,
+    );
+    if (marked === 2) throw new BatchCancelledError('the batch was cancelled before this item was rendered');
     if (marked !== 1) throw new ReservationLostError();
   }
 
@@ -460,16 +488,7 @@ export class BatchStore {
    * What it holds reserved is released.
    */
   async cancelQueuedItem(batchId: string, item: ItemRecord): Promise<TransitionOutcome> {
-    return this.transition(
-      batchId,
-      {
-        ...item,
-        status: 'cancelled',
-        error: { code: 'cancelled', message: 'the batch was cancelled before this item started' },
-        updated_at: new Date().toISOString(),
-      },
-      { onlyFrom: 'queued' },
-    );
+    return this.transition(batchId, cancelledItem(item), { onlyFrom: 'queued' });
   }
 
   async setManifestKey(batchId: string, key: string): Promise<void> {
@@ -480,7 +499,7 @@ export class BatchStore {
 interface RedisWithScripts {
   rmTransition(numberOfKeys: number, ...args: (string | number)[]): Promise<number>;
   rmReserve(numberOfKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
-  rmMarkCalling(reservations: string, itemId: string): Promise<number>;
+  rmMarkCalling(meta: string, reservations: string, itemId: string): Promise<number>;
   rmDelete(...args: string[]): Promise<number>;
   rmChargeHold(meta: string, reservations: string, itemId: string): Promise<number>;
   rmCancel(meta: string, at: string): Promise<number>;
@@ -491,6 +510,7 @@ const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
   1: 'updated',
   2: 'batch_completed',
   3: 'checkpoint_due',
+  4: 'cancelled',
 };
 
 /** Spend counters outlive their month or day by about a year, for reports. */
@@ -512,7 +532,9 @@ end
 // KEYS: meta, items, reservations, then the counters unreserved spend counts against.
 // ARGV: item id, record JSON, new status, spend delta, now (ISO), terminal statuses,
 // 1 to release the item's reservation, saved delta, now (ms), checkpoint interval (ms),
-// the only status the item may move from ('' for any).
+// the only status the item may move from ('' for any), and for a move to queued or running the
+// record the item gets instead if its batch is being cancelled ('' for other moves).
+// Returns 4 when the item was cancelled instead (the batch may have ended with it).
 // Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed, 3 updated + checkpoint due.
 // Money moves even when the item is already final: a duplicate run (a stalled job re-run
 // while the first still worked) really paid, and its reservation must not leak.
@@ -521,10 +543,22 @@ local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
 if ARGV[11] ~= '' and cjson.decode(old).status ~= ARGV[11] then return 0 end
 local newStatus = ARGV[3]
+local record = ARGV[2]
+local release = ARGV[7] == '1'
+local cancelledInstead = false
+local batchStatus = redis.call('HGET', KEYS[1], 'status')
+-- A batch being cancelled takes no item (back) into work: it is cancelled instead, and
+-- releases what it held.
+if ARGV[12] ~= '' and (batchStatus == 'cancelling' or batchStatus == 'cancelled') then
+  newStatus = 'cancelled'
+  record = ARGV[12]
+  release = true
+  cancelledInstead = true
+end
 local spend = tonumber(ARGV[4])
 local spendCaps = {}
 for i = 4, #KEYS do spendCaps[#spendCaps + 1] = KEYS[i] end
-if ARGV[7] == '1' then
+if release then
   local hold = releaseHold(KEYS[1], KEYS[3], ARGV[1])
   -- a call's money counts where it was reserved, even if the month turned meanwhile
   if hold then spendCaps = hold.caps end
@@ -540,19 +574,20 @@ local terminal = {}
 for s in string.gmatch(ARGV[6], '[^,]+') do terminal[s] = true end
 local oldStatus = cjson.decode(old).status
 if terminal[oldStatus] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], record)
 redis.call('HINCRBY', KEYS[1], 'count:' .. oldStatus, -1)
 redis.call('HINCRBY', KEYS[1], 'count:' .. newStatus, 1)
 if tonumber(ARGV[8]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'saved_micros', ARGV[8]) end
-local batchStatus = redis.call('HGET', KEYS[1], 'status')
 if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
 if terminal[newStatus] then
   local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
   if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) and batchStatus ~= 'completed' and batchStatus ~= 'cancelled' then
     local final = batchStatus == 'cancelling' and 'cancelled' or 'completed'
     redis.call('HSET', KEYS[1], 'status', final, 'completed_at', ARGV[5])
+    if cancelledInstead then return 4 end
     return 2
   end
+  if cancelledInstead then return 4 end
   local now = tonumber(ARGV[9])
   if now - tonumber(redis.call('HGET', KEYS[1], 'checkpoint_at') or '0') >= tonumber(ARGV[10]) then
     redis.call('HSET', KEYS[1], 'checkpoint_at', now)
@@ -619,13 +654,16 @@ end
 return 1
 `;
 
-// KEYS: reservations. ARGV: item id.
+// KEYS: meta, reservations. ARGV: item id. Returns 1 marked, 0 no hold, 2 the batch is
+// being cancelled (no call may leave for it any more).
 const MARK_CALLING_LUA = `
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'cancelling' or status == 'cancelled' then return 2 end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
 if not raw then return 0 end
 local hold = cjson.decode(raw)
 hold.calling = 1
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(hold))
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(hold))
 return 1
 `;
 

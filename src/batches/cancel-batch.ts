@@ -13,24 +13,28 @@ export async function cancelBatch(
   deps: { store: BatchStore; queue: JobQueue },
   batch: BatchRecord,
 ): Promise<BatchRecord> {
-  if (batchEnded(batch.status)) {
-    throw new HttpError(409, 'batch_ended', `batch ${batch.id} is already ${batch.status}`);
+  const ended = (status: string) =>
+    new HttpError(409, 'batch_ended', `batch ${batch.id} is already ${status}`);
+  if (batchEnded(batch.status)) throw ended(batch.status);
+  // From here on no item of the batch starts, goes back to the queue or calls the provider:
+  // each of those moves finds the batch `cancelling` and cancels the item instead.
+  if (!(await deps.store.markCancelling(batch.id, new Date().toISOString()))) {
+    throw ended((await deps.store.get(batch.id))?.status ?? 'gone');
   }
-  await deps.store.markCancelling(batch.id, new Date().toISOString());
-  let ended = false;
+  let lastItemCancelled = false;
   for await (const chunk of deps.store.scanItems(batch.id)) {
     const queued = chunk.filter((item) => item.status === 'queued');
     const outcomes = await Promise.all(
       queued.map((item) => deps.store.cancelQueuedItem(batch.id, item)),
     );
-    if (outcomes.includes('batch_completed')) ended = true;
+    if (outcomes.includes('batch_completed')) lastItemCancelled = true;
     // Best effort: a job left behind finds its item cancelled and ends at once.
     await deps.queue.removeWaiting(
       'render-item',
       queued.map((item) => `${batch.id}-${item.index}`),
     );
   }
-  if (ended) await deps.queue.add('finalize-batch', { batchId: batch.id }, `finalize-${batch.id}`);
+  if (lastItemCancelled) await deps.queue.add('finalize-batch', { batchId: batch.id }, `finalize-${batch.id}`);
   const after = await deps.store.get(batch.id);
   if (!after) throw new Error(`batch ${batch.id} vanished while it was cancelled`);
   return after;

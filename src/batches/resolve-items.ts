@@ -59,8 +59,9 @@ export async function resolveItems(
   const duplicateDerivations = findDuplicateDerivations(derive ?? []);
   if (duplicateDerivations) throw validationError([duplicateDerivations], 'invalid_request');
 
-  // Ids only, not items: a 100,000-row catalog keeps a few megabytes here.
-  const seen = new Map<string, string>();
+  // Ids and where they were seen (a line, or an index), not items: what a catalog keeps in
+  // memory while it streams, about 50 bytes a row.
+  const seen = new Map<string, number>();
   const tally = emptyTally();
   let chunk: ItemRecord[] = [];
   const refusing = () => source.onInvalid === 'reject' && rejected > 0;
@@ -81,8 +82,7 @@ export async function resolveItems(
     }
   };
   // A catalog's rows are named by line; a JSON body's by `items[i]`.
-  const where = (index: number, line: number | undefined) =>
-    line === undefined ? `items[${index}]` : `line ${line}`;
+  const where = (at: number) => (catalog ? `line ${at}` : `items[${at}]`);
   const local = (field: string, index: number) =>
     catalog ? field.replace(`items[${index}].`, '') : field;
 
@@ -103,13 +103,13 @@ export async function resolveItems(
       reject([
         {
           field: catalog ? 'id' : `items[${index}].id`,
-          message: `id "${input.id}" is also used by ${earlier}`,
+          message: `id "${input.id}" is also used by ${where(earlier)}`,
           line,
         },
       ]);
       continue;
     }
-    seen.set(input.id, where(index, line));
+    seen.set(input.id, line ?? index);
     const resolved = resolveItem(input, index, defaults, {
       registry: deps.registry,
       defaultModel: deps.defaultModel,

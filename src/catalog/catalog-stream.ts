@@ -22,32 +22,64 @@ export function readCatalogStream(
   return format === 'csv' ? csvLines(input) : jsonLines(input);
 }
 
+/**
+ * Lines csv-parse could not read (stray quotes) wait here until the next good row is yielded;
+ * this many in a row and the body is not taken for a CSV at all: reading stops.
+ */
+const MAX_UNREADABLE_IN_A_ROW = 10_000;
+
 async function* csvLines(input: Readable): AsyncGenerator<CatalogLine> {
   const skipped: CatalogLine[] = [];
+  let tooManySkipped = false;
+  let lastLine = 0;
+  // Records as arrays, mapped to the header here: a row with a field too many or too few is a
+  // problem of that row, reported in turn, never a pile of errors waiting in memory.
   const parser = input.pipe(
     parse({
-      columns: true,
       skip_empty_lines: true,
       trim: true,
       bom: true,
       info: true,
       skip_records_with_error: true,
+      // Field counts are checked against the header below, row by row.
+      relax_column_count: true,
       // Spreadsheets and hand edits mix line endings: take either on any line.
       record_delimiter: ['\r\n', '\n'],
     }),
   );
-  // A bad line is reported through 'skip', not the iterator: collected and yielded in turn.
   parser.on('skip', (error: CsvError & { lines?: number }) => {
     skipped.push({ line: error.lines ?? 0, problem: csvProblem(error) });
+    lastLine = error.lines ?? lastLine;
+    if (skipped.length >= MAX_UNREADABLE_IN_A_ROW && !tooManySkipped) {
+      tooManySkipped = true;
+      input.unpipe(parser);
+      parser.end();
+    }
   });
   input.on('error', (error) => parser.destroy(error));
+  let header: string[] | undefined;
   try {
     for await (const { record, info } of parser as AsyncIterable<{
-      record: Record<string, string>;
+      record: string[];
       info: { lines: number };
     }>) {
       yield* skipped.splice(0);
-      yield { line: info.lines, values: record };
+      lastLine = info.lines;
+      if (!header) {
+        header = record;
+        continue;
+      }
+      if (record.length !== header.length) {
+        yield {
+          line: info.lines,
+          problem: `has ${record.length} fields but the header has ${header.length}`,
+        };
+        continue;
+      }
+      yield {
+        line: info.lines,
+        values: Object.fromEntries(header.map((name, i) => [name, record[i]])),
+      };
     }
   } catch (error) {
     yield* skipped.splice(0);
@@ -57,12 +89,16 @@ async function* csvLines(input: Readable): AsyncGenerator<CatalogLine> {
     return;
   }
   yield* skipped.splice(0);
+  if (tooManySkipped) {
+    yield {
+      line: lastLine,
+      problem: `reading stopped: ${MAX_UNREADABLE_IN_A_ROW} lines in a row could not be read as CSV`,
+    };
+  }
 }
 
-/** csv-parse's messages say "Invalid Record Length: columns length is 3, got 4 on line 7". */
+/** csv-parse's messages end "… on line 7": the line is reported apart. */
 function csvProblem(error: CsvError): string {
-  const length = /columns length is (\d+), got (\d+)/.exec(error.message);
-  if (length) return `has ${length[2]} fields but the header has ${length[1]}`;
   return error.message.replace(/\s+on line \d+$/, '');
 }
 
