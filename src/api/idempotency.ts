@@ -9,7 +9,8 @@ import { errorBody } from './http-errors.js';
  * one's answer again instead of creating a second batch or schedule; the same key with a
  * different body is refused (422). Keys are per tenant and kept 24 hours.
  *
- * The body is fingerprinted as it streams in (a catalog is never buffered for it). The first
+ * The body is fingerprinted as it streams in (a catalog is never buffered for it); a multipart
+ * form by its fields and its files' content, once its route has read it. The first
  * request claims the key before its handler runs, so a concurrent retry is told to wait (409)
  * rather than run twice. Only a 2xx answer is kept: a refused request changed nothing and may
  * be sent again with the same key.
@@ -37,20 +38,41 @@ interface IdempotencyState {
   digest?: string;
   /** Whether this request claimed the key (and so must record or release it). */
   claimed: boolean;
-  /** The body stream, when the route reads it itself (catalogs). */
-  stream?: Readable;
+  /**
+   * A multipart form is read by its route, from the raw request: the route fingerprints what
+   * it read and settles the key itself (`settleIdempotency`) before acting on it.
+   */
+  deferred: boolean;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     idempotency?: IdempotencyState;
   }
+  interface FastifyInstance {
+    /**
+     * For a route that reads a multipart form itself: fingerprints what it read and settles
+     * the request's Idempotency-Key. True when an answer was sent (a replay, or a refusal):
+     * the route must then do nothing more.
+     */
+    settleIdempotency(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      fingerprint: string,
+    ): Promise<boolean>;
+  }
 }
 
 /** While the first request runs, its claim lasts this long (a big catalog upload takes a while). */
 const CLAIM_MS = 3600_000;
 /** Headers an answer is replayed with. */
-const REPLAYED_HEADERS = ['content-type', 'location'];
+const REPLAYED_HEADERS = [
+  'content-type',
+  'location',
+  'x-rendermill-batch-id',
+  'x-rendermill-cost-usd',
+  'x-rendermill-cached',
+];
 
 export function registerIdempotency(
   app: FastifyInstance,
@@ -73,18 +95,15 @@ export function registerIdempotency(
     const contentType = request.headers['content-type'] ?? '';
     hash.update(`${contentType.split(';')[0]}\n`);
     const tenantHash = createHash('sha256').update(`${request.tenant}\n${key}`).digest('hex');
+    const deferred = contentType.startsWith('multipart/');
     request.idempotency = {
       redisKey: `rm:idempotency:${tenantHash}`,
       key,
       hash,
       claimed: false,
+      deferred,
     };
-    // Multipart bodies are read by their own parser from the raw request: they are
-    // fingerprinted by length only.
-    if (contentType.startsWith('multipart/')) {
-      hash.update(`length ${request.headers['content-length'] ?? '?'}`);
-      return payload;
-    }
+    if (deferred) return payload;
     let received = 0;
     const tee = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -100,14 +119,31 @@ export function registerIdempotency(
 
   app.addHook('preHandler', async (request, reply) => {
     const state = request.idempotency;
-    if (!state) return;
+    if (!state || state.deferred) return;
+    await settle(request, reply, state);
+  });
+
+  app.decorate(
+    'settleIdempotency',
+    async (request: FastifyRequest, reply: FastifyReply, fingerprint: string) => {
+      const state = request.idempotency;
+      if (!state?.deferred) return false;
+      state.hash.update(fingerprint);
+      await settle(request, reply, state);
+      return reply.sent;
+    },
+  );
+
+  /** Replays the stored answer, refuses a reused key, or claims the key for this request. */
+  async function settle(request: FastifyRequest, reply: FastifyReply, state: IdempotencyState) {
     const raw = await redis.get(state.redisKey);
-    if (raw)
+    if (raw) {
       return replay(request, reply, state, JSON.parse(raw) as StoredAnswer | { state: 'pending' });
+    }
     const claimed = await redis.set(state.redisKey, '{"state":"pending"}', 'PX', CLAIM_MS, 'NX');
     if (!claimed) return inUse(reply, state);
     state.claimed = true;
-  });
+  }
 
   app.addHook('onSend', async (request, reply, payload) => {
     const state = request.idempotency;

@@ -4,7 +4,12 @@ import { readCatalogStream, type CatalogFormat } from '../catalog/catalog-stream
 import { PromptTemplate } from '../catalog/template.js';
 import type { FieldProblem } from '../models/validate-item.js';
 import { parseRequest, validationError } from '../request-validation.js';
-import { batchRequestSchema, catalogOptionsSchema, type BatchRequest } from './batch-request.js';
+import {
+  MAX_ITEMS_PER_REQUEST,
+  batchRequestSchema,
+  catalogOptionsSchema,
+  type BatchRequest,
+} from './batch-request.js';
 import { isOpenAiBatchLine, openAiBatchItem } from './openai-batch-line.js';
 
 /** One would-be item: its position, the catalog line it came from, and what it says. */
@@ -27,9 +32,20 @@ export interface BatchSource {
   candidates: AsyncIterable<ItemCandidate>;
 }
 
-/** A `POST /v1/batches` JSON body: validated whole (it is in memory already). */
+/**
+ * A JSON batch as far as the batch itself goes: its items are checked one by one as they are
+ * resolved, so that `on_invalid: skip` can skip a badly shaped item too.
+ */
+const batchEnvelopeSchema = batchRequestSchema.extend({
+  items: z
+    .array(z.unknown())
+    .min(1, 'a batch needs at least one item')
+    .max(MAX_ITEMS_PER_REQUEST, `at most ${MAX_ITEMS_PER_REQUEST} items per request`),
+});
+
+/** A `POST /v1/batches` JSON body (in memory already: it is parsed whole). */
 export function jsonBatchSource(body: unknown, onInvalid: OnInvalid = 'reject'): BatchSource {
-  const { items, ...options } = parseRequest(batchRequestSchema, body);
+  const { items, ...options } = parseRequest(batchEnvelopeSchema, body);
   return {
     format: 'json',
     options,

@@ -94,7 +94,13 @@ export async function resolveItems(
     }
     const parsed = batchItemSchema.safeParse(candidate.item);
     if (!parsed.success) {
-      reject(zodProblems(parsed.error).map((p) => ({ ...p, line })));
+      reject(
+        zodProblems(parsed.error).map((p) => ({
+          ...p,
+          field: catalog ? p.field : `items[${index}]${p.field ? `.${p.field}` : ''}`,
+          line,
+        })),
+      );
       continue;
     }
     const input = parsed.data;

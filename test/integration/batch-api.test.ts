@@ -119,6 +119,33 @@ describe('catalogs on POST /v1/batches', () => {
     expect(response.json()).toMatchObject({ items: 3, rejected: { count: 0 } });
   });
 
+  it('skips badly shaped JSON items too when asked, and refuses catalog options in a JSON batch’s query', async () => {
+    const body = {
+      ...defaults,
+      items: [
+        { id: 'good', prompt: 'a good mug' },
+        { id: '', prompt: 'no id' },
+        { id: 'odd', prompt: 'a mug', colour: 'red' },
+      ],
+    };
+    const refused = await post('/v1/batches', body);
+    expect(refused.statusCode).toBe(400);
+    const fields = refused.json().error.details.map((d: { field: string }) => d.field);
+    expect(new Set(fields)).toEqual(new Set(['items[1].id', 'items[2]']));
+    const skipped = await post('/v1/batches?on_invalid=skip', body);
+    expect(skipped.statusCode, skipped.body).toBe(202);
+    expect(skipped.json().counts.total).toBe(1);
+    expect(skipped.json().rejected.count).toBe(2);
+
+    // A budget in the query of a JSON batch would otherwise be ignored: the batch would have none.
+    const misplaced = await post('/v1/batches?budget_usd=0.01', body);
+    expect(misplaced.statusCode).toBe(400);
+    expect(misplaced.json().error).toMatchObject({
+      field: 'budget_usd',
+      message: expect.stringMatching(/in a JSON batch, put budget_usd in the body/),
+    });
+  });
+
   it('refuses a template naming a column the catalog lacks, listing its columns', async () => {
     const url = `/v1/batches?${query({ ...defaults, template: 'a {{material}} {{title}}' })}`;
     const response = await post(url, catalog(['A,Mug,red']), { type: CSV });

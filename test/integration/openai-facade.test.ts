@@ -302,6 +302,40 @@ describe('POST /v1/images/edits and /v1/images/variations', () => {
     });
   });
 
+  it('honours Idempotency-Key on an edit: the same form replays, another prompt or file is refused', async () => {
+    const image = await png(256, '#445566');
+    const edit = async (prompt: string, file = image) =>
+      client()
+        .images.edit(
+          {
+            model: 'dall-e-2',
+            image: await toFile(file, 'x.png', { type: 'image/png' }),
+            prompt,
+            size: '256x256',
+            response_format: 'b64_json',
+          },
+          { headers: { 'idempotency-key': 'edit-42' } },
+        )
+        .withResponse();
+    const before = calls();
+    const first = await edit('facade: idempotent hat');
+    const again = await edit('facade: idempotent hat');
+    expect(calls().edits - before.edits).toBe(1);
+    expect(again.response.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.response.headers.get('x-rendermill-batch-id')).toBe(
+      first.response.headers.get('x-rendermill-batch-id'),
+    );
+    expect(again.data.data![0]!.b64_json).toBe(first.data.data![0]!.b64_json);
+    for (const attempt of [
+      () => edit('facade: idempotent scarf'),
+      async () => edit('facade: idempotent hat', await png(256, '#445567')),
+    ]) {
+      const refused = await attempt().catch((error: unknown) => error);
+      expect(refused).toMatchObject({ status: 422 });
+    }
+    expect(calls().edits - before.edits).toBe(1);
+  });
+
   it('refuses a file over the model’s limit before storing or queueing anything', async () => {
     // A PNG padded to 4.5 MB: under gpt-image's 50 MB, over dall-e-2's 4 MB.
     const big = Buffer.concat([await png(64, '#ffffff'), Buffer.alloc(4.5 * 1024 * 1024)]);

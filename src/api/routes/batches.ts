@@ -15,7 +15,7 @@ import { batchEnded } from '../../batches/item-status.js';
 import { listBatches, listBatchesQuery } from '../../batches/list-batches.js';
 import { openAiResultLines, type OpenAiResultFile } from '../../batches/openai-batch-output.js';
 import { submitFromSource } from '../../batches/submit-batch.js';
-import { parseRequest } from '../../request-validation.js';
+import { parseRequest, validationError } from '../../request-validation.js';
 import { HttpError, notFound } from '../http-errors.js';
 import type { ApiDeps } from '../server.js';
 
@@ -46,7 +46,19 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const format = CATALOG_CONTENT_TYPES[type];
     if (format) return catalogBatchSource(request.body as Readable, format, request.query);
-    const { on_invalid } = parseRequest(onInvalidQuery, request.query);
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const misplaced = Object.keys(query).filter((name) => name !== 'on_invalid');
+    if (misplaced.length > 0) {
+      // A budget in the query of a JSON batch would be silently ignored: refuse it instead.
+      throw validationError(
+        misplaced.map((name) => ({
+          field: name,
+          message: `query parameters are for catalogs (CSV, JSON Lines); in a JSON batch, put ${name} in the body`,
+        })),
+        'invalid_request',
+      );
+    }
+    const { on_invalid } = parseRequest(onInvalidQuery, query);
     return jsonBatchSource(request.body, on_invalid);
   }
 

@@ -105,6 +105,7 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     },
     async (request, reply) => {
       const form = await readImageForm(request, cache.scopeFor(request.tenant));
+      if (await app.settleIdempotency(request, reply, formFingerprint(form))) return reply;
       const params = parseImageParams(editParamsSchema, formValues(form.fields));
       return render(request, reply, 'edits', params, form);
     },
@@ -122,6 +123,7 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     },
     async (request, reply) => {
       const form = await readImageForm(request, cache.scopeFor(request.tenant));
+      if (await app.settleIdempotency(request, reply, formFingerprint(form))) return reply;
       const params = parseImageParams(variationParamsSchema, formValues(form.fields));
       return render(request, reply, 'variations', params, form);
     },
@@ -251,4 +253,14 @@ function toOpenAiError(error: FastifyError, maxFileBytes: number): OpenAiError {
     null,
     'internal_error',
   );
+}
+
+/**
+ * What an edit or variation asked, for its Idempotency-Key: every field, and each file by its
+ * content (its upload key is its SHA-256).
+ */
+function formFingerprint(form: ImageForm): string {
+  const fields = Object.entries(form.fields).sort(([a], [b]) => a.localeCompare(b));
+  const files = [...form.images.map((image) => image.key), form.mask?.key ?? ''];
+  return JSON.stringify({ fields, files });
 }
