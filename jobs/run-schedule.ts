@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import pRetry from 'p-retry';
 import type { Logger } from 'pino';
-import { submitBatch, type SubmitBatchDeps } from '../src/batches/submit-batch.js';
+import {
+  scheduledBatchId,
+  submitBatch,
+  type SubmitBatchDeps,
+} from '../src/batches/submit-batch.js';
 import { RendermillError, RequestValidationError } from '../src/errors.js';
 import { batchForRun } from '../src/schedules/schedule-batch.js';
 import { runTimeAt } from '../src/schedules/schedule-calendar.js';
@@ -83,7 +87,8 @@ export function createRunScheduleHandler(deps: RunScheduleDeps): JobHandler<'run
           { ...deps.submit, now: () => now },
           tenant,
           batchForRun(definition, runTime),
-          { scheduleId },
+          // One id per run: a run re-attempted after its worker died mid-way finds its batch.
+          { scheduleId, batchId: scheduledBatchId(scheduleId, runTime) },
         );
         batchId = batch.id;
       } catch (error) {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { usdToMicros } from '../models/pricing.js';
 import type { FieldProblem } from '../models/validate-item.js';
 import type { JobQueue } from '../queue/job-queue.js';
@@ -22,6 +22,25 @@ export function newBatchId(now: Date): string {
   return `batch_${now.getTime().toString(36)}${randomBytes(8).toString('hex')}`;
 }
 
+/**
+ * The batch id of one run of a schedule, the same every time the run is attempted: however
+ * often its job runs, the run makes one batch.
+ */
+export function scheduledBatchId(scheduleId: string, runTime: Date): string {
+  const digest = createHash('sha256').update(`${scheduleId}\n${runTime.toISOString()}`);
+  return `batch_${runTime.getTime().toString(36)}${digest.digest('hex').slice(0, 16)}`;
+}
+
+export interface SubmitOptions {
+  /** The schedule whose run this is. */
+  scheduleId?: string | undefined;
+  /**
+   * A fixed id (scheduledBatchId): if a batch of that id exists, it is the answer, and nothing
+   * new is submitted.
+   */
+  batchId?: string | undefined;
+}
+
 /** A submitted batch, and the rows that were skipped (`on_invalid: skip`). */
 export interface Submission {
   batch: BatchRecord;
@@ -38,12 +57,23 @@ export async function submitFromSource(
   deps: SubmitBatchDeps,
   tenant: string,
   source: BatchSource,
-  options: { scheduleId?: string | undefined } = {},
+  options: SubmitOptions = {},
 ): Promise<Submission> {
   const { options: request } = source;
   if (request.webhook_url) await deps.checkWebhookUrl?.(request.webhook_url);
   const now = deps.now?.() ?? new Date();
-  const batchId = newBatchId(now);
+  const batchId = options.batchId ?? newBatchId(now);
+  if (options.batchId) {
+    const existing = await deps.store.get(batchId);
+    if (existing) {
+      // Submitted before by a run that died before it could say so: finish queueing it (job
+      // ids make that harmless) and answer with it, rather than submit, and pay, twice.
+      if (existing.tenant !== tenant)
+        throw new Error(`batch id ${batchId} belongs to another tenant`);
+      await queueRenders(deps, tenant, batchId);
+      return { batch: existing, rejected: { count: 0, rows: [] } };
+    }
+  }
   let resolved;
   try {
     resolved = await resolveItems(deps, tenant, source, now, (items) =>
@@ -104,7 +134,7 @@ export async function submitBatch(
   deps: SubmitBatchDeps,
   tenant: string,
   body: unknown,
-  options: { scheduleId?: string | undefined } = {},
+  options: SubmitOptions = {},
 ): Promise<BatchRecord> {
   return (await submitFromSource(deps, tenant, jsonBatchSource(body), options)).batch;
 }

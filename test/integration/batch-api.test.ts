@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scheduledBatchId, submitBatch } from '../../src/batches/submit-batch.js';
+import { submitDepsFor } from '../../src/runtime/wiring.js';
 import { auth, startHarness, waitForBatch, type Harness } from '../support/harness.js';
 
 let h: Harness;
@@ -443,6 +445,28 @@ describe('listing and cancelling', () => {
     const csv = await get(`/v1/batches/${id}/manifest?format=csv`);
     expect(csv.headers['content-type']).toMatch(/text\/csv/);
     expect(csv.body.split('\n')[0]).toMatch(/^id,status,/);
+  });
+});
+
+describe('a schedule run’s fixed batch id', () => {
+  it('submits once however often the run is attempted, finishing the queueing of the first', async () => {
+    const deps = submitDepsFor(h.services);
+    const batchId = scheduledBatchId('sch_fixed', new Date('2026-11-23T08:00:00Z'));
+    const body = { ...defaults, items: [{ id: 'f1', prompt: 'fixed id mug one' }] };
+    const first = await submitBatch(deps, 'acme', body, { scheduleId: 'sch_fixed', batchId });
+    // The same run again, with another body even (the template's date moved on): no new batch.
+    const again = await submitBatch(
+      deps,
+      'acme',
+      { ...body, items: [{ id: 'f1', prompt: 'fixed id mug two' }] },
+      { scheduleId: 'sch_fixed', batchId },
+    );
+    expect(again.id).toBe(first.id);
+    await waitForBatch(h, batchId);
+    const items = await h.services.store.items(batchId);
+    expect(items.map((item) => item.spec.prompt)).toEqual(['fixed id mug one']);
+    const listed = await get('/v1/batches?schedule_id=sch_fixed');
+    expect(listed.json().data.map((b: { id: string }) => b.id)).toEqual([batchId]);
   });
 });
 
