@@ -55,7 +55,10 @@ export const batchRequestSchema = z
       .max(MAX_DERIVATIONS, `at most ${MAX_DERIVATIONS} derived copies per image`)
       .optional(),
     metadata: z.record(z.string(), z.string().max(500)).optional(),
-    /** Receives `batch.completed`, `batch.budget_exhausted` and `batch.failed`, signed. */
+    /**
+     * Receives one signed event when the batch ends: `batch.completed`, `batch.budget_exhausted`,
+     * `batch.failed` or `batch.cancelled` (Standard Webhooks).
+     */
     webhook_url: z
       .url({ protocol: /^https?$/ })
       .max(2048)

@@ -110,11 +110,7 @@ const STAGED_TTL_MS = 3600_000;
  * cancelled, so it was cancelled instead: the job must stop, with nothing more to pay.
  */
 export type TransitionOutcome =
-  | 'ignored'
-  | 'updated'
-  | 'batch_completed'
-  | 'checkpoint_due'
-  | 'cancelled';
+  'ignored' | 'updated' | 'batch_completed' | 'checkpoint_due' | 'cancelled';
 export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
 
 /** A reservation's answer; when refused, `cap` says which: `batch` or a SpendCap id. */
@@ -393,7 +389,8 @@ export class BatchStore {
       this.reservationsKey(batchId),
       itemId,
     );
-    if (marked === 2) throw new BatchCancelledError('the batch was cancelled before this item was rendered');
+    if (marked === 2)
+      throw new BatchCancelledError('the batch was cancelled before this item was rendered');
     if (marked !== 1) throw new ReservationLostError();
   }
 

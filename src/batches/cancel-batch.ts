@@ -34,7 +34,8 @@ export async function cancelBatch(
       queued.map((item) => `${batch.id}-${item.index}`),
     );
   }
-  if (lastItemCancelled) await deps.queue.add('finalize-batch', { batchId: batch.id }, `finalize-${batch.id}`);
+  if (lastItemCancelled)
+    await deps.queue.add('finalize-batch', { batchId: batch.id }, `finalize-${batch.id}`);
   const after = await deps.store.get(batch.id);
   if (!after) throw new Error(`batch ${batch.id} vanished while it was cancelled`);
   return after;

@@ -6,7 +6,7 @@ import {
   usdToMicros,
 } from '../models/pricing.js';
 import type { FieldProblem } from '../models/validate-item.js';
-import { jsonBatchSource, type BatchSource } from './batch-source.js';
+import type { BatchSource } from './batch-source.js';
 import { resolveItems } from './resolve-items.js';
 import type { SubmitBatchDeps } from './submit-batch.js';
 
@@ -92,7 +92,3 @@ export async function estimateFromSource(
     rejected: { count: resolved.rejected, rows: resolved.problems },
   };
 }
-
-/** Estimates a JSON batch request. */
-export const estimateBatch = (deps: SubmitBatchDeps, tenant: string, body: unknown) =>
-  estimateFromSource(deps, tenant, jsonBatchSource(body));

@@ -533,7 +533,20 @@ describe('the OpenAPI document', () => {
     expect(schema.required).toContain('items');
     expect(schema.additionalProperties).toBe(false);
     const params = submit.parameters.map((p: { name: string }) => p.name);
-    expect(params).toEqual(expect.arrayContaining(['template', 'on_invalid', 'budget_usd']));
+    expect(params).toEqual(
+      expect.arrayContaining(['template', 'on_invalid', 'budget_usd', 'idempotency-key']),
+    );
+    expect(Object.keys(submit.responses)).toEqual(
+      expect.arrayContaining(['202', '400', '401', '409', '413', '415', '422']),
+    );
+    expect(
+      submit.responses['400'].content['application/json'].schema.properties.error,
+    ).toBeDefined();
+    expect(Object.keys(submit.requestBody.content)).toEqual([
+      'application/json',
+      'text/csv',
+      'application/x-ndjson',
+    ]);
     expect(Object.keys(spec.paths)).toEqual(
       expect.arrayContaining(['/v1/batches/{id}/cancel', '/v1/batches/estimate']),
     );

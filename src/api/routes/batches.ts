@@ -16,7 +16,7 @@ import { listBatches, listBatchesQuery } from '../../batches/list-batches.js';
 import { openAiResultLines, type OpenAiResultFile } from '../../batches/openai-batch-output.js';
 import { submitFromSource } from '../../batches/submit-batch.js';
 import { parseRequest, validationError } from '../../request-validation.js';
-import { HttpError, notFound } from '../http-errors.js';
+import { HttpError, answer, errorResponses, notFound } from '../http-errors.js';
 import type { ApiDeps } from '../server.js';
 
 const batchParams = z.object({ id: z.string().min(1).max(100) });
@@ -78,6 +78,10 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         tags: ['batches'],
         body: batchRequestSchema,
         querystring: catalogOptionsSchema,
+        response: {
+          202: answer('The batch, accepted; with `rejected` rows when `on_invalid=skip`'),
+          ...errorResponses(400, 409, 413, 415, 422),
+        },
       },
     },
     async (request, reply) => {
@@ -99,6 +103,10 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         tags: ['batches'],
         body: batchRequestSchema,
         querystring: catalogOptionsSchema,
+        response: {
+          200: answer('Price, cache hits and time at the tier limit'),
+          ...errorResponses(400, 413, 415),
+        },
       },
     },
     async (request) => estimateFromSource(deps, request.tenant, sourceOf(request)),
@@ -111,6 +119,7 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         summary: 'List batches, newest first',
         tags: ['batches'],
         querystring: listBatchesQuery,
+        response: { 200: answer('`data`: batches; `next_cursor`'), ...errorResponses(400) },
       },
     },
     async (request) =>
@@ -119,7 +128,14 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   app.get<{ Params: { id: string } }>(
     '/v1/batches/:id',
-    { schema: { summary: 'A batch and its progress', tags: ['batches'], params: batchParams } },
+    {
+      schema: {
+        summary: 'A batch and its progress',
+        tags: ['batches'],
+        params: batchParams,
+        response: { 200: answer('The batch'), ...errorResponses(404) },
+      },
+    },
     async (request) => batchView(await tenantBatch(request)),
   );
 
@@ -130,6 +146,10 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         summary: 'Cancel a batch: queued items are cancelled, items already rendering finish',
         tags: ['batches'],
         params: batchParams,
+        response: {
+          200: answer('The batch, cancelling or cancelled'),
+          ...errorResponses(404, 409),
+        },
       },
     },
     async (request) => batchView(await cancelBatch(deps, await tenantBatch(request))),
@@ -143,6 +163,7 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         tags: ['batches'],
         params: batchParams,
         querystring: manifestQuery,
+        response: { 200: answer('The manifest (JSON, or CSV)'), ...errorResponses(404) },
       },
     },
     async (request, reply) => {
