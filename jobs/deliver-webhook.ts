@@ -10,7 +10,7 @@ import type { JobHandler, JobPayload } from './catalog.js';
 export interface DeliverWebhookDeps {
   secrets: Pick<WebhookSecrets, 'signingSecrets'>;
   logger: Logger;
-  /** Let webhooks reach private addresses (RENDERMILL_WEBHOOK_ALLOW_PRIVATE). */
+  /** Let webhooks reach private addresses (RENDERMILL_ALLOW_PRIVATE_URLS). */
   allowPrivate: boolean;
   /** How long one attempt may take. Default 10 s. */
   timeoutMs?: number | undefined;
@@ -21,7 +21,7 @@ export interface DeliverWebhookDeps {
 /**
  * POSTs one signed event to a batch's webhook URL. One attempt per run: a 2xx ends the job;
  * any other answer, a timeout or a connection error throws, and BullMQ tries again later
- * (14 attempts, exponential backoff). Stops for good — UnrecoverableError — when the receiver
+ * (13 attempts, exponential backoff). Stops for good — UnrecoverableError — when the receiver
  * answers 410 Gone (it says it wants no more) or the URL now points at an address webhooks may
  * not reach (checked again before each attempt, and at connection time, since DNS changes).
  *

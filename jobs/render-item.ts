@@ -25,6 +25,7 @@ import {
   ModelUnavailableError,
   RendermillError,
   ReservationLostError,
+  BatchCancelledError,
   isRetryable,
 } from '../src/errors.js';
 import { describeCap, type SpendCap, type SpendCaps } from '../src/ledger/spend-caps.js';
@@ -55,6 +56,8 @@ export interface RenderItemDeps {
   queue: JobQueue;
   logger: Logger;
   retryPolicy?: ProviderRetryPolicy;
+  /** Let input image URLs reach private addresses (RENDERMILL_ALLOW_PRIVATE_URLS). Default false. */
+  allowPrivateUrls?: boolean | undefined;
 }
 
 /**
@@ -158,8 +161,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       releaseReservation: true,
       caps,
     });
-    if (start === 'ignored') {
-      // Another run of the same job finished the item since we read it.
+    if (start === 'ignored' || start === 'cancelled') {
+      // Another run of the same job finished the item since we read it, or the batch is being
+      // cancelled and the item was cancelled instead of starting.
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
@@ -175,10 +179,11 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       for (const ref of [...(spec.images ?? []), ...(spec.mask ? [spec.mask] : [])]) {
         checkInputRef(ref, ownRenders);
       }
+      const load = { allowPrivateUrls: deps.allowPrivateUrls };
       const images = await Promise.all(
-        (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage)),
+        (spec.images ?? []).map((ref) => loadInputImage(ref, deps.storage, load)),
       );
-      const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage) : undefined;
+      const mask = spec.mask ? await loadInputImage(spec.mask, deps.storage, load) : undefined;
       const hash =
         item.hash ??
         requestHash(spec, {
@@ -302,14 +307,24 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // Every transition below also releases what the item had reserved.
       const money = { spendMicros: paidMicros, caps };
       const cost_micros = item.cost_micros + paidMicros + unansweredMicros;
+      // The batch was cancelled before this item's call left: no call, nothing more to pay.
+      if (error instanceof BatchCancelledError) {
+        await finish(record({ status: 'cancelled', cost_micros, error: reason }), money);
+        return;
+      }
       // A shutdown or a paused account hands the job back without using an attempt.
       const handedBack = error instanceof ShutdownError || error instanceof AccountPausedError;
       if (handedBack || (!providerGaveUp && isRetryable(error) && attempt < maxAttempts)) {
-        await deps.store.transition(
+        const back = await deps.store.transition(
           batchId,
           record({ status: 'queued', cost_micros, error: reason }),
           money,
         );
+        if (back === 'cancelled') {
+          // Its batch is being cancelled: the item was cancelled instead, and the job ends.
+          await queueFinalizeIfComplete(deps, batchId);
+          return;
+        }
         log.warn({ err: reason, attempt }, 'attempt ended; the job goes back to the queue');
         throw error;
       }

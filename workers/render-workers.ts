@@ -41,13 +41,14 @@ export function startRenderWorkers(
         queue,
         logger,
         retryPolicy: config.retry,
+        allowPrivateUrls: config.allowPrivateUrls,
       }),
       'finalize-batch': {
         process: createFinalizeBatchProcessor({ store, storage, logger, webhooks: batchWebhooks }),
       },
       'deliver-webhook': createDeliverWebhookHandler({
         secrets: new WebhookSecrets(services.state, { fixed: config.webhooks.secrets }),
-        allowPrivate: config.webhooks.allowPrivate,
+        allowPrivate: config.allowPrivateUrls,
         logger,
       }),
       'run-schedule': createRunScheduleHandler({

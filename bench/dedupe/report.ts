@@ -1,13 +1,7 @@
 import { rerunServedFromCache, type Figure, type Repetition } from './figures.js';
 import { POLL_MS } from './shape.js';
+import { formatNumber as format } from '../support/results.js';
 
-const format = (value: number, digits: number) =>
-  Number.isFinite(value)
-    ? value.toLocaleString('en-US', {
-        minimumFractionDigits: digits,
-        maximumFractionDigits: digits,
-      })
-    : '—';
 const thousands = (value: number) => format(value, 0);
 const metCell = (met: boolean | null) => (met === null ? '' : met ? 'met' : 'MISSED');
 const line = (cells: string[]) => `| ${cells.join(' | ')} |`;

@@ -38,3 +38,12 @@ export async function writeResults(
   await writeFile(path.join(dir, `${name}-latest.md`), markdown);
   return path.relative(process.cwd(), jsonFile);
 }
+
+/** A number as the reports print it: thousands separated, `digits` decimals, `—` for none. */
+export const formatNumber = (value: number, digits: number) =>
+  Number.isFinite(value)
+    ? value.toLocaleString('en-US', {
+        minimumFractionDigits: digits,
+        maximumFractionDigits: digits,
+      })
+    : '—';

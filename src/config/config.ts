@@ -221,7 +221,9 @@ export const envSchema = z
       z.coerce.number().int().min(1000).max(600_000).default(30_000),
     ),
     RENDERMILL_WEBHOOK_SECRETS: z.preprocess(emptyAsUndefined, webhookSecrets.optional()),
-    RENDERMILL_WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, booleanString.default(false)),
+    RENDERMILL_ALLOW_PRIVATE_URLS: z.preprocess(emptyAsUndefined, booleanString.optional()),
+    /** Deprecated: the former name of RENDERMILL_ALLOW_PRIVATE_URLS, read when that one is unset. */
+    RENDERMILL_WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, booleanString.optional()),
     RENDERMILL_WEBHOOK_RETRY_BASE_MS: z.preprocess(
       emptyAsUndefined,
       z.coerce.number().int().min(1).max(3_600_000).default(30_000),
@@ -334,12 +336,7 @@ export interface SpendCapsConfig {
 export interface WebhookConfig {
   /** Secrets fixed by the operator, tenant → `whsec_…`; other tenants get one made on first use. */
   secrets: Record<string, string>;
-  /**
-   * Let webhooks reach loopback, private and link-local addresses (a receiver on the same
-   * network, tests). Off by default: a webhook URL must not become a way into the network.
-   */
-  allowPrivate: boolean;
-  /** First wait before a failed delivery is tried again, doubled each time (14 attempts). */
+  /** First wait before a failed delivery is tried again, doubled each time (13 attempts). */
   retryBaseMs: number;
 }
 
@@ -387,6 +384,12 @@ export interface Config {
   jobLockMs: number;
   requestTimeoutMs: number;
   webhooks: WebhookConfig;
+  /**
+   * Let the URLs tenants give — webhooks, edit and variation inputs — reach loopback, private,
+   * link-local and reserved addresses (a receiver or an image server on the same network,
+   * tests). Off by default: such a URL must not become a way into the network.
+   */
+  allowPrivateUrls: boolean;
   logLevel: string;
 }
 
@@ -470,9 +473,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
     webhooks: {
       secrets: e.RENDERMILL_WEBHOOK_SECRETS ?? {},
-      allowPrivate: e.RENDERMILL_WEBHOOK_ALLOW_PRIVATE,
       retryBaseMs: e.RENDERMILL_WEBHOOK_RETRY_BASE_MS,
     },
+    allowPrivateUrls:
+      e.RENDERMILL_ALLOW_PRIVATE_URLS ?? e.RENDERMILL_WEBHOOK_ALLOW_PRIVATE ?? false,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,5 +1,7 @@
 import sharp from 'sharp';
-import { InputImageError } from '../errors.js';
+import { InputImageError, RequestValidationError } from '../errors.js';
+import { DownloadTooLargeError, guardedGet } from '../net/guarded-get.js';
+import { HostUnresolvedError, PrivateUrlError, RefusedAddressError } from '../net/url-guard.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import { CONTENT_TYPES } from '../models/render-spec.js';
 import type { InputImage } from '../providers/image-provider.js';
@@ -59,25 +61,33 @@ export function checkInputRef(
   }
 }
 
+/** What `loadInputImage` may do beyond reading the bucket. */
+export interface LoadInputOptions {
+  /**
+   * Let an input URL reach loopback, private, link-local and reserved addresses
+   * (`RENDERMILL_ALLOW_PRIVATE_URLS`). Default false: URLs go to public hosts only.
+   */
+  allowPrivateUrls?: boolean | undefined;
+}
+
 /**
  * Fetches an edit/variation input — an S3 key in rendermill's bucket or an http(s) URL — and
  * checks it against the model's input rules, so a bad input fails the item with a reason
  * instead of costing a provider round trip.
+ *
+ * A URL is a request a worker makes from inside rendermill's network on the tenant's behalf,
+ * so it goes through the SSRF guard (src/net/guarded-get.ts): a URL, or a redirect, to a
+ * private address fails with `InputImageError` "refused: private address", before any request
+ * is made to it, and says nothing more about what is there.
  */
-export async function loadInputImage(ref: string, storage: ImageStorage): Promise<InputImage> {
+export async function loadInputImage(
+  ref: string,
+  storage: ImageStorage,
+  options: LoadInputOptions = {},
+): Promise<InputImage> {
   let data: Buffer;
   if (/^https?:\/\//i.test(ref)) {
-    let response: Response;
-    try {
-      response = await fetch(ref, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS) });
-    } catch (error) {
-      throw new InputImageError(`cannot download input image ${ref}: ${(error as Error).message}`);
-    }
-    if (!response.ok)
-      throw new InputImageError(`input image ${ref} answered HTTP ${response.status}`);
-    data = Buffer.from(await response.arrayBuffer());
-    if (data.length > MAX_DOWNLOAD_BYTES)
-      throw new InputImageError(`input image ${ref} is too large`);
+    data = await downloadInput(ref, options);
   } else {
     const object = await storage.get(ref);
     if (!object)
@@ -92,6 +102,54 @@ export async function loadInputImage(ref: string, storage: ImageStorage): Promis
     filename: name.includes('.') ? name : `${name}.${format}`,
     contentType: CONTENT_TYPES[format],
   };
+}
+
+/**
+ * Downloads an input URL through the guard. Messages name the URL without its query (it may
+ * carry a signature) and never what a refused host resolves to.
+ */
+async function downloadInput(url: string, options: LoadInputOptions): Promise<Buffer> {
+  const shown = withoutQuery(url);
+  let answer;
+  try {
+    answer = await guardedGet(url, {
+      allowPrivate: options.allowPrivateUrls,
+      timeoutMs: DOWNLOAD_TIMEOUT_MS,
+      maxBytes: MAX_DOWNLOAD_BYTES,
+      accept: 'image/png, image/jpeg, image/webp, */*;q=0.5',
+      field: 'image',
+      code: 'invalid_input_image',
+    });
+  } catch (error) {
+    if (error instanceof PrivateUrlError || error instanceof RefusedAddressError) {
+      throw new InputImageError(`input image ${shown}: refused: private address`);
+    }
+    if (error instanceof HostUnresolvedError) {
+      throw new InputImageError(`cannot download input image ${shown}: its host does not resolve`);
+    }
+    if (error instanceof RequestValidationError) {
+      // A URL (or a redirect's target) of the wrong form: its message says which rule.
+      throw new InputImageError(`input image ${shown}: ${error.message.replace(/^image: /, '')}`);
+    }
+    if (error instanceof DownloadTooLargeError) {
+      throw new InputImageError(`input image ${shown} is too large`);
+    }
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new InputImageError(`cannot download input image ${shown}: ${reason}`);
+  }
+  if (answer.status < 200 || answer.status >= 300) {
+    throw new InputImageError(`input image ${shown} answered HTTP ${answer.status}`);
+  }
+  return answer.body;
+}
+
+function withoutQuery(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}${parsed.search ? '?…' : ''}`;
+  } catch {
+    return url;
+  }
 }
 
 /** Checks inputs against the model's `edit_input` rules (dall-e-2: one square PNG < 4 MB …). */

@@ -22,7 +22,7 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
     maxImagesPerRequest: imagesAllowedAtOnce(services.config.imagesPerMinute),
     imagesPerMinute: services.config.imagesPerMinute,
     checkWebhookUrl: (url) =>
-      checkWebhookUrl(url, { allowPrivate: services.config.webhooks.allowPrivate }),
+      checkWebhookUrl(url, { allowPrivate: services.config.allowPrivateUrls }),
   };
 }
 
@@ -44,7 +44,7 @@ export function buildApiForServices(services: Services): FastifyInstance {
       queue: services.queue.queue(SCHEDULE_QUEUE),
       resolve: submitDepsFor(services),
       checkWebhookUrl: (url) =>
-        checkWebhookUrl(url, { allowPrivate: services.config.webhooks.allowPrivate }),
+        checkWebhookUrl(url, { allowPrivate: services.config.allowPrivateUrls }),
     }),
   });
 }

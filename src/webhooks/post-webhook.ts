@@ -1,18 +1,17 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import type { LookupFunction } from 'node:net';
-import { isRefusedAddress } from './target-guard.js';
+import { guardedLookup, RefusedAddressError } from '../net/url-guard.js';
 
-/** The receiver's host resolved, at connection time, to an address webhooks may not reach. */
-export class WebhookTargetRefusedError extends Error {
-  override name = 'WebhookTargetRefusedError';
-}
+/**
+ * The receiver's host resolved, at connection time, to an address webhooks may not reach: the
+ * guarded lookup's `RefusedAddressError`, under the name deliveries have always caught.
+ */
+export { RefusedAddressError as WebhookTargetRefusedError };
 
 export interface PostWebhookOptions {
   /** The whole exchange — connect, send, the answer's headers — must fit in this. Default 10 s. */
   timeoutMs?: number | undefined;
-  /** Skip the address check at connection time (RENDERMILL_WEBHOOK_ALLOW_PRIVATE). Default false. */
+  /** Skip the address check at connection time (RENDERMILL_ALLOW_PRIVATE_URLS). Default false. */
   allowPrivate?: boolean | undefined;
 }
 
@@ -26,33 +25,9 @@ export interface WebhookAnswer {
 const EXCERPT_BYTES = 200;
 
 /**
- * A DNS lookup that refuses private addresses. The socket connects to the very addresses
- * checked here, so a name that resolved to a public address when the URL was checked and to
- * 127.0.0.1 now (DNS rebinding) is still refused.
- */
-const guardedLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
-    if (error) return callback(error, '', 0);
-    const refused = addresses.find((a) => isRefusedAddress(a.address));
-    if (refused) {
-      const message = `${hostname} resolves to ${refused.address}, an address webhooks may not reach`;
-      return callback(
-        Object.assign(new WebhookTargetRefusedError(message), { code: 'ERR_WEBHOOK_REFUSED' }),
-        '',
-        0,
-      );
-    }
-    if (options.all) return (callback as (e: null, a: LookupAddress[]) => void)(null, addresses);
-    const [first] = addresses;
-    if (!first) return callback(new Error(`${hostname} has no address`), '', 0);
-    callback(null, first.address, first.family);
-  });
-};
-
-/**
  * POSTs a webhook body once and returns the status, whatever it is. Redirects are not
  * followed (a 3xx is returned like any other answer). Throws on a timeout or a connection
- * error, and `WebhookTargetRefusedError` if the host resolves to a refused address.
+ * error, and `WebhookTargetRefusedError` (`RefusedAddressError`) if the host resolves to a refused address.
  */
 export function postWebhook(
   url: string,

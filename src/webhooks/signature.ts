@@ -12,8 +12,12 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 /** How far a webhook's timestamp may be from the receiver's clock: replays older than this fail. */
 export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
-/** The HMAC key: the bytes after `whsec_`, base64-decoded. */
-function keyOf(secret: string): Buffer {
+/**
+ * The HMAC key: the bytes after `whsec_`, base64-decoded (a bare base64 string is accepted too).
+ * Lenient, as a receiver's verifier should be; rendermill validates secrets before using them
+ * (`webhookSecretKey` in secret-format.ts, which decodes with this).
+ */
+export function webhookHmacKey(secret: string): Buffer {
   return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
 }
 
@@ -24,7 +28,7 @@ export function signWebhook(
   timestamp: number,
   body: string | Buffer,
 ): string {
-  const mac = createHmac('sha256', keyOf(secret))
+  const mac = createHmac('sha256', webhookHmacKey(secret))
     .update(`${id}.${timestamp}.`)
     .update(body)
     .digest('base64');

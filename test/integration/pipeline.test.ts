@@ -5,7 +5,8 @@ import { startHarness, submit, waitForBatch, auth, type Harness } from '../suppo
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  // An edit below reads its input from a presigned URL of the local S3 server, on 127.0.0.1.
+  h = await startHarness({ env: { RENDERMILL_ALLOW_PRIVATE_URLS: 'true' } });
 });
 afterAll(async () => {
   await h?.stop();

@@ -14,7 +14,7 @@ import { auth, startHarness, submit, waitForBatch, type Harness } from '../suppo
 
 /**
  * Signed batch webhooks end to end: real redis-server, s3rver, simulator and workers, and a
- * real HTTP receiver on 127.0.0.1 (allowed here by RENDERMILL_WEBHOOK_ALLOW_PRIVATE).
+ * real HTTP receiver on 127.0.0.1 (allowed here by RENDERMILL_ALLOW_PRIVATE_URLS).
  */
 
 interface Delivery {
@@ -78,7 +78,7 @@ beforeAll(async () => {
   h = await startHarness({
     simulator: { imagesPerMinute: 60_000, contentPolicyPattern: REFUSED_PROMPT },
     env: {
-      RENDERMILL_WEBHOOK_ALLOW_PRIVATE: 'true',
+      RENDERMILL_ALLOW_PRIVATE_URLS: 'true',
       RENDERMILL_WEBHOOK_RETRY_BASE_MS: '200',
       RENDERMILL_WEBHOOK_SECRETS: JSON.stringify({ globex: GLOBEX_SECRET }),
     },
