@@ -42,6 +42,7 @@ import { completeDerivations, storeRendered } from '../src/render/store-images.j
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import { renderItemRef, type AttemptInfo, type JobHandler, type JobPayload } from './catalog.js';
 import type { JobQueue } from '../src/queue/job-queue.js';
+import { NO_RENDER_METRICS, type RenderMetrics } from '../src/metrics/render-metrics.js';
 
 export interface RenderItemDeps {
   store: BatchStore;
@@ -58,6 +59,8 @@ export interface RenderItemDeps {
   retryPolicy?: ProviderRetryPolicy;
   /** Let input image URLs reach private addresses (RENDERMILL_ALLOW_PRIVATE_URLS). Default false. */
   allowPrivateUrls?: boolean | undefined;
+  /** Where outcomes, spend and provider calls are counted. Default: nowhere. */
+  metrics?: RenderMetrics | undefined;
 }
 
 /**
@@ -77,6 +80,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   ): Promise<void> {
     const started = Date.now();
     const log = deps.logger.child({ batch: batchId, item: itemId });
+    const metrics = deps.metrics ?? NO_RENDER_METRICS;
+    /** Every amount the ledger counts as spent is counted in the metrics too, once recorded. */
+    const spent = (micros: number | undefined) => metrics.spent(tenant, micros ?? 0);
     const stored = await deps.store.item(batchId, itemId);
     if (!stored) {
       log.warn('item no longer exists; nothing to render');
@@ -98,13 +104,22 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       updated_at: new Date().toISOString(),
     });
     let settled = false;
-    const finish = async (next: ItemRecord, money: { spendMicros?: number }) => {
+    const finish = async (next: ItemRecord, money: { spendMicros?: number }, derivedCopies = 0) => {
       const outcome = await deps.store.transition(batchId, next, {
         ...money,
         savedMicros: next.saved_micros,
         caps,
       });
       settled = true; // from here on the outcome and its money are recorded: never again
+      spent(money.spendMicros);
+      // `ignored`: another run of the job recorded the item's outcome, and counted it.
+      if (outcome !== 'ignored') {
+        metrics.itemFinished({
+          status: next.status,
+          model: spec.model,
+          images: imageOutcomes(next, spec.n, derivedCopies),
+        });
+      }
       log.info(
         {
           status: next.status,
@@ -129,7 +144,12 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     const lookup = async (hash: string, verify = false) =>
       reusable(await deps.cache.lookup(scope, hash, spec.n, { verify }), rules);
     /** The item's outcome from its images: `cached` when no provider call was made for it. */
-    const succeed = (images: CachedImage[], reused: CachedImage[], paidMicros: number) =>
+    const succeed = (
+      images: CachedImage[],
+      reused: CachedImage[],
+      paidMicros: number,
+      derivedCopies = 0,
+    ) =>
       finish(
         record({
           status: reused.length === images.length ? 'cached' : 'succeeded',
@@ -142,6 +162,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           error: undefined,
         }),
         { spendMicros: paidMicros },
+        derivedCopies,
       );
 
     // The common case of a re-run catalog, in three round trips: every variant is stored
@@ -161,6 +182,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       releaseReservation: true,
       caps,
     });
+    spent(heldByDeadRun);
+    if (start === 'cancelled') {
+      metrics.itemFinished({ status: 'cancelled', model: spec.model, images: {} });
+    }
     if (start === 'ignored' || start === 'cancelled') {
       // Another run of the same job finished the item since we read it, or the batch is being
       // cancelled and the item was cancelled instead of starting.
@@ -246,6 +271,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
             policy: deps.retryPolicy,
             shutdown: signal,
             log,
+            metrics,
             // From here on the reservation is money at stake: if this worker dies, it counts as
             // spent. After a request that got no answer, the next one (a retry, or a fallback)
             // needs a reservation of its own first — or it is not made.
@@ -265,7 +291,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
             // No answer came (a timeout, a cut connection): the provider may have billed it, so
             // what it held is spent.
             afterUnansweredCall: async () => {
-              unansweredMicros += await deps.store.chargeHold(batchId, itemId);
+              const charged = await deps.store.chargeHold(batchId, itemId);
+              spent(charged);
+              unansweredMicros += charged;
               holdSpent = true;
             },
           },
@@ -297,6 +325,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         [...complete, ...rendered].sort((a, b) => a.index - b.index),
         complete,
         paidMicros,
+        derivedCount(rendered) + derivedCount(complete) - derivedCount(reused),
       );
     } catch (error) {
       if (settled) throw error; // only queueing the manifest failed: the job retry redoes that
@@ -320,8 +349,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
           record({ status: 'queued', cost_micros, error: reason }),
           money,
         );
+        spent(money.spendMicros);
         if (back === 'cancelled') {
           // Its batch is being cancelled: the item was cancelled instead, and the job ends.
+          metrics.itemFinished({ status: 'cancelled', model: spec.model, images: {} });
           await queueFinalizeIfComplete(deps, batchId);
           return;
         }
@@ -339,6 +370,22 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Derived copies the images carry. */
+const derivedCount = (images: readonly CachedImage[]) =>
+  images.reduce((sum, image) => sum + image.derived.length, 0);
+
+/**
+ * What became of a finished item's images: bought or reused when it succeeded (with the
+ * copies this run made), all of them undelivered when it failed. An item stopped by its
+ * budget or a cancellation failed no image: items_total says what happened to it.
+ */
+function imageOutcomes(item: ItemRecord, n: number, derivedCopies: number) {
+  if (item.status === 'failed') return { failed: n };
+  if (item.status !== 'succeeded' && item.status !== 'cached') return {};
+  const cached = item.images.filter((image) => image.cached).length;
+  return { rendered: item.images.length - cached, cached, derived: derivedCopies };
+}
 
 /** The render-item job as workers run it: the processor, and what happens if it never finishes. */
 export function createRenderItemHandler(deps: RenderItemDeps): JobHandler<'render-item'> {
@@ -371,6 +418,17 @@ function recordGiveUp(deps: RenderItemDeps) {
       updated_at: new Date().toISOString(),
     };
     const outcome = await deps.store.transition(batchId, failed, { spendMicros: held });
+    const metrics = deps.metrics ?? NO_RENDER_METRICS;
+    // The job's payload names the tenant (a payload too broken to parse was never rendered).
+    const { tenant } = data as { tenant?: unknown };
+    if (typeof tenant === 'string') metrics.spent(tenant, held);
+    if (outcome !== 'ignored') {
+      metrics.itemFinished({
+        status: 'failed',
+        model: charged.spec.model,
+        images: { failed: charged.spec.n },
+      });
+    }
     deps.logger.info(
       {
         batch: batchId,

@@ -42,6 +42,7 @@ export function startRenderWorkers(
         logger,
         retryPolicy: config.retry,
         allowPrivateUrls: config.allowPrivateUrls,
+        metrics: services.metrics,
       }),
       'finalize-batch': {
         process: createFinalizeBatchProcessor({ store, storage, logger, webhooks: batchWebhooks }),

@@ -1,7 +1,8 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
 import { AccountPausedError, ShutdownError } from '../src/errors.js';
-import type { Redis } from 'ioredis';
+import { bullPrefixFor } from '../src/queue/job-queue.js';
+import type { RedisConnection } from '../src/runtime/redis-connection.js';
 import type { Logger } from 'pino';
 import {
   JOB_CATALOG,
@@ -17,11 +18,12 @@ export interface RunningWorkers {
 }
 
 export interface WorkerOptions {
-  connection: Redis;
+  connection: RedisConnection;
   handlers: JobHandlers;
   logger: Logger;
   /** Jobs processed at once per queue in this process. */
   concurrency: number;
+  /** BullMQ's key prefix. Default `rm:bull`, `rm:{bull}` on a cluster (as BullJobQueue's). */
   prefix?: string;
   /**
    * On close, how long in-flight jobs may keep waiting (between provider retries, for budget)
@@ -47,6 +49,8 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
 
   const shutdown = new AbortController();
   const givingUp = new Set<Promise<void>>();
+  /** Jobs handed back to the queue because this process is shutting down, for the log. */
+  const handedBack: string[] = [];
   const workers = QUEUE_NAMES.map((queueName) => {
     const worker = new Worker(
       queueName,
@@ -71,6 +75,11 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
           // for another worker (shutdown), or until its provider account may be called again.
           if (error instanceof ShutdownError) {
             await job.moveToDelayed(Date.now() + 1_000, token);
+            handedBack.push(`${queueName}/${job.id}`);
+            options.logger.info(
+              { job: job.id, name, queue: queueName, attempt: job.attemptsMade + 1 },
+              'shutting down: job handed back to the queue, no attempt used',
+            );
             throw new DelayedError();
           }
           if (error instanceof AccountPausedError) {
@@ -82,7 +91,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
       },
       {
         connection: options.connection,
-        prefix: `${options.prefix ?? 'rm'}:bull`,
+        prefix: options.prefix ?? bullPrefixFor(options.connection),
         concurrency: options.concurrency,
         lockDuration: options.lockMs ?? 30_000,
         stalledInterval: options.lockMs ?? 30_000,
@@ -106,13 +115,27 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
 
   return {
     async close() {
-      const abort = setTimeout(() => shutdown.abort(), options.shutdownGraceMs ?? 10_000);
+      const graceMs = options.shutdownGraceMs ?? 10_000;
+      const abort = setTimeout(() => {
+        options.logger.info(
+          { graceMs },
+          'shutdown grace period over: jobs still waiting are handed back to the queue',
+        );
+        shutdown.abort();
+      }, graceMs);
       try {
+        // BullMQ's close takes no new jobs and resolves once the active ones have ended.
         await Promise.all(workers.map((w) => w.close()));
         await Promise.all(givingUp); // record outcomes before the connections close
       } finally {
         clearTimeout(abort);
       }
+      options.logger.info(
+        { handedBack: handedBack.length, jobs: handedBack },
+        handedBack.length > 0
+          ? `workers closed: ${handedBack.length} job(s) handed back to the queue`
+          : 'workers closed: no job handed back',
+      );
     },
   };
 }

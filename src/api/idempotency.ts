@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import { errorBody } from './http-errors.js';
 
 /**
@@ -76,7 +76,7 @@ const REPLAYED_HEADERS = [
 
 export function registerIdempotency(
   app: FastifyInstance,
-  redis: Redis,
+  redis: RedisConnection,
   options: IdempotencyOptions = {},
 ): void {
   const ttlSeconds = options.ttlSeconds ?? 24 * 3600;

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import type { Logger } from 'pino';
 import type { BatchStore } from '../batches/batch-store.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
@@ -14,15 +14,19 @@ import { scheduleRoutes } from './routes/schedules.js';
 import type { Schedules } from '../schedules/schedules.js';
 import { openAiImageRoutes } from './routes/openai-images.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { registerHealthRoutes, type HealthRouteDeps } from './routes/health.js';
+import { adminQueueRoutes, type AdminQueueRouteDeps } from './routes/admin-queues.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { DashboardSessions } from './sessions.js';
 import type { WebhookSecrets } from '../webhooks/webhook-secrets.js';
 
-export interface ApiDeps extends SubmitBatchDeps {
+export interface ApiDeps extends SubmitBatchDeps, AdminQueueRouteDeps {
   store: BatchStore;
   storage: ImageStorage;
   apiKeys: ApiKeys;
   logger: Logger;
   /** rendermill's state connection: idempotency records, schedules, webhook secrets. */
-  redis: Redis;
+  redis: RedisConnection;
   /** Schedules of batches and their BullMQ job schedulers (`/v1/schedules`). */
   schedules: Schedules;
   /** Each tenant's webhook signing secret (GET /v1/webhooks/secret). */
@@ -39,6 +43,12 @@ export interface ApiDeps extends SubmitBatchDeps {
   /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered. Default 512 MiB. */
   catalogLimitBytes?: number;
   version?: string;
+  /** The process's metrics (GET /metrics); absent, the route is not served. */
+  metrics?: HealthRouteDeps['metrics'];
+  /** RENDERMILL_METRICS_TOKEN: when set, GET /metrics needs it as a bearer token. */
+  metricsToken?: string | undefined;
+  /** Dashboard sessions (cookie → tenant). Default: kept in `redis`, 12 hours each. */
+  sessions?: DashboardSessions;
 }
 
 declare module 'fastify' {
@@ -47,8 +57,8 @@ declare module 'fastify' {
   }
 }
 
-/** Routes anyone may read: health and the API's own documentation. */
-const isPublic = (url: string) => !url.startsWith('/v1/');
+/** Routes anyone may read: health, the API's own documentation and the dashboard's login page. */
+const isPublic = (url: string) => !url.startsWith('/v1/') && !url.startsWith('/admin/');
 
 /** The HTTP API. Every /v1 route needs a bearer key; a tenant sees only its own things. */
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -57,6 +67,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     bodyLimit: deps.bodyLimitBytes ?? 32 * 1024 * 1024,
   });
   app.decorateRequest('tenant', '');
+  const sessions = deps.sessions ?? new DashboardSessions(deps.redis);
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
   app.removeContentTypeParser('text/plain');
   // Route schemas are zod schemas, there for the OpenAPI document: handlers validate with
@@ -66,7 +77,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.addHook('onRequest', async (request, reply) => {
     if (isPublic(request.url)) return;
-    const tenant = deps.apiKeys.tenantFor(request.headers.authorization);
+    // The bearer key, or the dashboard's session cookie (state changes need its CSRF header).
+    const tenant =
+      deps.apiKeys.tenantFor(request.headers.authorization) ??
+      (await sessions.authenticate(request, reply));
+    if (reply.sent) return reply;
     if (!tenant) {
       return reply
         .code(401)
@@ -78,7 +93,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     request.tenant = tenant;
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  registerHealthRoutes(app, deps);
 
   void app.register(async (scope) => {
     await registerOpenApi(scope, deps.version ?? '0.0.0');
@@ -87,6 +102,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await scope.register(async (routes) => scheduleRoutes(routes, deps));
     await scope.register(async (routes) => openAiImageRoutes(routes, deps));
     await scope.register(async (routes) => webhookRoutes(routes, deps));
+    await scope.register(async (routes) => dashboardRoutes(routes, { ...deps, sessions }));
+    await scope.register(async (routes) => adminQueueRoutes(routes, deps));
   });
 
   app.setNotFoundHandler((request, reply) =>

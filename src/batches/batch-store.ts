@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import { BatchCancelledError, ReservationLostError } from '../errors.js';
 import type { DerivedImage } from '../cache/result-cache.js';
 import type { SpendCap } from '../ledger/spend-caps.js';
@@ -126,6 +126,14 @@ export interface Hold {
 }
 
 /**
+ * The scripts whose number of keys varies per call. ioredis's auto-pipelining routes a script
+ * call by its first argument, which for these is the key count, not a key: on a cluster it
+ * would put them in a pipeline bound for another node, which ioredis then refuses. A
+ * connection that auto-pipelines on a cluster must leave them out (services.ts does).
+ */
+export const VARIABLE_KEY_SCRIPTS = ['rmTransition', 'rmReserve'];
+
+/**
  * Batches, their items and the spend ledger, in Redis.
  *
  * The ledger is the batch's spend and reservations plus the tenant's monthly and the day's
@@ -137,7 +145,7 @@ export interface Hold {
  */
 export class BatchStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly options: {
       prefix?: string;
       /** How often a running batch's manifest is due to be written. Default 30 s. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import { waitUnlessShutdown } from '../render/backoff.js';
 
 /** Held while one worker renders a request; everyone else wanting it waits, then reuses it. */
@@ -33,7 +33,7 @@ export class RenderLocks {
   private readonly maxPollMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     options: RenderLockOptions = {},
     private readonly prefix = 'rm',
   ) {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import type { Micros } from '../models/pricing.js';
 import { contentHash } from '../models/request-hash.js';
 import type { ImageStorage } from '../storage/image-storage.js';
@@ -57,7 +57,7 @@ const IN_STORAGE = 's3';
  */
 export class ResultCache {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly storage: ImageStorage,
     private readonly mode: CacheScopeMode,
     private readonly prefix = 'rm',

@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { buildApiForServices } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
+import { startWorkerMetricsServer } from '../metrics/metrics-server.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 
 export interface ServeOptions {
@@ -10,13 +11,6 @@ export interface ServeOptions {
   /** Embed Redis/S3 when not configured: only for `start`, which is one process on its own. */
   embed: boolean;
 }
-
-/**
- * A SIGTERM gives waiting jobs this long before their waits are cut short and the jobs are
- * handed back to the queue. Provider calls in flight are never cut (they may be billed), so
- * the process waits for them up to the request timeout before it gives up.
- */
-const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
  * `rendermill api`, `rendermill worker` and `rendermill start`: long-running processes that
@@ -35,9 +29,17 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     provider: options.worker,
   });
   for (const line of services.embedded) logger.info(`embedded ${line}`);
+  // A worker has no API: /metrics, /healthz and /readyz get a server of their own.
+  const metricsServer =
+    options.worker && !options.api
+      ? await startWorkerMetricsServer(services).catch(async (error: unknown) => {
+          await services.close(); // e.g. the port is taken: nothing must keep the process up
+          throw error;
+        })
+      : undefined;
 
   const workers = options.worker
-    ? startRenderWorkers(services, { shutdownGraceMs: SHUTDOWN_GRACE_MS })
+    ? startRenderWorkers(services, { shutdownGraceMs: config.shutdownGraceMs })
     : undefined;
   if (workers) {
     logger.info(
@@ -55,9 +57,22 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     logger.info({ address }, 'API listening');
   }
 
+  // A SIGTERM gives jobs that are waiting (rate limiter, retry, budget) the grace period,
+  // RENDERMILL_SHUTDOWN_GRACE_MS, before they are handed back to the queue. Provider calls in
+  // flight are never cut (they may be billed): the process waits for them up to the request
+  // timeout before it gives up. A second signal exits at once.
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const shutdown = (signal: string) => {
-      logger.info({ signal }, 'shutting down: no new jobs, finishing in-flight work');
+      if (stopping) {
+        logger.error({ signal }, 'second signal: exiting now, without finishing in-flight work');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info(
+        { signal, graceMs: config.shutdownGraceMs },
+        'shutting down: no new requests or jobs, finishing in-flight work (signal again to force)',
+      );
       const timer = setTimeout(
         () => {
           logger.error(
@@ -65,18 +80,26 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
           );
           process.exit(1);
         },
-        SHUTDOWN_GRACE_MS + config.requestTimeoutMs + 5_000,
+        config.shutdownGraceMs + config.requestTimeoutMs + 5_000,
       );
       timer.unref();
       void (async () => {
-        await api?.close();
-        await workers?.close();
+        try {
+          // Together: a slow request to the API must not let the workers take new jobs meanwhile.
+          await Promise.all([api?.close(), workers?.close()]);
+        } catch (error) {
+          logger.error({ err: error }, 'closing the API or the workers failed');
+        }
+        await metricsServer?.close();
         await services.close();
         logger.info('stopped');
+        // Everything this process opened is closed; a library's stray handle (a keep-alive
+        // socket) must not keep a container from stopping.
+        setTimeout(() => process.exit(0), 1_000).unref();
         resolve();
       })();
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
   });
 }

@@ -112,6 +112,24 @@ const apiKeys = z.string().transform((raw, ctx) => {
   return keys;
 });
 
+/** `acme,ops`: tenants that may open the operators' pages (Bull Board), which show every tenant's jobs. */
+const adminTenants = z.string().transform((raw, ctx) => {
+  const tenants = raw
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const tenant of tenants) {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected tenant names separated by commas (letters, digits, _ . -), got "${tenant.slice(0, 40)}"`,
+      });
+      return z.NEVER;
+    }
+  }
+  return tenants;
+});
+
 /** A positive amount of US dollars, at most a million. */
 const usdAmount = z.coerce.number().positive().max(1_000_000);
 
@@ -131,10 +149,45 @@ const webhookSecrets = jsonVariable(
   }),
 );
 
+/**
+ * `host:port,host:port`: seed nodes of a Redis Cluster (any one is enough; the client finds the
+ * rest). A seed may be written as a URL, `redis://[user:password@]host:port` (`rediss://` for
+ * TLS): credentials and TLS then apply to every node of the cluster.
+ */
+const clusterNodes = z.string().transform((raw, ctx): RedisClusterConfig => {
+  const cluster: RedisClusterConfig = { nodes: [], tls: false };
+  const seeds = raw.split(',').map((seed) => seed.trim());
+  for (const seed of seeds.filter(Boolean)) {
+    let url: URL;
+    try {
+      url = new URL(seed.includes('://') ? seed : `redis://${seed}`);
+    } catch {
+      url = new URL('invalid://');
+    }
+    if (!['redis:', 'rediss:'].includes(url.protocol) || !url.hostname || !url.port) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected host:port seeds separated by commas, got "${seed.slice(0, 60)}"`,
+      });
+      return z.NEVER;
+    }
+    cluster.nodes.push({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) });
+    if (url.protocol === 'rediss:') cluster.tls = true;
+    if (url.username) cluster.username ??= decodeURIComponent(url.username);
+    if (url.password) cluster.password ??= decodeURIComponent(url.password);
+  }
+  if (cluster.nodes.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'expected at least one host:port seed' });
+    return z.NEVER;
+  }
+  return cluster;
+});
+
 /** The environment rendermill reads — the public contract documented in README. */
 export const envSchema = z
   .looseObject({
     REDIS_URL: optionalUrl,
+    REDIS_CLUSTER_NODES: z.preprocess(emptyAsUndefined, clusterNodes.optional()),
     S3_BUCKET: z.preprocess(
       emptyAsUndefined,
       z
@@ -179,6 +232,7 @@ export const envSchema = z
       z.coerce.number().int().min(1000).default(60_000),
     ),
     RENDERMILL_API_KEYS: z.preprocess(emptyAsUndefined, apiKeys.optional()),
+    RENDERMILL_ADMIN_TENANTS: z.preprocess(emptyAsUndefined, adminTenants.optional()),
     RENDERMILL_CACHE_SCOPE: z.preprocess(
       emptyAsUndefined,
       z.enum(['tenant', 'global'], { message: 'must be tenant or global' }).default('tenant'),
@@ -191,6 +245,14 @@ export const envSchema = z
       z.coerce.number().int().min(1000).default(30_000),
     ),
     PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
+    RENDERMILL_METRICS_PORT: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(65535).default(9464),
+    ),
+    RENDERMILL_METRICS_TOKEN: z.preprocess(
+      emptyAsUndefined,
+      z.string().min(16, 'must be at least 16 characters').optional(),
+    ),
     RENDERMILL_URL_TTL_SECONDS: z.preprocess(
       emptyAsUndefined,
       // SigV4 presigned URLs live at most 7 days.
@@ -232,12 +294,23 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(1000).default(120_000),
     ),
+    RENDERMILL_SHUTDOWN_GRACE_MS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).max(600_000).default(10_000),
+    ),
     LOG_LEVEL: z.preprocess(
       emptyAsUndefined,
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     ),
   })
   .superRefine((env, ctx) => {
+    if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_CLUSTER_NODES'],
+        message: 'give REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both',
+      });
+    }
     if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY)) {
       ctx.addIssue({
         code: 'custom',
@@ -285,6 +358,15 @@ export const envSchema = z
       });
     }
   });
+
+/** A Redis Cluster to use instead of one Redis (REDIS_CLUSTER_NODES). */
+export interface RedisClusterConfig {
+  /** Seed nodes: the client discovers every master from any one of them. */
+  nodes: { host: string; port: number }[];
+  username?: string | undefined;
+  password?: string | undefined;
+  tls: boolean;
+}
 
 export interface S3Config {
   bucket: string;
@@ -342,8 +424,10 @@ export interface WebhookConfig {
 
 /** Configuration after parsing: what is external and what rendermill must embed. */
 export interface Config {
-  /** undefined → start an embedded redis-server. */
+  /** undefined (and no `redisCluster`) → start an embedded redis-server. */
   redisUrl?: string | undefined;
+  /** A Redis Cluster instead of one Redis; never set together with `redisUrl`. */
+  redisCluster?: RedisClusterConfig | undefined;
   /** endpoint and credentials undefined → start an embedded S3 server. */
   s3: S3Config;
   embedS3: boolean;
@@ -358,6 +442,8 @@ export interface Config {
   imagesPerMinuteSource: string;
   /** API keys by their SHA-256: no key is kept in plain text. */
   apiKeys: ApiKeyDigest[];
+  /** Tenants that may open Bull Board at /admin/queues (every tenant's jobs). Default none. */
+  adminTenants: string[];
   /**
    * Whose renders a cache hit may reuse: only the same tenant's (the default, so one tenant
    * cannot learn what another rendered), or anyone's (one company's teams sharing a catalog).
@@ -367,6 +453,10 @@ export interface Config {
   /** How often a running batch's manifest is written to S3 before it completes. */
   manifestCheckpointMs: number;
   port: number;
+  /** Port of a worker's metrics and health server (the API serves them on `port`); 0: none. */
+  metricsPort: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <token>`; else it is public, like /healthz. */
+  metricsToken?: string | undefined;
   /** Lifetime of the presigned image URLs the API hands out (seconds). */
   urlTtlSeconds: number;
   /** Largest JSON request body the API reads (bytes). */
@@ -383,6 +473,12 @@ export interface Config {
    */
   jobLockMs: number;
   requestTimeoutMs: number;
+  /**
+   * On SIGTERM, how long a worker's jobs may keep waiting (for the rate limiter, a retry, the
+   * budget, another render of the same request) before they are handed back to the queue.
+   * Provider calls already sent are never cut: they may be billed.
+   */
+  shutdownGraceMs: number;
   webhooks: WebhookConfig;
   /**
    * Let the URLs tenants give — webhooks, edit and variation inputs — reach loopback, private,
@@ -409,6 +505,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const isOpenAI = (url: string) => new URL(url).hostname === 'api.openai.com';
   return {
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER_NODES,
     s3: {
       bucket: e.S3_BUCKET,
       region: e.AWS_REGION,
@@ -449,6 +546,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? 'RENDERMILL_IMAGES_PER_MINUTE'
       : `usage tier ${tier}${e.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,
     apiKeys: e.RENDERMILL_API_KEYS ?? [],
+    adminTenants: e.RENDERMILL_ADMIN_TENANTS ?? [],
     cacheScope: e.RENDERMILL_CACHE_SCOPE,
     spendCaps: {
       defaultTenantMonthlyMicros: toMicros(e.RENDERMILL_TENANT_MONTHLY_BUDGET_USD),
@@ -462,6 +560,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     manifestCheckpointMs: e.RENDERMILL_MANIFEST_CHECKPOINT_MS,
     port: e.PORT,
+    metricsPort: e.RENDERMILL_METRICS_PORT,
+    metricsToken: e.RENDERMILL_METRICS_TOKEN,
     urlTtlSeconds: e.RENDERMILL_URL_TTL_SECONDS,
     maxJsonBodyBytes: Math.round(e.RENDERMILL_MAX_JSON_BODY_MB * 1024 * 1024),
     maxCatalogBytes: Math.round(e.RENDERMILL_MAX_CATALOG_MB * 1024 * 1024),
@@ -471,6 +571,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     concurrency: e.RENDERMILL_CONCURRENCY,
     jobLockMs: e.RENDERMILL_JOB_LOCK_MS,
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
+    shutdownGraceMs: e.RENDERMILL_SHUTDOWN_GRACE_MS,
     webhooks: {
       secrets: e.RENDERMILL_WEBHOOK_SECRETS ?? {},
       retryBaseMs: e.RENDERMILL_WEBHOOK_RETRY_BASE_MS,

@@ -18,9 +18,10 @@ export function imagesWaitMs(requestTimeoutMs: number, retries: number): number 
 
 /**
  * How a wait ended: `final` (the item reached a final state), `timeout`, `aborted` (the
- * caller left) or `vanished` (the item no longer exists: its batch was deleted).
+ * caller left), `vanished` (the item no longer exists: its batch was deleted) or `closing`
+ * (the API is shutting down: the render goes on without this wait).
  */
-export type WaitEnd = 'final' | 'timeout' | 'aborted' | 'vanished';
+export type WaitEnd = 'final' | 'timeout' | 'aborted' | 'vanished' | 'closing';
 
 /** What a wait ended with: the item in its final state, or its last known state. */
 export interface WaitOutcome {
@@ -46,6 +47,7 @@ export class ItemWaiter {
   private readonly waiting = new Set<Waiting>();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  private closed = false;
 
   constructor(
     private readonly store: Pick<BatchStore, 'item'>,
@@ -54,7 +56,8 @@ export class ItemWaiter {
 
   /**
    * Resolves when the item reaches a final state or vanishes, when `timeoutMs` have passed,
-   * or when `signal` aborts (the client left); never rejects.
+   * when `signal` aborts (the client left), or when the waiter is closed (at once if it
+   * already is); never rejects.
    */
   wait(
     batchId: string,
@@ -69,6 +72,7 @@ export class ItemWaiter {
         last: undefined,
         resolve,
       };
+      if (this.closed) return resolve({ item: undefined, end: 'closing' });
       if (options.signal?.aborted) return resolve({ item: undefined, end: 'aborted' });
       options.signal?.addEventListener('abort', () => this.settle(entry, 'aborted'), {
         once: true,
@@ -78,11 +82,15 @@ export class ItemWaiter {
     });
   }
 
-  /** Ends every wait (the API is closing): each resolves with what it last saw. */
+  /**
+   * Ends every wait, and every wait asked for later, with `closing` (the API is shutting
+   * down): each resolves with what it last saw.
+   */
   close(): void {
+    this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    for (const entry of [...this.waiting]) this.settle(entry, 'aborted');
+    for (const entry of [...this.waiting]) this.settle(entry, 'closing');
   }
 
   private settle(entry: Waiting, end: WaitEnd) {

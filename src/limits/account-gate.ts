@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import { limiterId } from './redis-rate-limiter.js';
 
 /** Why and for how long every worker leaves a provider account alone. */
@@ -34,7 +34,7 @@ export class RedisAccountGate implements AccountGate {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     accountId: string,
   ) {
     this.key = `${limiterId(accountId)}:pause`;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import Bottleneck from 'bottleneck';
-import { Redis } from 'ioredis';
+import { duplicateConnection, type RedisConnection } from '../runtime/redis-connection.js';
 import type { Logger } from 'pino';
 import { ProviderRejectedError, ShutdownError } from '../errors.js';
 import { ADAPT_RATE, RESHAPE_RESERVOIR } from './adaptive-rate.js';
@@ -19,8 +19,11 @@ export interface RedisRateLimiterOptions {
   /** The provider account (base URL + key fingerprint): one limit per account. */
   accountId: string;
   imagesPerMinute: number;
-  /** A connection to copy: the limiter opens its own client and subscriber from it. */
-  redis: Redis;
+  /**
+   * A connection to copy (one Redis or a cluster): the limiter opens its own client and
+   * subscriber from it.
+   */
+  redis: RedisConnection;
   logger: Logger;
 }
 
@@ -41,7 +44,7 @@ export class RedisRateLimiter implements RateLimiter {
   readonly shape: LimitShape;
   private readonly bottleneck: Bottleneck;
   private readonly connection: Bottleneck.IORedisConnection;
-  private readonly client: Redis;
+  private readonly client: RedisConnection;
   private readonly id: string;
   private readonly recovery: NodeJS.Timeout;
   /** The heaviest request the limiter must always be able to release. */
@@ -55,7 +58,9 @@ export class RedisRateLimiter implements RateLimiter {
     this.logger = options.logger;
     const { burst, refillAmount, refillIntervalMs } = this.shape;
     // Commands wait out a Redis restart instead of failing: waiting jobs resume afterwards.
-    this.client = options.redis.duplicate({ maxRetriesPerRequest: null });
+    this.client = duplicateConnection(options.redis, { maxRetriesPerRequest: null });
+    // On a cluster Bottleneck copies the client for its subscriber (Cluster#duplicate); all of
+    // its keys carry the limiter id's hash tag, so each script runs on one node.
     this.connection = new Bottleneck.IORedisConnection({ client: this.client });
     this.bottleneck = new Bottleneck({
       id: this.id,

@@ -1,6 +1,25 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { JOB_CATALOG, QUEUE_NAMES, type JobName, type JobPayload } from '../../jobs/catalog.js';
+import { isCluster, type RedisConnection } from '../runtime/redis-connection.js';
+
+/** BullMQ's key prefix on one Redis: a queue's keys are `rm:bull:<queue>:…`. */
+export const BULL_PREFIX = 'rm:bull';
+
+/**
+ * BullMQ's key prefix on a Redis Cluster. BullMQ's scripts touch many keys of a queue at once,
+ * so they must share a slot: the hash tag `{bull}` puts every queue's keys in one slot. Only
+ * used on a cluster, so that deployments on one Redis keep their queues (and schedules' job
+ * schedulers) where they are.
+ */
+export const CLUSTER_BULL_PREFIX = 'rm:{bull}';
+
+/** The BullMQ prefix for a connection: hash-tagged on a cluster. */
+export const bullPrefixFor = (connection: RedisConnection) =>
+  isCluster(connection) ? CLUSTER_BULL_PREFIX : BULL_PREFIX;
+
+/** A BullMQ key of a queue, e.g. `bullKey(BULL_PREFIX, 'render', 'wait')` (the wait list). */
+export const bullKey = (prefix: string, queue: string, suffix: string) =>
+  `${prefix}:${queue}:${suffix}`;
 
 /** Puts jobs of the catalog on their BullMQ queues. The producer side of every job. */
 export interface JobQueue {
@@ -22,9 +41,16 @@ const BULK_CHUNK = 1_000;
 export class BullJobQueue implements JobQueue {
   private readonly queues = new Map<string, Queue>();
 
-  constructor(connection: Redis, prefix = 'rm') {
+  /**
+   * @param prefix BullMQ's key prefix. Default `rm:bull`, or `rm:{bull}` on a cluster
+   *   (`bullPrefixFor`); workers must use the same.
+   */
+  constructor(
+    connection: RedisConnection,
+    readonly prefix = bullPrefixFor(connection),
+  ) {
     for (const name of QUEUE_NAMES) {
-      this.queues.set(name, new Queue(name, { connection, prefix: `${prefix}:bull` }));
+      this.queues.set(name, new Queue(name, { connection, prefix }));
     }
   }
 

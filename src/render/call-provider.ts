@@ -8,6 +8,12 @@ import {
   ShutdownError,
   isRetryable,
 } from '../errors.js';
+import {
+  NO_RENDER_METRICS,
+  providerCallOutcome,
+  type ProviderCallOutcome,
+  type RenderMetrics,
+} from '../metrics/render-metrics.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
 import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from './backoff.js';
@@ -57,6 +63,8 @@ export function callProvider(
    * budget for the next try — or throws (BudgetExceededError) to stop here.
    */
   afterUnansweredCall?: () => Promise<void>,
+  /** Where each request's duration and outcome (429s among them) are counted. */
+  metrics: RenderMetrics = NO_RENDER_METRICS,
 ): Promise<ProviderResult> {
   return pRetry(
     async (attempt) => {
@@ -68,7 +76,7 @@ export function callProvider(
           async () => {
             await waitWhilePaused(account, policy, shutdown);
             await beforeCall?.();
-            return account.provider.render(request);
+            return timedRender(account, request, metrics);
           },
           shutdown,
         );
@@ -98,6 +106,30 @@ export function callProvider(
       },
     },
   );
+}
+
+/** One request to the provider, its duration and outcome counted (the limiter's wait is not). */
+async function timedRender(
+  account: ProviderAccount,
+  request: ProviderRequest,
+  metrics: RenderMetrics,
+): Promise<ProviderResult> {
+  const started = performance.now();
+  const observe = (outcome: ProviderCallOutcome) =>
+    metrics.providerCall({
+      account: account.name,
+      model: request.spec.model,
+      seconds: (performance.now() - started) / 1000,
+      outcome,
+    });
+  try {
+    const result = await account.provider.render(request);
+    observe('ok');
+    return result;
+  } catch (error) {
+    observe(providerCallOutcome(error));
+    throw error;
+  }
 }
 
 /** A paused account is retryable, but later and from the queue: not by this call. */

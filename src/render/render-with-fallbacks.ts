@@ -11,6 +11,7 @@ import { maxCostMicros, type Micros, type PricedRequest } from '../models/pricin
 import type { ModelSpec } from '../models/registry-schema.js';
 import type { RenderSpec } from '../models/render-spec.js';
 import { whyModelCannotRender } from '../models/validate-item.js';
+import type { RenderMetrics } from '../metrics/render-metrics.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
 import { callProvider, type ProviderRetryPolicy } from './call-provider.js';
@@ -83,6 +84,8 @@ export async function renderWithFallbacks(
     policy?: ProviderRetryPolicy | undefined;
     shutdown?: AbortSignal | undefined;
     log: Logger;
+    /** Where provider requests are counted. Default: nowhere. */
+    metrics?: RenderMetrics | undefined;
     /** Runs right before each request leaves (the ledger marks the money as at stake). */
     beforeCall?: () => Promise<void>;
     /** Runs after a request that may have been billed got no answer (see callProvider). */
@@ -107,6 +110,7 @@ export async function renderWithFallbacks(
           ),
         options.beforeCall,
         options.afterUnansweredCall,
+        options.metrics,
       );
       return { ok: true, candidate, result };
     } catch (error) {

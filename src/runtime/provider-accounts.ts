@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConfigError, type ProviderConfig } from '../config/config.js';
 import { RedisAccountGate } from '../limits/account-gate.js';
@@ -6,9 +5,10 @@ import { RedisRateLimiter } from '../limits/redis-rate-limiter.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
+import type { RedisConnection } from './redis-connection.js';
 
 export interface AccountDeps {
-  redis: Redis;
+  redis: RedisConnection;
   registry: ModelRegistry;
   logger: Logger;
   requestTimeoutMs: number;

@@ -1,8 +1,7 @@
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { startSimulator } from '../../infra/simulator/server.js';
-import { BatchStore } from '../batches/batch-store.js';
+import { BatchStore, VARIABLE_KEY_SCRIPTS } from '../batches/batch-store.js';
 import { RenderLocks } from '../cache/render-lock.js';
 import { ResultCache } from '../cache/result-cache.js';
 import { SpendCaps } from '../ledger/spend-caps.js';
@@ -14,15 +13,25 @@ import { S3ImageStorage } from '../storage/s3-image-storage.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { startEmbeddedS3 } from './embedded-s3.js';
 import { connectProviderAccounts } from './provider-accounts.js';
+import { CountingBatchStore } from '../metrics/counting-batch-store.js';
+import { RendermillMetrics } from '../metrics/rendermill-metrics.js';
+import {
+  connectRedis,
+  duplicateConnection,
+  isCluster,
+  type RedisConnection,
+  type RedisTarget,
+} from './redis-connection.js';
 
 /** Everything a process of rendermill talks to, wired once from the configuration. */
 export interface Services {
   config: Config;
   logger: Logger;
   registry: ModelRegistry;
-  redis: Redis;
+  /** One Redis, or a Redis Cluster (REDIS_CLUSTER_NODES). */
+  redis: RedisConnection;
   /** rendermill's own state connection (auto-pipelined); BullMQ and Bottleneck use `redis`. */
-  state: Redis;
+  state: RedisConnection;
   store: BatchStore;
   queue: BullJobQueue;
   storage: S3ImageStorage;
@@ -42,6 +51,8 @@ export interface Services {
   embedded: string[];
   /** Where embedded parts keep their data, for messages to the user. */
   s3DataDir?: string | undefined;
+  /** This process's metrics registry (GET /metrics). */
+  metrics: RendermillMetrics;
   close(): Promise<void>;
 }
 
@@ -69,7 +80,7 @@ export async function startServices(
 ): Promise<Services> {
   if (!options.embed) {
     const missing = [
-      !config.redisUrl && 'REDIS_URL',
+      !config.redisUrl && !config.redisCluster && 'REDIS_URL',
       config.embedS3 &&
         'AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for an S3-compatible store)',
       options.provider && !config.provider && 'OPENAI_API_KEY',
@@ -87,12 +98,16 @@ export async function startServices(
   const embedded: string[] = [];
   const registry = ModelRegistry.load(config.modelsFile);
   try {
-    let redisUrl = config.redisUrl;
-    if (!redisUrl) {
+    let redisTarget: RedisTarget | undefined = config.redisCluster
+      ? { cluster: config.redisCluster }
+      : config.redisUrl
+        ? { url: config.redisUrl }
+        : undefined;
+    if (!redisTarget) {
       const dataDir = path.resolve(config.dataDir, 'redis');
       const redis = await startEmbeddedRedis({ dataDir });
       cleanups.push(() => redis.stop());
-      redisUrl = redis.url;
+      redisTarget = { url: redis.url };
       embedded.push(
         `Redis: private redis-server at ${redis.url} (data in ${dataDir}) — set REDIS_URL to use yours`,
       );
@@ -137,14 +152,18 @@ export async function startServices(
     }
 
     // BullMQ needs maxRetriesPerRequest: null so blocking commands wait out a Redis restart.
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    const redis = connectRedis(redisTarget, { maxRetriesPerRequest: null });
     cleanups.push(async () => {
       await redis.quit().catch(() => redis.disconnect());
     });
     // rendermill's own state goes over a second connection that batches the commands issued
     // in one tick into one write: a render job makes a dozen small calls, many at once. BullMQ
     // keeps a plain one (auto-pipelining is reported to confuse its job locks).
-    const state = redis.duplicate({ enableAutoPipelining: true });
+    // On a cluster, the commands of a tick are pipelined per node.
+    const state = duplicateConnection(redis, {
+      enableAutoPipelining: true,
+      ...(isCluster(redis) ? { autoPipeliningIgnoredCommands: VARIABLE_KEY_SCRIPTS } : {}),
+    });
     cleanups.push(async () => {
       await state.quit().catch(() => state.disconnect());
     });
@@ -164,13 +183,16 @@ export async function startServices(
           })
         : [];
 
+    const metrics = new RendermillMetrics();
+    metrics.watchQueues(queue.allQueues());
+    metrics.watchAccounts(accounts, redis);
     return {
       config,
       logger,
       registry,
       redis,
       state,
-      store: new BatchStore(state, { checkpointMs: config.manifestCheckpointMs }),
+      store: new CountingBatchStore(state, { checkpointMs: config.manifestCheckpointMs }, metrics),
       queue,
       storage,
       cache: new ResultCache(state, storage, config.cacheScope),
@@ -183,6 +205,7 @@ export async function startServices(
         (providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false),
       embedded,
       s3DataDir,
+      metrics,
       close: once(() => runCleanups(cleanups)),
     };
   } catch (error) {

@@ -38,6 +38,10 @@ export function buildApiForServices(services: Services): FastifyInstance {
     urlTtlSeconds: services.config.urlTtlSeconds,
     catalogLimitBytes: services.config.maxCatalogBytes,
     imagesApiWaitMs: imagesWaitMs(services.config.requestTimeoutMs, services.config.retry.retries),
+    metrics: services.metrics,
+    metricsToken: services.config.metricsToken,
+    adminQueues: services.queue.allQueues(),
+    adminTenants: services.config.adminTenants,
     webhookSecrets: new WebhookSecrets(services.state, { fixed: services.config.webhooks.secrets }),
     schedules: new Schedules({
       store: new ScheduleStore(services.state),

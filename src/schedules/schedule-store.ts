@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import type { ScheduleDefinition } from './schedule-request.js';
 
 /** Why a run made no batch: the batch was refused (a model retired since …). */
@@ -47,7 +47,7 @@ export type RunClaim =
  */
 export class ScheduleStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly options: { prefix?: string } = {},
   ) {
     redis.defineCommand('rmScheduleClaimRun', { numberOfKeys: 1, lua: CLAIM_RUN_LUA });

@@ -31,7 +31,10 @@ export interface ImageStorage {
   presignedUrl(key: string, expiresInSeconds: number): Promise<string>;
   /** A stable, non-expiring address for the key, e.g. s3://bucket/key. */
   uri(key: string): string;
-  /** Checks the store is reachable (used by readiness checks). */
-  ping(): Promise<void>;
+  /**
+   * Checks the store is reachable and the bucket there (HeadBucket; readiness checks).
+   * `signal` gives up on the request.
+   */
+  ping(signal?: AbortSignal): Promise<void>;
   close(): void;
 }

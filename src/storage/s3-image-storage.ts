@@ -170,8 +170,11 @@ export class S3ImageStorage implements ImageStorage {
     return `s3://${this.bucket}/${key}`;
   }
 
-  async ping(): Promise<void> {
-    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  async ping(signal?: AbortSignal): Promise<void> {
+    await this.client.send(
+      new HeadBucketCommand({ Bucket: this.bucket }),
+      signal ? { abortSignal: signal } : undefined,
+    );
   }
 
   close(): void {

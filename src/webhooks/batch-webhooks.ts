@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import { JOB_CATALOG, type JobPayload } from '../../jobs/catalog.js';
 import type { BatchRecord } from '../batches/batch-store.js';
 import { jobIdPart, type BullJobQueue } from '../queue/job-queue.js';
@@ -28,7 +28,7 @@ export class BatchWebhooks {
 
   constructor(
     private readonly queue: Pick<BullJobQueue, 'queue'>,
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     options: BatchWebhooksOptions = {},
   ) {
     this.prefix = options.prefix ?? 'rm';

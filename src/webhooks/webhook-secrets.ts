@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../runtime/redis-connection.js';
 import { RendermillError } from '../errors.js';
 import { generateWebhookSecret } from './secret-format.js';
 
@@ -47,7 +47,7 @@ export class WebhookSecrets {
   private readonly prefix: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     options: WebhookSecretsOptions = {},
   ) {
     this.fixed = options.fixed ?? {};
@@ -59,8 +59,13 @@ export class WebhookSecrets {
     return `${this.prefix}:webhook-secret:${tenant}`;
   }
 
+  /**
+   * Rotation writes both keys in one script, so on a Redis Cluster they must share a slot. The
+   * current key keeps its name (existing secrets stay valid) and has no hash tag (tenant names
+   * have no braces), so it hashes whole: this key's hash tag is that whole name.
+   */
   private previousKey(tenant: string) {
-    return `${this.prefix}:webhook-secret-previous:${tenant}`;
+    return `${this.prefix}:webhook-secret-previous:{${this.currentKey(tenant)}}`;
   }
 
   /** The tenant's secret, made (once, even if asked for from several processes at once) on first use. */

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Manifest } from '../../src/batches/batch-view.js';
 import { batchEnded } from '../../src/batches/item-status.js';
 import { startSimulator } from '../../infra/simulator/server.js';
@@ -16,6 +17,7 @@ export const TENANTS = { acme: 'acme-key-0123456789abcdef', globex: 'globex-key-
 type SimulatorOptions = NonNullable<Parameters<typeof startSimulator>[0]>;
 
 export interface Harness {
+  /** The harness's own redis-server. Started with `redisEnv` there is none: reading it throws. */
   redis: Awaited<ReturnType<typeof startTestRedis>>;
   s3: Awaited<ReturnType<typeof startTestS3>>;
   sim: Awaited<ReturnType<typeof startSimulator>>;
@@ -32,15 +34,26 @@ export interface Harness {
  * rendermill's services, workers and API wired to them exactly as `rendermill start` does.
  */
 export async function startHarness(
-  options: { simulator?: SimulatorOptions; env?: Record<string, string>; workers?: boolean } = {},
+  options: {
+    simulator?: SimulatorOptions;
+    env?: Record<string, string>;
+    workers?: boolean;
+    /**
+     * Where Redis is (e.g. `{ REDIS_CLUSTER_NODES: … }`), instead of a redis-server the harness
+     * starts. The caller starts and stops that Redis.
+     */
+    redisEnv?: Record<string, string>;
+    /** Where rendermill logs. Default silent, or the level in TEST_LOG_LEVEL. */
+    logger?: Logger;
+  } = {},
 ): Promise<Harness> {
   const [redis, s3, sim] = await Promise.all([
-    startTestRedis(),
+    options.redisEnv ? undefined : startTestRedis(),
     startTestS3('rendermill'),
     startSimulator({ imagesPerMinute: 6000, ...options.simulator }),
   ]);
   const env: Record<string, string> = {
-    REDIS_URL: redis.url,
+    ...(redis ? { REDIS_URL: redis.url } : options.redisEnv),
     S3_BUCKET: 'rendermill',
     AWS_ENDPOINT_URL_S3: s3.endpoint,
     AWS_ACCESS_KEY_ID: s3.accessKeyId,
@@ -56,14 +69,18 @@ export async function startHarness(
     ...options.env,
   };
   const config = loadConfig(env);
-  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+  const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const services = await startServices(config, logger, { embed: false, provider: true });
   const workers =
     options.workers === false ? { close: async () => undefined } : startRenderWorkers(services);
   const api = buildApiForServices(services);
   await api.ready();
   return {
-    redis,
+    get redis() {
+      if (!redis)
+        throw new Error('this harness was started with redisEnv: it runs no redis-server');
+      return redis;
+    },
     s3,
     sim,
     services,
@@ -74,7 +91,7 @@ export async function startHarness(
       await api.close();
       await workers.close();
       await services.close();
-      await Promise.all([sim.stop(), s3.stop(), redis.stop()]);
+      await Promise.all([sim.stop(), s3.stop(), redis?.stop()]);
     },
   };
 }

@@ -57,7 +57,9 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   const limits = formLimits(deps.registry);
   await app.register(multipart, { limits });
   const waiter = new ItemWaiter(deps.store);
-  app.addHook('onClose', async () => waiter.close());
+  // Before the server stops taking connections and waits for the requests in flight: a
+  // request waiting for its render (up to 9 minutes) must not hold the shutdown up.
+  app.addHook('preClose', async () => waiter.close());
   const waitMs = deps.imagesApiWaitMs ?? MAX_IMAGES_WAIT_MS;
   const urlTtlSeconds = deps.urlTtlSeconds ?? 3600;
 
@@ -160,7 +162,7 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     }
     const batch = await submitBatch(deps, request.tenant, body);
     void reply.header('x-rendermill-batch-id', batch.id);
-    const item = await itemOutcome(batch.id, callerGone(reply));
+    const item = await itemOutcome(batch.id, callerGone(reply), reply);
     if (item.status !== 'succeeded' && item.status !== 'cached') throw itemFailure(item, batch.id);
     void reply
       .header('x-rendermill-cost-usd', String(microsToUsd(item.cost_micros)))
@@ -175,7 +177,11 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   }
 
   /** The item once it has ended; a cache hit settled at submission is answered at once. */
-  async function itemOutcome(batchId: string, signal: AbortSignal): Promise<ItemRecord> {
+  async function itemOutcome(
+    batchId: string,
+    signal: AbortSignal,
+    reply: FastifyReply,
+  ): Promise<ItemRecord> {
     const now = await deps.store.item(batchId, FACADE_ITEM_ID);
     if (now && TERMINAL_STATUSES.includes(now.status)) return now;
     const { item, end } = await waiter.wait(batchId, FACADE_ITEM_ID, { timeoutMs: waitMs, signal });
@@ -190,9 +196,32 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
         { retryable: false, batchId },
       );
     }
+    if (end === 'closing') {
+      void reply.header('retry-after', '1');
+      throw shuttingDown(batchId);
+    }
     // Timed out, or the caller left (then nobody reads this): the render goes on regardless.
     throw stillRendering(item ?? now, batchId, waitMs);
   }
+}
+
+/**
+ * The 503 of a request whose wait was cut short because this API process is shutting down.
+ * The render goes on in its batch (a job in the queue, for whichever worker runs it). Asking
+ * again — the SDKs retry a 503 by themselves, after `retry-after` — reaches another API
+ * process or this one restarted, and the same request is answered from the result cache, or
+ * waits for the render under way, instead of paying for it again.
+ */
+function shuttingDown(batchId: string): OpenAiError {
+  return new OpenAiError(
+    503,
+    'server_error',
+    `the server is shutting down; the image is still being rendered in batch ${batchId}: ` +
+      `ask again, or GET /v1/batches/${batchId} and its /manifest for the result`,
+    null,
+    'server_shutting_down',
+    { batchId },
+  );
 }
 
 /** Aborts when the client disconnects before the answer is sent: stop waiting for it. */

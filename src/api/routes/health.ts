@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify';
+import { metricsAccessAllowed } from '../../metrics/metrics-token.js';
+import {
+  checkReadiness,
+  readinessResponse,
+  type ReadinessProbes,
+} from '../../metrics/readiness.js';
+import type { RendermillMetrics } from '../../metrics/rendermill-metrics.js';
+import { errorBody } from '../http-errors.js';
+
+export interface HealthRouteDeps extends ReadinessProbes {
+  /** The process's metrics; without them GET /metrics is not served. */
+  metrics?: Pick<RendermillMetrics, 'exposition'> | undefined;
+  /** RENDERMILL_METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined;
+}
+
+/**
+ * What operators and Kubernetes probes read, without an API key (probes carry none):
+ * `/healthz` (the process answers), `/readyz` (Redis and S3 reachable, else 503 naming what is
+ * not) and `/metrics` (Prometheus text, behind its own token when one is configured).
+ */
+export function registerHealthRoutes(app: FastifyInstance, deps: HealthRouteDeps): void {
+  const hide = { schema: { hide: true } };
+  app.get('/healthz', hide, async () => ({ ok: true }));
+
+  app.get('/readyz', hide, async (_request, reply) => {
+    const { statusCode, body } = readinessResponse(await checkReadiness(deps));
+    return reply.code(statusCode).header('cache-control', 'no-store').send(body);
+  });
+
+  const metrics = deps.metrics;
+  if (!metrics) return;
+  app.get('/metrics', hide, async (request, reply) => {
+    if (!metricsAccessAllowed(deps.metricsToken, request.headers.authorization)) {
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send(
+          errorBody('unauthorized', 'GET /metrics needs Authorization: Bearer <metrics token>'),
+        );
+    }
+    const { contentType, body } = await metrics.exposition();
+    // A string body, sent as is: the API's JSON serializer is for objects.
+    return reply.type(contentType).header('cache-control', 'no-store').send(body);
+  });
+}
