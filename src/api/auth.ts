@@ -18,7 +18,18 @@ export class ApiKeys {
 
   /** The tenant of an `Authorization: Bearer <key>` header, or undefined. */
   tenantFor(authorization: string | undefined): string | undefined {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-    return match ? this.tenantByDigest.get(apiKeyDigest(match[1]!)) : undefined;
+    const digest = bearerDigest(authorization);
+    return digest ? this.tenantByDigest.get(digest) : undefined;
   }
+
+  /** The tenant of a key given by its SHA-256, while that key is configured. */
+  tenantOfDigest(sha256: string): string | undefined {
+    return this.tenantByDigest.get(sha256);
+  }
+}
+
+/** The SHA-256 of the key in an `Authorization: Bearer <key>` header. */
+export function bearerDigest(authorization: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  return match ? apiKeyDigest(match[1]!) : undefined;
 }

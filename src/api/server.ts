@@ -57,8 +57,12 @@ declare module 'fastify' {
   }
 }
 
-/** Routes anyone may read: health, the API's own documentation and the dashboard's login page. */
-const isPublic = (url: string) => !url.startsWith('/v1/') && !url.startsWith('/admin/');
+/**
+ * Routes anyone may read: health, the API's own documentation and the dashboard's login page.
+ * Decided on the route the request matched, never on its raw URL: the router decodes
+ * `/%761/batches` to `/v1/batches`, a prefix test on the raw URL would not.
+ */
+const isPublic = (route: string) => !route.startsWith('/v1/') && !route.startsWith('/admin/');
 
 /** The HTTP API. Every /v1 route needs a bearer key; a tenant sees only its own things. */
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -67,7 +71,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     bodyLimit: deps.bodyLimitBytes ?? 32 * 1024 * 1024,
   });
   app.decorateRequest('tenant', '');
-  const sessions = deps.sessions ?? new DashboardSessions(deps.redis);
+  const sessions = deps.sessions ?? new DashboardSessions(deps.redis, deps.apiKeys);
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
   app.removeContentTypeParser('text/plain');
   // Route schemas are zod schemas, there for the OpenAPI document: handlers validate with
@@ -76,7 +80,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.addHook('onRequest', async (request, reply) => {
-    if (isPublic(request.url)) return;
+    // No matched route: the not-found handler answers, and has nothing to show.
+    const route = request.routeOptions.url;
+    if (route === undefined || isPublic(route)) return;
     // The bearer key, or the dashboard's session cookie (state changes need its CSRF header).
     const tenant =
       deps.apiKeys.tenantFor(request.headers.authorization) ??
@@ -93,7 +99,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     request.tenant = tenant;
   });
 
-  registerHealthRoutes(app, deps);
+  registerHealthRoutes(app, { ...deps, adminTenants: deps.adminTenants ?? [] });
 
   void app.register(async (scope) => {
     await registerOpenApi(scope, deps.version ?? '0.0.0');

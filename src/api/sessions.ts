@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { ApiKeys } from './auth.js';
 import { errorBody } from './http-errors.js';
 
 /** The cookie that carries a dashboard session. */
@@ -33,22 +34,31 @@ export class DashboardSessions {
 
   constructor(
     private readonly redis: SessionRedis,
+    /** The configured keys: a session lives only as long as the key it was opened with. */
+    private readonly apiKeys: Pick<ApiKeys, 'tenantOfDigest'>,
     options: DashboardSessionOptions = {},
   ) {
     this.ttlSeconds = options.ttlSeconds ?? 12 * 3600;
   }
 
-  /** Starts a session for a tenant; returns the token for the cookie. */
-  async create(tenant: string): Promise<string> {
+  /**
+   * Starts a session with an API key (given by its SHA-256); returns the token for the cookie.
+   * The session records which key opened it, never the key itself.
+   */
+  async create(keySha256: string): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await this.redis.set(redisKey(token), tenant, 'EX', this.ttlSeconds);
+    await this.redis.set(redisKey(token), keySha256, 'EX', this.ttlSeconds);
     return token;
   }
 
-  /** The tenant of a live session, or undefined. */
+  /**
+   * The tenant of a live session, or undefined. A session whose key has since been removed
+   * from RENDERMILL_API_KEYS is dead: revoking a key revokes the sessions it opened.
+   */
   async tenantFor(token: string | undefined): Promise<string | undefined> {
     if (!token || token.length > 200) return undefined;
-    return (await this.redis.get(redisKey(token))) ?? undefined;
+    const keySha256 = await this.redis.get(redisKey(token));
+    return keySha256 ? this.apiKeys.tenantOfDigest(keySha256) : undefined;
   }
 
   async destroy(token: string | undefined): Promise<void> {

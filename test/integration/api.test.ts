@@ -144,3 +144,21 @@ describe('authentication and tenants', () => {
     });
   });
 });
+
+describe('authentication', () => {
+  it('is decided on the route a request matches, so an encoded path cannot skip it', async () => {
+    // The router decodes %76 to v: /%761/batches is /v1/batches, and needs a key like it.
+    for (const [method, url] of [
+      ['GET', '/%761/batches'],
+      ['GET', '/%761/webhooks/secret'],
+      ['POST', '/%761/webhooks/secret/rotate'],
+      ['GET', '/%61dmin/queues'],
+      ['GET', '/v1/%62atches'],
+    ] as const) {
+      const response = await h.api.inject({ method, url });
+      expect(response.statusCode, `${method} ${url}`).toBe(401);
+    }
+    const keyed = await h.api.inject({ method: 'GET', url: '/%761/batches', headers: auth() });
+    expect(keyed.statusCode).toBe(200);
+  });
+});

@@ -6,6 +6,7 @@ import { findFreePort } from '../../src/runtime/free-port.js';
 import { buildApiForServices } from '../../src/runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import {
+  auth,
   runToManifest,
   startHarness,
   submit,
@@ -21,7 +22,11 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     simulator: { imagesPerMinute: 60_000, latencyMs: 20 },
-    env: { RENDERMILL_RETRY_BASE_MS: '50', RENDERMILL_IMAGES_PER_MINUTE: '60000' },
+    env: {
+      RENDERMILL_RETRY_BASE_MS: '50',
+      RENDERMILL_IMAGES_PER_MINUTE: '60000',
+      RENDERMILL_ADMIN_TENANTS: 'acme',
+    },
   });
 });
 afterAll(async () => {
@@ -54,7 +59,8 @@ function parseExposition(text: string): Sample[] {
 
 /** Scrapes the API's /metrics: a reader of the values of one moment. */
 async function scrape(harness = h) {
-  const response = await harness.api.inject({ method: 'GET', url: '/metrics' });
+  // Without a metrics token, the API's /metrics needs an operator's key (acme is one here).
+  const response = await harness.api.inject({ method: 'GET', url: '/metrics', headers: auth() });
   expect(response.statusCode).toBe(200);
   expect(response.headers['content-type']).toContain('text/plain');
   const samples = parseExposition(response.body);
@@ -199,6 +205,16 @@ describe('GET /metrics', () => {
     expect(none).toBeUndefined();
   });
 
+  it('keeps the API’s /metrics, which names every tenant, from anyone but an operator', async () => {
+    for (const headers of [{}, auth('globex')]) {
+      const refused = await h.api.inject({ method: 'GET', url: '/metrics', headers });
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().error.message).toMatch(/RENDERMILL_ADMIN_TENANTS/);
+    }
+    const allowed = await h.api.inject({ method: 'GET', url: '/metrics', headers: auth('acme') });
+    expect(allowed.statusCode).toBe(200);
+  });
+
   it('keeps /metrics behind RENDERMILL_METRICS_TOKEN when one is set, on the API and the worker', async () => {
     const token = 'metrics-token-0123456789';
     const config = { ...h.services.config, metricsToken: token };
@@ -244,7 +260,7 @@ describe('GET /metrics', () => {
 describe('queue gauges', () => {
   let idle: Harness;
   beforeAll(async () => {
-    idle = await startHarness({ workers: false });
+    idle = await startHarness({ workers: false, env: { RENDERMILL_ADMIN_TENANTS: 'acme' } });
   });
   afterAll(async () => {
     await idle?.stop();

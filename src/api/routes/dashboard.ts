@@ -1,3 +1,4 @@
+import { apiKeyDigest } from '../api-key-digest.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DASHBOARD_SCRIPT } from '../../dashboard/app-script.js';
@@ -5,7 +6,7 @@ import { DASHBOARD_HTML } from '../../dashboard/page.js';
 import { DASHBOARD_CSS } from '../../dashboard/styles.js';
 import { parseRequest } from '../../request-validation.js';
 import type { ApiKeys } from '../auth.js';
-import { HttpError } from '../http-errors.js';
+import { HttpError, errorBody } from '../http-errors.js';
 import {
   CSRF_HEADER,
   clearedSessionCookie,
@@ -97,7 +98,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardRoute
     const { api_key } = parseRequest(loginBody, request.body);
     const tenant = deps.apiKeys.tenantFor(`Bearer ${api_key}`);
     if (!tenant) throw new HttpError(401, 'unauthorized', 'that API key is not valid');
-    const token = await deps.sessions.create(tenant);
+    const token = await deps.sessions.create(apiKeyDigest(api_key));
     request.log.info({ tenant }, 'dashboard login');
     return reply
       .header('set-cookie', sessionCookie(request, token, deps.sessions.ttlSeconds))
@@ -106,6 +107,12 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardRoute
   });
 
   app.post('/dashboard/logout', hide, async (request, reply) => {
+    // Like login: only the dashboard's own page may log a browser out.
+    if (!request.headers[CSRF_HEADER]) {
+      return reply
+        .code(403)
+        .send(errorBody('csrf_check_failed', `log out from the dashboard page (${CSRF_HEADER})`));
+    }
     await deps.sessions.destroy(sessionToken(request));
     return reply.header('set-cookie', clearedSessionCookie(request)).code(204).send();
   });

@@ -6,6 +6,7 @@ import {
   type ReadinessProbes,
 } from '../../metrics/readiness.js';
 import type { RendermillMetrics } from '../../metrics/rendermill-metrics.js';
+import type { ApiKeys } from '../auth.js';
 import { errorBody } from '../http-errors.js';
 
 export interface HealthRouteDeps extends ReadinessProbes {
@@ -13,6 +14,9 @@ export interface HealthRouteDeps extends ReadinessProbes {
   metrics?: Pick<RendermillMetrics, 'exposition'> | undefined;
   /** RENDERMILL_METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <token>`. */
   metricsToken?: string | undefined;
+  /** Without a token, an operator's key (RENDERMILL_ADMIN_TENANTS) may read /metrics. */
+  apiKeys: Pick<ApiKeys, 'tenantFor'>;
+  adminTenants: readonly string[];
 }
 
 /**
@@ -31,13 +35,26 @@ export function registerHealthRoutes(app: FastifyInstance, deps: HealthRouteDeps
 
   const metrics = deps.metrics;
   if (!metrics) return;
+  // The API's port is the one the world reaches, and the metrics name every tenant and its
+  // spend: here they need the metrics token or, without one, an operator's key. (A worker's
+  // metrics port is inside the cluster; there the token alone decides.)
   app.get('/metrics', hide, async (request, reply) => {
-    if (!metricsAccessAllowed(deps.metricsToken, request.headers.authorization)) {
+    const { authorization } = request.headers;
+    const tenant = deps.apiKeys.tenantFor(authorization);
+    const allowed = deps.metricsToken
+      ? metricsAccessAllowed(deps.metricsToken, authorization)
+      : tenant !== undefined && deps.adminTenants.includes(tenant);
+    if (!allowed) {
       return reply
         .code(401)
         .header('www-authenticate', 'Bearer')
         .send(
-          errorBody('unauthorized', 'GET /metrics needs Authorization: Bearer <metrics token>'),
+          errorBody(
+            'unauthorized',
+            deps.metricsToken
+              ? 'GET /metrics needs Authorization: Bearer <RENDERMILL_METRICS_TOKEN>'
+              : 'GET /metrics on the API names every tenant: it needs the key of a tenant in RENDERMILL_ADMIN_TENANTS, or set RENDERMILL_METRICS_TOKEN for scrapers',
+          ),
         );
     }
     const { contentType, body } = await metrics.exposition();
