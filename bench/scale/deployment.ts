@@ -1,24 +1,8 @@
-import path from 'node:path';
-import { findFreePort } from '../../src/runtime/free-port.js';
-import { startChild, type Child } from '../support/children.js';
-import {
-  BENCH_API_KEY,
-  callApi,
-  healthy,
-  waitForWorkers,
-  waitUntil,
-} from '../support/rendermill-api.js';
-import { cleanEnv, type Stack } from '../support/stack.js';
+import type { Child } from '../support/children.js';
+import { startRendermillProcesses, type BatchView } from '../support/deployment.js';
+import { callApi } from '../support/rendermill-api.js';
+import type { Stack } from '../support/stack.js';
 import { BATCH_POLL_MS, LIMIT_PER_MINUTE, REQUEST, sleep } from './shape.js';
-
-const CLI = path.resolve('dist/src/cli/main.js');
-
-export interface BatchView {
-  id: string;
-  status: string;
-  completed_at: string | null;
-  counts: Record<string, number> & { total: number };
-}
 
 export interface BatchRun {
   batch: BatchView;
@@ -50,53 +34,20 @@ export async function startRendermill(
   stack: Stack,
   options: { workers: number; concurrency: number },
 ): Promise<Deployment> {
-  const port = await findFreePort();
-  const env = cleanEnv({
-    ...stack.rendermillEnv(),
-    RENDERMILL_IMAGES_PER_MINUTE: String(LIMIT_PER_MINUTE),
-    RENDERMILL_CONCURRENCY: String(options.concurrency),
-    RENDERMILL_API_KEYS: `bench=${BENCH_API_KEY}`,
-    PORT: String(port),
-    // Each process would serve /metrics on the same default port: the second could not start.
-    RENDERMILL_METRICS_PORT: '0',
+  const processes = await startRendermillProcesses(stack, {
+    workers: options.workers,
+    env: {
+      RENDERMILL_IMAGES_PER_MINUTE: String(LIMIT_PER_MINUTE),
+      RENDERMILL_CONCURRENCY: String(options.concurrency),
+    },
   });
-  const apiUrl = `http://127.0.0.1:${port}`;
-  const api = startChild('rendermill api', process.execPath, [CLI, 'api'], env);
-  const workers = Array.from({ length: options.workers }, (_, i) =>
-    startChild(`rendermill worker ${i + 1}`, process.execPath, [CLI, 'worker'], env),
-  );
-  const children = [api, ...workers];
-  const stop = async () => {
-    await Promise.all(children.map((child) => child.stop()));
-  };
-  try {
-    await waitUntil(
-      () => healthy(apiUrl),
-      30_000,
-      () => `rendermill api never answered:\n${api.output()}`,
-    );
-    await waitForWorkers(stack.redis.url, options.workers);
-  } catch (error) {
-    await stop();
-    // The shared helper says only how many registered; the workers' own words say why.
-    const outputs = workers.map((worker) => `${worker.name}:\n${worker.output() || '(no output)'}`);
-    throw new Error(
-      `${error instanceof Error ? error.message : String(error)}\n${outputs.join('\n')}`,
-    );
-  }
+  const { apiUrl } = processes;
 
   return {
-    api,
-    workers,
-    stop,
-    errorLines: () =>
-      children.flatMap((child) =>
-        child
-          .output()
-          .split('\n')
-          .filter((line) => /"level":(50|60)/.test(line))
-          .map((line) => `${child.name}: ${line.slice(0, 300)}`),
-      ),
+    api: processes.api,
+    workers: processes.workers,
+    stop: processes.stop,
+    errorLines: processes.errorLines,
     async runBatch(items, deadlineMs, log) {
       const postedAt = Date.now();
       const started = performance.now();

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { buildManifest, type Manifest } from '../batches/batch-view.js';
@@ -6,7 +6,7 @@ import type { BatchRecord } from '../batches/batch-store.js';
 import { submitBatch } from '../batches/submit-batch.js';
 import { catalogToBatch } from '../catalog/catalog-batch.js';
 import { CatalogError, readCatalog } from '../catalog/read-catalog.js';
-import { PromptTemplate } from '../catalog/template.js';
+import { PromptTemplate, readTemplateArgument } from '../catalog/template.js';
 import { loadConfig } from '../config/config.js';
 import { RequestValidationError } from '../errors.js';
 import { createLogger } from '../logging.js';
@@ -38,7 +38,7 @@ const say = (line = '') => process.stdout.write(`${line}\n`);
  */
 export async function renderCommand(catalogPath: string, options: RenderOptions): Promise<number> {
   const config = loadConfig();
-  const template = new PromptTemplate(await readTemplate(options.template));
+  const template = new PromptTemplate(await readTemplateArgument(options.template));
   const catalog = await readCatalog(catalogPath);
   const request = catalogToBatch(catalog, {
     template,
@@ -100,20 +100,6 @@ export async function renderCommand(catalogPath: string, options: RenderOptions)
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await shutdown();
-  }
-}
-
-async function readTemplate(value: string): Promise<string> {
-  // A value naming a readable file is a template file; anything else is the template itself.
-  try {
-    return (await readFile(value, 'utf8')).trim();
-  } catch {
-    if (!value.includes('{{')) {
-      throw new CatalogError(
-        `--template "${value}" is neither a readable file nor a template with {{column}} placeholders`,
-      );
-    }
-    return value;
   }
 }
 

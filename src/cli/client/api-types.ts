@@ -1,4 +1,5 @@
 import type { BatchView } from '../../batches/batch-view.js';
+import type { BatchEstimate } from '../../batches/estimate-batch.js';
 
 /**
  * What the API answers, as the client reads it. Batch views and manifests are the API's own
@@ -17,26 +18,7 @@ export interface RejectedRow {
 export type SubmitAnswer = BatchView & { rejected?: { count: number; rows: RejectedRow[] } };
 
 /** `POST /v1/batches/estimate`: the price, the cache's answer and how long it would take. */
-export interface EstimateAnswer {
-  items: number;
-  /** Items the cache already holds entirely: $0, no provider call. */
-  items_cached: number;
-  items_to_render: number;
-  images_to_render: number;
-  /** The most it can cost. */
-  max_usd: number;
-  /** What it usually costs. */
-  typical_usd: number;
-  /** What the cached items' images were bought at. */
-  saved_usd: number;
-  budget_usd: number | null;
-  fits_budget: boolean | null;
-  /** At the account's images-per-minute limit, with nothing else queued. */
-  eta_seconds?: number | null;
-  images_per_minute?: number | null;
-  /** With `on_invalid=skip`: the rows that would be left out. */
-  rejected?: { count: number; rows: RejectedRow[] };
-}
+export type EstimateAnswer = BatchEstimate;
 
 /** `GET /v1/batches`: newest first, one page. */
 export interface BatchPage {

@@ -1,3 +1,4 @@
+import { readTemplateArgument } from '../../catalog/template.js';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -105,7 +106,8 @@ export async function batchUpload(file: string, options: BatchOptions): Promise<
 /** The flags of a catalog upload as the API's query parameters. */
 async function catalogQuery(options: BatchOptions): Promise<Record<string, string>> {
   const query: Record<string, string | number | undefined> = {
-    template: options.template === undefined ? undefined : await readTemplate(options.template),
+    template:
+      options.template === undefined ? undefined : await readTemplateArgument(options.template),
     model: options.model,
     size: options.size,
     quality: options.quality,
@@ -120,23 +122,6 @@ async function catalogQuery(options: BatchOptions): Promise<Record<string, strin
       .filter((entry): entry is [string, string | number] => entry[1] !== undefined)
       .map(([key, value]) => [key, String(value)]),
   );
-}
-
-/**
- * A value naming a readable file is a template file; anything else must be the template
- * itself, recognisable by its `{{column}}` placeholders (a misspelt file name is not a prompt).
- */
-export async function readTemplate(value: string): Promise<string> {
-  try {
-    return (await readFile(value, 'utf8')).trim();
-  } catch {
-    if (!value.includes('{{')) {
-      throw new ClientUsageError(
-        `--template "${value}" is neither a readable file nor a template with {{column}} placeholders`,
-      );
-    }
-    return value;
-  }
 }
 
 async function mustBeReadableFile(file: string): Promise<void> {

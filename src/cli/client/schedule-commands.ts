@@ -1,6 +1,7 @@
 import type { ApiClient } from './api-client.js';
 import type { ScheduleRequest, ScheduleView } from './api-types.js';
-import { readJsonFile, readTemplate } from './batch-upload.js';
+import { readTemplateArgument } from '../../catalog/template.js';
+import { readJsonFile } from './batch-upload.js';
 import { ApiError, ClientUsageError } from './client-errors.js';
 import { CLIENT_EXIT } from './exit-codes.js';
 import { note, printJson, printTable, say, shortTime } from './output.js';
@@ -97,7 +98,8 @@ async function scheduleRequest(options: ScheduleCreateOptions): Promise<Schedule
     name: options.name,
     cron: options.cron,
     timezone: options.timezone,
-    template: options.template === undefined ? undefined : await readTemplate(options.template),
+    template:
+      options.template === undefined ? undefined : await readTemplateArgument(options.template),
     variations: options.variations,
     items,
     budget_usd: options.budget,
