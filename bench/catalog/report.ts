@@ -1,7 +1,7 @@
 import type { Ratio, Stat, UploadSummary } from './figures.js';
 import type { Upload } from './measure.js';
 import { SAMPLE_MS } from './memory.js';
-import { formatNumber as format } from '../support/results.js';
+import { cpuLine, formatNumber as format } from '../support/results.js';
 
 const MIB = 2 ** 20;
 const mib = (bytes: number) => format(bytes / MIB, 1);
@@ -48,11 +48,6 @@ export function markdownTables(summaries: UploadSummary[], ratios: Ratio[]): str
   );
   return `${uploads}\n\nMedians, each run in parentheses.\n\n${growth}`;
 }
-
-const cpuLine = (cpu: Record<string, number>) =>
-  Object.entries(cpu)
-    .map(([role, seconds]) => `${role} ${seconds.toFixed(2)} s`)
-    .join(', ');
 
 function uploadDetails(u: Upload): string[] {
   const m = u.memory;

@@ -1,6 +1,6 @@
 import { rerunServedFromCache, type Figure, type Repetition } from './figures.js';
 import { POLL_MS } from './shape.js';
-import { formatNumber as format } from '../support/results.js';
+import { cpuLine, formatNumber as format } from '../support/results.js';
 
 const thousands = (value: number) => format(value, 0);
 const metCell = (met: boolean | null) => (met === null ? '' : met ? 'met' : 'MISSED');
@@ -29,11 +29,6 @@ export function markdownTable(figures: Figure[], repetitions: Repetition[], item
   ]);
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
-
-const cpuLine = (cpu: Record<string, number>) =>
-  Object.entries(cpu)
-    .map(([role, seconds]) => `${role} ${seconds.toFixed(2)} s`)
-    .join(', ');
 
 /** The markdown file: the table, how to read it, and what each repetition's figures rest on. */
 export function markdownReport(

@@ -1,4 +1,4 @@
-import { formatNumber as format } from '../support/results.js';
+import { cpuLine, formatNumber as format } from '../support/results.js';
 import { ONE_SECOND_BOUND, PROVIDER_SECOND, limitHeld, type RunResult } from './measure.js';
 import { LIMITER, LIMIT_PER_MINUTE, SAMPLE_MS, SCALING_TARGET } from './shape.js';
 import type { WindowCount } from './windows.js';
@@ -95,11 +95,6 @@ export function markdownTable(results: RunResult[]): string {
   });
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
-
-const cpuLine = (cpu: Record<string, number>) =>
-  Object.entries(cpu)
-    .map(([role, seconds]) => `${role} ${seconds.toFixed(2)} s`)
-    .join(', ');
 
 export function markdownReport(
   results: RunResult[],

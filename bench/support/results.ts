@@ -47,3 +47,9 @@ export const formatNumber = (value: number, digits: number) =>
         maximumFractionDigits: digits,
       })
     : '—';
+
+/** CPU seconds by process role, on one line: `api 1.23 s, worker 1 4.56 s`. */
+export const cpuLine = (cpu: Record<string, number>) =>
+  Object.entries(cpu)
+    .map(([role, seconds]) => `${role} ${seconds.toFixed(2)} s`)
+    .join(', ');

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
 import { apiClient } from '../support/api-client.js';
-import { cleanEnv, startCli } from '../support/cli.js';
+import { processEnv, startCli } from '../support/cli.js';
 import { startTestRedis } from '../support/redis-server.js';
 import { startTestS3 } from '../support/s3-server.js';
 
@@ -40,23 +40,19 @@ beforeAll(async () => {
   ]);
   bull = new Redis(redis.url, { maxRetriesPerRequest: null });
   renderQueue = new Queue('render', { connection: bull, prefix: 'rm:bull' });
-  env = cleanEnv({
-    REDIS_URL: redis.url,
-    S3_BUCKET: 'rendermill',
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    OPENAI_API_KEY: 'sk-e2e',
-    OPENAI_BASE_URL: sim.url,
-    RENDERMILL_IMAGES_PER_MINUTE: '180',
-    RENDERMILL_CONCURRENCY: '8',
-    RENDERMILL_SHUTDOWN_GRACE_MS: String(GRACE_MS),
-    // A worker forced out (second signal) leaves its jobs to the others after 3 s, not 30.
-    RENDERMILL_JOB_LOCK_MS: '3000',
-    RENDERMILL_API_KEYS: `acme=${KEY}`,
-    // Several workers on one host: none of them serves metrics on the fixed default port.
-    RENDERMILL_METRICS_PORT: '0',
-  });
+  env = processEnv(
+    { redis, s3, sim },
+    {
+      RENDERMILL_IMAGES_PER_MINUTE: '180',
+      RENDERMILL_CONCURRENCY: '8',
+      RENDERMILL_SHUTDOWN_GRACE_MS: String(GRACE_MS),
+      // A worker forced out (second signal) leaves its jobs to the others after 3 s, not 30.
+      RENDERMILL_JOB_LOCK_MS: '3000',
+      RENDERMILL_API_KEYS: `acme=${KEY}`,
+      // Several workers on one host: none of them serves metrics on the fixed default port.
+      RENDERMILL_METRICS_PORT: '0',
+    },
+  );
   const port = await findFreePort();
   apiUrl = `http://127.0.0.1:${port}`;
   const api = start(['api'], port);

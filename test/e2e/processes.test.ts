@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
 import { apiClient } from '../support/api-client.js';
-import { cleanEnv, startCli } from '../support/cli.js';
+import { processEnv, startCli } from '../support/cli.js';
 import { startTestRedis } from '../support/redis-server.js';
 import { startTestS3 } from '../support/s3-server.js';
 
@@ -26,18 +26,14 @@ beforeAll(async () => {
   ]);
   const port = await findFreePort();
   apiUrl = `http://127.0.0.1:${port}`;
-  env = cleanEnv({
-    REDIS_URL: redis.url,
-    S3_BUCKET: 'rendermill',
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    OPENAI_API_KEY: 'sk-e2e',
-    OPENAI_BASE_URL: sim.url,
-    RENDERMILL_IMAGES_PER_MINUTE: '6000',
-    RENDERMILL_API_KEYS: `acme=${KEY}`,
-    PORT: String(port),
-  });
+  env = processEnv(
+    { redis, s3, sim },
+    {
+      RENDERMILL_IMAGES_PER_MINUTE: '6000',
+      RENDERMILL_API_KEYS: `acme=${KEY}`,
+      PORT: String(port),
+    },
+  );
   const api = startCli(['api'], env);
   processes.push(api);
   await api.waitFor(/API listening/);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
 import { apiClient } from '../support/api-client.js';
-import { cleanEnv, startCli } from '../support/cli.js';
+import { processEnv, startCli } from '../support/cli.js';
 import { startTestRedis } from '../support/redis-server.js';
 import { startTestS3 } from '../support/s3-server.js';
 
@@ -31,21 +31,17 @@ beforeAll(async () => {
   ]);
   const port = await findFreePort();
   apiUrl = `http://127.0.0.1:${port}`;
-  const env = cleanEnv({
-    REDIS_URL: redis.url,
-    S3_BUCKET: 'rendermill',
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    OPENAI_API_KEY: 'sk-e2e',
-    OPENAI_BASE_URL: sim.url,
-    RENDERMILL_IMAGES_PER_MINUTE: '60000',
-    RENDERMILL_CONCURRENCY: String(CONCURRENCY),
-    // A killed worker's jobs are taken over after 3 s rather than BullMQ's 30.
-    RENDERMILL_JOB_LOCK_MS: '3000',
-    RENDERMILL_API_KEYS: `acme=${KEY}`,
-    PORT: String(port),
-  });
+  const env = processEnv(
+    { redis, s3, sim },
+    {
+      RENDERMILL_IMAGES_PER_MINUTE: '60000',
+      RENDERMILL_CONCURRENCY: String(CONCURRENCY),
+      // A killed worker's jobs are taken over after 3 s rather than BullMQ's 30.
+      RENDERMILL_JOB_LOCK_MS: '3000',
+      RENDERMILL_API_KEYS: `acme=${KEY}`,
+      PORT: String(port),
+    },
+  );
   const api = startCli(['api'], env);
   processes.push(api);
   for (let i = 0; i < WORKERS; i++) workers.push(startCli(['worker'], env));

@@ -13,6 +13,30 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+/**
+ * The environment of `rendermill api` and `worker` processes pointed at a test's own
+ * redis-server, S3 server and provider simulator; `extra` adds or overrides settings.
+ */
+export function processEnv(
+  parts: {
+    redis: { url: string };
+    s3: { endpoint: string; accessKeyId: string; secretAccessKey: string };
+    sim: { url: string };
+  },
+  extra: Record<string, string>,
+): NodeJS.ProcessEnv {
+  return cleanEnv({
+    REDIS_URL: parts.redis.url,
+    S3_BUCKET: 'rendermill',
+    AWS_ENDPOINT_URL_S3: parts.s3.endpoint,
+    AWS_ACCESS_KEY_ID: parts.s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: parts.s3.secretAccessKey,
+    OPENAI_API_KEY: 'sk-e2e',
+    OPENAI_BASE_URL: parts.sim.url,
+    ...extra,
+  });
+}
+
 export interface CliRun {
   code: number | null;
   stdout: string;
