@@ -5,7 +5,7 @@ import { postWebhook, WebhookTargetRefusedError } from '../src/webhooks/post-web
 import { signWebhook } from '../src/webhooks/signature.js';
 import { checkWebhookUrl, WebhookHostUnresolvedError } from '../src/webhooks/target-guard.js';
 import type { WebhookSecrets } from '../src/webhooks/webhook-secrets.js';
-import type { JobHandler, JobPayload } from './catalog.js';
+import type { JobHandler, JobPayload } from '../src/contracts/job-catalog.js';
 
 export interface DeliverWebhookDeps {
   secrets: Pick<WebhookSecrets, 'signingSecrets'>;

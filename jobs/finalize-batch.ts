@@ -1,10 +1,15 @@
 import type { Logger } from 'pino';
 import type { BatchStore } from '../src/batches/batch-store.js';
 import { buildManifest, manifestCsv, manifestJsonl } from '../src/batches/batch-view.js';
-import { batchEnded } from '../src/batches/item-status.js';
+import { batchEnded } from '../src/contracts/item-status.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import type { BatchWebhooks } from '../src/webhooks/batch-webhooks.js';
-import type { JobPayload } from './catalog.js';
+import type { JobPayload } from '../src/contracts/job-catalog.js';
+import {
+  MANIFEST_FORMATS,
+  manifestKey,
+  type ManifestFormat,
+} from '../src/batches/manifest-files.js';
 
 export interface FinalizeBatchDeps {
   store: BatchStore;
@@ -13,16 +18,6 @@ export interface FinalizeBatchDeps {
   /** Queues the batch's webhook event once it has ended (none for checkpoints). */
   webhooks: Pick<BatchWebhooks, 'queueFor'>;
 }
-
-export const MANIFEST_FORMATS = {
-  json: 'application/json',
-  csv: 'text/csv',
-  jsonl: 'application/x-ndjson',
-} as const;
-export type ManifestFormat = keyof typeof MANIFEST_FORMATS;
-
-export const manifestKey = (batchId: string, ext: ManifestFormat) =>
-  `batches/${batchId}/manifest.${ext}`;
 
 /**
  * Writes a batch's manifest to S3 — manifest.json, manifest.csv and manifest.jsonl side by

@@ -1,12 +1,8 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type {
-  BatchStore,
-  ItemRecord,
-  ReserveResult,
-  TransitionOutcome,
-} from '../src/batches/batch-store.js';
-import { TERMINAL_STATUSES, batchEnded } from '../src/batches/item-status.js';
+import type { BatchStore, ReserveResult, TransitionOutcome } from '../src/batches/batch-store.js';
+import type { ItemRecord } from '../src/contracts/batch-records.js';
+import { TERMINAL_STATUSES, batchEnded } from '../src/contracts/item-status.js';
 import type { RenderLease, RenderLocks } from '../src/cache/render-lock.js';
 import type { CachedImage, ResultCache } from '../src/cache/result-cache.js';
 import {
@@ -34,13 +30,18 @@ import { actualCostMicros, microsToUsd, pricedRequest } from '../src/models/pric
 import type { RenderSpec } from '../src/models/render-spec.js';
 import { contentHash, requestHash } from '../src/models/request-hash.js';
 import type { ProviderAccount } from '../src/providers/provider-account.js';
-import { waitUnlessShutdown } from '../src/render/backoff.js';
+import { waitUnlessShutdown } from '../src/limits/backoff.js';
 import type { ProviderRetryPolicy } from '../src/render/call-provider.js';
 import { candidatesFor, renderWithFallbacks } from '../src/render/render-with-fallbacks.js';
 import { checkInputImages, checkInputRef, loadInputImage } from '../src/render/input-images.js';
 import { completeDerivations, storeRendered } from '../src/render/store-images.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
-import { renderItemRef, type AttemptInfo, type JobHandler, type JobPayload } from './catalog.js';
+import {
+  renderItemRef,
+  type AttemptInfo,
+  type JobHandler,
+  type JobPayload,
+} from '../src/contracts/job-catalog.js';
 import type { JobQueue } from '../src/queue/job-queue.js';
 import { NO_RENDER_METRICS, type RenderMetrics } from '../src/metrics/render-metrics.js';
 

@@ -11,7 +11,7 @@ import { RendermillError, RequestValidationError } from '../src/errors.js';
 import { batchForRun } from '../src/schedules/schedule-batch.js';
 import { runTimeAt } from '../src/schedules/schedule-calendar.js';
 import type { ScheduleStore } from '../src/schedules/schedule-store.js';
-import { runSchedulePayload, type JobHandler } from './catalog.js';
+import { runSchedulePayload, type JobHandler } from '../src/contracts/job-catalog.js';
 
 export interface RunScheduleDeps {
   schedules: ScheduleStore;

@@ -1,5 +1,3 @@
-import type { ProviderUsage } from './models/pricing.js';
-
 /**
  * Typed errors. The class of an error, not its message, decides what happens next:
  * - `retryable` errors are tried again (with backoff) by the provider call or the job;
@@ -12,6 +10,21 @@ export abstract class RendermillError extends Error {
   readonly retryable: boolean = false;
 }
 
+/** One problem with a request: the field it names and, for catalogs, the line it is on. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+  /** The catalog line it comes from, for items read from CSV or JSON Lines. */
+  line?: number | undefined;
+}
+
+/** The token counts a gpt-image response reports in `usage`. */
+export interface ProviderUsage {
+  input_tokens?: number;
+  output_tokens?: number;
+  input_tokens_details?: { text_tokens?: number; image_tokens?: number };
+}
+
 /** Bad input from a producer: a 400 naming the field, nothing queued. */
 export class RequestValidationError extends RendermillError {
   override name = 'RequestValidationError';
@@ -20,10 +33,21 @@ export class RequestValidationError extends RendermillError {
     message: string,
     readonly field?: string,
     code = 'invalid_request',
-    readonly details: readonly { field?: string; line?: number; message: string }[] = [],
+    readonly details: readonly FieldProblem[] = [],
   ) {
     super(message);
     this.code = code;
+  }
+}
+
+/** The request conflicts with the state of what it names (cancelling an ended batch): a 409. */
+export class ConflictError extends RendermillError {
+  override name = 'ConflictError';
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { RequestValidationError } from './errors.js';
-import type { FieldProblem } from './models/validate-item.js';
+import type { FieldProblem } from './errors.js';
 
 /** Problems listed in one error response; the rest are summarised by count. */
 export const MAX_REPORTED_PROBLEMS = 50;

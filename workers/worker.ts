@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
 import { AccountPausedError, ShutdownError } from '../src/errors.js';
 import { bullPrefixFor } from '../src/queue/job-queue.js';
-import type { RedisConnection } from '../src/runtime/redis-connection.js';
+import type { RedisConnection } from '../src/redis/redis-connection.js';
 import type { Logger } from 'pino';
 import {
   JOB_CATALOG,
@@ -10,7 +10,7 @@ import {
   type JobHandler,
   type JobHandlers,
   type JobName,
-} from '../jobs/catalog.js';
+} from '../src/contracts/job-catalog.js';
 
 export interface RunningWorkers {
   /** Stops taking jobs, lets active ones finish, then closes connections. */

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { MAX_ITEMS_PER_REQUEST } from '../../src/batches/batch-request.js';
+import { MAX_ITEMS_PER_REQUEST } from '../../src/contracts/batch-request.js';
 import { installCleanup, onInterrupt } from '../support/children.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { machineLine, writeResults } from '../support/results.js';

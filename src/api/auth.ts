@@ -1,4 +1,4 @@
-import { apiKeyDigest, type ApiKeyDigest } from './api-key-digest.js';
+import { apiKeyDigest, type ApiKeyDigest } from '../config/api-key-digest.js';
 
 /**
  * Maps bearer keys to tenants. Only SHA-256 digests of the keys are known (configured that way,

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { errorBody } from './http-errors.js';
 
 /**

@@ -1,9 +1,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { BatchStore } from '../batches/batch-store.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
-import { RequestValidationError } from '../errors.js';
+import { ConflictError, RequestValidationError } from '../errors.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 import type { ApiKeys } from './auth.js';
 import { errorBody, HttpError } from './http-errors.js';
@@ -124,6 +124,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           details: error.details,
         }),
       );
+    }
+    if (error instanceof ConflictError) {
+      return reply.code(409).send(errorBody(error.code, error.message));
     }
     if (error instanceof HttpError) {
       return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.extra));

@@ -2,14 +2,14 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { readCatalogStream, type CatalogFormat } from '../catalog/catalog-stream.js';
 import { PromptTemplate } from '../catalog/template.js';
-import type { FieldProblem } from '../models/validate-item.js';
+import type { FieldProblem } from '../errors.js';
 import { parseRequest, validationError } from '../request-validation.js';
 import {
   MAX_ITEMS_PER_REQUEST,
   batchRequestSchema,
   catalogOptionsSchema,
   type BatchRequest,
-} from './batch-request.js';
+} from '../contracts/batch-request.js';
 import { isOpenAiBatchLine, openAiBatchItem } from './openai-batch-line.js';
 
 /** One would-be item: its position, the catalog line it came from, and what it says. */

@@ -1,105 +1,20 @@
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { BatchCancelledError, ReservationLostError } from '../errors.js';
-import type { DerivedImage } from '../cache/result-cache.js';
+import {
+  cancelledItem,
+  tallyItems,
+  type BatchRecord,
+  type ItemRecord,
+  type ItemTally,
+} from '../contracts/batch-records.js';
 import type { SpendCap } from '../ledger/spend-caps.js';
-import type { DeriveSpec } from '../render/derive-images.js';
 import type { Micros } from '../models/pricing.js';
-import type { RenderSpec } from '../models/render-spec.js';
 import {
   ITEM_STATUSES,
   TERMINAL_STATUSES,
   type BatchStatus,
   type ItemStatus,
-} from './item-status.js';
-
-export interface StoredImage {
-  key: string;
-  format: string;
-  bytes: number;
-  /** Smaller copies asked by the batch (`derive`), made with sharp at no provider cost. */
-  derived?: DerivedImage[] | undefined;
-  /** Whether it came from the result cache rather than from a provider call for this item. */
-  cached?: boolean | undefined;
-}
-
-export interface ItemRecord {
-  id: string;
-  index: number;
-  status: ItemStatus;
-  spec: RenderSpec;
-  /**
-   * The canonical request hash (request-hash.ts): the result cache's key. For an edit it
-   * depends on the input images' content, so it is null until a worker has read them.
-   */
-  hash: string | null;
-  /** What the provider was paid for this item. */
-  cost_micros: Micros;
-  /** What its cached images cost when they were rendered: what the cache saved. */
-  saved_micros?: Micros | undefined;
-  images: StoredImage[];
-  /** Cached renders older than this (ms since epoch) are not reused: the batch asked `refresh`. */
-  reuse_after?: number | undefined;
-  /** Smaller copies to make of every image. */
-  derive?: DeriveSpec[] | undefined;
-  /** Which provider account and model rendered it (a fallback's, when the chain moved on). */
-  rendered_by?: { provider: string; model: string } | undefined;
-  error?: { code: string; message: string } | undefined;
-  attempts: number;
-  updated_at: string;
-}
-
-export interface BatchRecord {
-  id: string;
-  tenant: string;
-  status: BatchStatus;
-  created_at: string;
-  completed_at?: string | undefined;
-  total: number;
-  counts: Record<ItemStatus, number>;
-  budget_micros?: Micros | undefined;
-  spent_micros: Micros;
-  reserved_micros: Micros;
-  /** What cache hits saved: the price their images were bought at. */
-  saved_micros: Micros;
-  manifest_key?: string | undefined;
-  metadata: Record<string, string>;
-  /** Where `batch.*` events are delivered (Standard Webhooks signed). */
-  webhook_url?: string | undefined;
-  /** The schedule whose run created this batch. */
-  schedule_id?: string | undefined;
-}
-
-/** How many items of a batch are in each state, and what their cache hits saved. */
-export interface ItemTally {
-  total: number;
-  counts: Record<ItemStatus, number>;
-  savedMicros: Micros;
-}
-
-export function emptyTally(): ItemTally {
-  const counts = Object.fromEntries(ITEM_STATUSES.map((s) => [s, 0])) as Record<ItemStatus, number>;
-  return { total: 0, counts, savedMicros: 0 };
-}
-
-/** Adds items to a tally (in place) and returns it. */
-export function tallyItems(items: readonly ItemRecord[], tally = emptyTally()): ItemTally {
-  for (const item of items) {
-    tally.total += 1;
-    tally.counts[item.status] += 1;
-    if (TERMINAL_STATUSES.includes(item.status)) tally.savedMicros += item.saved_micros ?? 0;
-  }
-  return tally;
-}
-
-/** An item as its batch's cancellation leaves it. */
-export function cancelledItem(item: ItemRecord): ItemRecord {
-  return {
-    ...item,
-    status: 'cancelled',
-    error: { code: 'cancelled', message: 'the batch was cancelled before this item was rendered' },
-    updated_at: new Date().toISOString(),
-  };
-}
+} from '../contracts/item-status.js';
 
 /** Staged items of a submission that never published expire after this. */
 const STAGED_TTL_MS = 3600_000;

@@ -1,5 +1,5 @@
 import { microsToUsd } from '../models/pricing.js';
-import type { BatchRecord, ItemRecord } from './batch-store.js';
+import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
 
 /** A batch as the API and manifests show it: money in USD, counts by item status. */
 export function batchView(batch: BatchRecord) {

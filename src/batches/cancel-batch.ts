@@ -1,7 +1,8 @@
-import { HttpError } from '../api/http-errors.js';
+import { ConflictError } from '../errors.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import type { BatchRecord, BatchStore } from './batch-store.js';
-import { batchEnded } from './item-status.js';
+import type { BatchStore } from './batch-store.js';
+import type { BatchRecord } from '../contracts/batch-records.js';
+import { batchEnded } from '../contracts/item-status.js';
 
 /**
  * Cancels a batch: items still queued become `cancelled` (releasing anything they held
@@ -14,7 +15,7 @@ export async function cancelBatch(
   batch: BatchRecord,
 ): Promise<BatchRecord> {
   const ended = (status: string) =>
-    new HttpError(409, 'batch_ended', `batch ${batch.id} is already ${status}`);
+    new ConflictError(`batch ${batch.id} is already ${status}`, 'batch_ended');
   if (batchEnded(batch.status)) throw ended(batch.status);
   // From here on no item of the batch starts, goes back to the queue or calls the provider:
   // each of those moves finds the batch `cancelling` and cancels the item instead.

@@ -5,7 +5,7 @@ import {
   pricedRequest,
   usdToMicros,
 } from '../models/pricing.js';
-import type { FieldProblem } from '../models/validate-item.js';
+import type { FieldProblem } from '../errors.js';
 import type { BatchSource } from './batch-source.js';
 import { resolveItems } from './resolve-items.js';
 import type { SubmitBatchDeps } from './submit-batch.js';

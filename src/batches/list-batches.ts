@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { HttpError } from '../api/http-errors.js';
+import { RequestValidationError } from '../errors.js';
 import type { BatchStore } from './batch-store.js';
 import { batchView, type BatchView } from './batch-view.js';
-import { BATCH_STATUSES } from './item-status.js';
+import { BATCH_STATUSES } from '../contracts/item-status.js';
 
 export const listBatchesQuery = z
   .object({
@@ -37,7 +37,11 @@ export async function listBatches(
   while (data.length < query.limit && scanned < MAX_SCANNED_PER_PAGE) {
     const ids = await store.pageOfIds(tenant, cursor, filtered ? 100 : query.limit - data.length);
     if (!ids)
-      throw new HttpError(400, 'invalid_cursor', `cursor ${cursor} is not one of your batches`);
+      throw new RequestValidationError(
+        `cursor ${cursor} is not one of your batches`,
+        'cursor',
+        'invalid_cursor',
+      );
     if (ids.length === 0) return { data, next_cursor: null };
     const batches = await Promise.all(ids.map((id) => store.get(id)));
     for (const [i, batch] of batches.entries()) {

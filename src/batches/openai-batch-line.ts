@@ -1,4 +1,4 @@
-import type { FieldProblem } from '../models/validate-item.js';
+import type { FieldProblem } from '../errors.js';
 
 /**
  * A line of an OpenAI Batch API input file: `{custom_id, method, url, body}`. rendermill takes

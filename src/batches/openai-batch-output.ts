@@ -1,4 +1,5 @@
-import type { BatchRecord, BatchStore, ItemRecord } from './batch-store.js';
+import type { BatchStore } from './batch-store.js';
+import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
 
 /**
  * The results of a batch as OpenAI's Batch API gives them: an output file with one line per

@@ -2,11 +2,17 @@ import { completeHit, renderedByCache, reusable, savedBy, storedImage } from '..
 import type { CachedImage, ResultCache } from '../cache/result-cache.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { hashNeedsInputs, requestHash } from '../models/request-hash.js';
-import { resolveItem, type FieldProblem } from '../models/validate-item.js';
-import { derivationName, type DeriveSpec } from '../render/derive-images.js';
+import { resolveItem } from './validate-item.js';
+import { type FieldProblem } from '../errors.js';
+import { derivationName, type DeriveSpec } from '../contracts/derive-spec.js';
 import { MAX_REPORTED_PROBLEMS, validationError, zodProblems } from '../request-validation.js';
-import { emptyTally, tallyItems, type ItemRecord, type ItemTally } from './batch-store.js';
-import { batchItemSchema } from './batch-request.js';
+import {
+  emptyTally,
+  tallyItems,
+  type ItemRecord,
+  type ItemTally,
+} from '../contracts/batch-records.js';
+import { batchItemSchema } from '../contracts/batch-request.js';
 import type { BatchSource } from './batch-source.js';
 
 export interface ResolveDeps {

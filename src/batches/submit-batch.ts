@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { usdToMicros } from '../models/pricing.js';
-import type { FieldProblem } from '../models/validate-item.js';
+import type { FieldProblem } from '../errors.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import type { BatchRecord, BatchStore, ItemRecord } from './batch-store.js';
-import type { BatchRequest } from './batch-request.js';
+import type { BatchStore } from './batch-store.js';
+import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
+import type { BatchRequest } from '../contracts/batch-request.js';
 import { jsonBatchSource, type BatchSource } from './batch-source.js';
 import { resolveItems, type ResolveDeps } from './resolve-items.js';
 

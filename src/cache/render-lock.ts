@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { RedisConnection } from '../runtime/redis-connection.js';
-import { waitUnlessShutdown } from '../render/backoff.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
+import { waitUnlessShutdown } from '../limits/backoff.js';
 
 /** Held while one worker renders a request; everyone else wanting it waits, then reuses it. */
 export interface RenderLease {

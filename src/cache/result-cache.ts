@@ -1,15 +1,8 @@
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { DerivedImage } from '../contracts/batch-records.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Micros } from '../models/pricing.js';
 import { contentHash } from '../models/request-hash.js';
 import type { ImageStorage } from '../storage/image-storage.js';
-
-/** A smaller copy of a rendered image, made with sharp at no provider cost. */
-export interface DerivedImage {
-  /** What was asked, e.g. `128px.webp`: the identity of a derivation. */
-  name: string;
-  key: string;
-  bytes: number;
-}
 
 /** One variant of a rendered request, as the cache keeps it. */
 export interface CachedImage {

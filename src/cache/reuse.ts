@@ -1,5 +1,5 @@
-import type { StoredImage } from '../batches/batch-store.js';
-import { derivationName, type DeriveSpec } from '../render/derive-images.js';
+import type { StoredImage } from '../contracts/batch-records.js';
+import { derivationName, type DeriveSpec } from '../contracts/derive-spec.js';
 import type { CachedImage } from './result-cache.js';
 
 /** What an item may reuse of a request's stored variants, and what makes it complete. */

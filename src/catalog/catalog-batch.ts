@@ -1,4 +1,4 @@
-import type { BatchItemInput, BatchRequest } from '../batches/batch-request.js';
+import type { BatchItemInput, BatchRequest } from '../contracts/batch-request.js';
 import { CatalogError, type Catalog } from './read-catalog.js';
 import type { PromptTemplate } from './template.js';
 

@@ -1,4 +1,4 @@
-import { apiKeyDigest, newApiKey } from '../api/api-key-digest.js';
+import { apiKeyDigest, newApiKey } from '../config/api-key-digest.js';
 
 /**
  * `rendermill keys new <tenant>`: makes an API key for a tenant. The key is printed once, for

@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
-import type { BatchRecord } from '../batches/batch-store.js';
-import { TERMINAL_STATUSES } from '../batches/item-status.js';
+import type { BatchRecord } from '../contracts/batch-records.js';
+import { TERMINAL_STATUSES } from '../contracts/item-status.js';
 import { microsToUsd } from '../models/pricing.js';
 
 export const formatUsd = (micros: number) => `$${microsToUsd(micros).toFixed(4)}`;

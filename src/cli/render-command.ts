@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { buildManifest, type Manifest } from '../batches/batch-view.js';
-import type { BatchRecord } from '../batches/batch-store.js';
+import type { BatchRecord } from '../contracts/batch-records.js';
 import { submitBatch } from '../batches/submit-batch.js';
 import { catalogToBatch } from '../catalog/catalog-batch.js';
 import { CatalogError, readCatalog } from '../catalog/read-catalog.js';
@@ -15,7 +15,7 @@ import { submitDepsFor } from '../runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import { EXIT } from './exit-codes.js';
 import { createProgressDisplay, formatUsd } from './progress.js';
-import { manifestKey } from '../../jobs/finalize-batch.js';
+import { manifestKey } from '../batches/manifest-files.js';
 
 export interface RenderOptions {
   template: string;

@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { buildApiForServices } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
-import { startWorkerMetricsServer } from '../metrics/metrics-server.js';
+import { startWorkerMetricsServer } from '../runtime/metrics-server.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 
 export interface ServeOptions {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { apiKeyDigest, type ApiKeyDigest } from '../api/api-key-digest.js';
-import { webhookSecretProblem } from '../webhooks/secret-format.js';
+import { apiKeyDigest, type ApiKeyDigest } from './api-key-digest.js';
+import { webhookSecretProblem } from './webhook-secret-format.js';
 
 /** Images per minute allowed by each OpenAI usage tier (the free tier cannot use the Images API). */
 export const TIER_IMAGES_PER_MINUTE = { 1: 500, 2: 2_500, 3: 5_000, 4: 7_500, 5: 10_000 } as const;

@@ -1,5 +1,5 @@
 import type { ImagesResponse } from 'openai/resources/images.js';
-import type { ItemRecord } from '../batches/batch-store.js';
+import type { ItemRecord } from '../contracts/batch-records.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 import { OpenAiError } from './openai-error.js';

@@ -1,5 +1,6 @@
-import type { BatchStore, ItemRecord } from '../batches/batch-store.js';
-import { TERMINAL_STATUSES } from '../batches/item-status.js';
+import type { BatchStore } from '../batches/batch-store.js';
+import type { ItemRecord } from '../contracts/batch-records.js';
+import { TERMINAL_STATUSES } from '../contracts/item-status.js';
 
 /** How often waited items are looked at. */
 export const ITEM_POLL_MS = 50;

@@ -1,4 +1,4 @@
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { limiterId } from './redis-rate-limiter.js';
 
 /** Why and for how long every worker leaves a provider account alone. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import Bottleneck from 'bottleneck';
-import { duplicateConnection, type RedisConnection } from '../runtime/redis-connection.js';
+import { duplicateConnection, type RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { ProviderRejectedError, ShutdownError } from '../errors.js';
 import { ADAPT_RATE, RESHAPE_RESERVOIR } from './adaptive-rate.js';

@@ -1,4 +1,4 @@
-import type { ItemStatus } from '../batches/item-status.js';
+import type { ItemStatus } from '../contracts/item-status.js';
 import {
   ModelUnavailableError,
   PaidResultError,

@@ -1,3 +1,4 @@
+import type { ProviderUsage } from '../errors.js';
 import type { ModelSpec, PerTokenPricing } from './registry-schema.js';
 import type { RenderSpec } from './render-spec.js';
 
@@ -29,13 +30,6 @@ export function pricedRequest(spec: RenderSpec): PricedRequest {
     promptChars: spec.prompt?.length ?? 0,
     inputImages: (spec.images?.length ?? 0) + (spec.mask ? 1 : 0),
   };
-}
-
-/** The token counts a gpt-image response reports in `usage`. */
-export interface ProviderUsage {
-  input_tokens?: number;
-  output_tokens?: number;
-  input_tokens_details?: { text_tokens?: number; image_tokens?: number };
 }
 
 const REFERENCE_AREA = 1024 * 1024;

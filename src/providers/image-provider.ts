@@ -1,4 +1,4 @@
-import type { ProviderUsage } from '../models/pricing.js';
+import type { ProviderUsage } from '../errors.js';
 import type { ImageFormat, RenderSpec } from '../models/render-spec.js';
 
 /** An input image, already fetched, for an edit or variation. */

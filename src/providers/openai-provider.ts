@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import pRetry from 'p-retry';
 import { PaidResultError } from '../errors.js';
-import type { ProviderUsage } from '../models/pricing.js';
+import type { ProviderUsage } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import type {
   ImageProvider,

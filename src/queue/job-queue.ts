@@ -1,6 +1,11 @@
 import { Queue } from 'bullmq';
-import { JOB_CATALOG, QUEUE_NAMES, type JobName, type JobPayload } from '../../jobs/catalog.js';
-import { isCluster, type RedisConnection } from '../runtime/redis-connection.js';
+import {
+  JOB_CATALOG,
+  QUEUE_NAMES,
+  type JobName,
+  type JobPayload,
+} from '../contracts/job-catalog.js';
+import { isCluster, type RedisConnection } from '../redis/redis-connection.js';
 
 /** BullMQ's key prefix on one Redis: a queue's keys are `rm:bull:<queue>:…`. */
 export const BULL_PREFIX = 'rm:bull';

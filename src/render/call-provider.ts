@@ -16,7 +16,7 @@ import {
 } from '../metrics/render-metrics.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
-import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from './backoff.js';
+import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from '../limits/backoff.js';
 
 export interface ProviderRetryPolicy extends BackoffPolicy {
   /** Retries after the first try, for 429s, 5xx, timeouts and resets. Default 6. */

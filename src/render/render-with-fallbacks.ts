@@ -10,7 +10,7 @@ import type { ModelRegistry } from '../models/model-registry.js';
 import { maxCostMicros, type Micros, type PricedRequest } from '../models/pricing.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import type { RenderSpec } from '../models/render-spec.js';
-import { whyModelCannotRender } from '../models/validate-item.js';
+import { whyModelCannotRender } from '../batches/validate-item.js';
 import type { RenderMetrics } from '../metrics/render-metrics.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';

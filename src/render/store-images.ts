@@ -1,20 +1,16 @@
 import pRetry from 'p-retry';
-import {
-  SOURCE_RENDERED_AT,
-  type CachedImage,
-  type DerivedImage,
-  type ResultCache,
-} from '../cache/result-cache.js';
+import { SOURCE_RENDERED_AT, type CachedImage, type ResultCache } from '../cache/result-cache.js';
+import { type DerivedImage } from '../contracts/batch-records.js';
 import type { Micros } from '../models/pricing.js';
 import { CONTENT_TYPES } from '../models/render-spec.js';
 import type { RenderedImage } from '../providers/image-provider.js';
 import type { ImageStorage } from '../storage/image-storage.js';
+import { deriveImage } from './derive-images.js';
 import {
   DERIVED_CONTENT_TYPES,
-  deriveImage,
   derivationName,
   type DeriveSpec,
-} from './derive-images.js';
+} from '../contracts/derive-spec.js';
 
 /** Uploads are retried on the spot: the images are paid for, and a retry of the job would buy them again. */
 const UPLOAD_RETRIES = 3;

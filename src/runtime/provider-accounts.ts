@@ -5,7 +5,7 @@ import { RedisRateLimiter } from '../limits/redis-rate-limiter.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
-import type { RedisConnection } from './redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 
 export interface AccountDeps {
   redis: RedisConnection;

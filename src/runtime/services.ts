@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { startSimulator } from '../../infra/simulator/server.js';
 import { BatchStore, VARIABLE_KEY_SCRIPTS } from '../batches/batch-store.js';
 import { RenderLocks } from '../cache/render-lock.js';
 import { ResultCache } from '../cache/result-cache.js';
@@ -12,8 +11,9 @@ import { BullJobQueue } from '../queue/job-queue.js';
 import { S3ImageStorage } from '../storage/s3-image-storage.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { startEmbeddedS3 } from './embedded-s3.js';
+import { startEmbeddedProvider } from './embedded-provider.js';
 import { connectProviderAccounts } from './provider-accounts.js';
-import { CountingBatchStore } from '../metrics/counting-batch-store.js';
+import { CountingBatchStore } from './counting-batch-store.js';
 import { RendermillMetrics } from '../metrics/rendermill-metrics.js';
 import {
   connectRedis,
@@ -21,7 +21,7 @@ import {
   isCluster,
   type RedisConnection,
   type RedisTarget,
-} from './redis-connection.js';
+} from '../redis/redis-connection.js';
 
 /** Everything a process of rendermill talks to, wired once from the configuration. */
 export interface Services {
@@ -134,7 +134,7 @@ export async function startServices(
 
     let providerConfig = config.provider;
     if (!providerConfig && options.provider) {
-      const simulator = await startSimulator({
+      const simulator = await startEmbeddedProvider({
         imagesPerMinute: config.imagesPerMinute,
         latencyMs: SIMULATOR_LATENCY_MS,
       });

@@ -1,5 +1,5 @@
-import type { BatchItemInput, BatchRequest } from '../batches/batch-request.js';
-import type { FieldProblem } from '../models/validate-item.js';
+import type { BatchItemInput, BatchRequest } from '../contracts/batch-request.js';
+import type { FieldProblem } from '../errors.js';
 import type { ScheduleDefinition } from './schedule-request.js';
 import { renderPrompt, runValues } from './schedule-template.js';
 

@@ -3,7 +3,7 @@ import {
   MAX_ITEMS_PER_REQUEST,
   batchItemSchema,
   batchRequestSchema,
-} from '../batches/batch-request.js';
+} from '../contracts/batch-request.js';
 
 /**
  * The shape of `POST /v1/schedules`. Everything a batch takes besides its items (model, size,

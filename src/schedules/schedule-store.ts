@@ -1,4 +1,4 @@
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { ScheduleDefinition } from './schedule-request.js';
 
 /** Why a run made no batch: the batch was refused (a model retired since …). */

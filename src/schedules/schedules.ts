@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import { JOB_CATALOG } from '../../jobs/catalog.js';
+import { JOB_CATALOG } from '../contracts/job-catalog.js';
 import type { ScheduleRecord, ScheduleStore } from './schedule-store.js';
 import { validateSchedule, type ValidateScheduleDeps } from './validate-schedule.js';
 

@@ -1,7 +1,7 @@
 import { resolveBatch } from '../batches/submit-batch.js';
 import type { ResolveDeps } from '../batches/resolve-items.js';
 import { RequestValidationError } from '../errors.js';
-import type { FieldProblem } from '../models/validate-item.js';
+import type { FieldProblem } from '../errors.js';
 import { parseRequest, validationError } from '../request-validation.js';
 import { batchForRun, scheduleFieldOf } from './schedule-batch.js';
 import { timeZoneName, checkCron, nextRuns } from './schedule-calendar.js';

@@ -1,4 +1,4 @@
-import type { BatchRecord } from '../batches/batch-store.js';
+import type { BatchRecord } from '../contracts/batch-records.js';
 import { batchView } from '../batches/batch-view.js';
 
 /** The events a batch's `webhook_url` receives, one per batch, when the batch ends. */

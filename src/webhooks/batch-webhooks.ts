@@ -1,6 +1,6 @@
-import type { RedisConnection } from '../runtime/redis-connection.js';
-import { JOB_CATALOG, type JobPayload } from '../../jobs/catalog.js';
-import type { BatchRecord } from '../batches/batch-store.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
+import { JOB_CATALOG, type JobPayload } from '../contracts/job-catalog.js';
+import type { BatchRecord } from '../contracts/batch-records.js';
 import { jobIdPart, type BullJobQueue } from '../queue/job-queue.js';
 import { batchEvent, type BatchEvent } from './batch-event.js';
 

@@ -1,6 +1,6 @@
-import type { RedisConnection } from '../runtime/redis-connection.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { RendermillError } from '../errors.js';
-import { generateWebhookSecret } from './secret-format.js';
+import { generateWebhookSecret } from '../config/webhook-secret-format.js';
 
 /** A tenant's secret is fixed by the operator (RENDERMILL_WEBHOOK_SECRETS): the API cannot rotate it. */
 export class WebhookSecretFixedError extends RendermillError {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchStore, type ItemRecord } from '../../src/batches/batch-store.js';
+import { BatchStore } from '../../src/batches/batch-store.js';
+import { type ItemRecord } from '../../src/contracts/batch-records.js';
 import { ReservationLostError } from '../../src/errors.js';
 import type { SpendCap } from '../../src/ledger/spend-caps.js';
 import { startTestRedis } from '../support/redis-server.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMetricsServer, type RunningMetricsServer } from '../../src/metrics/metrics-server.js';
+import { startMetricsServer, type RunningMetricsServer } from '../../src/runtime/metrics-server.js';
 import { READINESS_TIMEOUT_MS } from '../../src/metrics/readiness.js';
 import { startHarness, type Harness } from '../support/harness.js';
 

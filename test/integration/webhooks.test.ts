@@ -6,7 +6,7 @@ import { UnrecoverableError } from 'bullmq';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeliverWebhookHandler } from '../../jobs/deliver-webhook.js';
-import type { ItemRecord } from '../../src/batches/batch-store.js';
+import type { ItemRecord } from '../../src/contracts/batch-records.js';
 import { postWebhook, WebhookTargetRefusedError } from '../../src/webhooks/post-webhook.js';
 import { verifyWebhook } from '../../src/webhooks/signature.js';
 import { WebhookSecrets } from '../../src/webhooks/webhook-secrets.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Manifest } from '../../src/batches/batch-view.js';
-import { batchEnded } from '../../src/batches/item-status.js';
+import { batchEnded } from '../../src/contracts/item-status.js';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/logging.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { QueueKeys } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { JOB_CATALOG } from '../../jobs/catalog.js';
+import { JOB_CATALOG } from '../../src/contracts/job-catalog.js';
 import { loadConfig } from '../../src/config/config.js';
 import { BULL_PREFIX, CLUSTER_BULL_PREFIX, bullKey } from '../../src/queue/job-queue.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchItemInput } from '../../src/batches/batch-request.js';
+import type { BatchItemInput } from '../../src/contracts/batch-request.js';
 import { ModelRegistry, RegistryFileError } from '../../src/models/model-registry.js';
-import { resolveItem, type ValidationContext } from '../../src/models/validate-item.js';
+import { resolveItem, type ValidationContext } from '../../src/batches/validate-item.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchRecord } from '../../src/batches/batch-store.js';
-import { ITEM_STATUSES, type ItemStatus } from '../../src/batches/item-status.js';
+import type { BatchRecord } from '../../src/contracts/batch-records.js';
+import { ITEM_STATUSES, type ItemStatus } from '../../src/contracts/item-status.js';
 import { batchEvent, batchEventType } from '../../src/webhooks/batch-event.js';
 
 function batch(status: BatchRecord['status'], counts: Partial<Record<ItemStatus, number>>) {

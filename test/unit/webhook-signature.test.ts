@@ -9,7 +9,7 @@ import {
   generateWebhookSecret,
   webhookSecretKey,
   webhookSecretProblem,
-} from '../../src/webhooks/secret-format.js';
+} from '../../src/config/webhook-secret-format.js';
 
 // The Standard Webhooks reference test vector (the spec's libraries test against it).
 const VECTOR = {

@@ -1,7 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { batchRequestSchema, catalogOptionsSchema } from '../../batches/batch-request.js';
+import { batchRequestSchema, catalogOptionsSchema } from '../../contracts/batch-request.js';
 import {
   CATALOG_CONTENT_TYPES,
   catalogBatchSource,
@@ -11,7 +11,7 @@ import {
 import { batchView, buildManifest, manifestCsv } from '../../batches/batch-view.js';
 import { cancelBatch } from '../../batches/cancel-batch.js';
 import { estimateFromSource } from '../../batches/estimate-batch.js';
-import { batchEnded } from '../../batches/item-status.js';
+import { batchEnded } from '../../contracts/item-status.js';
 import { listBatches, listBatchesQuery } from '../../batches/list-batches.js';
 import { openAiResultLines, type OpenAiResultFile } from '../../batches/openai-batch-output.js';
 import { submitFromSource } from '../../batches/submit-batch.js';

@@ -1,4 +1,4 @@
-import { apiKeyDigest } from '../api-key-digest.js';
+import { apiKeyDigest } from '../../config/api-key-digest.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { DASHBOARD_SCRIPT } from '../../dashboard/app-script.js';

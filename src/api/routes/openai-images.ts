@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ItemRecord } from '../../batches/batch-store.js';
-import { TERMINAL_STATUSES } from '../../batches/item-status.js';
+import type { ItemRecord } from '../../contracts/batch-records.js';
+import { TERMINAL_STATUSES } from '../../contracts/item-status.js';
 import { resolveBatch, submitBatch } from '../../batches/submit-batch.js';
 import { RequestValidationError } from '../../errors.js';
 import {

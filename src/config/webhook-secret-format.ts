@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { webhookHmacKey } from './signature.js';
+import { webhookHmacKey } from '../webhooks/signature.js';
 
 /**
  * Webhook secrets in the Standard Webhooks form: `whsec_` followed by the base64 of the key

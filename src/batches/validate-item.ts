@@ -1,14 +1,8 @@
-import type { BatchItemInput } from '../batches/batch-request.js';
-import { isRetired, type ModelRegistry } from './model-registry.js';
-import type { ModelSpec } from './registry-schema.js';
-import type { RenderSpec } from './render-spec.js';
-
-export interface FieldProblem {
-  field: string;
-  message: string;
-  /** The catalog line it comes from, for items read from CSV or JSON Lines. */
-  line?: number | undefined;
-}
+import type { FieldProblem } from '../errors.js';
+import type { BatchItemInput } from '../contracts/batch-request.js';
+import { isRetired, type ModelRegistry } from '../models/model-registry.js';
+import type { ModelSpec } from '../models/registry-schema.js';
+import type { RenderSpec } from '../models/render-spec.js';
 
 export interface ValidationContext {
   registry: ModelRegistry;

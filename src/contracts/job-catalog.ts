@@ -1,6 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
-import { renderSpecSchema } from '../src/models/render-spec.js';
+import { renderSpecSchema } from '../models/render-spec.js';
 
 /**
  * Every job rendermill runs: its name, the queue it travels on, the schema of its payload

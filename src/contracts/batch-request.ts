@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { OPERATIONS } from '../models/registry-schema.js';
-import { MAX_DERIVATIONS, deriveSpecSchema } from '../render/derive-images.js';
+import { MAX_DERIVATIONS, deriveSpecSchema } from './derive-spec.js';
 
 /**
  * The shape of `POST /v1/batches` (and of a catalog turned into a batch by the CLI).

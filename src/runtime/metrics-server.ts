@@ -1,10 +1,10 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Services } from '../runtime/services.js';
-import { metricsAccessAllowed } from './metrics-token.js';
-import { checkReadiness, readinessResponse, type ReadinessProbes } from './readiness.js';
-import type { RendermillMetrics } from './rendermill-metrics.js';
+import type { Services } from './services.js';
+import { metricsAccessAllowed } from '../metrics/metrics-token.js';
+import { checkReadiness, readinessResponse, type ReadinessProbes } from '../metrics/readiness.js';
+import type { RendermillMetrics } from '../metrics/rendermill-metrics.js';
 
 export interface MetricsServerOptions {
   metrics: RendermillMetrics;

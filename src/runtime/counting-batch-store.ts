@@ -1,5 +1,6 @@
-import { BatchStore, type ItemRecord, type ItemTally } from '../batches/batch-store.js';
-import type { RendermillMetrics } from './rendermill-metrics.js';
+import { BatchStore } from '../batches/batch-store.js';
+import { type ItemRecord, type ItemTally } from '../contracts/batch-records.js';
+import type { RendermillMetrics } from '../metrics/rendermill-metrics.js';
 
 /**
  * The batch store, counting the items a submission settles from the cache. A re-run catalog

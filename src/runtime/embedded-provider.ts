@@ -1,0 +1,43 @@
+import { ConfigError } from '../config/config.js';
+
+/** A provider started in this process because none was configured. */
+export interface EmbeddedProvider {
+  /** Base URL of its OpenAI-compatible API, e.g. `http://127.0.0.1:PORT/v1`. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedProviderOptions {
+  imagesPerMinute: number;
+  latencyMs: number;
+}
+
+/** The part of the simulator's module this launcher uses. */
+interface SimulatorModule {
+  startSimulator(options: EmbeddedProviderOptions): Promise<EmbeddedProvider>;
+}
+
+/**
+ * The provider simulator is test and demo infrastructure (infra/simulator), not part of
+ * rendermill. It is loaded by path, only when a single-process command runs without a
+ * provider, so no product module depends on it and an installation without it still runs
+ * every process that is given a real provider.
+ */
+const SIMULATOR_MODULE = '../../infra/simulator/server.js';
+
+/** Starts the provider simulator in this process (the embedded default of `render` and `start`). */
+export async function startEmbeddedProvider(
+  options: EmbeddedProviderOptions,
+): Promise<EmbeddedProvider> {
+  let simulator: SimulatorModule;
+  try {
+    simulator = (await import(SIMULATOR_MODULE)) as SimulatorModule;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new ConfigError(
+      'no provider is configured and the provider simulator is not installed here: ' +
+        'set OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway)',
+    );
+  }
+  return simulator.startSimulator(options);
+}
