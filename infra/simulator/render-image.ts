@@ -22,25 +22,33 @@ function wrap(text: string, perLine: number, maxLines: number): string[] {
   return lines;
 }
 
+/** What {@link renderImage} draws. */
+export interface RenderOptions {
+  /** Decides the colour (and a tiny PNG's pattern): the same text gives the same image. */
+  seedText: string;
+  /** Written on the image, wrapped to its width. */
+  label: string;
+  width: number;
+  height: number;
+  format: 'png' | 'jpeg' | 'webp';
+  /** No background (jpeg, which has no alpha, gets white instead). */
+  transparent: boolean;
+  /** The input image of an edit or variation, drawn under the label. */
+  base?: Buffer | undefined;
+}
+
 /**
  * Renders a deterministic image: the colour comes from the prompt and variant (so different
  * prompts give different bytes), the prompt is written on it (so a person can tell them apart).
  * Tiny PNGs (both sides up to 64 px) are an identicon from the same digest instead, encoded
  * without sharp (see tiny-png.ts).
  */
-export async function renderImage(
-  seedText: string,
-  label: string,
-  width: number,
-  height: number,
-  format: 'png' | 'jpeg' | 'webp',
-  transparent: boolean,
-  base?: Buffer,
-): Promise<Buffer> {
+export async function renderImage(options: RenderOptions): Promise<Buffer> {
+  const { seedText, label, width, height, format, transparent, base } = options;
   const digest = createHash('sha256').update(seedText).digest();
   const rgb: [number, number, number] = [digest[0]! & 0x9f, digest[1]! & 0x9f, digest[2]! & 0x9f];
   if (format === 'png' && !base && isTiny(width, height)) {
-    return tinyPng(digest, rgb, width, height, transparent);
+    return tinyPng({ digest, colour: rgb, width, height, transparent });
   }
   const colour = `rgb(${rgb.join(',')})`;
   const fontSize = Math.max(8, Math.round(Math.min(width, height) / 16));

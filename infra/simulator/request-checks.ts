@@ -1,6 +1,8 @@
 import sharp, { type Metadata } from 'sharp';
-import type { ModelSpec } from '../../src/models/registry-schema.js';
-import { invalid } from './simulated-error.js';
+import type { ModelRegistry } from '../../src/models/model-registry.js';
+import type { ModelSpec, Operation } from '../../src/models/registry-schema.js';
+import { SimulatedError, invalid } from './simulated-error.js';
+import type { ImageEndpoint } from './simulator-state.js';
 
 /** An image request as the simulator reads it from JSON or multipart. */
 export interface ImageRequest {
@@ -16,11 +18,13 @@ export interface ImageRequest {
   mask?: Buffer | undefined;
 }
 
+/** `WIDTHxHEIGHT` as numbers, or undefined when it is not of that form. */
 export function parseSize(size: string): [number, number] | undefined {
   const match = /^(\d+)x(\d+)$/.exec(size);
   return match ? [Number(match[1]), Number(match[2])] : undefined;
 }
 
+/** Whether the model takes this size: one of its fixed sizes, or within its rule for any size. */
 export function sizeAllowed(model: ModelSpec, size: string): boolean {
   if ('fixed' in model.sizes) return model.sizes.fixed.includes(size);
   const dims = parseSize(size);
@@ -67,4 +71,64 @@ export async function checkInputs(model: ModelSpec, body: ImageRequest) {
       throw invalid('Invalid mask - the mask and image must have the same dimensions.', 'mask');
     }
   }
+}
+
+/** What {@link validateImageRequest} needs besides the request. */
+export interface ValidationInput {
+  registry: ModelRegistry;
+  /** The `retiredModels` knob: known models that answer as if they did not exist. */
+  retiredModels: readonly string[];
+  endpoint: ImageEndpoint;
+  body: ImageRequest;
+}
+
+/** A request that passed validation: its model and size, resolved. */
+export interface ValidRequest {
+  model: ModelSpec;
+  operation: Operation;
+  /** The requested size, or OpenAI's default of 1024x1024. */
+  size: string;
+  dims: [number, number];
+}
+
+const OPERATION_OF: Record<ImageEndpoint, Operation> = {
+  generations: 'generate',
+  edits: 'edit',
+  variations: 'variation',
+};
+
+/**
+ * The model and request checks, in OpenAI's order: the model exists and serves the endpoint,
+ * then size, n and prompt. Throws the first failure as OpenAI would answer it. Synchronous, so
+ * a generation reaches the rate limit in the same tick it arrived; edits and variations then
+ * need {@link checkInputs}.
+ */
+export function validateImageRequest(input: ValidationInput): ValidRequest {
+  const { registry, retiredModels, endpoint, body } = input;
+  const model = registry.get(body.model);
+  if (!model || retiredModels.includes(body.model)) {
+    throw new SimulatedError(
+      404,
+      'invalid_request_error',
+      'model_not_found',
+      `The model \`${body.model}\` does not exist or you do not have access to it.`,
+      'model',
+    );
+  }
+  const operation = OPERATION_OF[endpoint];
+  if (!model.operations.includes(operation)) {
+    throw invalid(`${model.id} does not support ${endpoint}.`, 'model');
+  }
+  const size = body.size ?? '1024x1024';
+  const dims = parseSize(size);
+  if (!dims || !sizeAllowed(model, size))
+    throw invalid(`Invalid size '${size}' for ${model.id}.`, 'size');
+  if (!Number.isInteger(body.n) || body.n < model.n.min || body.n > model.n.max) {
+    throw invalid(`n must be between ${model.n.min} and ${model.n.max} for ${model.id}.`, 'n');
+  }
+  if (operation !== 'variation' && !body.prompt) throw invalid('prompt is required.', 'prompt');
+  if ((body.prompt?.length ?? 0) > model.prompt_max_chars) {
+    throw invalid(`prompt is longer than ${model.prompt_max_chars} characters.`, 'prompt');
+  }
+  return { model, operation, size, dims };
 }

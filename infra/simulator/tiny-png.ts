@@ -8,6 +8,7 @@ import { crc32, deflateSync } from 'node:zlib';
  */
 export const TINY_EDGE = 64;
 
+/** Whether both sides are within {@link TINY_EDGE}, so the image is drawn without sharp. */
 export const isTiny = (width: number, height: number) => width <= TINY_EDGE && height <= TINY_EDGE;
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -23,18 +24,23 @@ function chunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([head, data, crc]);
 }
 
+/** What {@link tinyPng} draws. */
+export interface TinyPngOptions {
+  /** Its bytes from the fifth on pick the identicon's cells. */
+  digest: Buffer;
+  colour: [number, number, number];
+  width: number;
+  height: number;
+  transparent: boolean;
+}
+
 /**
  * A real PNG (8-bit RGB, or RGBA when transparent) of the requested size: an identicon drawn
  * from `digest`, in `colour` on a light ground (or on transparency), so different prompts
  * and variants give different pictures and different bytes.
  */
-export function tinyPng(
-  digest: Buffer,
-  colour: [number, number, number],
-  width: number,
-  height: number,
-  transparent: boolean,
-): Buffer {
+export function tinyPng(options: TinyPngOptions): Buffer {
+  const { digest, colour, width, height, transparent } = options;
   const channels = transparent ? 4 : 3;
   const ground = transparent ? [0, 0, 0, 0] : [0xf2, 0xf2, 0xf2];
   const ink = transparent ? [...colour, 0xff] : colour;

@@ -1,0 +1,172 @@
+import { knobsSchema, type SimulatorKnobs } from './knobs.js';
+import { ImageBucket } from './rate-limit-bucket.js';
+
+/** What the simulator has seen and billed since it started or was last reset. */
+export interface SimulatorStats {
+  requests: number;
+  byEndpoint: { generations: number; edits: number; variations: number };
+  byStatus: Record<string, number>;
+  rateLimited: number;
+  billedImages: number;
+  billedImagesByPrompt: Record<string, number>;
+  billedImagesByModel: Record<string, number>;
+  billedTokens: { input: number; output: number };
+  inFlight: number;
+  maxInFlight: number;
+  /** Epoch ms of the first image request since the last reset (null before any): lets a benchmark time the provider's side. */
+  firstRequestAt: number | null;
+  /** Epoch ms of the last answer (any status) to an image request since the last reset. */
+  lastResponseAt: number | null;
+  /** Epoch ms of the first rate-limit 429 since the last reset: at start-up or mid-run tells a burst from pacing drift. */
+  firstRateLimitedAt: number | null;
+}
+
+/** The three image endpoints, as counted in {@link SimulatorStats.byEndpoint}. */
+export type ImageEndpoint = keyof SimulatorStats['byEndpoint'];
+
+/** The error the `failNext` knob asks for. */
+export type FailNextSpec = NonNullable<SimulatorKnobs['failNext']>;
+
+/** What one 200 answer billed. */
+export interface BilledAnswer {
+  prompt: string;
+  modelId: string;
+  images: number;
+  /** Only for models billed per token. */
+  tokens?: { input: number; output: number } | undefined;
+}
+
+/** A seeded PRNG (mulberry32): fault rates are reproducible for a given seed. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function emptyStats(): SimulatorStats {
+  return {
+    requests: 0,
+    byEndpoint: { generations: 0, edits: 0, variations: 0 },
+    byStatus: {},
+    rateLimited: 0,
+    billedImages: 0,
+    billedImagesByPrompt: {},
+    billedImagesByModel: {},
+    billedTokens: { input: 0, output: 0 },
+    inFlight: 0,
+    maxInFlight: 0,
+    firstRequestAt: null,
+    lastResponseAt: null,
+    firstRateLimitedAt: null,
+  };
+}
+
+/**
+ * The knobs in force, the rate-limit bucket, the fault PRNG and the counters of one simulator.
+ * Requests read `knobs` afresh at each step, so a change made mid-request (by a test, through
+ * `setKnobs`) applies to the steps that request has not reached yet.
+ */
+export class SimulatorState {
+  readonly bucket: ImageBucket;
+  private current: SimulatorKnobs;
+  private counters = emptyStats();
+  private nextRandom: () => number;
+
+  /** @param initial knobs to start with; validated, missing ones take their defaults. */
+  constructor(initial: Partial<SimulatorKnobs>) {
+    this.current = knobsSchema.parse(initial);
+    this.nextRandom = prng(this.current.seed);
+    this.bucket = new ImageBucket(this.current.imagesPerMinute);
+  }
+
+  /** The effective knobs: a new object after every change, never mutated in place. */
+  get knobs(): SimulatorKnobs {
+    return this.current;
+  }
+
+  /** The live counters (not a copy): a reset replaces them with a fresh object. */
+  get stats(): SimulatorStats {
+    return this.counters;
+  }
+
+  /** Validates `changes` merged over the current knobs and applies them, or throws leaving all as it was. */
+  setKnobs(changes: Partial<SimulatorKnobs>): void {
+    const next = knobsSchema.parse({ ...this.current, ...changes });
+    // Only a new seed restarts the sequence: setting other knobs keeps a run reproducible.
+    if (next.seed !== this.current.seed) this.nextRandom = prng(next.seed);
+    this.bucket.setLimit(next.imagesPerMinute);
+    this.current = next;
+  }
+
+  /** The next number in [0, 1) of the seeded sequence behind the rate-based faults. */
+  random(): number {
+    return this.nextRandom();
+  }
+
+  /** Uses up one of `failNext`'s count, returning the error the current request must get (if any). */
+  takeFailNext(): FailNextSpec | undefined {
+    const fail = this.current.failNext;
+    if (!fail || fail.count <= 0) return undefined;
+    // Not through setKnobs: this is the knob running down, not a change to validate.
+    this.current = {
+      ...this.current,
+      failNext: fail.count > 1 ? { ...fail, count: fail.count - 1 } : undefined,
+    };
+    return fail;
+  }
+
+  /** Zeroes the counters and refills the rate-limit bucket; the knobs stay. */
+  reset(): void {
+    this.counters = emptyStats();
+    this.bucket.reset();
+  }
+
+  /** Counts an image request arriving at `endpoint`. */
+  requestStarted(endpoint: ImageEndpoint): void {
+    const stats = this.counters;
+    stats.requests += 1;
+    stats.firstRequestAt ??= Date.now();
+    stats.byEndpoint[endpoint] += 1;
+    stats.inFlight += 1;
+    stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+  }
+
+  /**
+   * Counts an image request done, whatever became of it. One that was in flight across a
+   * reset is taken off the fresh counters, whose `inFlight` dips below zero until it is done.
+   */
+  requestFinished(): void {
+    this.counters.inFlight -= 1;
+    this.counters.lastResponseAt = Date.now();
+  }
+
+  /** Counts an answer by its HTTP status. */
+  answered(status: number): void {
+    this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1;
+  }
+
+  /** Counts a request refused by the images-per-minute limit. */
+  rateLimited(): void {
+    this.counters.rateLimited += 1;
+    this.counters.firstRateLimitedAt ??= Date.now();
+  }
+
+  /** Adds a 200 answer to the bill: every image asked for, even those `dropImages` withheld. */
+  bill(answer: BilledAnswer): void {
+    const stats = this.counters;
+    stats.billedImages += answer.images;
+    stats.billedImagesByPrompt[answer.prompt] =
+      (stats.billedImagesByPrompt[answer.prompt] ?? 0) + answer.images;
+    stats.billedImagesByModel[answer.modelId] =
+      (stats.billedImagesByModel[answer.modelId] ?? 0) + answer.images;
+    if (answer.tokens) {
+      stats.billedTokens.input += answer.tokens.input;
+      stats.billedTokens.output += answer.tokens.output;
+    }
+  }
+}
