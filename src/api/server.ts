@@ -1,53 +1,41 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
-import type { BatchStore } from '../batches/batch-store.js';
-import type { SubmitBatchDeps } from '../batches/submit-batch.js';
 import { ConflictError, RequestValidationError } from '../errors.js';
-import type { ImageStorage } from '../storage/image-storage.js';
 import type { ApiKeys } from './auth.js';
 import { errorBody, HttpError } from './http-errors.js';
 import { registerIdempotency } from './idempotency.js';
 import { registerOpenApi } from './openapi.js';
-import { batchRoutes } from './routes/batches.js';
-import { scheduleRoutes } from './routes/schedules.js';
-import type { Schedules } from '../schedules/schedules.js';
-import { openAiImageRoutes } from './routes/openai-images.js';
-import { webhookRoutes } from './routes/webhooks.js';
+import { batchRoutes, type BatchRouteDeps } from './routes/batches.js';
+import { scheduleRoutes, type ScheduleRouteDeps } from './routes/schedules.js';
+import { openAiImageRoutes, type ImagesRouteDeps } from './routes/openai-images.js';
+import { webhookRoutes, type WebhookRouteDeps } from './routes/webhooks.js';
 import { registerHealthRoutes, type HealthRouteDeps } from './routes/health.js';
 import { adminQueueRoutes, type AdminQueueRouteDeps } from './routes/admin-queues.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { DashboardSessions } from './sessions.js';
-import type { WebhookSecrets } from '../webhooks/webhook-secrets.js';
 
-export interface ApiDeps extends SubmitBatchDeps, AdminQueueRouteDeps {
-  store: BatchStore;
-  storage: ImageStorage;
+/** Everything the API needs, each route's dependencies together; wired in runtime/wiring.ts. */
+export interface ApiDeps
+  extends
+    BatchRouteDeps,
+    ImagesRouteDeps,
+    ScheduleRouteDeps,
+    WebhookRouteDeps,
+    AdminQueueRouteDeps {
   apiKeys: ApiKeys;
   logger: Logger;
-  /** rendermill's state connection: idempotency records, schedules, webhook secrets. */
+  /** rendermill's state connection: idempotency records, dashboard sessions. */
   redis: RedisConnection;
-  /** Schedules of batches and their BullMQ job schedulers (`/v1/schedules`). */
-  schedules: Schedules;
-  /** Each tenant's webhook signing secret (GET /v1/webhooks/secret). */
-  webhookSecrets: WebhookSecrets;
-  /**
-   * How long `POST /v1/images/*` waits for its render before answering 504 with the batch id.
-   * Default 9 minutes (wiring: RENDERMILL_REQUEST_TIMEOUT_MS × (RENDERMILL_RETRIES + 1), at most 9 min).
-   */
-  imagesApiWaitMs?: number;
-  /** Lifetime of image URLs in manifests and Images API answers. Default one hour. */
-  urlTtlSeconds?: number;
-  /** Largest JSON body accepted. Default 32 MiB (10,000 items with long prompts). */
-  bodyLimitBytes?: number;
-  /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered. Default 512 MiB. */
-  catalogLimitBytes?: number;
-  version?: string;
+  /** Largest JSON body accepted (RENDERMILL_MAX_JSON_BODY_MB). */
+  bodyLimitBytes: number;
+  /** rendermill's version, shown in the OpenAPI document. */
+  version: string;
   /** The process's metrics (GET /metrics); absent, the route is not served. */
   metrics?: HealthRouteDeps['metrics'];
   /** RENDERMILL_METRICS_TOKEN: when set, GET /metrics needs it as a bearer token. */
   metricsToken?: string | undefined;
-  /** Dashboard sessions (cookie → tenant). Default: kept in `redis`, 12 hours each. */
+  /** Dashboard sessions (cookie → tenant). Absent: kept in `redis`. */
   sessions?: DashboardSessions;
 }
 
@@ -68,7 +56,7 @@ const isPublic = (route: string) => !route.startsWith('/v1/') && !route.startsWi
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    bodyLimit: deps.bodyLimitBytes ?? 32 * 1024 * 1024,
+    bodyLimit: deps.bodyLimitBytes,
   });
   app.decorateRequest('tenant', '');
   const sessions = deps.sessions ?? new DashboardSessions(deps.redis, deps.apiKeys);
@@ -102,7 +90,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   registerHealthRoutes(app, { ...deps, adminTenants: deps.adminTenants ?? [] });
 
   void app.register(async (scope) => {
-    await registerOpenApi(scope, deps.version ?? '0.0.0');
+    await registerOpenApi(scope, deps.version);
     registerIdempotency(scope, deps.redis);
     await scope.register(async (routes) => batchRoutes(routes, deps));
     await scope.register(async (routes) => scheduleRoutes(routes, deps));

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { PACKAGE_VERSION } from '../config/package-version.js';
 import { ApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
@@ -33,6 +34,7 @@ export function buildApiForServices(services: Services): FastifyInstance {
     storage: services.storage,
     apiKeys: new ApiKeys(services.config.apiKeys),
     logger: services.logger,
+    version: PACKAGE_VERSION,
     redis: services.state,
     bodyLimitBytes: services.config.maxJsonBodyBytes,
     urlTtlSeconds: services.config.urlTtlSeconds,

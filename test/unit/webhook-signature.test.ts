@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   signWebhook,
   verifyWebhook,
+  webhookHmacKey,
   WebhookVerificationError,
 } from '../../src/webhooks/signature.js';
 import {
@@ -115,6 +116,16 @@ describe('webhook secrets', () => {
     expect(webhookSecretKey(a)).toHaveLength(32);
     expect(generateWebhookSecret()).not.toBe(a);
     expect(webhookSecretProblem(a)).toBeUndefined();
+  });
+
+  it('are checked with the very key that signs', () => {
+    for (const secret of [
+      VECTOR.secret,
+      generateWebhookSecret(),
+      'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    ]) {
+      expect(webhookSecretKey(secret).equals(webhookHmacKey(secret))).toBe(true);
+    }
   });
 
   it.each([

@@ -17,14 +17,14 @@ import { openAiResultLines, type OpenAiResultFile } from '../../batches/openai-b
 import { submitFromSource } from '../../batches/submit-batch.js';
 import { parseRequest, validationError } from '../../request-validation.js';
 import { HttpError, answer, errorResponses, notFound } from '../http-errors.js';
-import type { ApiDeps } from '../server.js';
+import type { SubmitBatchDeps } from '../../batches/submit-batch.js';
+import type { ImageStorage } from '../../storage/image-storage.js';
 
 const batchParams = z.object({ id: z.string().min(1).max(100) });
 const manifestQuery = z.object({ format: z.enum(['json', 'csv']).default('json') }).strict();
 const onInvalidQuery = z.object({ on_invalid: z.enum(['reject', 'skip']).optional() });
 
 /** A catalog body larger than this is refused (413) while it streams in. Default 512 MiB. */
-const DEFAULT_CATALOG_LIMIT_BYTES = 512 * 1024 * 1024;
 
 const BATCH_BODY_DOC =
   'A JSON batch request; or a catalog streamed as `text/csv` (header row) or `application/x-ndjson` ' +
@@ -34,8 +34,17 @@ const BATCH_BODY_DOC =
  * `/v1/batches`: submit (JSON, CSV, JSON Lines, OpenAI Batch), estimate, list, look up,
  * cancel, manifest (JSON or CSV) and OpenAI-style output and error files.
  */
-export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const catalogLimit = deps.catalogLimitBytes ?? DEFAULT_CATALOG_LIMIT_BYTES;
+/** What the batch routes need. */
+export interface BatchRouteDeps extends SubmitBatchDeps {
+  storage: ImageStorage;
+  /** Lifetime of presigned image URLs in manifests (RENDERMILL_URL_TTL_SECONDS). */
+  urlTtlSeconds: number;
+  /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered (RENDERMILL_MAX_CATALOG_MB). */
+  catalogLimitBytes: number;
+}
+
+export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): Promise<void> {
+  const catalogLimit = deps.catalogLimitBytes;
   // Catalogs are read by the route as they arrive, never buffered whole.
   app.addContentTypeParser(Object.keys(CATALOG_CONTENT_TYPES), (_request, payload, done) => {
     done(null, limitBytes(payload, catalogLimit));

@@ -26,7 +26,7 @@ import {
   type ImageParams,
 } from '../../facade/images-params.js';
 import { imagesResponse, itemFailure, stillRendering } from '../../facade/images-response.js';
-import { ItemWaiter, MAX_IMAGES_WAIT_MS } from '../../facade/item-waiter.js';
+import { ItemWaiter } from '../../facade/item-waiter.js';
 import {
   OpenAiError,
   fromValidationError,
@@ -35,7 +35,8 @@ import {
 } from '../../facade/openai-error.js';
 import { microsToUsd } from '../../models/pricing.js';
 import { HttpError } from '../http-errors.js';
-import type { ApiDeps } from '../server.js';
+import type { SubmitBatchDeps } from '../../batches/submit-batch.js';
+import type { ImageStorage } from '../../storage/image-storage.js';
 
 type Endpoint = 'generations' | 'edits' | 'variations';
 const OPERATION = { generations: 'generate', edits: 'edit', variations: 'variation' } as const;
@@ -50,7 +51,22 @@ const TAGS = ['images (OpenAI-compatible)'];
  * images, or with OpenAI's error for how it ended. Edit inputs are stored in the bucket under
  * the tenant's uploads folder, and the item refers to them by key.
  */
-export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+/** What the OpenAI-compatible Images API routes need. */
+export interface ImagesRouteDeps extends SubmitBatchDeps {
+  storage: ImageStorage;
+  /**
+   * How long `POST /v1/images/*` waits for its render before answering 504 with the batch id
+   * (RENDERMILL_REQUEST_TIMEOUT_MS × (RENDERMILL_RETRIES + 1), at most 9 minutes).
+   */
+  imagesApiWaitMs: number;
+  /** Lifetime of image URLs in answers (RENDERMILL_URL_TTL_SECONDS). */
+  urlTtlSeconds: number;
+}
+
+export async function openAiImageRoutes(
+  app: FastifyInstance,
+  deps: ImagesRouteDeps,
+): Promise<void> {
   const { cache } = deps;
   if (!cache) throw new Error('the Images API needs the result cache: uploads live in its scopes');
   // Only this plugin reads multipart: the rest of the API stays JSON.
@@ -60,8 +76,8 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
   // Before the server stops taking connections and waits for the requests in flight: a
   // request waiting for its render (up to 9 minutes) must not hold the shutdown up.
   app.addHook('preClose', async () => waiter.close());
-  const waitMs = deps.imagesApiWaitMs ?? MAX_IMAGES_WAIT_MS;
-  const urlTtlSeconds = deps.urlTtlSeconds ?? 3600;
+  const waitMs = deps.imagesApiWaitMs;
+  const urlTtlSeconds = deps.urlTtlSeconds;
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const answer = toOpenAiError(error, limits.fileSize);
