@@ -3,10 +3,11 @@ import type { RedisConnection } from '../runtime/redis-connection.js';
 import type { Logger } from 'pino';
 import type { BatchStore } from '../batches/batch-store.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
-import { RequestValidationError } from '../errors.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 import type { ApiKeys } from './auth.js';
-import { errorBody, HttpError } from './http-errors.js';
+import { errorAnswer } from './error-answers.js';
+import { errorBody } from './http-errors.js';
+import { registerBoundedJsonParser } from './json-body.js';
 import { registerIdempotency } from './idempotency.js';
 import { registerOpenApi } from './openapi.js';
 import { batchRoutes } from './routes/batches.js';
@@ -42,6 +43,8 @@ export interface ApiDeps extends SubmitBatchDeps, AdminQueueRouteDeps {
   bodyLimitBytes?: number;
   /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered. Default 512 MiB. */
   catalogLimitBytes?: number;
+  /** Longest catalog line read; a longer one refuses the catalog with 413. Default 1 MiB. */
+  maxCatalogLineBytes?: number;
   version?: string;
   /** The process's metrics (GET /metrics); absent, the route is not served. */
   metrics?: HealthRouteDeps['metrics'];
@@ -74,6 +77,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const sessions = deps.sessions ?? new DashboardSessions(deps.redis, deps.apiKeys);
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
   app.removeContentTypeParser('text/plain');
+  registerBoundedJsonParser(app);
   // Route schemas are zod schemas, there for the OpenAPI document: handlers validate with
   // them, so that errors name fields the way the rest of rendermill does.
   app.setValidatorCompiler(() => (value) => ({ value }));
@@ -117,37 +121,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   );
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof RequestValidationError) {
-      return reply.code(400).send(
-        errorBody(error.code, error.message, {
-          field: error.field ?? null,
-          details: error.details,
-        }),
-      );
-    }
-    if (error instanceof HttpError) {
-      return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.extra));
-    }
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply
-        .code(415)
-        .send(
-          errorBody(
-            'unsupported_media_type',
-            `unsupported content type "${request.headers['content-type'] ?? ''}": send application/json, or a catalog as text/csv or application/x-ndjson`,
-          ),
-        );
-    }
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send(errorBody('body_too_large', error.message));
-    }
-    if (error.statusCode === 400) {
-      return reply
-        .code(400)
-        .send(errorBody('invalid_json', `the body is not valid JSON: ${error.message}`));
-    }
-    request.log.error({ err: error }, 'request failed');
-    return reply.code(500).send(errorBody('internal_error', 'internal error; see the server log'));
+    const { statusCode, body } = errorAnswer(error, request.headers['content-type'] ?? '');
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(statusCode).send(body);
   });
 
   return app;

@@ -35,6 +35,7 @@ import {
 } from '../../facade/openai-error.js';
 import { microsToUsd } from '../../models/pricing.js';
 import { HttpError } from '../http-errors.js';
+import { inputErrorAsOpenAi } from '../../facade/input-errors.js';
 import type { ApiDeps } from '../server.js';
 
 type Endpoint = 'generations' | 'edits' | 'variations';
@@ -275,7 +276,7 @@ function toOpenAiError(error: FastifyError, maxFileBytes: number): OpenAiError {
   if (error.statusCode === 400) {
     return invalidRequest(`the body cannot be read: ${error.message}`, null, 'invalid_json');
   }
-  return new OpenAiError(
+  return inputErrorAsOpenAi(error) ?? new OpenAiError(
     500,
     'server_error',
     'internal error; see the server log',
