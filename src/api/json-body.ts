@@ -1,6 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from './http-errors.js';
-import { MAX_JSON_DEPTH, jsonNestsDeeperThan, tooDeepMessage } from '../request-limits/json-depth.js';
+import {
+  MAX_JSON_DEPTH,
+  jsonNestsDeeperThan,
+  tooDeepMessage,
+} from '../request-limits/json-depth.js';
 
 /**
  * The largest body a route without an API key reads (the dashboard's login and logout): a

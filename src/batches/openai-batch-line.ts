@@ -6,7 +6,9 @@ import type { FieldProblem } from '../models/validate-item.js';
  * such files as they are, so a team that already builds them for OpenAI changes nothing.
  */
 export const isOpenAiBatchLine = (values: Record<string, unknown>) =>
-  Object.hasOwn(values, 'custom_id') && Object.hasOwn(values, 'url') && Object.hasOwn(values, 'body');
+  Object.hasOwn(values, 'custom_id') &&
+  Object.hasOwn(values, 'url') &&
+  Object.hasOwn(values, 'body');
 
 /** A Map, not an object: a `url` of `"constructor"` or `"__proto__"` must find nothing. */
 const OPERATION_BY_URL = new Map<string, 'generate' | 'edit'>([

@@ -21,3 +21,17 @@ export function inputErrorAsOpenAi(error: Error): OpenAiError | undefined {
   }
   return undefined;
 }
+
+/**
+ * An error met while reading a multipart form, as the caller's 400 when it is about the form's
+ * bytes: the multipart parser fails a truncated or malformed body with a plain Error and no
+ * status. Errors that carry their own answer (Fastify's limits: 413) pass through unchanged.
+ */
+export function formReadError(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof OpenAiError) return error;
+  const { statusCode, code } = error as { statusCode?: unknown; code?: unknown };
+  if (statusCode !== undefined || (typeof code === 'string' && code.startsWith('FST_'))) {
+    return error;
+  }
+  return invalidRequest(`the form cannot be read: ${error.message}`, null, 'invalid_multipart');
+}

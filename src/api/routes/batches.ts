@@ -46,7 +46,12 @@ export async function batchRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const format = CATALOG_CONTENT_TYPES[type];
     if (format) {
-      return catalogBatchSource(request.body as Readable, format, request.query, deps.maxCatalogLineBytes);
+      return catalogBatchSource(
+        request.body as Readable,
+        format,
+        request.query,
+        deps.maxCatalogLineBytes,
+      );
     }
     const query = (request.query ?? {}) as Record<string, unknown>;
     const misplaced = Object.keys(query).filter((name) => name !== 'on_invalid');

@@ -276,12 +276,15 @@ function toOpenAiError(error: FastifyError, maxFileBytes: number): OpenAiError {
   if (error.statusCode === 400) {
     return invalidRequest(`the body cannot be read: ${error.message}`, null, 'invalid_json');
   }
-  return inputErrorAsOpenAi(error) ?? new OpenAiError(
-    500,
-    'server_error',
-    'internal error; see the server log',
-    null,
-    'internal_error',
+  return (
+    inputErrorAsOpenAi(error) ??
+    new OpenAiError(
+      500,
+      'server_error',
+      'internal error; see the server log',
+      null,
+      'internal_error',
+    )
   );
 }
 
