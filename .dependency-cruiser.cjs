@@ -67,9 +67,26 @@ const layerOrderRules = ordered.slice(1).map(({ layer, unit }, index) => {
   };
 });
 
+/** Any module under src/ outside every unit: a new folder must take its place in LAYERS. */
+const outsideEveryUnit = `^src/(?!${ordered
+  .map(({ unit }) => unitPath(unit).slice('^src/'.length))
+  .join('|')})`;
+
 module.exports = {
   forbidden: [
     ...layerOrderRules,
+    // Both ends: a module of an unlisted folder that imports, or is imported.
+    ...[
+      { from: {}, to: { path: outsideEveryUnit } },
+      { from: { path: outsideEveryUnit }, to: {} },
+    ].map((ends) => ({
+      name: 'unit-not-in-layers',
+      severity: 'error',
+      comment:
+        'A module under src/ that belongs to no unit of LAYERS in .dependency-cruiser.cjs, so ' +
+        'no layer rule would hold it: give its folder a place in the list (docs/architecture.md).',
+      ...ends,
+    })),
     {
       name: 'no-circular',
       severity: 'error',

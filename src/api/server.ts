@@ -1,9 +1,10 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
-import { ConflictError, RequestValidationError } from '../errors.js';
 import type { ApiKeys } from './auth.js';
-import { errorBody, HttpError } from './http-errors.js';
+import { errorAnswer } from './error-answers.js';
+import { errorBody } from './http-errors.js';
+import { registerBoundedJsonParser } from './json-body.js';
 import { registerIdempotency } from './idempotency.js';
 import { registerOpenApi } from './openapi.js';
 import { batchRoutes, type BatchRouteDeps } from './routes/batches.js';
@@ -62,6 +63,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const sessions = deps.sessions ?? new DashboardSessions(deps.redis, deps.apiKeys);
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
   app.removeContentTypeParser('text/plain');
+  registerBoundedJsonParser(app);
   // Route schemas are zod schemas, there for the OpenAPI document: handlers validate with
   // them, so that errors name fields the way the rest of rendermill does.
   app.setValidatorCompiler(() => (value) => ({ value }));
@@ -105,40 +107,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   );
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof RequestValidationError) {
-      return reply.code(400).send(
-        errorBody(error.code, error.message, {
-          field: error.field ?? null,
-          details: error.details,
-        }),
-      );
-    }
-    if (error instanceof ConflictError) {
-      return reply.code(409).send(errorBody(error.code, error.message));
-    }
-    if (error instanceof HttpError) {
-      return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.extra));
-    }
-    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply
-        .code(415)
-        .send(
-          errorBody(
-            'unsupported_media_type',
-            `unsupported content type "${request.headers['content-type'] ?? ''}": send application/json, or a catalog as text/csv or application/x-ndjson`,
-          ),
-        );
-    }
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send(errorBody('body_too_large', error.message));
-    }
-    if (error.statusCode === 400) {
-      return reply
-        .code(400)
-        .send(errorBody('invalid_json', `the body is not valid JSON: ${error.message}`));
-    }
-    request.log.error({ err: error }, 'request failed');
-    return reply.code(500).send(errorBody('internal_error', 'internal error; see the server log'));
+    const { statusCode, body } = errorAnswer(error, request.headers['content-type'] ?? '');
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(statusCode).send(body);
   });
 
   return app;

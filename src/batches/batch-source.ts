@@ -68,6 +68,8 @@ export function catalogBatchSource(
   body: Readable,
   format: CatalogFormat,
   query: unknown,
+  /** The longest line read (RENDERMILL_MAX_CATALOG_LINE_KB); a longer one refuses the catalog. */
+  maxLineBytes?: number,
 ): BatchSource {
   const {
     template: templateText,
@@ -87,7 +89,7 @@ export function catalogBatchSource(
   async function* candidates(): AsyncGenerator<ItemCandidate> {
     let index = 0;
     let first = true;
-    for await (const row of readCatalogStream(body, format)) {
+    for await (const row of readCatalogStream(body, format, maxLineBytes)) {
       const at = { index: index++, line: row.line };
       if (row.problem !== undefined) {
         yield { ...at, problems: [{ field: '', message: row.problem, line: row.line }] };

@@ -1,3 +1,4 @@
+import { csvCell } from '../catalog/csv-cell.js';
 import { microsToUsd } from '../models/pricing.js';
 import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
 
@@ -163,12 +164,10 @@ const CSV_COLUMNS = [
   'prompt',
 ];
 
-function csvCell(value: string | number): string {
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** The manifest as CSV, one row per item, for spreadsheets. */
+/**
+ * The manifest as CSV, one row per item, for spreadsheets: every cell goes through `csvCell`,
+ * so an id or prompt written as a formula shows as text.
+ */
 export function manifestCsv(manifest: Manifest): string {
   const rows = manifest.items.map((item) =>
     [

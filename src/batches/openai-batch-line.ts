@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { FieldProblem } from '../errors.js';
 
 /**
@@ -5,12 +6,15 @@ import type { FieldProblem } from '../errors.js';
  * such files as they are, so a team that already builds them for OpenAI changes nothing.
  */
 export const isOpenAiBatchLine = (values: Record<string, unknown>) =>
-  'custom_id' in values && 'url' in values && 'body' in values;
+  Object.hasOwn(values, 'custom_id') &&
+  Object.hasOwn(values, 'url') &&
+  Object.hasOwn(values, 'body');
 
-const OPERATION_BY_URL: Record<string, 'generate' | 'edit'> = {
-  '/v1/images/generations': 'generate',
-  '/v1/images/edits': 'edit',
-};
+/** A Map, not an object: a `url` of `"constructor"` or `"__proto__"` must find nothing. */
+const OPERATION_BY_URL = new Map<string, 'generate' | 'edit'>([
+  ['/v1/images/generations', 'generate'],
+  ['/v1/images/edits', 'edit'],
+]);
 
 /** Body fields passed on as they are. */
 const RENDER_FIELDS = [
@@ -28,12 +32,19 @@ const RENDER_FIELDS = [
 /** Body fields OpenAI accepts that change nothing rendermill stores. */
 const IGNORED_FIELDS = new Set(['response_format', 'user', 'moderation', 'input_fidelity']);
 
-type ImageField = string | { image_url?: unknown; file_id?: unknown };
+/** An input image as OpenAI's lines give it: a URL, or `{ "image_url": … }`. */
+const imageFieldSchema = z.union([
+  z.string(),
+  z.looseObject({ image_url: z.string() }).transform((value) => value.image_url),
+]);
 
-/** An input image as rendermill names it: a URL or a key in its bucket. */
-function imageRef(value: ImageField): string | undefined {
-  if (typeof value === 'string') return value;
-  return typeof value.image_url === 'string' ? value.image_url : undefined;
+/**
+ * An input image as rendermill names it (a URL or a key in its bucket), or undefined for
+ * anything else the line holds there — null, a number, `{ "file_id": … }`.
+ */
+function imageRef(value: unknown): string | undefined {
+  const parsed = imageFieldSchema.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** Turns one OpenAI Batch line into a batch item, or the problems that keep it from being one. */
@@ -45,11 +56,11 @@ export function openAiBatchItem(
   const { custom_id: id, method, url, body } = values;
   if (typeof id !== 'string' || id === '') problem('custom_id', 'must be a non-empty string');
   if (method !== 'POST') problem('method', `must be "POST", not ${JSON.stringify(method)}`);
-  const operation = typeof url === 'string' ? OPERATION_BY_URL[url] : undefined;
+  const operation = typeof url === 'string' ? OPERATION_BY_URL.get(url) : undefined;
   if (!operation) {
     problem(
       'url',
-      `must be ${Object.keys(OPERATION_BY_URL).join(' or ')}, not ${JSON.stringify(url)}`,
+      `must be ${[...OPERATION_BY_URL.keys()].join(' or ')}, not ${JSON.stringify(url)}`,
     );
     // Another endpoint's body means nothing here: its fields are not worth listing.
     return { problems };
@@ -62,7 +73,7 @@ export function openAiBatchItem(
   for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
     if ((RENDER_FIELDS as readonly string[]).includes(key)) item[key] = value;
     else if (key === 'image' || key === 'images') {
-      const list = (Array.isArray(value) ? value : [value]) as ImageField[];
+      const list: unknown[] = Array.isArray(value) ? value : [value];
       const refs = list.map(imageRef);
       if (refs.some((ref) => ref === undefined)) {
         problem(
@@ -71,7 +82,7 @@ export function openAiBatchItem(
         );
       } else item.image = refs.length === 1 ? refs[0] : refs;
     } else if (key === 'mask') {
-      const ref = value ? imageRef(value as ImageField) : undefined;
+      const ref = imageRef(value);
       if (ref === undefined) problem('body.mask', 'must be a URL or { "image_url": … }');
       else item.mask = ref;
     } else if (key === 'stream' && value === false) continue;

@@ -1,6 +1,8 @@
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
+import { jsonNestsDeeperThan, tooDeepMessage } from './json-depth.js';
+import { DEFAULT_MAX_CATALOG_LINE_BYTES, guardLineLength } from './line-length-guard.js';
 
 export type CatalogFormat = 'csv' | 'jsonl';
 
@@ -13,13 +15,16 @@ export type CatalogLine =
  * Reads a catalog as it arrives, one row at a time: CSV with a header row, or JSON Lines.
  * A line that cannot be read (a wrong number of columns, a stray quote, bad JSON) is yielded
  * as a problem with its line number, and reading goes on; only an error that leaves the rest
- * unreadable (an unclosed quote running to the end) ends it.
+ * unreadable (an unclosed quote running to the end) ends it. A line longer than
+ * `maxLineBytes` ends it with CatalogLineTooLongError, before more than that is held.
  */
 export function readCatalogStream(
   input: Readable,
   format: CatalogFormat,
+  maxLineBytes: number = DEFAULT_MAX_CATALOG_LINE_BYTES,
 ): AsyncGenerator<CatalogLine> {
-  return format === 'csv' ? csvLines(input) : jsonLines(input);
+  const guarded = guardLineLength(input, maxLineBytes);
+  return format === 'csv' ? csvLines(guarded) : jsonLines(guarded);
 }
 
 /**
@@ -107,6 +112,10 @@ async function* jsonLines(input: Readable): AsyncGenerator<CatalogLine> {
   for await (const text of createInterface({ input, crlfDelay: Infinity })) {
     line += 1;
     if (!text.trim()) continue;
+    if (jsonNestsDeeperThan(text)) {
+      yield { line, problem: `not valid JSON (${tooDeepMessage()})` };
+      continue;
+    }
     let value: unknown;
     try {
       value = JSON.parse(text);

@@ -11,6 +11,7 @@ import { loadConfig } from '../config/config.js';
 import { RequestValidationError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import { startServices, type Services } from '../runtime/services.js';
+import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
 import { submitDepsFor } from '../runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import { EXIT } from './exit-codes.js';
@@ -56,6 +57,7 @@ export async function renderCommand(catalogPath: string, options: RenderOptions)
   const logFile = path.resolve(config.dataDir, 'logs', 'rendermill.log');
   await mkdir(path.dirname(logFile), { recursive: true });
   const logger = createLogger(config.logLevel, pino.destination({ dest: logFile, sync: false }));
+  installFatalErrorPolicy({ logger, announce: (line) => process.stderr.write(`${line}\n`) });
 
   say(`rendermill render ${catalogPath}: ${request.items.length} items`);
   const services = await startServices(config, logger, { embed: true, provider: true });

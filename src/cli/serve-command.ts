@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { buildApiForServices } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
+import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
 import { startWorkerMetricsServer } from '../runtime/metrics-server.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 
@@ -24,6 +25,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     );
   }
   const logger = createLogger(config.logLevel);
+  installFatalErrorPolicy({ logger });
   const services = await startServices(config, logger, {
     embed: options.embed,
     provider: options.worker,

@@ -271,6 +271,19 @@ export const envSchema = z
       emptyAsUndefined,
       z.coerce.number().positive().max(65_536).default(512),
     ),
+    // --- Hostile input limits (issue 12) ---------------------------------------------------
+    // The longest catalog line, in KiB: held whole while it is parsed, it must stay far below
+    // the longest string the runtime can hold (~512 MiB). Default 1 MiB.
+    RENDERMILL_MAX_CATALOG_LINE_KB: z.preprocess(
+      emptyAsUndefined,
+      z.coerce
+        .number()
+        .int()
+        .min(1)
+        .max(64 * 1024)
+        .default(1024),
+    ),
+    // --- end of hostile input limits --------------------------------------------------------
     RENDERMILL_DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('.rendermill')),
     RENDERMILL_MODELS_FILE: optionalString,
     RENDERMILL_DEFAULT_MODEL: z.preprocess(emptyAsUndefined, z.string().default('gpt-image-2')),
@@ -463,6 +476,10 @@ export interface Config {
   maxJsonBodyBytes: number;
   /** Largest catalog (CSV, JSON Lines) the API streams in (bytes). */
   maxCatalogBytes: number;
+  // --- Hostile input limits (issue 12) ---
+  /** Longest line of a catalog (bytes); a longer one refuses the catalog with 413. */
+  maxCatalogLineBytes: number;
+  // --- end of hostile input limits ---
   dataDir: string;
   modelsFile?: string | undefined;
   defaultModel: string;
@@ -565,6 +582,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     urlTtlSeconds: e.RENDERMILL_URL_TTL_SECONDS,
     maxJsonBodyBytes: Math.round(e.RENDERMILL_MAX_JSON_BODY_MB * 1024 * 1024),
     maxCatalogBytes: Math.round(e.RENDERMILL_MAX_CATALOG_MB * 1024 * 1024),
+    // --- Hostile input limits (issue 12) ---
+    maxCatalogLineBytes: e.RENDERMILL_MAX_CATALOG_LINE_KB * 1024,
+    // --- end of hostile input limits ---
     dataDir: e.RENDERMILL_DATA_DIR,
     modelsFile: e.RENDERMILL_MODELS_FILE,
     defaultModel: e.RENDERMILL_DEFAULT_MODEL,

@@ -9,6 +9,7 @@ import type { InputImage } from '../providers/image-provider.js';
 import { sniffImageFormat } from '../providers/sniff-format.js';
 import { checkInputImages, uploadsFolder } from '../render/input-images.js';
 import type { ImageStorage } from '../storage/image-storage.js';
+import { formReadError } from './input-errors.js';
 import { invalidRequest } from './openai-error.js';
 
 /** A file of an edit or variation form, with the bucket key it is (or will be) stored under. */
@@ -64,18 +65,23 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
   const images: UploadedImage[] = [];
   const masks: UploadedImage[] = [];
   const unexpected: string[] = [];
-  for await (const part of request.parts()) {
-    if (part.type !== 'file') {
-      if (FILE_FIELDS.has(part.fieldname)) unexpected.push(part.fieldname);
-      else fields[part.fieldname] = String(part.value);
-      continue;
+  try {
+    for await (const part of request.parts()) {
+      if (part.type !== 'file') {
+        if (FILE_FIELDS.has(part.fieldname)) unexpected.push(part.fieldname);
+        else fields[part.fieldname] = String(part.value);
+        continue;
+      }
+      const data = await part.toBuffer();
+      if (part.fieldname === 'image' || part.fieldname === 'image[]') {
+        images.push(uploaded(data, part.filename, scope, 'image'));
+      } else if (part.fieldname === 'mask') {
+        masks.push(uploaded(data, part.filename, scope, 'mask'));
+      } else unexpected.push(part.fieldname);
     }
-    const data = await part.toBuffer();
-    if (part.fieldname === 'image' || part.fieldname === 'image[]') {
-      images.push(uploaded(data, part.filename, scope, 'image'));
-    } else if (part.fieldname === 'mask') {
-      masks.push(uploaded(data, part.filename, scope, 'mask'));
-    } else unexpected.push(part.fieldname);
+  } catch (error) {
+    // A truncated or malformed form is the sender's 400, not an error of rendermill's.
+    throw formReadError(error);
   }
   if (unexpected.length > 0) {
     const [field] = unexpected as [string];

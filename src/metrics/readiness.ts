@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ImageStorage } from '../storage/image-storage.js';
+import { fatalError } from './fatal-errors.js';
 
 /** What a process needs reachable to do its work. */
 export interface ReadinessProbes {
@@ -14,7 +15,7 @@ export type CheckResult = 'ok' | string;
 export interface Readiness {
   ready: boolean;
   /** `ok`, or why the dependency is not ready (`timed out after 2000 ms`, the error). */
-  checks: { redis: CheckResult; s3: CheckResult };
+  checks: { redis: CheckResult; s3: CheckResult; process?: CheckResult };
 }
 
 /** How long each dependency has to answer. */
@@ -33,6 +34,9 @@ export async function checkReadiness(
     check((_signal) => probes.redis.ping(), timeoutMs),
     check((signal) => probes.storage.ping(signal), timeoutMs),
   ]);
+  // A process exiting after an error nothing handled (fatal-errors.ts) takes no more traffic.
+  const fatal = fatalError();
+  if (fatal !== undefined) return { ready: false, checks: { redis, s3, process: fatal } };
   return { ready: redis === 'ok' && s3 === 'ok', checks: { redis, s3 } };
 }
 

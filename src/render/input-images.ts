@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import { InputImageError, RequestValidationError } from '../errors.js';
 import { DownloadTooLargeError, guardedGet } from '../net/guarded-get.js';
 import { HostUnresolvedError, PrivateUrlError, RefusedAddressError } from '../net/url-guard.js';
@@ -6,6 +5,7 @@ import type { ModelSpec } from '../models/registry-schema.js';
 import { CONTENT_TYPES } from '../models/render-spec.js';
 import type { InputImage } from '../providers/image-provider.js';
 import { sniffImageFormat } from '../providers/sniff-format.js';
+import { decodeInputImage } from './decode-input-image.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 
 const DOWNLOAD_TIMEOUT_MS = 30_000;
@@ -173,7 +173,7 @@ export async function checkInputImages(
         `${image.filename} is ${image.data.length} bytes; ${model.id} needs less than ${rules.max_bytes}`,
       );
     }
-    const { width = 0, height = 0 } = await sharp(image.data).metadata();
+    const { width, height } = await decodeInputImage(image.data, image.filename);
     if (rules.square && width !== height) {
       throw new InputImageError(
         `${image.filename} is ${width}x${height}; ${model.id} needs a square image`,
@@ -182,7 +182,7 @@ export async function checkInputImages(
     first ??= { width, height };
   }
   if (mask && first) {
-    const { width = 0, height = 0, hasAlpha } = await sharp(mask.data).metadata();
+    const { width, height, hasAlpha } = await decodeInputImage(mask.data, mask.filename);
     if (width !== first.width || height !== first.height) {
       throw new InputImageError(
         `the mask is ${width}x${height} but the image is ${first.width}x${first.height}; they must match`,

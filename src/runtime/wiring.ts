@@ -39,6 +39,7 @@ export function buildApiForServices(services: Services): FastifyInstance {
     bodyLimitBytes: services.config.maxJsonBodyBytes,
     urlTtlSeconds: services.config.urlTtlSeconds,
     catalogLimitBytes: services.config.maxCatalogBytes,
+    maxCatalogLineBytes: services.config.maxCatalogLineBytes,
     imagesApiWaitMs: imagesWaitMs(services.config.requestTimeoutMs, services.config.retry.retries),
     metrics: services.metrics,
     metricsToken: services.config.metricsToken,

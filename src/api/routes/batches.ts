@@ -41,6 +41,8 @@ export interface BatchRouteDeps extends SubmitBatchDeps {
   urlTtlSeconds: number;
   /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered (RENDERMILL_MAX_CATALOG_MB). */
   catalogLimitBytes: number;
+  /** Longest catalog line read; a longer one refuses the catalog with 413 (RENDERMILL_MAX_CATALOG_LINE_KB). */
+  maxCatalogLineBytes: number;
 }
 
 export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): Promise<void> {
@@ -54,7 +56,14 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
   function sourceOf(request: FastifyRequest): BatchSource {
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     const format = CATALOG_CONTENT_TYPES[type];
-    if (format) return catalogBatchSource(request.body as Readable, format, request.query);
+    if (format) {
+      return catalogBatchSource(
+        request.body as Readable,
+        format,
+        request.query,
+        deps.maxCatalogLineBytes,
+      );
+    }
     const query = (request.query ?? {}) as Record<string, unknown>;
     const misplaced = Object.keys(query).filter((name) => name !== 'on_invalid');
     if (misplaced.length > 0) {

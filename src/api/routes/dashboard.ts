@@ -7,6 +7,7 @@ import { DASHBOARD_CSS } from '../../dashboard/styles.js';
 import { parseRequest } from '../../request-validation.js';
 import type { ApiKeys } from '../auth.js';
 import { HttpError, errorBody } from '../http-errors.js';
+import { PUBLIC_BODY_LIMIT_BYTES } from '../json-body.js';
 import {
   CSRF_HEADER,
   clearedSessionCookie,
@@ -85,7 +86,9 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardRoute
     return reply.header('cache-control', 'no-store').send({ tenant, admin: admins.has(tenant) });
   });
 
-  app.post('/dashboard/login', hide, async (request, reply) => {
+  // Public routes: a body of a few KB at most (PUBLIC_BODY_LIMIT_BYTES), refused before it is read.
+  const smallBody = { ...hide, bodyLimit: PUBLIC_BODY_LIMIT_BYTES };
+  app.post('/dashboard/login', smallBody, async (request, reply) => {
     // A cross-site form cannot send this header (nor a JSON body): nobody is logged in by
     // another site into an account of its choosing.
     if (!request.headers[CSRF_HEADER]) {
@@ -106,7 +109,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardRoute
       .send({ tenant, admin: admins.has(tenant) });
   });
 
-  app.post('/dashboard/logout', hide, async (request, reply) => {
+  app.post('/dashboard/logout', smallBody, async (request, reply) => {
     // Like login: only the dashboard's own page may log a browser out.
     if (!request.headers[CSRF_HEADER]) {
       return reply

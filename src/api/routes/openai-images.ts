@@ -37,6 +37,7 @@ import { microsToUsd } from '../../models/pricing.js';
 import { HttpError } from '../http-errors.js';
 import type { SubmitBatchDeps } from '../../batches/submit-batch.js';
 import type { ImageStorage } from '../../storage/image-storage.js';
+import { inputErrorAsOpenAi } from '../../facade/input-errors.js';
 
 type Endpoint = 'generations' | 'edits' | 'variations';
 const OPERATION = { generations: 'generate', edits: 'edit', variations: 'variation' } as const;
@@ -291,12 +292,15 @@ function toOpenAiError(error: FastifyError, maxFileBytes: number): OpenAiError {
   if (error.statusCode === 400) {
     return invalidRequest(`the body cannot be read: ${error.message}`, null, 'invalid_json');
   }
-  return new OpenAiError(
-    500,
-    'server_error',
-    'internal error; see the server log',
-    null,
-    'internal_error',
+  return (
+    inputErrorAsOpenAi(error) ??
+    new OpenAiError(
+      500,
+      'server_error',
+      'internal error; see the server log',
+      null,
+      'internal_error',
+    )
   );
 }
 
