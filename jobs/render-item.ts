@@ -1,6 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import type { BatchStore, ReserveResult, TransitionOutcome } from '../src/batches/batch-store.js';
+import type { BatchStore, TransitionOutcome } from '../src/batches/batch-store.js';
 import type { ItemRecord } from '../src/contracts/batch-records.js';
 import { TERMINAL_STATUSES, batchEnded } from '../src/contracts/item-status.js';
 import type { RenderLease, RenderLocks } from '../src/cache/render-lock.js';
@@ -24,13 +24,13 @@ import {
   BatchCancelledError,
   isRetryable,
 } from '../src/errors.js';
-import { describeCap, type SpendCap, type SpendCaps } from '../src/ledger/spend-caps.js';
+import { describeCap, type SpendCaps } from '../src/ledger/spend-caps.js';
+import { RESERVATION_WAIT_MS } from '../src/ledger/spend-ledger.js';
 import type { ModelRegistry } from '../src/models/model-registry.js';
 import { actualCostMicros, microsToUsd, pricedRequest } from '../src/models/pricing.js';
 import type { RenderSpec } from '../src/models/render-spec.js';
 import { contentHash, requestHash } from '../src/models/request-hash.js';
 import type { ProviderAccount } from '../src/providers/provider-account.js';
-import { waitUnlessShutdown } from '../src/limits/backoff.js';
 import type { ProviderRetryPolicy } from '../src/render/call-provider.js';
 import { candidatesFor, renderWithFallbacks } from '../src/render/render-with-fallbacks.js';
 import { checkInputImages, checkInputRef, loadInputImage } from '../src/render/input-images.js';
@@ -94,7 +94,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
-    const { item, held: heldByDeadRun } = await chargeDeadRun(deps.store, batchId, stored);
+    const { item, held: heldByDeadRun } = await deps.store.chargeDeadRun(batchId, stored);
     const caps = deps.caps.for(tenant);
     const scope = deps.cache.scopeFor(tenant);
 
@@ -252,7 +252,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
         }
         // Enough for whichever account of the chain ends up rendering it; settled to the actual price.
         const maxMicros = Math.max(...candidates.map((c) => c.maxMicros));
-        const reserve = () => reserveBudget(deps.store, batchId, itemId, maxMicros, caps, signal);
+        const reserve = () => deps.store.reserveWithin(batchId, itemId, maxMicros, caps, signal);
         const reservation = await reserve();
         if (reservation.outcome !== 'reserved') {
           const error = new BudgetExceededError(
@@ -411,7 +411,7 @@ function recordGiveUp(deps: RenderItemDeps) {
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
-    const { item: charged, held } = await chargeDeadRun(deps.store, batchId, item);
+    const { item: charged, held } = await deps.store.chargeDeadRun(batchId, item);
     const failed: ItemRecord = {
       ...charged,
       status: 'failed',
@@ -442,46 +442,6 @@ function recordGiveUp(deps: RenderItemDeps) {
     );
     await afterTransition(deps, batchId, outcome);
   };
-}
-
-/**
- * An item still `running` when a job picks it up (a stalled job re-run, or one given up) had
- * a run that died. If that run's call was under way, the provider may have billed it: what it
- * held is charged to the item and the caller's transition adds it to the spend. If it died
- * before calling, nothing was bought, and the transition only releases the hold.
- */
-async function chargeDeadRun(
-  store: BatchStore,
-  batchId: string,
-  item: ItemRecord,
-): Promise<{ item: ItemRecord; held: number }> {
-  const hold = item.status === 'running' ? await store.holdOf(batchId, item.id) : undefined;
-  const held = hold?.calling ? hold.micros : 0;
-  return { item: { ...item, cost_micros: item.cost_micros + held }, held };
-}
-
-/** How long an item waits for in-flight items to settle before it gives up on the budget. */
-export const RESERVATION_WAIT_MS = 120_000;
-
-/**
- * Reserves the item's maximum price against the batch's budget and every cap. When only
- * money held by other in-flight calls is in the way, waits for them to settle (they usually
- * cost less than they reserved) instead of giving up; a shutdown cuts the wait short.
- */
-async function reserveBudget(
-  store: BatchStore,
-  batchId: string,
-  itemId: string,
-  micros: number,
-  caps: readonly SpendCap[],
-  shutdown: AbortSignal | undefined,
-): Promise<ReserveResult> {
-  const deadline = Date.now() + RESERVATION_WAIT_MS;
-  for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
-    const result = await store.reserve(batchId, itemId, micros, caps);
-    if (result.outcome !== 'wait' || Date.now() > deadline) return result;
-    await waitUnlessShutdown(pause, shutdown);
-  }
 }
 
 function describe(error: unknown): { code: string; message: string } {

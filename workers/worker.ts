@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
 import { AccountPausedError, ShutdownError } from '../src/errors.js';
-import { bullPrefixFor } from '../src/queue/job-queue.js';
+import { bullPrefixFor } from '../src/redis/redis-keys.js';
 import type { RedisConnection } from '../src/redis/redis-connection.js';
 import type { Logger } from 'pino';
 import {

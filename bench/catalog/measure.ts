@@ -1,3 +1,4 @@
+import { BULL_PREFIX, batchKeys, bullKey } from '../../src/redis/redis-keys.js';
 import { PhaseMeter, otherLoadNote } from '../dedupe/load.js';
 import type { Stack } from '../support/stack.js';
 import { startApi, type BodyKind, type Endpoint } from './api.js';
@@ -91,8 +92,8 @@ export async function measureUpload(
     const itemsInRedis =
       answer.batchId === null
         ? null
-        : await stack.redisClient.hlen(`rm:{batches}:batch:${answer.batchId}:items`);
-    const renderJobsWaiting = await stack.redisClient.llen('rm:bull:render:wait');
+        : await stack.redisClient.hlen(batchKeys().items(answer.batchId));
+    const renderJobsWaiting = await stack.redisClient.llen(bullKey(BULL_PREFIX, 'render', 'wait'));
 
     const notes: string[] = [];
     if (failure !== null) {

@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { BULL_PREFIX } from '../../src/redis/redis-keys.js';
 
 /** Whether a `rendermill api` answers its health check. */
 export async function healthy(apiUrl: string): Promise<boolean> {
@@ -14,7 +15,7 @@ export async function healthy(apiUrl: string): Promise<boolean> {
  * readiness is read from Redis: BullMQ names each worker's connection after its queue.
  */
 export async function waitForWorkers(redisUrl: string, expected: number): Promise<void> {
-  const queue = new Queue('render', { connection: { url: redisUrl }, prefix: 'rm:bull' });
+  const queue = new Queue('render', { connection: { url: redisUrl }, prefix: BULL_PREFIX });
   try {
     await waitUntil(
       async () => (await queue.getWorkersCount()) >= expected,

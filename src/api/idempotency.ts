@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisConnection } from '../redis/redis-connection.js';
+import { idempotencyKey } from '../redis/redis-keys.js';
 import { errorBody } from './http-errors.js';
 
 /**
@@ -94,10 +95,9 @@ export function registerIdempotency(
     const hash = createHash('sha256').update(`${request.method} ${request.url}\n`);
     const contentType = request.headers['content-type'] ?? '';
     hash.update(`${contentType.split(';')[0]}\n`);
-    const tenantHash = createHash('sha256').update(`${request.tenant}\n${key}`).digest('hex');
     const deferred = contentType.startsWith('multipart/');
     request.idempotency = {
-      redisKey: `rm:idempotency:${tenantHash}`,
+      redisKey: idempotencyKey(request.tenant, key),
       key,
       hash,
       claimed: false,

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ApiKeys } from './auth.js';
+import { sessionKey } from '../redis/redis-keys.js';
 import { errorBody } from './http-errors.js';
 
 /** The cookie that carries a dashboard session. */
@@ -47,7 +48,7 @@ export class DashboardSessions {
    */
   async create(keySha256: string): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await this.redis.set(redisKey(token), keySha256, 'EX', this.ttlSeconds);
+    await this.redis.set(sessionKey(token), keySha256, 'EX', this.ttlSeconds);
     return token;
   }
 
@@ -57,12 +58,12 @@ export class DashboardSessions {
    */
   async tenantFor(token: string | undefined): Promise<string | undefined> {
     if (!token || token.length > 200) return undefined;
-    const keySha256 = await this.redis.get(redisKey(token));
+    const keySha256 = await this.redis.get(sessionKey(token));
     return keySha256 ? this.apiKeys.tenantOfDigest(keySha256) : undefined;
   }
 
   async destroy(token: string | undefined): Promise<void> {
-    if (token && token.length <= 200) await this.redis.del(redisKey(token));
+    if (token && token.length <= 200) await this.redis.del(sessionKey(token));
   }
 
   /**
@@ -88,9 +89,6 @@ export class DashboardSessions {
     return tenant;
   }
 }
-
-const redisKey = (token: string) =>
-  `rm:session:${createHash('sha256').update(token).digest('hex')}`;
 
 /** The value of the session cookie in the request's Cookie header. */
 export function sessionToken(request: FastifyRequest): string | undefined {

@@ -1,5 +1,3 @@
-import type { RedisConnection } from '../redis/redis-connection.js';
-import { BatchCancelledError, ReservationLostError } from '../errors.js';
 import {
   cancelledItem,
   tallyItems,
@@ -7,7 +5,9 @@ import {
   type ItemRecord,
   type ItemTally,
 } from '../contracts/batch-records.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { SpendCap } from '../ledger/spend-caps.js';
+import { SpendLedger } from '../ledger/spend-ledger.js';
 import type { Micros } from '../models/pricing.js';
 import {
   ITEM_STATUSES,
@@ -26,78 +26,42 @@ const STAGED_TTL_MS = 3600_000;
  */
 export type TransitionOutcome =
   'ignored' | 'updated' | 'batch_completed' | 'checkpoint_due' | 'cancelled';
-export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
-
-/** A reservation's answer; when refused, `cap` says which: `batch` or a SpendCap id. */
-export interface ReserveResult {
-  outcome: ReserveOutcome;
-  cap?: string | undefined;
-}
-
-/** What an item holds reserved, and whether its provider call was already under way. */
-export interface Hold {
-  micros: Micros;
-  calling: boolean;
-}
 
 /**
- * The scripts whose number of keys varies per call. ioredis's auto-pipelining routes a script
- * call by its first argument, which for these is the key count, not a key: on a cluster it
- * would put them in a pipeline bound for another node, which ioredis then refuses. A
- * connection that auto-pipelines on a cluster must leave them out (services.ts does).
- */
-export const VARIABLE_KEY_SCRIPTS = ['rmTransition', 'rmReserve'];
-
-/**
- * Batches, their items and the spend ledger, in Redis.
+ * Batches and their items, in Redis: staging and publishing a submission, reading, scanning
+ * and paging, item transitions, cancelling and deleting.
  *
- * The ledger is the batch's spend and reservations plus the tenant's monthly and the day's
- * counters (SpendCap). A call reserves its maximum price against all of them in one atomic
- * script, so it needs all of them in one Redis Cluster slot: every key here shares the hash
- * tag `{batches}`. That puts this state on one node of a cluster, as BullMQ does with each
- * queue. Counts, spend and completion change in the same script as the item, so a reader
- * never sees an item counted twice or not at all, nor money without its item.
+ * A batch store is its batches' spend ledger too (it extends SpendLedger, whose methods
+ * reserve, mark calls and charge holds): an item's transition settles its money in the same
+ * script as it moves the item, so a reader never sees an item counted twice or not at all, nor
+ * money without its item. That needs every key of a batch and the spend counters in one Redis
+ * Cluster slot: they share the hash tag `{batches}` (redis-keys.ts `batchKeys`). That puts this
+ * state on one node of a cluster, as BullMQ does with each queue.
  */
-export class BatchStore {
+export class BatchStore extends SpendLedger {
   constructor(
-    private readonly redis: RedisConnection,
+    redis: RedisConnection,
     private readonly options: {
       prefix?: string;
       /** How often a running batch's manifest is due to be written. Default 30 s. */
       checkpointMs?: number;
     } = {},
   ) {
-    redis.defineCommand('rmTransition', { lua: HOLD_LUA + TRANSITION_LUA });
-    redis.defineCommand('rmReserve', { lua: HOLD_LUA + RESERVE_LUA });
-    redis.defineCommand('rmMarkCalling', { numberOfKeys: 2, lua: MARK_CALLING_LUA });
-    redis.defineCommand('rmDelete', { numberOfKeys: 4, lua: HOLD_LUA + DELETE_LUA });
-    redis.defineCommand('rmChargeHold', { numberOfKeys: 2, lua: HOLD_LUA + CHARGE_HOLD_LUA });
-    redis.defineCommand('rmCancel', { numberOfKeys: 1, lua: CANCEL_LUA });
-  }
-
-  private get prefix() {
-    return `${this.options.prefix ?? 'rm'}:{batches}`;
-  }
-
-  private get scripts(): RedisWithScripts {
-    return this.redis as unknown as RedisWithScripts;
+    super(redis, options);
   }
 
   private metaKey(id: string) {
-    return `${this.prefix}:batch:${id}`;
+    return this.keys.meta(id);
   }
   private itemsKey(id: string) {
-    return `${this.prefix}:batch:${id}:items`;
+    return this.keys.items(id);
   }
   /** itemId → micro-dollars it holds: one reservation per item, so a re-run replaces its own. */
   private reservationsKey(id: string) {
-    return `${this.prefix}:batch:${id}:reservations`;
+    return this.keys.reservations(id);
   }
   private tenantKey(tenant: string) {
-    return `${this.prefix}:tenant:${tenant}:batches`;
-  }
-  private capKey(id: string) {
-    return `${this.prefix}:spend:${id}`;
+    return this.keys.tenantBatches(tenant);
   }
 
   /**
@@ -231,7 +195,7 @@ export class BatchStore {
    * against (else `caps`, today's) — and, unless the item is only starting to run, whatever
    * the item holds reserved is released. An item already in a final state keeps it
    * (`ignored`), which makes a re-run job harmless — but money a duplicate run really paid is
-   * still counted.
+   * still counted. One script with the item (transition.lua): the ledger's side of the seam.
    */
   async transition(
     batchId: string,
@@ -254,7 +218,7 @@ export class BatchStore {
       this.metaKey(batchId),
       this.itemsKey(batchId),
       this.reservationsKey(batchId),
-      ...caps.map((cap) => this.capKey(cap.id)),
+      ...caps.map((cap) => this.keys.spendCounter(cap.id)),
       next.id,
       JSON.stringify(next),
       next.status,
@@ -266,84 +230,13 @@ export class BatchStore {
       Date.now(),
       this.options.checkpointMs ?? 30_000,
       money.onlyFrom ?? '',
-      // What the item becomes instead if its batch is being cancelled (see TRANSITION_LUA).
+      // What the item becomes instead if its batch is being cancelled (see transition.lua).
       next.status === 'queued' || next.status === 'running'
         ? JSON.stringify(cancelledItem(next))
         : '',
     );
     if (result === -1) throw new Error(`item ${next.id} of batch ${batchId} does not exist`);
     return TRANSITION_OUTCOMES[result] ?? 'updated';
-  }
-
-  /**
-   * Holds `micros` for a call about to be made, against the batch's budget and every cap at
-   * once, atomically. `reserved`: go ahead. `exhausted`: what is already spent leaves no room
-   * in `cap`, now or later. `wait`: money held by in-flight calls is in the way; they settle
-   * (usually below their reservation) within one call's time. A batch without a budget and
-   * counters without a limit never refuse.
-   */
-  async reserve(
-    batchId: string,
-    itemId: string,
-    micros: Micros,
-    caps: readonly SpendCap[] = [],
-  ): Promise<ReserveResult> {
-    const [code, capIndex] = await this.scripts.rmReserve(
-      2 + caps.length,
-      this.metaKey(batchId),
-      this.reservationsKey(batchId),
-      ...caps.map((cap) => this.capKey(cap.id)),
-      itemId,
-      micros,
-      ...caps.map((cap) => (cap.limitMicros === undefined ? '' : cap.limitMicros)),
-    );
-    const outcome: ReserveOutcome = code === 1 ? 'reserved' : code === 2 ? 'wait' : 'exhausted';
-    if (outcome === 'reserved') return { outcome };
-    return { outcome, cap: capIndex === 0 ? 'batch' : caps[capIndex - 1]?.id };
-  }
-
-  /**
-   * Marks the item's reservation as spent on a call under way: from here on, if its worker
-   * dies, the money counts as spent. Before it, a dead run provably called nothing.
-   */
-  async markCalling(batchId: string, itemId: string): Promise<void> {
-    const marked = await this.scripts.rmMarkCalling(
-      this.metaKey(batchId),
-      this.reservationsKey(batchId),
-      itemId,
-    );
-    if (marked === 2)
-      throw new BatchCancelledError('the batch was cancelled before this item was rendered');
-    if (marked !== 1) throw new ReservationLostError();
-  }
-
-  /**
-   * Counts what the item holds as spent — on the batch and on every counter it was held
-   * against — and releases it: a call whose answer never came may have been billed. Returns
-   * the amount (0 when the item held nothing).
-   */
-  async chargeHold(batchId: string, itemId: string): Promise<Micros> {
-    return this.scripts.rmChargeHold(this.metaKey(batchId), this.reservationsKey(batchId), itemId);
-  }
-
-  /** What the item holds reserved right now, if anything. */
-  async holdOf(batchId: string, itemId: string): Promise<Hold | undefined> {
-    const raw = await this.redis.hget(this.reservationsKey(batchId), itemId);
-    if (!raw) return undefined;
-    const hold = JSON.parse(raw) as { m: number; calling: number };
-    return { micros: hold.m, calling: hold.calling === 1 };
-  }
-
-  /** Spent and reserved micro-dollars of spend counters (a tenant's month, a day). */
-  async capTotals(
-    ids: readonly string[],
-  ): Promise<Record<string, { spent: Micros; reserved: Micros }>> {
-    const totals: Record<string, { spent: Micros; reserved: Micros }> = {};
-    for (const id of ids) {
-      const [spent, reserved] = await this.redis.hmget(this.capKey(id), 'spent', 'reserved');
-      totals[id] = { spent: Number(spent ?? 0), reserved: Number(reserved ?? 0) };
-    }
-    return totals;
   }
 
   /** Removes a batch that could not be fully queued, so nothing is left half-created. */
@@ -416,15 +309,6 @@ export class BatchStore {
   }
 }
 
-interface RedisWithScripts {
-  rmTransition(numberOfKeys: number, ...args: (string | number)[]): Promise<number>;
-  rmReserve(numberOfKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
-  rmMarkCalling(meta: string, reservations: string, itemId: string): Promise<number>;
-  rmDelete(...args: string[]): Promise<number>;
-  rmChargeHold(meta: string, reservations: string, itemId: string): Promise<number>;
-  rmCancel(meta: string, at: string): Promise<number>;
-}
-
 const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
   0: 'ignored',
   1: 'updated',
@@ -432,177 +316,3 @@ const TRANSITION_OUTCOMES: Record<number, TransitionOutcome> = {
   3: 'checkpoint_due',
   4: 'cancelled',
 };
-
-/** Spend counters outlive their month or day by about a year, for reports. */
-const CAP_TTL_SECONDS = 400 * 24 * 3600;
-
-// A hold: {"m": micros, "caps": [counter keys it is held against], "calling": 0|1}.
-const HOLD_LUA = `
-local function releaseHold(meta, reservations, itemId)
-  local raw = redis.call('HGET', reservations, itemId)
-  if not raw then return nil end
-  local hold = cjson.decode(raw)
-  redis.call('HDEL', reservations, itemId)
-  redis.call('HINCRBY', meta, 'reserved_micros', -hold.m)
-  for _, cap in ipairs(hold.caps) do redis.call('HINCRBY', cap, 'reserved', -hold.m) end
-  return hold
-end
-`;
-
-// KEYS: meta, items, reservations, then the counters unreserved spend counts against.
-// ARGV: item id, record JSON, new status, spend delta, now (ISO), terminal statuses,
-// 1 to release the item's reservation, saved delta, now (ms), checkpoint interval (ms),
-// the only status the item may move from ('' for any), and for a move to queued or running the
-// record the item gets instead if its batch is being cancelled ('' for other moves).
-// Returns 4 when the item was cancelled instead (the batch may have ended with it).
-// Returns -1 unknown item, 0 ignored, 1 updated, 2 batch completed, 3 updated + checkpoint due.
-// Money moves even when the item is already final: a duplicate run (a stalled job re-run
-// while the first still worked) really paid, and its reservation must not leak.
-const TRANSITION_LUA = `
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if not old then return -1 end
-if ARGV[11] ~= '' and cjson.decode(old).status ~= ARGV[11] then return 0 end
-local newStatus = ARGV[3]
-local record = ARGV[2]
-local release = ARGV[7] == '1'
-local cancelledInstead = false
-local batchStatus = redis.call('HGET', KEYS[1], 'status')
--- A batch being cancelled takes no item (back) into work: it is cancelled instead, and
--- releases what it held.
-if ARGV[12] ~= '' and (batchStatus == 'cancelling' or batchStatus == 'cancelled') then
-  newStatus = 'cancelled'
-  record = ARGV[12]
-  release = true
-  cancelledInstead = true
-end
-local spend = tonumber(ARGV[4])
-local spendCaps = {}
-for i = 4, #KEYS do spendCaps[#spendCaps + 1] = KEYS[i] end
-if release then
-  local hold = releaseHold(KEYS[1], KEYS[3], ARGV[1])
-  -- a call's money counts where it was reserved, even if the month turned meanwhile
-  if hold then spendCaps = hold.caps end
-end
-if spend ~= 0 then
-  redis.call('HINCRBY', KEYS[1], 'spent_micros', spend)
-  for _, cap in ipairs(spendCaps) do
-    redis.call('HINCRBY', cap, 'spent', spend)
-    redis.call('EXPIRE', cap, ${CAP_TTL_SECONDS})
-  end
-end
-local terminal = {}
-for s in string.gmatch(ARGV[6], '[^,]+') do terminal[s] = true end
-local oldStatus = cjson.decode(old).status
-if terminal[oldStatus] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], record)
-redis.call('HINCRBY', KEYS[1], 'count:' .. oldStatus, -1)
-redis.call('HINCRBY', KEYS[1], 'count:' .. newStatus, 1)
-if tonumber(ARGV[8]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'saved_micros', ARGV[8]) end
-if batchStatus == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
-if terminal[newStatus] then
-  local done = redis.call('HINCRBY', KEYS[1], 'done', 1)
-  if done >= tonumber(redis.call('HGET', KEYS[1], 'total')) and batchStatus ~= 'completed' and batchStatus ~= 'cancelled' then
-    local final = batchStatus == 'cancelling' and 'cancelled' or 'completed'
-    redis.call('HSET', KEYS[1], 'status', final, 'completed_at', ARGV[5])
-    if cancelledInstead then return 4 end
-    return 2
-  end
-  if cancelledInstead then return 4 end
-  local now = tonumber(ARGV[9])
-  if now - tonumber(redis.call('HGET', KEYS[1], 'checkpoint_at') or '0') >= tonumber(ARGV[10]) then
-    redis.call('HSET', KEYS[1], 'checkpoint_at', now)
-    return 3
-  end
-end
-return 1
-`;
-
-// KEYS: meta, reservations, then the spend counters to hold against. ARGV: item id, micros,
-// then each counter's limit ('' for none). Returns {code, which}: code 1 reserved (replacing
-// what the item held before); 0 a cap cannot hold it even once everything in flight settles;
-// 2 it does not fit now, but may once other in-flight calls settle. which: 0 the batch's
-// budget, i the i-th counter.
-const RESERVE_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
-releaseHold(KEYS[1], KEYS[2], ARGV[1])
-local amount = tonumber(ARGV[2])
-local function verdict(limit, spent, held, othersRunning)
-  if spent + amount > limit then return 0 end
-  if spent + held + amount > limit then
-    -- Waiting helps only while others' calls are in flight and may settle below what they
-    -- hold; money held by workers that died stays held (never under-count spend).
-    if held > 0 and othersRunning then return 2 end
-    return 0
-  end
-  return 1
-end
-local budget = redis.call('HGET', KEYS[1], 'budget_micros')
-if budget then
-  local code = verdict(tonumber(budget),
-    tonumber(redis.call('HGET', KEYS[1], 'spent_micros') or '0'),
-    tonumber(redis.call('HGET', KEYS[1], 'reserved_micros') or '0'),
-    tonumber(redis.call('HGET', KEYS[1], 'count:running') or '0') > 1)
-  if code ~= 1 then return {code, 0} end
-end
-for i = 3, #KEYS do
-  if ARGV[i] ~= '' then
-    local code = verdict(tonumber(ARGV[i]),
-      tonumber(redis.call('HGET', KEYS[i], 'spent') or '0'),
-      tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0'),
-      true)
-    if code ~= 1 then return {code, i - 2} end
-  end
-end
-local caps = {}
-for i = 3, #KEYS do
-  caps[#caps + 1] = KEYS[i]
-  redis.call('HINCRBY', KEYS[i], 'reserved', amount)
-  redis.call('EXPIRE', KEYS[i], ${CAP_TTL_SECONDS})
-end
-redis.call('HINCRBY', KEYS[1], 'reserved_micros', amount)
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({m = amount, caps = caps, calling = 0}))
-return {1, 0}
-`;
-
-// KEYS: meta. ARGV: now (ISO). Returns 1 cancelling, 0 the batch had ended or does not exist.
-const CANCEL_LUA = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'completed' or status == 'cancelled' then return 0 end
-if status ~= 'cancelling' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelling', 'cancelled_at', ARGV[1])
-end
-return 1
-`;
-
-// KEYS: meta, reservations. ARGV: item id. Returns 1 marked, 0 no hold, 2 the batch is
-// being cancelled (no call may leave for it any more).
-const MARK_CALLING_LUA = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'cancelling' or status == 'cancelled' then return 2 end
-local raw = redis.call('HGET', KEYS[2], ARGV[1])
-if not raw then return 0 end
-local hold = cjson.decode(raw)
-hold.calling = 1
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(hold))
-return 1
-`;
-
-// KEYS: meta, items, reservations, the tenant's batch list. ARGV: batch id.
-const DELETE_LUA = `
-for _, itemId in ipairs(redis.call('HKEYS', KEYS[3])) do releaseHold(KEYS[1], KEYS[3], itemId) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-return 1
-`;
-
-// KEYS: meta, reservations. ARGV: item id. Returns the micros charged.
-const CHARGE_HOLD_LUA = `
-local hold = releaseHold(KEYS[1], KEYS[2], ARGV[1])
-if not hold then return 0 end
-redis.call('HINCRBY', KEYS[1], 'spent_micros', hold.m)
-for _, cap in ipairs(hold.caps) do
-  redis.call('HINCRBY', cap, 'spent', hold.m)
-  redis.call('EXPIRE', cap, ${CAP_TTL_SECONDS})
-end
-return hold.m
-`;

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisConnection } from '../redis/redis-connection.js';
+import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
+import { RM_PREFIX, cacheKeys } from '../redis/redis-keys.js';
 import { waitUnlessShutdown } from '../limits/backoff.js';
 
 /** Held while one worker renders a request; everyone else wanting it waits, then reuses it. */
@@ -19,10 +21,6 @@ export interface RenderLockOptions {
   maxPollMs?: number;
 }
 
-// Compare-and-act: only the holder's token may renew or delete the lock.
-const RENEW_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
-const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
 /**
  * Single-flight for provider calls: across every worker process, at most one renders a given
  * request hash at a time. The lock lives in Redis with a time-to-live that its holder keeps
@@ -31,19 +29,23 @@ const RELEASE_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.
 export class RenderLocks {
   private readonly ttlMs: number;
   private readonly maxPollMs: number;
+  private readonly scripts: LuaCommands;
+  private readonly keys: ReturnType<typeof cacheKeys>;
 
   constructor(
     private readonly redis: RedisConnection,
     options: RenderLockOptions = {},
-    private readonly prefix = 'rm',
+    prefix = RM_PREFIX,
   ) {
     this.ttlMs = options.ttlMs ?? 30_000;
     this.maxPollMs = options.maxPollMs ?? 250;
+    this.scripts = luaCommands(redis);
+    this.keys = cacheKeys(prefix);
   }
 
   private key(scope: string, hash: string) {
     // Same hash tag as the cache index of the hash: one slot per request on Redis Cluster.
-    return `${this.prefix}:cache:{${scope}:${hash}}:rendering`;
+    return this.keys.renderLock(scope, hash);
   }
 
   /** Takes the lock if nobody holds it. */
@@ -52,8 +54,9 @@ export class RenderLocks {
     const token = randomBytes(12).toString('hex');
     const taken = await this.redis.set(key, token, 'PX', this.ttlMs, 'NX');
     if (taken !== 'OK') return undefined;
+    // Compare-and-act: only the holder's token may renew or delete the lock.
     const renew = setInterval(() => {
-      this.redis.eval(RENEW_LUA, 1, key, token, this.ttlMs).catch(() => {
+      this.scripts.rmCompareAndPexpire(key, token, this.ttlMs).catch(() => {
         // Redis away for a moment: the lock may lapse and a waiter start a second call. That
         // costs money but loses nothing; the next renewal or the release settles it.
       });
@@ -65,7 +68,7 @@ export class RenderLocks {
         if (released) return;
         released = true;
         clearInterval(renew);
-        await this.redis.eval(RELEASE_LUA, 1, key, token);
+        await this.scripts.rmCompareAndDelete(key, token);
       },
     };
   }

@@ -1,5 +1,7 @@
 import type { DerivedImage } from '../contracts/batch-records.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
+import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
+import { RM_PREFIX, cacheKeys } from '../redis/redis-keys.js';
 import type { Micros } from '../models/pricing.js';
 import { contentHash } from '../models/request-hash.js';
 import type { ImageStorage } from '../storage/image-storage.js';
@@ -49,12 +51,18 @@ const IN_STORAGE = 's3';
  * and writes the epoch again. A lost index costs S3 requests, never a provider call.
  */
 export class ResultCache {
+  private readonly scripts: LuaCommands;
+  private readonly keys: ReturnType<typeof cacheKeys>;
+
   constructor(
     private readonly redis: RedisConnection,
     private readonly storage: ImageStorage,
     private readonly mode: CacheScopeMode,
-    private readonly prefix = 'rm',
-  ) {}
+    prefix = RM_PREFIX,
+  ) {
+    this.scripts = luaCommands(redis);
+    this.keys = cacheKeys(prefix);
+  }
 
   /** Whose renders a tenant's requests may reuse, as a path segment. */
   scopeFor(tenant: string): string {
@@ -94,11 +102,11 @@ export class ResultCache {
   }
 
   private indexKey(scope: string, hash: string) {
-    return `${this.prefix}:cache:{${scope}:${hash}}`;
+    return this.keys.index(scope, hash);
   }
 
   private get epochKey() {
-    return `${this.prefix}:cache:{index}:epoch`;
+    return this.keys.epoch;
   }
 
   /**
@@ -165,7 +173,7 @@ export class ResultCache {
    * Images stored meanwhile are indexed by whoever stored them.
    */
   async rebuildIndex(): Promise<void> {
-    const lock = `${this.prefix}:cache:{index}:rebuild`; // same slot as the epoch
+    const lock = this.keys.rebuildLock; // same slot as the epoch
     const token = contentHash(`${process.pid}:${Date.now()}:${Math.random()}`);
     if ((await this.redis.set(lock, token, 'EX', 3600, 'NX')) !== 'OK') return;
     try {
@@ -183,21 +191,9 @@ export class ResultCache {
       }
       // Only if the lock is still ours: a flush during the rebuild lost the marks written so
       // far (and the lock), and the index must not vouch for itself on their behalf.
-      await this.redis.eval(
-        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[2], ARGV[2]) end return 0`,
-        2,
-        lock,
-        this.epochKey,
-        token,
-        new Date().toISOString(),
-      );
+      await this.scripts.rmCompareAndSet(lock, this.epochKey, token, new Date().toISOString());
     } finally {
-      await this.redis.eval(
-        `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
-        1,
-        lock,
-        token,
-      );
+      await this.scripts.rmCompareAndDelete(lock, token);
     }
   }
 

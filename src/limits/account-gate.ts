@@ -1,5 +1,6 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
-import { limiterId } from './redis-rate-limiter.js';
+import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
+import { limiterKeys } from '../redis/redis-keys.js';
 
 /** Why and for how long every worker leaves a provider account alone. */
 export interface AccountPause {
@@ -20,29 +21,23 @@ export interface AccountGate {
   current(): Promise<AccountPause | undefined>;
 }
 
-/** Sets the pause unless a longer one is already in force. Redis keeps the clock (PX). */
-const EXTEND_PAUSE = `
-local ttl = redis.call('pttl', KEYS[1])
-if ttl < tonumber(ARGV[1]) then
-  redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[1])
-  return 1
-end
-return 0`;
-
 /** The pause lives in one Redis key beside the account's limiter (same cluster slot). */
 export class RedisAccountGate implements AccountGate {
   private readonly key: string;
+  private readonly scripts: LuaCommands;
 
   constructor(
     private readonly redis: RedisConnection,
     accountId: string,
   ) {
-    this.key = `${limiterId(accountId)}:pause`;
+    this.key = limiterKeys(accountId).pause;
+    this.scripts = luaCommands(redis);
   }
 
   async pause(ms: number, code: string, reason: string): Promise<void> {
     const duration = Math.max(1, Math.ceil(ms));
-    await this.redis.eval(EXTEND_PAUSE, 1, this.key, duration, JSON.stringify({ code, reason }));
+    // Extended only: a pause is never cut short by a shorter one (extend-pause.lua).
+    await this.scripts.rmExtendPause(this.key, duration, JSON.stringify({ code, reason }));
   }
 
   async current(): Promise<AccountPause | undefined> {

@@ -1,19 +1,12 @@
-import { createHash } from 'node:crypto';
 import Bottleneck from 'bottleneck';
 import { duplicateConnection, type RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { ProviderRejectedError, ShutdownError } from '../errors.js';
-import { ADAPT_RATE, RESHAPE_RESERVOIR } from './adaptive-rate.js';
+import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
+import { limiterKeys } from '../redis/redis-keys.js';
 import { limitShape, type LimitShape } from './limit-shape.js';
 import type { RateLimiter } from './rate-limiter.js';
 import './bottleneck-patch-check.js';
-
-/**
- * The Redis keys of one provider account's limiter. The `{…}` hash tag keeps all of an
- * account's keys in one Redis Cluster slot, as Bottleneck's multi-key scripts need.
- */
-export const limiterId = (accountId: string) =>
-  `rm:limit:{${createHash('sha256').update(accountId).digest('hex').slice(0, 16)}}`;
 
 export interface RedisRateLimiterOptions {
   /** The provider account (base URL + key fingerprint): one limit per account. */
@@ -38,14 +31,15 @@ const RECOVERY_CHECK_MS = 5_000;
  * Bottleneck in clustered mode keeps the allowance (its "reservoir") in Redis, and each
  * request takes as many images from it as it asks for. Bottleneck 2.19.5 is patched (see
  * patches/) so that it works on Redis ≥ 7 and recovers when its keys vanish. When the
- * provider still answers 429, every worker slows down together (see adaptive-rate.ts).
+ * provider still answers 429, every worker slows down together (see src/redis/lua/adapt-rate.lua).
  */
 export class RedisRateLimiter implements RateLimiter {
   readonly shape: LimitShape;
   private readonly bottleneck: Bottleneck;
   private readonly connection: Bottleneck.IORedisConnection;
   private readonly client: RedisConnection;
-  private readonly id: string;
+  private readonly scripts: LuaCommands;
+  private readonly keys: ReturnType<typeof limiterKeys>;
   private readonly recovery: NodeJS.Timeout;
   /** The heaviest request the limiter must always be able to release. */
   private readonly minimumBurst: number;
@@ -54,16 +48,17 @@ export class RedisRateLimiter implements RateLimiter {
   constructor(options: RedisRateLimiterOptions) {
     this.shape = limitShape(options.imagesPerMinute);
     this.minimumBurst = Math.min(this.shape.burst, LARGEST_REQUEST);
-    this.id = limiterId(options.accountId);
+    this.keys = limiterKeys(options.accountId);
     this.logger = options.logger;
     const { burst, refillAmount, refillIntervalMs } = this.shape;
     // Commands wait out a Redis restart instead of failing: waiting jobs resume afterwards.
     this.client = duplicateConnection(options.redis, { maxRetriesPerRequest: null });
+    this.scripts = luaCommands(this.client);
     // On a cluster Bottleneck copies the client for its subscriber (Cluster#duplicate); all of
     // its keys carry the limiter id's hash tag, so each script runs on one node.
     this.connection = new Bottleneck.IORedisConnection({ client: this.client });
     this.bottleneck = new Bottleneck({
-      id: this.id,
+      id: this.keys.id,
       datastore: 'ioredis',
       connection: this.connection,
       reservoir: burst,
@@ -91,23 +86,19 @@ export class RedisRateLimiter implements RateLimiter {
 
   /** Runs the shared rate script and, if the rate changed, re-shapes the reservoir for it. */
   private async adapt(direction: 'down' | 'up', providerLimit?: number): Promise<void> {
-    const [rate, changed] = (await this.client.eval(
-      ADAPT_RATE,
-      2,
-      `${this.id}:rate`,
-      `b_${this.id}_settings`,
+    const [rate, changed] = await this.scripts.rmAdaptRate(
+      this.keys.rate,
+      this.keys.bottleneckSettings,
       direction,
       this.shape.imagesPerMinute,
       providerLimit ?? '',
-    )) as [number, number];
+    );
     if (!changed) return;
     const shape = limitShape(rate);
     // Into Bottleneck's settings, which every process reads on each tick.
-    await this.client.eval(
-      RESHAPE_RESERVOIR,
-      2,
-      `${this.id}:rate`,
-      `b_${this.id}_settings`,
+    await this.scripts.rmReshapeReservoir(
+      this.keys.rate,
+      this.keys.bottleneckSettings,
       rate,
       this.shape.imagesPerMinute,
       shape.refillAmount,

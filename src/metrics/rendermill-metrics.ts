@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProviderAccount } from '../providers/provider-account.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { limiterHeadroom } from './limiter-headroom.js';
 import type { FinishedItem, ProviderCall, RenderMetrics } from './render-metrics.js';
 
@@ -33,7 +33,7 @@ export class RendermillMetrics implements RenderMetrics {
   readonly registry = new Registry();
   private readonly collectTimeoutMs: number;
   private readonly queues: Queue[] = [];
-  private readonly accounts: { account: ProviderAccount; redis: Pick<Redis, 'eval'> }[] = [];
+  private readonly accounts: { account: ProviderAccount; redis: RedisConnection }[] = [];
 
   private readonly images = new Counter({
     name: 'rendermill_images_total',
@@ -125,7 +125,7 @@ export class RendermillMetrics implements RenderMetrics {
   }
 
   /** Reports these accounts' limiter headroom and pause on every scrape. */
-  watchAccounts(accounts: readonly ProviderAccount[], redis: Pick<Redis, 'eval'>): void {
+  watchAccounts(accounts: readonly ProviderAccount[], redis: RedisConnection): void {
     this.accounts.push(...accounts.map((account) => ({ account, redis })));
   }
 

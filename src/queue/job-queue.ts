@@ -5,26 +5,8 @@ import {
   type JobName,
   type JobPayload,
 } from '../contracts/job-catalog.js';
-import { isCluster, type RedisConnection } from '../redis/redis-connection.js';
-
-/** BullMQ's key prefix on one Redis: a queue's keys are `rm:bull:<queue>:…`. */
-export const BULL_PREFIX = 'rm:bull';
-
-/**
- * BullMQ's key prefix on a Redis Cluster. BullMQ's scripts touch many keys of a queue at once,
- * so they must share a slot: the hash tag `{bull}` puts every queue's keys in one slot. Only
- * used on a cluster, so that deployments on one Redis keep their queues (and schedules' job
- * schedulers) where they are.
- */
-export const CLUSTER_BULL_PREFIX = 'rm:{bull}';
-
-/** The BullMQ prefix for a connection: hash-tagged on a cluster. */
-export const bullPrefixFor = (connection: RedisConnection) =>
-  isCluster(connection) ? CLUSTER_BULL_PREFIX : BULL_PREFIX;
-
-/** A BullMQ key of a queue, e.g. `bullKey(BULL_PREFIX, 'render', 'wait')` (the wait list). */
-export const bullKey = (prefix: string, queue: string, suffix: string) =>
-  `${prefix}:${queue}:${suffix}`;
+import type { RedisConnection } from '../redis/redis-connection.js';
+import { bullPrefixFor } from '../redis/redis-keys.js';
 
 /** Puts jobs of the catalog on their BullMQ queues. The producer side of every job. */
 export interface JobQueue {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { BatchStore, VARIABLE_KEY_SCRIPTS } from '../batches/batch-store.js';
+import type { BatchStore } from '../batches/batch-store.js';
 import { RenderLocks } from '../cache/render-lock.js';
 import { ResultCache } from '../cache/result-cache.js';
 import { SpendCaps } from '../ledger/spend-caps.js';
@@ -22,6 +22,7 @@ import {
   type RedisConnection,
   type RedisTarget,
 } from '../redis/redis-connection.js';
+import { VARIABLE_KEY_SCRIPTS } from '../redis/lua-scripts.js';
 
 /** Everything a process of rendermill talks to, wired once from the configuration. */
 export interface Services {

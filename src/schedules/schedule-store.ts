@@ -1,4 +1,6 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
+import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
+import { RM_PREFIX, scheduleKeys } from '../redis/redis-keys.js';
 import type { ScheduleDefinition } from './schedule-request.js';
 
 /** Why a run made no batch: the batch was refused (a model retired since …). */
@@ -46,23 +48,23 @@ export type RunClaim =
  * has been seen to already.
  */
 export class ScheduleStore {
+  private readonly scripts: LuaCommands;
+  private readonly keys: ReturnType<typeof scheduleKeys>;
+
   constructor(
     private readonly redis: RedisConnection,
-    private readonly options: { prefix?: string } = {},
+    options: { prefix?: string } = {},
   ) {
-    redis.defineCommand('rmScheduleClaimRun', { numberOfKeys: 1, lua: CLAIM_RUN_LUA });
-    redis.defineCommand('rmScheduleReleaseRun', { numberOfKeys: 1, lua: RELEASE_RUN_LUA });
-    redis.defineCommand('rmScheduleRecordRun', { numberOfKeys: 1, lua: RECORD_RUN_LUA });
+    // The run scripts: schedule-claim-run.lua, schedule-release-run.lua, schedule-record-run.lua.
+    this.scripts = luaCommands(redis);
+    this.keys = scheduleKeys(options.prefix ?? RM_PREFIX);
   }
 
   private key(tenant: string, id: string) {
-    return `${this.options.prefix ?? 'rm'}:schedules:{${tenant}}:${id}`;
+    return this.keys.schedule(tenant, id);
   }
   private indexKey(tenant: string) {
-    return `${this.options.prefix ?? 'rm'}:schedules:{${tenant}}:index`;
-  }
-  private get scripts(): RedisWithScheduleScripts {
-    return this.redis as unknown as RedisWithScheduleScripts;
+    return this.keys.index(tenant);
   }
 
   async create(record: Pick<ScheduleRecord, 'id' | 'tenant' | 'created_at' | 'definition'>) {
@@ -162,77 +164,4 @@ function parseRecord(raw: Record<string, string>): ScheduleRecord | undefined {
     last_run_at: raw.last_run_at || undefined,
     last_error: raw.last_error ? (JSON.parse(raw.last_error) as ScheduleRunError) : undefined,
   };
-}
-
-/**
- * KEYS[1] the schedule; ARGV: run time (ms), now (ms), lease (ms), token.
- * Returns {outcome, batch id}.
- */
-const CLAIM_RUN_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', ''} end
-local runTime = tonumber(ARGV[1])
-local claimed = tonumber(redis.call('HGET', KEYS[1], 'run_time') or '-1')
-if runTime < claimed then return {'superseded', ''} end
-if runTime == claimed then
-  local state = redis.call('HGET', KEYS[1], 'run_state')
-  if state == 'submitted' or state == 'refused' then
-    return {'done', redis.call('HGET', KEYS[1], 'run_batch_id') or ''}
-  end
-  if state == 'pending' then
-    local claimedAt = tonumber(redis.call('HGET', KEYS[1], 'run_claimed_at') or '0')
-    if tonumber(ARGV[2]) - claimedAt < tonumber(ARGV[3]) then return {'busy', ''} end
-  end
-end
-redis.call('HSET', KEYS[1], 'run_time', ARGV[1], 'run_state', 'pending',
-  'run_claimed_at', ARGV[2], 'run_token', ARGV[4])
-redis.call('HDEL', KEYS[1], 'run_batch_id')
-return {'claimed', ''}
-`;
-
-/** KEYS[1] the schedule; ARGV: run time (ms), token. */
-const RELEASE_RUN_LUA = `
-if redis.call('HGET', KEYS[1], 'run_time') == ARGV[1]
-  and redis.call('HGET', KEYS[1], 'run_token') == ARGV[2] then
-  redis.call('HSET', KEYS[1], 'run_state', 'released')
-end
-return 1
-`;
-
-/**
- * KEYS[1] the schedule; ARGV: run time (ms), outcome (submitted | refused), at (ISO), batch id
- * or '', error JSON or ''. Only a schedule that still exists is written to: HSET on a deleted
- * one would bring back a fragment of it.
- */
-const RECORD_RUN_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'last_run_at', ARGV[3])
-if ARGV[2] == 'submitted' then
-  redis.call('HSET', KEYS[1], 'last_batch_id', ARGV[4])
-  redis.call('HDEL', KEYS[1], 'last_error')
-else
-  redis.call('HSET', KEYS[1], 'last_error', ARGV[5])
-end
-if redis.call('HGET', KEYS[1], 'run_time') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'run_state', ARGV[2], 'run_batch_id', ARGV[4])
-end
-return 1
-`;
-
-interface RedisWithScheduleScripts {
-  rmScheduleClaimRun(
-    key: string,
-    runTime: number,
-    now: number,
-    leaseMs: number,
-    token: string,
-  ): Promise<[string, string]>;
-  rmScheduleReleaseRun(key: string, runTime: number, token: string): Promise<number>;
-  rmScheduleRecordRun(
-    key: string,
-    runTime: number,
-    outcome: string,
-    at: string,
-    batchId: string,
-    error: string,
-  ): Promise<number>;
 }

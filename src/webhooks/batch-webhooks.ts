@@ -2,6 +2,7 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import { JOB_CATALOG, type JobPayload } from '../contracts/job-catalog.js';
 import type { BatchRecord } from '../contracts/batch-records.js';
 import { jobIdPart, type BullJobQueue } from '../queue/job-queue.js';
+import { RM_PREFIX, webhookQueuedKey } from '../redis/redis-keys.js';
 import { batchEvent, type BatchEvent } from './batch-event.js';
 
 export interface BatchWebhooksOptions {
@@ -31,12 +32,12 @@ export class BatchWebhooks {
     private readonly redis: RedisConnection,
     options: BatchWebhooksOptions = {},
   ) {
-    this.prefix = options.prefix ?? 'rm';
+    this.prefix = options.prefix ?? RM_PREFIX;
     this.retryBaseMs = options.retryBaseMs;
   }
 
   private markerKey(batchId: string) {
-    return `${this.prefix}:webhook-queued:${batchId}`;
+    return webhookQueuedKey(batchId, this.prefix);
   }
 
   /**

@@ -1,4 +1,6 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
+import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
+import { RM_PREFIX, webhookSecretKeys } from '../redis/redis-keys.js';
 import { RendermillError } from '../errors.js';
 import { generateWebhookSecret } from '../config/webhook-secret-format.js';
 
@@ -25,18 +27,6 @@ export interface WebhookSecretsOptions {
   prefix?: string | undefined;
 }
 
-// KEYS: current, previous. ARGV: new secret, how long the previous one stays valid (ms).
-const ROTATE_LUA = `
-local old = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1])
-if old and tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[2], old, 'PX', ARGV[2])
-else
-  redis.call('DEL', KEYS[2])
-end
-return 1
-`;
-
 /**
  * One webhook secret per tenant: fixed by the operator, or generated on first use and kept in
  * Redis (`rm:webhook-secret:<tenant>`), where every API process and worker finds the same one.
@@ -44,7 +34,8 @@ return 1
 export class WebhookSecrets {
   private readonly fixed: Readonly<Record<string, string>>;
   private readonly previousValidMs: number;
-  private readonly prefix: string;
+  private readonly keys: ReturnType<typeof webhookSecretKeys>;
+  private readonly scripts: LuaCommands;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -52,20 +43,17 @@ export class WebhookSecrets {
   ) {
     this.fixed = options.fixed ?? {};
     this.previousValidMs = options.previousValidMs ?? 24 * 3600_000;
-    this.prefix = options.prefix ?? 'rm';
+    this.keys = webhookSecretKeys(options.prefix ?? RM_PREFIX);
+    this.scripts = luaCommands(redis);
   }
 
   private currentKey(tenant: string) {
-    return `${this.prefix}:webhook-secret:${tenant}`;
+    return this.keys.current(tenant);
   }
 
-  /**
-   * Rotation writes both keys in one script, so on a Redis Cluster they must share a slot. The
-   * current key keeps its name (existing secrets stay valid) and has no hash tag (tenant names
-   * have no braces), so it hashes whole: this key's hash tag is that whole name.
-   */
+  /** In the current key's cluster slot: rotation writes both in one script (see redis-keys.ts). */
   private previousKey(tenant: string) {
-    return `${this.prefix}:webhook-secret-previous:{${this.currentKey(tenant)}}`;
+    return this.keys.previous(tenant);
   }
 
   /** The tenant's secret, made (once, even if asked for from several processes at once) on first use. */
@@ -94,9 +82,7 @@ export class WebhookSecrets {
   async rotate(tenant: string): Promise<string> {
     if (this.fixed[tenant]) throw new WebhookSecretFixedError(tenant);
     const secret = generateWebhookSecret();
-    await this.redis.eval(
-      ROTATE_LUA,
-      2,
+    await this.scripts.rmRotateWebhookSecret(
       this.currentKey(tenant),
       this.previousKey(tenant),
       secret,

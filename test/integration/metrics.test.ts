@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { limitShape } from '../../src/limits/limit-shape.js';
-import { limiterId } from '../../src/limits/redis-rate-limiter.js';
+import { limiterId } from '../../src/redis/redis-keys.js';
 import { startWorkerMetricsServer } from '../../src/runtime/metrics-server.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
 import { buildApiForServices } from '../../src/runtime/wiring.js';

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderRejectedError } from '../../src/errors.js';
 import { RedisAccountGate } from '../../src/limits/account-gate.js';
 import { limitShape } from '../../src/limits/limit-shape.js';
-import { RedisRateLimiter, limiterId } from '../../src/limits/redis-rate-limiter.js';
+import { RedisRateLimiter } from '../../src/limits/redis-rate-limiter.js';
+import { limiterId } from '../../src/redis/redis-keys.js';
 import { createLogger } from '../../src/logging.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/runtime/embedded-redis.js';
 

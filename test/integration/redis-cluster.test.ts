@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logging.js';
-import { CLUSTER_BULL_PREFIX, bullKey } from '../../src/queue/job-queue.js';
+import { CLUSTER_BULL_PREFIX, bullKey } from '../../src/redis/redis-keys.js';
 import {
   auth,
   runToManifest,

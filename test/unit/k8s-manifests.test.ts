@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { JOB_CATALOG } from '../../src/contracts/job-catalog.js';
 import { loadConfig } from '../../src/config/config.js';
-import { BULL_PREFIX, CLUSTER_BULL_PREFIX, bullKey } from '../../src/queue/job-queue.js';
+import { BULL_PREFIX, CLUSTER_BULL_PREFIX, bullKey } from '../../src/redis/redis-keys.js';
 
 /**
  * infra/k8s checked without a cluster: every file parses, every object is of a kind and API
