@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
 import { buildApiForServices } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
-import { startWorkerMetricsServer } from '../runtime/metrics-server.js';
+import { LISTEN_HOST, startWorkerMetricsServer } from '../runtime/metrics-server.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 
 export interface ServeOptions {
@@ -38,9 +38,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
         })
       : undefined;
 
-  const workers = options.worker
-    ? startRenderWorkers(services, { shutdownGraceMs: config.shutdownGraceMs })
-    : undefined;
+  const workers = options.worker ? startRenderWorkers(services) : undefined;
   if (workers) {
     logger.info(
       {
@@ -53,7 +51,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   }
   const api = options.api ? buildApiForServices(services) : undefined;
   if (api) {
-    const address = await api.listen({ port: config.port, host: '0.0.0.0' });
+    const address = await api.listen({ port: config.port, host: LISTEN_HOST });
     logger.info({ address }, 'API listening');
   }
 
