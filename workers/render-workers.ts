@@ -10,7 +10,10 @@ import { BatchWebhooks } from '../src/webhooks/batch-webhooks.js';
 import { WebhookSecrets } from '../src/webhooks/webhook-secrets.js';
 import { startWorkers, type RunningWorkers } from './worker.js';
 
-/** Starts this process's workers for every job of the catalog, wired to the services. */
+/**
+ * Starts this process's workers for every job of the catalog, wired to the services and their
+ * configuration. `shutdownGraceMs` replaces RENDERMILL_SHUTDOWN_GRACE_MS (tests stop quickly).
+ */
 export function startRenderWorkers(
   services: Services,
   options: { shutdownGraceMs?: number } = {},
@@ -28,7 +31,7 @@ export function startRenderWorkers(
     logger,
     concurrency: config.concurrency,
     lockMs: config.jobLockMs,
-    ...options,
+    shutdownGraceMs: options.shutdownGraceMs ?? config.shutdownGraceMs,
     handlers: {
       'render-item': createRenderItemHandler({
         store,

@@ -28,14 +28,14 @@ export interface WorkerOptions {
   /**
    * On close, how long in-flight jobs may keep waiting (between provider retries, for budget)
    * before the waits are cut short and their jobs handed back to the queue. Calls in flight
-   * are never cut: they may be billed. Default 10 s.
+   * are never cut: they may be billed. RENDERMILL_SHUTDOWN_GRACE_MS.
    */
-  shutdownGraceMs?: number;
+  shutdownGraceMs: number;
   /**
    * How long a job's lock outlives a worker that died holding it; the job then runs again
-   * elsewhere. Also how often stalled jobs are looked for. Default 30 s (BullMQ's).
+   * elsewhere. Also how often stalled jobs are looked for. RENDERMILL_JOB_LOCK_MS.
    */
-  lockMs?: number;
+  lockMs: number;
 }
 
 /**
@@ -93,8 +93,8 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         connection: options.connection,
         prefix: options.prefix ?? bullPrefixFor(options.connection),
         concurrency: options.concurrency,
-        lockDuration: options.lockMs ?? 30_000,
-        stalledInterval: options.lockMs ?? 30_000,
+        lockDuration: options.lockMs,
+        stalledInterval: options.lockMs,
       },
     );
     worker.on('failed', (job, error) => {
@@ -115,7 +115,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
 
   return {
     async close() {
-      const graceMs = options.shutdownGraceMs ?? 10_000;
+      const graceMs = options.shutdownGraceMs;
       const abort = setTimeout(() => {
         options.logger.info(
           { graceMs },

@@ -5,24 +5,6 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import { idempotencyKey } from '../redis/redis-keys.js';
 import { errorBody } from './http-errors.js';
 
-/**
- * `Idempotency-Key` on every POST: a retried request (same key, same body) gets the first
- * one's answer again instead of creating a second batch or schedule; the same key with a
- * different body is refused (422). Keys are per tenant and kept 24 hours.
- *
- * The body is fingerprinted as it streams in (a catalog is never buffered for it); a multipart
- * form by its fields and its files' content, once its route has read it. The first
- * request claims the key before its handler runs, so a concurrent retry is told to wait (409)
- * rather than run twice. Only a 2xx answer is kept: a refused request changed nothing and may
- * be sent again with the same key.
- */
-export interface IdempotencyOptions {
-  /** How long an answer is kept for replay. Default 24 h. */
-  ttlSeconds?: number;
-  /** Answers larger than this are not stored; a replay runs the request again. Default 1 MiB. */
-  maxStoredBytes?: number;
-}
-
 interface StoredAnswer {
   state: 'done';
   fingerprint: string;
@@ -66,6 +48,16 @@ declare module 'fastify' {
 
 /** While the first request runs, its claim lasts this long (a big catalog upload takes a while). */
 const CLAIM_MS = 3600_000;
+/**
+ * How long an answer is kept for replay. Fixed, not configured: it is part of the API's
+ * contract (docs/api.md), which clients retrying with the same key rely on.
+ */
+const REPLAY_TTL_SECONDS = 24 * 3600;
+/**
+ * Answers larger than this are not stored; a replay runs the request again (its images come
+ * from the cache). Fixed: it only bounds what one key may hold in Redis.
+ */
+const MAX_STORED_ANSWER_BYTES = 1024 * 1024;
 /** Headers an answer is replayed with. */
 const REPLAYED_HEADERS = [
   'content-type',
@@ -75,13 +67,18 @@ const REPLAYED_HEADERS = [
   'x-rendermill-cached',
 ];
 
-export function registerIdempotency(
-  app: FastifyInstance,
-  redis: RedisConnection,
-  options: IdempotencyOptions = {},
-): void {
-  const ttlSeconds = options.ttlSeconds ?? 24 * 3600;
-  const maxStoredBytes = options.maxStoredBytes ?? 1024 * 1024;
+/**
+ * `Idempotency-Key` on every POST: a retried request (same key, same body) gets the first
+ * one's answer again instead of creating a second batch or schedule; the same key with a
+ * different body is refused (422). Keys are per tenant and kept REPLAY_TTL_SECONDS.
+ *
+ * The body is fingerprinted as it streams in (a catalog is never buffered for it); a multipart
+ * form by its fields and its files' content, once its route has read it. The first
+ * request claims the key before its handler runs, so a concurrent retry is told to wait (409)
+ * rather than run twice. Only a 2xx answer is kept: a refused request changed nothing and may
+ * be sent again with the same key.
+ */
+export function registerIdempotency(app: FastifyInstance, redis: RedisConnection): void {
   const digestOf = (state: IdempotencyState) => (state.digest ??= state.hash.digest('hex'));
 
   app.addHook('preParsing', async (request, reply, payload) => {
@@ -166,9 +163,9 @@ export function registerIdempotency(
       statusCode: reply.statusCode,
       headers,
     };
-    if (typeof payload === 'string' && Buffer.byteLength(payload) <= maxStoredBytes)
+    if (typeof payload === 'string' && Buffer.byteLength(payload) <= MAX_STORED_ANSWER_BYTES)
       answer.body = payload;
-    await redis.set(state.redisKey, JSON.stringify(answer), 'EX', ttlSeconds);
+    await redis.set(state.redisKey, JSON.stringify(answer), 'EX', REPLAY_TTL_SECONDS);
     return payload;
   });
 

@@ -89,7 +89,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     request.tenant = tenant;
   });
 
-  registerHealthRoutes(app, { ...deps, adminTenants: deps.adminTenants ?? [] });
+  registerHealthRoutes(app, deps);
 
   void app.register(async (scope) => {
     await registerOpenApi(scope, deps.version);

@@ -15,10 +15,11 @@ export const SESSION_COOKIE = 'rendermill_session';
  */
 export const CSRF_HEADER = 'x-rendermill-csrf';
 
-export interface DashboardSessionOptions {
-  /** How long a session lasts after logging in. Default 12 hours. */
-  ttlSeconds?: number;
-}
+/**
+ * How long a dashboard session lasts after logging in: a working day, after which the browser
+ * asks for the key again. Fixed, not configured: no deployment has needed another length.
+ */
+const SESSION_TTL_SECONDS = 12 * 3600;
 
 /** The commands sessions need: one Redis or a cluster (each session is one key). */
 type SessionRedis = Pick<Redis, 'get' | 'set' | 'del'>;
@@ -31,16 +32,13 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * token's SHA-256 to the tenant, with a TTL: neither the key nor a usable token is stored.
  */
 export class DashboardSessions {
-  readonly ttlSeconds: number;
+  readonly ttlSeconds = SESSION_TTL_SECONDS;
 
   constructor(
     private readonly redis: SessionRedis,
     /** The configured keys: a session lives only as long as the key it was opened with. */
     private readonly apiKeys: Pick<ApiKeys, 'tenantOfDigest'>,
-    options: DashboardSessionOptions = {},
-  ) {
-    this.ttlSeconds = options.ttlSeconds ?? 12 * 3600;
-  }
+  ) {}
 
   /**
    * Starts a session with an API key (given by its SHA-256); returns the token for the cookie.

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { CatalogError } from '../catalog/read-catalog.js';
 import { ConfigError } from '../config/config.js';
+import { ENV_DEFAULTS } from '../config/env-schema.js';
 import { RegistryFileError } from '../models/model-registry.js';
 import { MissingDependencyError } from '../runtime/missing-dependency-error.js';
 import { ApiError, ApiUnreachableError, ClientUsageError } from './client/client-errors.js';
@@ -44,7 +45,7 @@ program
   .option('-s, --size <WxH>', 'image size, e.g. 256x256 (default: the model’s 1024x1024)')
   .option(
     '-m, --model <id>',
-    'model id from the registry (default: RENDERMILL_DEFAULT_MODEL, gpt-image-2)',
+    `model id from the registry (default: RENDERMILL_DEFAULT_MODEL, ${ENV_DEFAULTS.RENDERMILL_DEFAULT_MODEL})`,
   )
   .option('-q, --quality <quality>', 'quality, e.g. low | medium | high for gpt-image models')
   .option('-n, --n <count>', 'images per row', number('--n'))
@@ -53,7 +54,11 @@ program
     '--id-column <column>',
     'the column naming each row (default: sku, else id, else row number)',
   )
-  .option('-o, --out <dir>', 'copy images and manifest here (default: .rendermill/output/<batch>)')
+  .option(
+    '-o, --out <dir>',
+    'copy images and manifest here (default: <RENDERMILL_DATA_DIR>/output/<batch>, ' +
+      `${ENV_DEFAULTS.RENDERMILL_DATA_DIR}/output/<batch> unless set)`,
+  )
   .action(async (catalog: string, options) => {
     const { renderCommand } = await import('./render-command.js');
     process.exitCode = await renderCommand(catalog, options);

@@ -3,7 +3,7 @@ import { createLogger } from '../logging.js';
 import { buildApiForServices } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
 import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
-import { startWorkerMetricsServer } from '../runtime/metrics-server.js';
+import { LISTEN_HOST, startWorkerMetricsServer } from '../runtime/metrics-server.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 
 export interface ServeOptions {
@@ -40,9 +40,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
         })
       : undefined;
 
-  const workers = options.worker
-    ? startRenderWorkers(services, { shutdownGraceMs: config.shutdownGraceMs })
-    : undefined;
+  const workers = options.worker ? startRenderWorkers(services) : undefined;
   if (workers) {
     logger.info(
       {
@@ -55,7 +53,7 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
   }
   const api = options.api ? buildApiForServices(services) : undefined;
   if (api) {
-    const address = await api.listen({ port: config.port, host: '0.0.0.0' });
+    const address = await api.listen({ port: config.port, host: LISTEN_HOST });
     logger.info({ address }, 'API listening');
   }
 

@@ -1,384 +1,17 @@
-import { z } from 'zod';
-import { apiKeyDigest, type ApiKeyDigest } from './api-key-digest.js';
-import { webhookSecretProblem } from './webhook-secret-format.js';
+import type { ApiKeyDigest } from './api-key-digest.js';
+import { megabytesToBytes, type RedisClusterConfig } from './env-parsers.js';
+import { DEFAULT_TIER, TIER_IMAGES_PER_MINUTE, envSchema } from './env-schema.js';
 
-/** Images per minute allowed by each OpenAI usage tier (the free tier cannot use the Images API). */
-export const TIER_IMAGES_PER_MINUTE = { 1: 500, 2: 2_500, 3: 5_000, 4: 7_500, 5: 10_000 } as const;
-
-export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
+/**
+ * The configuration as the rest of rendermill sees it: the environment, parsed once by
+ * env-schema.ts's schema, mapped to what the services take. Defaults are the schema's; this
+ * file only derives what depends on several variables (which parts are embedded, the limits
+ * of the provider accounts).
+ */
 
 /** Raised at start-up when the environment does not describe a runnable configuration. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
-}
-
-const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
-const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
-const optionalUrl = z.preprocess(emptyAsUndefined, z.url().optional());
-const booleanString = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-const FREE_TIER_MESSAGE =
-  'the free tier cannot use the Images API; set your account’s usage tier, 1–5';
-
-/** One fallback provider account, as written in RENDERMILL_FALLBACKS. */
-const fallbackEntry = z
-  .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
-    base_url: z.url(),
-    /** The variable holding its key, so that keys stay out of the JSON. */
-    api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
-    tier: z
-      .union([z.literal('free'), z.number().int().min(0).max(5)])
-      .refine((t) => t !== 'free' && t !== 0, { message: FREE_TIER_MESSAGE })
-      .optional(),
-    images_per_minute: z.number().int().positive().max(1_000_000).optional(),
-    /** Render with this model instead of the item's (e.g. another gateway's name for it). */
-    model: z.string().min(1).optional(),
-  })
-  .strict()
-  .refine((f) => f.tier === undefined || f.images_per_minute === undefined, {
-    message: 'give tier or images_per_minute, not both',
-  });
-
-/**
- * A variable holding JSON checked by `schema`. Each problem is reported at its place in the
- * JSON, or, with `hint`, as one message that shows the expected shape.
- */
-function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
-  return z.string().transform((raw, ctx): z.infer<T> => {
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
-      return z.NEVER;
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      if (hint) ctx.addIssue({ code: 'custom', message: hint });
-      else {
-        for (const issue of parsed.error.issues) {
-          ctx.addIssue({ code: 'custom', message: `[${issue.path.join('.')}]: ${issue.message}` });
-        }
-      }
-      return z.NEVER;
-    }
-    return parsed.data;
-  });
-}
-
-const fallbackList = jsonVariable(z.array(fallbackEntry));
-
-/**
- * `tenant=key` pairs. A key is given as its SHA-256 (`tenant=sha256:<64 hex>`, what
- * `rendermill keys new` prints) so the configuration holds no usable secret, or in plain text
- * (16+ characters; handy for development), which is hashed as soon as it is read.
- */
-const apiKeys = z.string().transform((raw, ctx) => {
-  const keys: ApiKeyDigest[] = [];
-  for (const pair of raw
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const at = pair.indexOf('=');
-    const tenant = pair.slice(0, at).trim();
-    const key = pair.slice(at + 1).trim();
-    if (at <= 0 || !key || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -), got "${pair.slice(0, 40)}"`,
-      });
-      return z.NEVER;
-    }
-    const hashed = /^sha256:([0-9a-f]{64})$/i.exec(key);
-    if (key.startsWith('sha256:') && !hashed) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `the key of tenant "${tenant}" must be sha256: followed by 64 hex digits`,
-      });
-      return z.NEVER;
-    }
-    if (!hashed && key.length < 16) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `the key of tenant "${tenant}" is shorter than 16 characters`,
-      });
-      return z.NEVER;
-    }
-    keys.push({ tenant, sha256: hashed ? hashed[1]!.toLowerCase() : apiKeyDigest(key) });
-  }
-  return keys;
-});
-
-/** `acme,ops`: tenants that may open the operators' pages (Bull Board), which show every tenant's jobs. */
-const adminTenants = z.string().transform((raw, ctx) => {
-  const tenants = raw
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
-  for (const tenant of tenants) {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `expected tenant names separated by commas (letters, digits, _ . -), got "${tenant.slice(0, 40)}"`,
-      });
-      return z.NEVER;
-    }
-  }
-  return tenants;
-});
-
-/** A positive amount of US dollars, at most a million. */
-const usdAmount = z.coerce.number().positive().max(1_000_000);
-
-/** `{"acme": 50, "globex": 200}`: monthly caps of named tenants, over the default one. */
-const tenantBudgets = jsonVariable(
-  z.record(z.string().min(1), z.number().positive().max(1_000_000)),
-  'expected a JSON object of tenant → monthly budget in USD, e.g. {"acme": 50}',
-);
-
-/** `{"acme": "whsec_…"}`: webhook secrets the operator fixes, by tenant. */
-const webhookSecrets = jsonVariable(
-  z.record(z.string().min(1), z.string()).superRefine((secrets, ctx) => {
-    for (const [tenant, secret] of Object.entries(secrets)) {
-      const problem = webhookSecretProblem(secret);
-      if (problem) ctx.addIssue({ code: 'custom', path: [tenant], message: problem });
-    }
-  }),
-);
-
-/**
- * `host:port,host:port`: seed nodes of a Redis Cluster (any one is enough; the client finds the
- * rest). A seed may be written as a URL, `redis://[user:password@]host:port` (`rediss://` for
- * TLS): credentials and TLS then apply to every node of the cluster.
- */
-const clusterNodes = z.string().transform((raw, ctx): RedisClusterConfig => {
-  const cluster: RedisClusterConfig = { nodes: [], tls: false };
-  const seeds = raw.split(',').map((seed) => seed.trim());
-  for (const seed of seeds.filter(Boolean)) {
-    let url: URL;
-    try {
-      url = new URL(seed.includes('://') ? seed : `redis://${seed}`);
-    } catch {
-      url = new URL('invalid://');
-    }
-    if (!['redis:', 'rediss:'].includes(url.protocol) || !url.hostname || !url.port) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `expected host:port seeds separated by commas, got "${seed.slice(0, 60)}"`,
-      });
-      return z.NEVER;
-    }
-    cluster.nodes.push({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port) });
-    if (url.protocol === 'rediss:') cluster.tls = true;
-    if (url.username) cluster.username ??= decodeURIComponent(url.username);
-    if (url.password) cluster.password ??= decodeURIComponent(url.password);
-  }
-  if (cluster.nodes.length === 0) {
-    ctx.addIssue({ code: 'custom', message: 'expected at least one host:port seed' });
-    return z.NEVER;
-  }
-  return cluster;
-});
-
-/** The environment rendermill reads — the public contract documented in README. */
-export const envSchema = z
-  .looseObject({
-    REDIS_URL: optionalUrl,
-    REDIS_CLUSTER_NODES: z.preprocess(emptyAsUndefined, clusterNodes.optional()),
-    S3_BUCKET: z.preprocess(
-      emptyAsUndefined,
-      z
-        .string()
-        .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
-        .default('rendermill'),
-    ),
-    AWS_ENDPOINT_URL_S3: optionalUrl,
-    AWS_REGION: z.preprocess(emptyAsUndefined, z.string().default('us-east-1')),
-    AWS_ACCESS_KEY_ID: optionalString,
-    AWS_SECRET_ACCESS_KEY: optionalString,
-    S3_FORCE_PATH_STYLE: z.preprocess(emptyAsUndefined, booleanString.optional()),
-    OPENAI_API_KEY: optionalString,
-    OPENAI_BASE_URL: z.preprocess(emptyAsUndefined, z.url().default(OPENAI_BASE_URL)),
-    RENDERMILL_TIER: z.preprocess(
-      emptyAsUndefined,
-      z
-        .enum(['free', '0', '1', '2', '3', '4', '5'], { message: 'must be a usage tier, 1–5' })
-        .refine((v) => v !== 'free' && v !== '0', { message: FREE_TIER_MESSAGE })
-        .transform(Number)
-        .optional(),
-    ),
-    RENDERMILL_IMAGES_PER_MINUTE: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().positive().max(1_000_000).optional(),
-    ),
-    RENDERMILL_FALLBACKS: z.preprocess(emptyAsUndefined, fallbackList.optional()),
-    RENDERMILL_RETRIES: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(50).default(6),
-    ),
-    RENDERMILL_RETRY_BASE_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).default(500),
-    ),
-    RENDERMILL_RETRY_MAX_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).default(60_000),
-    ),
-    RENDERMILL_ACCOUNT_RECHECK_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1000).default(60_000),
-    ),
-    RENDERMILL_API_KEYS: z.preprocess(emptyAsUndefined, apiKeys.optional()),
-    RENDERMILL_ADMIN_TENANTS: z.preprocess(emptyAsUndefined, adminTenants.optional()),
-    RENDERMILL_CACHE_SCOPE: z.preprocess(
-      emptyAsUndefined,
-      z.enum(['tenant', 'global'], { message: 'must be tenant or global' }).default('tenant'),
-    ),
-    RENDERMILL_TENANT_MONTHLY_BUDGET_USD: z.preprocess(emptyAsUndefined, usdAmount.optional()),
-    RENDERMILL_TENANT_BUDGETS_USD: z.preprocess(emptyAsUndefined, tenantBudgets.optional()),
-    RENDERMILL_DAILY_BUDGET_USD: z.preprocess(emptyAsUndefined, usdAmount.optional()),
-    RENDERMILL_MANIFEST_CHECKPOINT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1000).default(30_000),
-    ),
-    PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
-    RENDERMILL_METRICS_PORT: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(65535).default(9464),
-    ),
-    RENDERMILL_METRICS_TOKEN: z.preprocess(
-      emptyAsUndefined,
-      z.string().min(16, 'must be at least 16 characters').optional(),
-    ),
-    RENDERMILL_URL_TTL_SECONDS: z.preprocess(
-      emptyAsUndefined,
-      // SigV4 presigned URLs live at most 7 days.
-      z.coerce
-        .number()
-        .int()
-        .min(60)
-        .max(7 * 24 * 3600)
-        .default(3600),
-    ),
-    RENDERMILL_MAX_JSON_BODY_MB: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().positive().max(1024).default(32),
-    ),
-    RENDERMILL_MAX_CATALOG_MB: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().positive().max(65_536).default(512),
-    ),
-    // --- Hostile input limits (issue 12) ---------------------------------------------------
-    // The longest catalog line, in KiB: held whole while it is parsed, it must stay far below
-    // the longest string the runtime can hold (~512 MiB). Default 1 MiB.
-    RENDERMILL_MAX_CATALOG_LINE_KB: z.preprocess(
-      emptyAsUndefined,
-      z.coerce
-        .number()
-        .int()
-        .min(1)
-        .max(64 * 1024)
-        .default(1024),
-    ),
-    // --- end of hostile input limits --------------------------------------------------------
-    RENDERMILL_DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('.rendermill')),
-    RENDERMILL_MODELS_FILE: optionalString,
-    RENDERMILL_DEFAULT_MODEL: z.preprocess(emptyAsUndefined, z.string().default('gpt-image-2')),
-    RENDERMILL_CONCURRENCY: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(256).default(8),
-    ),
-    RENDERMILL_JOB_LOCK_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1000).max(600_000).default(30_000),
-    ),
-    RENDERMILL_WEBHOOK_SECRETS: z.preprocess(emptyAsUndefined, webhookSecrets.optional()),
-    RENDERMILL_ALLOW_PRIVATE_URLS: z.preprocess(emptyAsUndefined, booleanString.optional()),
-    /** Deprecated: the former name of RENDERMILL_ALLOW_PRIVATE_URLS, read when that one is unset. */
-    RENDERMILL_WEBHOOK_ALLOW_PRIVATE: z.preprocess(emptyAsUndefined, booleanString.optional()),
-    RENDERMILL_WEBHOOK_RETRY_BASE_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1).max(3_600_000).default(30_000),
-    ),
-    RENDERMILL_REQUEST_TIMEOUT_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(1000).default(120_000),
-    ),
-    RENDERMILL_SHUTDOWN_GRACE_MS: z.preprocess(
-      emptyAsUndefined,
-      z.coerce.number().int().min(0).max(600_000).default(10_000),
-    ),
-    LOG_LEVEL: z.preprocess(
-      emptyAsUndefined,
-      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    ),
-  })
-  .superRefine((env, ctx) => {
-    if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['REDIS_CLUSTER_NODES'],
-        message: 'give REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both',
-      });
-    }
-    if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AWS_SECRET_ACCESS_KEY'],
-        message: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together',
-      });
-    }
-    if (env.AWS_ENDPOINT_URL_S3 && !env.AWS_ACCESS_KEY_ID) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['AWS_ACCESS_KEY_ID'],
-        message:
-          'AWS_ENDPOINT_URL_S3 is set, so AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed',
-      });
-    }
-    if (env.RENDERMILL_RETRY_BASE_MS > env.RENDERMILL_RETRY_MAX_MS) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['RENDERMILL_RETRY_BASE_MS'],
-        message: 'must not be larger than RENDERMILL_RETRY_MAX_MS',
-      });
-    }
-    for (const [i, fallback] of (env.RENDERMILL_FALLBACKS ?? []).entries()) {
-      const raw = (env as unknown as Record<string, unknown>)[fallback.api_key_env];
-      if (typeof raw !== 'string' || raw === '') {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['RENDERMILL_FALLBACKS', i, 'api_key_env'],
-          message: `${fallback.api_key_env} is not set: it should hold the key of fallback "${fallback.name}"`,
-        });
-      }
-    }
-    if (env.RENDERMILL_FALLBACKS?.length && !env.OPENAI_API_KEY) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['RENDERMILL_FALLBACKS'],
-        message: 'fallbacks back up a configured provider: set OPENAI_API_KEY too',
-      });
-    }
-    if (env.OPENAI_BASE_URL !== OPENAI_BASE_URL && !env.OPENAI_API_KEY) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['OPENAI_API_KEY'],
-        message: 'OPENAI_BASE_URL is set, so OPENAI_API_KEY is needed too',
-      });
-    }
-  });
-
-/** A Redis Cluster to use instead of one Redis (REDIS_CLUSTER_NODES). */
-export interface RedisClusterConfig {
-  /** Seed nodes: the client discovers every master from any one of them. */
-  nodes: { host: string; port: number }[];
-  username?: string | undefined;
-  password?: string | undefined;
-  tls: boolean;
 }
 
 export interface S3Config {
@@ -476,10 +109,8 @@ export interface Config {
   maxJsonBodyBytes: number;
   /** Largest catalog (CSV, JSON Lines) the API streams in (bytes). */
   maxCatalogBytes: number;
-  // --- Hostile input limits (issue 12) ---
   /** Longest line of a catalog (bytes); a longer one refuses the catalog with 413. */
   maxCatalogLineBytes: number;
-  // --- end of hostile input limits ---
   dataDir: string;
   modelsFile?: string | undefined;
   defaultModel: string;
@@ -516,9 +147,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  const tier = e.RENDERMILL_TIER ?? 1;
+  const tier = e.RENDERMILL_TIER;
   const embedS3 = !e.AWS_ENDPOINT_URL_S3 && !e.AWS_ACCESS_KEY_ID;
-  const imagesPerMinute = e.RENDERMILL_IMAGES_PER_MINUTE ?? TIER_IMAGES_PER_MINUTE[tier as 1];
+  // Without an explicit limit, an account has its usage tier's.
+  const imagesPerMinute = e.RENDERMILL_IMAGES_PER_MINUTE ?? tierLimit(tier);
   const isOpenAI = (url: string) => new URL(url).hostname === 'api.openai.com';
   return {
     redisUrl: e.REDIS_URL,
@@ -542,14 +174,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           imagesPerMinute,
         }
       : undefined,
-    fallbacks: (e.RENDERMILL_FALLBACKS ?? []).map((f) => ({
+    fallbacks: e.RENDERMILL_FALLBACKS.map((f) => ({
       name: f.name,
       baseURL: f.base_url,
       apiKey: String(env[f.api_key_env]),
       enforceRetirements: isOpenAI(f.base_url),
-      imagesPerMinute:
-        f.images_per_minute ??
-        TIER_IMAGES_PER_MINUTE[(f.tier ?? 1) as keyof typeof TIER_IMAGES_PER_MINUTE],
+      imagesPerMinute: f.images_per_minute ?? tierLimit(f.tier ?? DEFAULT_TIER),
       model: f.model,
     })),
     retry: {
@@ -561,14 +191,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     imagesPerMinute,
     imagesPerMinuteSource: e.RENDERMILL_IMAGES_PER_MINUTE
       ? 'RENDERMILL_IMAGES_PER_MINUTE'
-      : `usage tier ${tier}${e.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,
-    apiKeys: e.RENDERMILL_API_KEYS ?? [],
-    adminTenants: e.RENDERMILL_ADMIN_TENANTS ?? [],
+      : `usage tier ${tier}${env.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,
+    apiKeys: e.RENDERMILL_API_KEYS,
+    adminTenants: e.RENDERMILL_ADMIN_TENANTS,
     cacheScope: e.RENDERMILL_CACHE_SCOPE,
     spendCaps: {
       defaultTenantMonthlyMicros: toMicros(e.RENDERMILL_TENANT_MONTHLY_BUDGET_USD),
       tenantMonthlyMicros: Object.fromEntries(
-        Object.entries(e.RENDERMILL_TENANT_BUDGETS_USD ?? {}).map(([t, usd]) => [
+        Object.entries(e.RENDERMILL_TENANT_BUDGETS_USD).map(([t, usd]) => [
           t,
           Math.round(usd * 1_000_000),
         ]),
@@ -580,11 +210,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.RENDERMILL_METRICS_PORT,
     metricsToken: e.RENDERMILL_METRICS_TOKEN,
     urlTtlSeconds: e.RENDERMILL_URL_TTL_SECONDS,
-    maxJsonBodyBytes: Math.round(e.RENDERMILL_MAX_JSON_BODY_MB * 1024 * 1024),
-    maxCatalogBytes: Math.round(e.RENDERMILL_MAX_CATALOG_MB * 1024 * 1024),
-    // --- Hostile input limits (issue 12) ---
+    maxJsonBodyBytes: megabytesToBytes(e.RENDERMILL_MAX_JSON_BODY_MB),
+    maxCatalogBytes: megabytesToBytes(e.RENDERMILL_MAX_CATALOG_MB),
     maxCatalogLineBytes: e.RENDERMILL_MAX_CATALOG_LINE_KB * 1024,
-    // --- end of hostile input limits ---
     dataDir: e.RENDERMILL_DATA_DIR,
     modelsFile: e.RENDERMILL_MODELS_FILE,
     defaultModel: e.RENDERMILL_DEFAULT_MODEL,
@@ -593,14 +221,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
     shutdownGraceMs: e.RENDERMILL_SHUTDOWN_GRACE_MS,
     webhooks: {
-      secrets: e.RENDERMILL_WEBHOOK_SECRETS ?? {},
+      secrets: e.RENDERMILL_WEBHOOK_SECRETS,
       retryBaseMs: e.RENDERMILL_WEBHOOK_RETRY_BASE_MS,
     },
+    // The deprecated name counts only when the current one is unset; with neither, URLs stay public.
     allowPrivateUrls:
       e.RENDERMILL_ALLOW_PRIVATE_URLS ?? e.RENDERMILL_WEBHOOK_ALLOW_PRIVATE ?? false,
     logLevel: e.LOG_LEVEL,
   };
 }
+
+/** A usage tier's limit; the schema has refused every tier without one. */
+const tierLimit = (tier: number | string) =>
+  TIER_IMAGES_PER_MINUTE[tier as keyof typeof TIER_IMAGES_PER_MINUTE];
 
 const toMicros = (usd: number | undefined) =>
   usd === undefined ? undefined : Math.round(usd * 1_000_000);

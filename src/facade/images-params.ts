@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ENV_DEFAULTS } from '../config/env-schema.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec, Operation } from '../models/registry-schema.js';
 import { invalidRequest, type OpenAiError } from './openai-error.js';
@@ -21,7 +22,8 @@ const responseFormat = z
   .enum(['url', 'b64_json'])
   .nullish()
   .describe(
-    '`url`: a presigned S3 URL (valid 1 h by default), for any model. ' +
+    '`url`: a presigned S3 URL, for any model, valid RENDERMILL_URL_TTL_SECONDS ' +
+      `(${ENV_DEFAULTS.RENDERMILL_URL_TTL_SECONDS} s by default). ` +
       'Default: `url` for DALL·E models, `b64_json` for the others, as OpenAI does.',
   );
 const stream = z

@@ -2,16 +2,22 @@ import type { BatchStore } from '../batches/batch-store.js';
 import type { ItemRecord } from '../contracts/batch-records.js';
 import { TERMINAL_STATUSES } from '../contracts/item-status.js';
 
-/** How often waited items are looked at. */
+/**
+ * How often waited items are looked at. Fixed, not configured: one pipelined read per tick for
+ * every waiting request, short enough that an image is handed over as soon as it is stored.
+ */
 export const ITEM_POLL_MS = 50;
 
-/** Longest wait: under the openai SDK's default 10-minute timeout, so the caller gets our 504. */
+/**
+ * Longest wait: under the openai SDK's default 10-minute timeout, so the caller gets our 504.
+ * Fixed, not configured: it follows the SDK's timeout, not the deployment.
+ */
 export const MAX_IMAGES_WAIT_MS = 9 * 60_000;
 
 /**
  * How long the Images API waits for a request's render before answering 504 with its batch
  * id: as long as a provider call may take through every retry (RENDERMILL_REQUEST_TIMEOUT_MS ×
- * (RENDERMILL_RETRIES + 1)), at most 9 minutes. Defaults: 120 s × 7 → 9 minutes.
+ * (RENDERMILL_RETRIES + 1)), at most MAX_IMAGES_WAIT_MS, which the default settings reach.
  */
 export function imagesWaitMs(requestTimeoutMs: number, retries: number): number {
   return Math.min(requestTimeoutMs * (retries + 1), MAX_IMAGES_WAIT_MS);

@@ -14,11 +14,15 @@ export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
  */
 export const PROVIDER_SECONDS_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120];
 
+/**
+ * How long a scrape waits for Redis (queue counts, limiter, pauses) before it answers without
+ * those gauges. Fixed, not configured: a scrape must answer while Redis is away, well inside
+ * Prometheus's own scrape timeout (10 s by default).
+ */
+const SCRAPE_REDIS_TIMEOUT_MS = 1_000;
+
 export interface RendermillMetricsOptions {
-  /**
-   * How long a scrape waits for Redis (queue counts, limiter, pauses) before it answers
-   * without those gauges. Default 1 000 ms: a scrape must answer while Redis is away.
-   */
+  /** Longest wait for Redis in a scrape. Default {@link SCRAPE_REDIS_TIMEOUT_MS}. */
   collectTimeoutMs?: number;
   /** Node.js process metrics (CPU, memory, event loop, GC). Default true. */
   defaultMetrics?: boolean;
@@ -68,7 +72,7 @@ export class RendermillMetrics implements RenderMetrics {
   });
 
   constructor(options: RendermillMetricsOptions = {}) {
-    this.collectTimeoutMs = options.collectTimeoutMs ?? 1_000;
+    this.collectTimeoutMs = options.collectTimeoutMs ?? SCRAPE_REDIS_TIMEOUT_MS;
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     const queueJobs: Gauge = new Gauge({
       name: 'rendermill_queue_jobs',

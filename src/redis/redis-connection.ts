@@ -1,5 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
-import type { RedisClusterConfig } from '../config/config.js';
+import type { RedisClusterConfig } from '../config/env-parsers.js';
 
 /**
  * What rendermill talks to Redis through: one server, or a Redis Cluster (REDIS_CLUSTER_NODES).

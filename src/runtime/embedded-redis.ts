@@ -17,8 +17,6 @@ export interface EmbeddedRedisOptions {
   redisServerBinary?: string;
   /** PATH used to look the binary up. Default `process.env.PATH`. */
   searchPath?: string;
-  /** How long to wait for the server to answer PING. Default 10 000 ms. */
-  startTimeoutMs?: number;
 }
 
 export interface EmbeddedRedis {
@@ -35,6 +33,12 @@ export interface EmbeddedRedis {
 
 const HOST = '127.0.0.1';
 const OUTPUT_LINES_KEPT = 30;
+/**
+ * How long a start waits for the server to answer PING, and a stop for it to exit before it is
+ * killed. Fixed, not configured: the embedded Redis is for single-process use, where replaying
+ * a large AOF is the only slow case, and a deployment that outgrows this sets REDIS_URL.
+ */
+const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 function redisServerMissing(): MissingDependencyError {
@@ -108,7 +112,6 @@ function redisArgs(port: number, dataDir: string, persistent: boolean): string[]
 export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
   const dataDir = path.resolve(opts.dataDir);
   const persistent = opts.persistent ?? true;
-  const timeoutMs = opts.startTimeoutMs ?? 10_000;
   const binary = await resolveBinary(
     opts.redisServerBinary ?? 'redis-server',
     opts.searchPath ?? process.env.PATH ?? '',
@@ -157,7 +160,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
       throw new Error(`redis-server (${binary}) on ${HOST}:${port} ${why}. Last output:\n${tail}`);
     };
 
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       if (exitReason !== undefined) {
         if (exitReason.includes('ENOENT')) {
@@ -171,7 +174,7 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
         return fail(`lost the port to another Redis (pid ${result.pid})`);
       }
       if (result.ready) return;
-      if (Date.now() > deadline) return fail(`did not answer PING within ${timeoutMs} ms`);
+      if (Date.now() > deadline) return fail(`did not answer PING within ${START_TIMEOUT_MS} ms`);
       await sleep(50);
     }
   }

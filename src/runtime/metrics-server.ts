@@ -6,12 +6,18 @@ import { metricsAccessAllowed } from '../metrics/metrics-token.js';
 import { checkReadiness, readinessResponse, type ReadinessProbes } from '../metrics/readiness.js';
 import type { RendermillMetrics } from '../metrics/rendermill-metrics.js';
 
+/**
+ * Where rendermill's servers (the API, a worker's metrics) listen: every interface. Fixed, not
+ * configured: Prometheus, the kubelet's probes and the Service all come from outside the pod.
+ */
+export const LISTEN_HOST = '0.0.0.0';
+
 export interface MetricsServerOptions {
   metrics: RendermillMetrics;
   probes: ReadinessProbes;
   /** 0 picks a free port (the configuration's 0 means "no server" and never gets here). */
   port: number;
-  /** Default 0.0.0.0, like the API: Prometheus and the kubelet come from outside the pod. */
+  /** Default {@link LISTEN_HOST}. */
   host?: string;
   /** RENDERMILL_METRICS_TOKEN: when set, /metrics needs `Authorization: Bearer <token>`. */
   token?: string | undefined;
@@ -71,7 +77,7 @@ export async function startMetricsServer(
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host ?? '0.0.0.0', () => {
+    server.listen(options.port, options.host ?? LISTEN_HOST, () => {
       server.off('error', reject);
       resolve();
     });

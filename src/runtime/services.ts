@@ -57,7 +57,11 @@ export interface Services {
   close(): Promise<void>;
 }
 
-/** Latency of the embedded simulator: enough to look like a real provider, small enough for demos. */
+/**
+ * Latency of the embedded simulator: enough to look like a real provider, small enough for
+ * demos. Fixed, not configured: the embedded simulator only stands in for a provider when none
+ * is configured; the standalone one (infra/simulator) takes its own latency.
+ */
 const SIMULATOR_LATENCY_MS = 120;
 
 export interface StartOptions {

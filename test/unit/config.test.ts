@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { ENV_DEFAULTS } from '../../src/config/env-schema.js';
 
 describe('loadConfig', () => {
   it('embeds Redis, S3 and the provider when nothing is configured', () => {
@@ -11,6 +12,15 @@ describe('loadConfig', () => {
     expect(config.imagesPerMinute).toBe(500);
     expect(config.port).toBe(8080);
     expect(config.s3.bucket).toBe('rendermill');
+  });
+
+  it('names, in ENV_DEFAULTS, the defaults an empty environment is configured with', () => {
+    const config = loadConfig({});
+    expect(ENV_DEFAULTS.PORT).toBe(config.port);
+    expect(ENV_DEFAULTS.RENDERMILL_URL_TTL_SECONDS).toBe(config.urlTtlSeconds);
+    expect(ENV_DEFAULTS.RENDERMILL_DEFAULT_MODEL).toBe(config.defaultModel);
+    expect(ENV_DEFAULTS.RENDERMILL_DATA_DIR).toBe(config.dataDir);
+    expect(ENV_DEFAULTS.RENDERMILL_SHUTDOWN_GRACE_MS).toBe(config.shutdownGraceMs);
   });
 
   it('uses external parts when configured', () => {

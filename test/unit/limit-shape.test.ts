@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TIER_IMAGES_PER_MINUTE } from '../../src/config/config.js';
+import { TIER_IMAGES_PER_MINUTE } from '../../src/config/env-schema.js';
 import { imagesAllowedAtOnce, limitShape } from '../../src/limits/limit-shape.js';
 
 describe('limitShape', () => {

@@ -11,8 +11,8 @@ export const ADMIN_QUEUES_PATH = '/admin/queues';
 export interface AdminQueueRouteDeps {
   /** Every BullMQ queue of the job catalog. */
   adminQueues?: readonly Queue[];
-  /** Tenants allowed in (RENDERMILL_ADMIN_TENANTS). Default none: nobody. */
-  adminTenants?: readonly string[];
+  /** Tenants allowed in (RENDERMILL_ADMIN_TENANTS); none: nobody. */
+  adminTenants: readonly string[];
 }
 
 /**
@@ -24,7 +24,7 @@ export async function adminQueueRoutes(
   app: FastifyInstance,
   deps: AdminQueueRouteDeps,
 ): Promise<void> {
-  const admins = new Set(deps.adminTenants ?? []);
+  const admins = new Set(deps.adminTenants);
   // Answered here, not thrown: Bull Board's error handler would reshape a thrown error.
   app.addHook('onRequest', async (request, reply) => {
     if (admins.has(request.tenant)) return;

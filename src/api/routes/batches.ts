@@ -24,8 +24,6 @@ const batchParams = z.object({ id: z.string().min(1).max(100) });
 const manifestQuery = z.object({ format: z.enum(['json', 'csv']).default('json') }).strict();
 const onInvalidQuery = z.object({ on_invalid: z.enum(['reject', 'skip']).optional() });
 
-/** A catalog body larger than this is refused (413) while it streams in. Default 512 MiB. */
-
 const BATCH_BODY_DOC =
   'A JSON batch request; or a catalog streamed as `text/csv` (header row) or `application/x-ndjson` ' +
   '(JSON Lines, including OpenAI Batch API input files), with the batch options as query parameters.';
@@ -187,7 +185,7 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
     async (request, reply) => {
       const { format } = parseRequest(manifestQuery, request.query);
       const batch = await tenantBatch(request);
-      const ttl = deps.urlTtlSeconds ?? 3600;
+      const ttl = deps.urlTtlSeconds;
       const manifest = await buildManifest(batch, await deps.store.items(batch.id), (key) =>
         deps.storage.presignedUrl(key, ttl),
       );
@@ -221,7 +219,7 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
           );
         }
         const lines = openAiResultLines(deps.store, batch, file, (key) =>
-          deps.storage.presignedUrl(key, deps.urlTtlSeconds ?? 3600),
+          deps.storage.presignedUrl(key, deps.urlTtlSeconds),
         );
         return reply.type('application/x-ndjson').send(Readable.from(lines));
       },

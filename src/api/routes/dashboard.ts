@@ -19,8 +19,8 @@ import {
 export interface DashboardRouteDeps {
   apiKeys: ApiKeys;
   sessions: DashboardSessions;
-  /** Tenants that may open Bull Board: the dashboard links to it for them. */
-  adminTenants?: readonly string[];
+  /** Tenants that may open Bull Board (RENDERMILL_ADMIN_TENANTS): the dashboard links to it for them. */
+  adminTenants: readonly string[];
 }
 
 const loginBody = z
@@ -63,7 +63,7 @@ function sendAsset(reply: FastifyReply, type: string, body: string) {
  * bearer header (see sessions.ts); the page itself is public, the data behind it is not.
  */
 export async function dashboardRoutes(app: FastifyInstance, deps: DashboardRouteDeps) {
-  const admins = new Set(deps.adminTenants ?? []);
+  const admins = new Set(deps.adminTenants);
   const hide = { schema: { hide: true } };
 
   app.get('/dashboard', hide, async (_request, reply) =>

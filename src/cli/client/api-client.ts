@@ -15,18 +15,31 @@ import { ApiError, ApiUnreachableError } from './client-errors.js';
 import type { ClientConfig } from './client-config.js';
 import { streamUpload } from './stream-upload.js';
 
+/*
+ * The client's retries and timeouts are fixed, not configured: a command that gives up prints
+ * how to carry on, and nothing it does changes what the service does.
+ */
+/** Tries of a request that may pass the next time. */
+const ATTEMPTS = 3;
+/** Wait before the second try, doubled before each next one. */
+const RETRY_DELAY_MS = 500;
+/** A request other than an upload: the API answers those at once. */
+const TIMEOUT_MS = 30_000;
+/** An upload (`submit`, `estimate`): a catalog of hundreds of MiB on a slow line. */
+const UPLOAD_TIMEOUT_MS = 600_000;
+
 export interface ApiClientOptions extends ClientConfig {
   /**
    * Tries of a request that may pass the next time: its connection was cut, or the API
    * answered 5xx. A POST is tried again only with the same `Idempotency-Key`, so the API does
-   * it once. Default 3.
+   * it once. Default {@link ATTEMPTS}.
    */
   attempts?: number;
-  /** Wait before the second try, doubled before each next one. Default 500 ms. */
+  /** Wait before the second try, doubled before each next one. Default {@link RETRY_DELAY_MS}. */
   retryDelayMs?: number;
-  /** How long a request other than an upload may take. Default 30 s. */
+  /** How long a request other than an upload may take. Default {@link TIMEOUT_MS}. */
   timeoutMs?: number;
-  /** How long an upload (`submit`, `estimate`) may take. Default 10 minutes. */
+  /** How long an upload (`submit`, `estimate`) may take. Default {@link UPLOAD_TIMEOUT_MS}. */
   uploadTimeoutMs?: number;
 }
 
@@ -53,10 +66,10 @@ export class ApiClient {
   private readonly uploadTimeoutMs: number;
 
   constructor(private readonly options: ApiClientOptions) {
-    this.attempts = options.attempts ?? 3;
-    this.retryDelayMs = options.retryDelayMs ?? 500;
-    this.timeoutMs = options.timeoutMs ?? 30_000;
-    this.uploadTimeoutMs = options.uploadTimeoutMs ?? 600_000;
+    this.attempts = options.attempts ?? ATTEMPTS;
+    this.retryDelayMs = options.retryDelayMs ?? RETRY_DELAY_MS;
+    this.timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
+    this.uploadTimeoutMs = options.uploadTimeoutMs ?? UPLOAD_TIMEOUT_MS;
   }
 
   get baseUrl(): string {

@@ -1,10 +1,8 @@
+import { ENV_DEFAULTS } from '../../config/env-schema.js';
 import { ClientUsageError } from './client-errors.js';
 
-/**
- * Where the API listens when RENDERMILL_URL is unset: this machine, on the API's default
- * `PORT` (8080, src/config/config.ts).
- */
-export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
+/** Where the API listens when RENDERMILL_URL is unset: this machine, on the API's default `PORT`. */
+export const DEFAULT_API_URL = `http://127.0.0.1:${ENV_DEFAULTS.PORT}`;
 
 export interface ClientConfig {
   /** RENDERMILL_URL without a trailing slash. Default {@link DEFAULT_API_URL}. */
@@ -21,7 +19,7 @@ export function clientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Clien
     url = new URL(raw);
   } catch {
     throw new ClientUsageError(
-      `RENDERMILL_URL "${raw}" is not a URL: expected e.g. http://127.0.0.1:8080`,
+      `RENDERMILL_URL "${raw}" is not a URL: expected e.g. ${DEFAULT_API_URL}`,
     );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {

@@ -6,19 +6,30 @@ import { ApiError, ApiUnreachableError } from './client-errors.js';
 import { CLIENT_EXIT } from './exit-codes.js';
 import { note } from './output.js';
 
+/*
+ * The client's waits are fixed, not configured: they shape how a terminal follows a batch, not
+ * what the service does, and the batch carries on in the API whatever the client does.
+ */
+/** Between two looks at the batch: a progress bar that moves, one cheap GET a second. */
+const POLL_MS = 1_000;
+/** How long the API may stay out of reach (a restart, a network blip) before the wait gives up. */
+const OUTAGE_TOLERANCE_MS = 60_000;
+/** How long an ended batch's manifest (written by a job queued as the last item ends) is awaited. */
+const MANIFEST_GRACE_MS = 5_000;
+
 export interface WaitOptions {
-  /** Between two looks at the batch. Default 1 s. */
+  /** Between two looks at the batch. Default {@link POLL_MS}. */
   pollMs?: number;
   /**
-   * How long the API may stay out of reach (restarting, a network blip) before the wait gives
-   * up; the batch itself is not affected. Default 60 s.
+   * How long the API may stay out of reach before the wait gives up; the batch itself is not
+   * affected. Default {@link OUTAGE_TOLERANCE_MS}.
    */
   outageToleranceMs?: number;
   /** When the wait began, for the rate and ETA. Default now. */
   startedAt?: number;
   /**
-   * How long to wait, once the batch has ended, for its manifest to be written to S3 (a job
-   * queued as the last item ends), so that the summary can name it. Default 5 s.
+   * How long to wait, once the batch has ended, for its manifest to be written to S3, so that
+   * the summary can name it. Default {@link MANIFEST_GRACE_MS}.
    */
   manifestGraceMs?: number;
 }
@@ -42,9 +53,9 @@ export async function waitForBatch(
   batch: BatchView,
   options: WaitOptions = {},
 ): Promise<BatchView> {
-  const pollMs = options.pollMs ?? 1000;
-  const tolerance = options.outageToleranceMs ?? 60_000;
-  const manifestGrace = options.manifestGraceMs ?? 5_000;
+  const pollMs = options.pollMs ?? POLL_MS;
+  const tolerance = options.outageToleranceMs ?? OUTAGE_TOLERANCE_MS;
+  const manifestGrace = options.manifestGraceMs ?? MANIFEST_GRACE_MS;
   const progress = createSnapshotDisplay(process.stderr, options.startedAt ?? Date.now());
   const interrupted = () => {
     progress.stop();
