@@ -5,12 +5,13 @@ import type { BatchStore } from '../batches/batch-store.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 import type { ApiKeys } from './auth.js';
+import { discardRestOfBody } from './discard-body.js';
 import { errorAnswer } from './error-answers.js';
 import { errorBody } from './http-errors.js';
 import { registerBoundedJsonParser } from './json-body.js';
 import { registerIdempotency } from './idempotency.js';
 import { registerOpenApi } from './openapi.js';
-import { batchRoutes } from './routes/batches.js';
+import { DEFAULT_CATALOG_LIMIT_BYTES, batchRoutes } from './routes/batches.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import type { Schedules } from '../schedules/schedules.js';
 import { openAiImageRoutes } from './routes/openai-images.js';
@@ -74,6 +75,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     bodyLimit: deps.bodyLimitBytes ?? 32 * 1024 * 1024,
   });
   app.decorateRequest('tenant', '');
+  const catalogLimitBytes = deps.catalogLimitBytes ?? DEFAULT_CATALOG_LIMIT_BYTES;
   const sessions = deps.sessions ?? new DashboardSessions(deps.redis, deps.apiKeys);
   // Batches are JSON; a text body is a client mistake to refuse with 415, not a string to parse.
   app.removeContentTypeParser('text/plain');
@@ -123,6 +125,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { statusCode, body } = errorAnswer(error, request.headers['content-type'] ?? '');
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    // A tenant's body refused mid-stream is read to its end (no further than a catalog may
+    // go), so that the answer reaches the sender; a body without a key is never read.
+    if (request.tenant) discardRestOfBody(request.raw, catalogLimitBytes);
     return reply.code(statusCode).send(body);
   });
 

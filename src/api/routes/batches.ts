@@ -24,7 +24,7 @@ const manifestQuery = z.object({ format: z.enum(['json', 'csv']).default('json')
 const onInvalidQuery = z.object({ on_invalid: z.enum(['reject', 'skip']).optional() });
 
 /** A catalog body larger than this is refused (413) while it streams in. Default 512 MiB. */
-const DEFAULT_CATALOG_LIMIT_BYTES = 512 * 1024 * 1024;
+export const DEFAULT_CATALOG_LIMIT_BYTES = 512 * 1024 * 1024;
 
 const BATCH_BODY_DOC =
   'A JSON batch request; or a catalog streamed as `text/csv` (header row) or `application/x-ndjson` ' +

@@ -1,0 +1,17 @@
+import net from 'node:net';
+const size = Number(process.argv[2]);
+const pid = Number(process.argv[3]);
+const fs = await import('node:fs');
+const mem = () => { const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8'); return `RSS ${Math.round(/VmRSS:\s+(\d+)/.exec(s)[1]/1024)} MiB peak ${Math.round(/VmHWM:\s+(\d+)/.exec(s)[1]/1024)} MiB`; };
+console.log('before', mem());
+const sock = net.connect(38999, '127.0.0.1');
+const started = performance.now();
+let answered = false;
+sock.on('data', (d) => { if (!answered) console.log('answer at', (performance.now()-started).toFixed(1), 'ms', d.toString().split('\r\n\r\n')[1]?.slice(0,160)); answered = true; });
+sock.on('error', (e) => console.log('error', e.code));
+sock.on('close', () => { console.log('close at', (performance.now()-started).toFixed(1)); setTimeout(() => { console.log('after', mem()); }, 300); });
+sock.write(`POST /v1/batches/estimate?model=dall-e-2&size=256x256 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer acme-key-0123456789abcdef\r\nContent-Type: application/x-ndjson\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n{"sku":"a","prompt":"`);
+const chunk = Buffer.alloc(1024*1024, 'x');
+let sent = 21;
+const send = () => { while (!answered && sent < size && !sock.destroyed) { const n = Math.min(chunk.length, size - sent); sent += n; if (!sock.write(chunk.subarray(0, n))) { sock.once('drain', send); return; } } };
+send();
