@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { ApiKeys } from './auth.js';
+import { discardRestOfBody } from './discard-body.js';
 import { errorAnswer } from './error-answers.js';
 import { errorBody } from './http-errors.js';
 import { registerBoundedJsonParser } from './json-body.js';
@@ -109,6 +110,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { statusCode, body } = errorAnswer(error, request.headers['content-type'] ?? '');
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    // A tenant's body refused mid-stream is read to its end (no further than a catalog may
+    // go), so that the answer reaches the sender; a body without a key is never read.
+    if (request.tenant) discardRestOfBody(request.raw, deps.catalogLimitBytes);
     return reply.code(statusCode).send(body);
   });
 

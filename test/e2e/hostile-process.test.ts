@@ -93,6 +93,7 @@ describe('rendermill start under hostile input', () => {
         `${apiUrl}/dashboard/login`,
         { 'content-type': 'application/json', 'x-rendermill-csrf': '1' },
         nestedBrackets(10_000_000),
+        { bodyAfterMs: 500 },
       ),
       (async () => {
         const started = performance.now();

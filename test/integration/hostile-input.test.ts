@@ -56,6 +56,7 @@ describe('deeply nested JSON', () => {
           'x-rendermill-csrf': '1',
         },
         hostile,
+        { bodyAfterMs: 500 },
       ),
       // Sent just after: it must not wait for the login to be dealt with.
       new Promise((resolve) => setTimeout(resolve, 5)).then(() => timedGet('/healthz')),

@@ -18,6 +18,14 @@ export function streamPost(
   url: string,
   headers: Record<string, string>,
   body: { bytes: number; chunk: (offset: number, length: number) => Buffer },
+  options: {
+    /**
+     * Wait this long after the headers for an answer before sending the body: a server that
+     * refuses on the declared length answers from the headers alone, and then closes the
+     * connection with a reset that could cost the client the answer if the body were in flight.
+     */
+    bodyAfterMs?: number;
+  } = {},
 ): Promise<StreamedAnswer> {
   const { hostname, port, pathname, search } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -67,7 +75,6 @@ export function streamPost(
       `POST ${pathname}${search} HTTP/1.1`,
       `host: ${hostname}:${port}`,
       `content-length: ${body.bytes}`,
-      'connection: close',
       ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
     ].join('\r\n');
     socket.write(`${head}\r\n\r\n`);
@@ -84,7 +91,8 @@ export function streamPost(
         }
       }
     };
-    send();
+    if (options.bodyAfterMs) setTimeout(send, options.bodyAfterMs);
+    else send();
   });
 }
 

@@ -53,7 +53,10 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
   /** The submission in the request, whatever shape it came in. */
   function sourceOf(request: FastifyRequest): BatchSource {
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    const format = CATALOG_CONTENT_TYPES[type];
+    // Own keys only: a content type named like an Object.prototype member is not a catalog.
+    const format = Object.hasOwn(CATALOG_CONTENT_TYPES, type)
+      ? CATALOG_CONTENT_TYPES[type]
+      : undefined;
     if (format) {
       return catalogBatchSource(
         request.body as Readable,
