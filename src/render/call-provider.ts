@@ -35,6 +35,28 @@ export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
   accountRecheckMs: 60_000,
 };
 
+/** One provider call: where it goes, what it asks, and who is told what happens. */
+export interface CallProviderOptions {
+  account: ProviderAccount;
+  request: ProviderRequest;
+  /** Default DEFAULT_RETRY_POLICY. */
+  policy?: ProviderRetryPolicy | undefined;
+  /** Ends the waits (see callProvider); a call in flight is seen through. */
+  shutdown?: AbortSignal | undefined;
+  /** Told about each failed try that is retried, before the backoff. */
+  onRetry?: ((error: Error, attempt: number) => void) | undefined;
+  /** Runs right before each request leaves: from then on it may be billed. */
+  beforeCall?: (() => Promise<void>) | undefined;
+  /**
+   * Runs after a request that may have been billed got no answer (a timeout, a cut
+   * connection), before anything else is tried: it counts the money as spent and holds the
+   * budget for the next try — or throws (BudgetExceededError) to stop here.
+   */
+  afterUnansweredCall?: (() => Promise<void>) | undefined;
+  /** Where each request's duration and outcome (429s among them) are counted. Default: nowhere. */
+  metrics?: RenderMetrics | undefined;
+}
+
 /**
  * One provider call as the render job sees it. Each try waits for the account's rate limiter,
  * weighted by the images it asks for, then respects the account's pause (shared by every
@@ -49,23 +71,17 @@ export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
  * `shutdown` cuts only waits — for a pause, the limiter, a backoff — never a call in flight: a
  * call the provider may have billed is always seen through, or the image could be bought twice.
  */
-export function callProvider(
-  account: ProviderAccount,
-  request: ProviderRequest,
-  policy: ProviderRetryPolicy = DEFAULT_RETRY_POLICY,
-  shutdown?: AbortSignal,
-  onRetry?: (error: Error, attempt: number) => void,
-  /** Runs right before each request leaves: from then on it may be billed. */
-  beforeCall?: () => Promise<void>,
-  /**
-   * Runs after a request that may have been billed got no answer (a timeout, a cut
-   * connection), before anything else is tried: it counts the money as spent and holds the
-   * budget for the next try — or throws (BudgetExceededError) to stop here.
-   */
-  afterUnansweredCall?: () => Promise<void>,
-  /** Where each request's duration and outcome (429s among them) are counted. */
-  metrics: RenderMetrics = NO_RENDER_METRICS,
-): Promise<ProviderResult> {
+export function callProvider(options: CallProviderOptions): Promise<ProviderResult> {
+  const {
+    account,
+    request,
+    policy = DEFAULT_RETRY_POLICY,
+    shutdown,
+    onRetry,
+    beforeCall,
+    afterUnansweredCall,
+    metrics = NO_RENDER_METRICS,
+  } = options;
   return pRetry(
     async (attempt) => {
       try {

@@ -98,20 +98,20 @@ export async function renderWithFallbacks(
   for (const candidate of candidates) {
     const spec = { ...request.spec, model: candidate.model.id };
     try {
-      const result = await callProvider(
-        candidate.account,
-        { ...request, spec },
-        options.policy,
-        options.shutdown,
-        (error, n) =>
+      const result = await callProvider({
+        account: candidate.account,
+        request: { ...request, spec },
+        policy: options.policy,
+        shutdown: options.shutdown,
+        onRetry: (error, n) =>
           options.log.warn(
             { err: error.message, try: n, provider: candidate.account.name },
             'provider call failed; retrying',
           ),
-        options.beforeCall,
-        options.afterUnansweredCall,
-        options.metrics,
-      );
+        beforeCall: options.beforeCall,
+        afterUnansweredCall: options.afterUnansweredCall,
+        metrics: options.metrics,
+      });
       return { ok: true, candidate, result };
     } catch (error) {
       last = { ok: false, candidate, error };

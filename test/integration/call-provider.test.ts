@@ -77,24 +77,24 @@ describe('callProvider', () => {
       const [a, b] = [await worker(6_000), await worker(6_000)];
       const once = { ...DEFAULT_RETRY_POLICY, retries: 0 };
 
-      await callProvider(a, request('first'), once);
-      await expect(callProvider(a, request('second'), once)).rejects.toBeInstanceOf(
-        ProviderRateLimitedError,
-      );
+      await callProvider({ account: a, request: request('first'), policy: once });
+      await expect(
+        callProvider({ account: a, request: request('second'), policy: once }),
+      ).rejects.toBeInstanceOf(ProviderRateLimitedError);
       const pause = await b.gate.current();
       expect(pause?.code).toBe('rate_limited');
       expect(pause!.remainingMs).toBeGreaterThan(500); // the simulator asked for ~1 s
 
       // Worker b never saw the 429, yet waits out the pause instead of being refused too.
       const started = Date.now();
-      await callProvider(b, request('third'), once);
+      await callProvider({ account: b, request: request('third'), policy: once });
       expect(Date.now() - started).toBeGreaterThanOrEqual(pause!.remainingMs - 50);
       expect(limited()).toBe(1);
 
       // The 429 said the account's limit (x-ratelimit-limit-images: 60): the shared limiter
       // now runs at that rate, so b's next call waits its turn (~1 s) rather than being refused.
       const next = Date.now();
-      await callProvider(b, request('fourth'), once);
+      await callProvider({ account: b, request: request('fourth'), policy: once });
       expect(Date.now() - next).toBeGreaterThanOrEqual(800);
       expect(limited()).toBe(1);
     },

@@ -1,0 +1,148 @@
+import type { Logger } from 'pino';
+import type { BatchStore } from '../../src/batches/batch-store.js';
+import type { RenderLease, RenderLocks } from '../../src/cache/render-lock.js';
+import type { CachedImage, ResultCache } from '../../src/cache/result-cache.js';
+import type { ReuseRules } from '../../src/cache/reuse.js';
+import type { ItemRecord } from '../../src/contracts/batch-records.js';
+import type { AttemptInfo, JobPayload } from '../../src/contracts/job-catalog.js';
+import { RendermillError } from '../../src/errors.js';
+import type { SpendCap, SpendCaps } from '../../src/ledger/spend-caps.js';
+import { NO_RENDER_METRICS, type RenderMetrics } from '../../src/metrics/render-metrics.js';
+import type { ModelRegistry } from '../../src/models/model-registry.js';
+import type { RenderSpec } from '../../src/models/render-spec.js';
+import type { ProviderAccount } from '../../src/providers/provider-account.js';
+import type { JobQueue } from '../../src/queue/job-queue.js';
+import type { ProviderRetryPolicy } from '../../src/render/call-provider.js';
+import type { ImageStorage } from '../../src/storage/image-storage.js';
+
+export interface RenderItemDeps {
+  store: BatchStore;
+  storage: ImageStorage;
+  cache: ResultCache;
+  locks: RenderLocks;
+  /** The tenant's monthly and the day's spend counters, with their caps. */
+  caps: SpendCaps;
+  /** The configured provider account first, then its fallbacks in order. */
+  accounts: readonly ProviderAccount[];
+  registry: ModelRegistry;
+  queue: JobQueue;
+  logger: Logger;
+  retryPolicy?: ProviderRetryPolicy;
+  /** Let input image URLs reach private addresses (RENDERMILL_ALLOW_PRIVATE_URLS). Default false. */
+  allowPrivateUrls?: boolean | undefined;
+  /** Where outcomes, spend and provider calls are counted. Default: nowhere. */
+  metrics?: RenderMetrics | undefined;
+}
+
+/**
+ * One run of the render-item job: what it was given, and what it has learnt and done so far.
+ * Every step reads it, and the money fields are how a later step (settling a failure above
+ * all) knows what an earlier one already bought, charged or recorded.
+ */
+export interface RenderAttempt {
+  readonly deps: RenderItemDeps;
+  readonly batchId: string;
+  readonly itemId: string;
+  readonly tenant: string;
+  readonly spec: RenderSpec;
+  /** This job attempt (1-based) and how many the queue allows. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Set when the worker shuts down: waits end, calls in flight are seen through. */
+  readonly signal: AbortSignal | undefined;
+  /** When the run began (Date.now()), for the duration logged with the outcome. */
+  readonly started: number;
+  readonly log: Logger;
+  readonly metrics: RenderMetrics;
+  /** The tenant's spend caps, as of this run. */
+  readonly caps: readonly SpendCap[];
+  /** Whose renders the tenant may reuse. */
+  readonly scope: string;
+  readonly rules: ReuseRules;
+  /**
+   * The item as this run records it: as read, with what a dead run held charged to its cost;
+   * `hash` and `rendered_by` are filled in as they become known.
+   */
+  readonly item: ItemRecord;
+  /** What a run that died with a call under way held: spent when this run starts. */
+  readonly heldByDeadRun: number;
+  /** The cache's first answer, reused by the single-flight step rather than asked again. */
+  firstLook: Map<number, CachedImage> | undefined;
+  /** The request's render lock, once this run holds it. */
+  lease: RenderLease | undefined;
+  /** What the provider billed for this run's images, usable or not. */
+  paidMicros: number;
+  /** Requests that got no answer, counted as spent in the ledger already. */
+  unansweredMicros: number;
+  /**
+   * An unanswered request charged what the item held: the next request (a retry, a
+   * fallback) needs a reservation of its own first.
+   */
+  holdCharged: boolean;
+  /**
+   * The provider's own failures were retried inside the call (RENDERMILL_RETRIES, with
+   * backoff) and through the fallback chain: once it gives up, the item fails with the last
+   * error. Job attempts are for what happens around the call: a crashed worker, Redis or S3
+   * away.
+   */
+  providerGaveUp: boolean;
+  /** The item's outcome and its money are recorded: never again in this run. */
+  settled: boolean;
+}
+
+/** The state of a run that found `item` to render, a dead run's billed hold charged to it. */
+export function openAttempt(
+  deps: RenderItemDeps,
+  { batchId, itemId, tenant, spec }: JobPayload<'render-item'>,
+  { attempt, maxAttempts, signal }: AttemptInfo,
+  found: { item: ItemRecord; heldByDeadRun: number; started: number; log: Logger },
+): RenderAttempt {
+  const { item } = found;
+  return {
+    deps,
+    batchId,
+    itemId,
+    tenant,
+    spec,
+    attempt,
+    maxAttempts,
+    signal,
+    ...found,
+    metrics: deps.metrics ?? NO_RENDER_METRICS,
+    caps: deps.caps.for(tenant),
+    scope: deps.cache.scopeFor(tenant),
+    rules: { n: spec.n, reuseAfter: item.reuse_after, derive: item.derive ?? [] },
+    firstLook: undefined,
+    lease: undefined,
+    paidMicros: 0,
+    unansweredMicros: 0,
+    holdCharged: false,
+    providerGaveUp: false,
+    settled: false,
+  };
+}
+
+/** The item as this run stores it next: its fields with `changes`, stamped with the attempt. */
+export const itemWith = (run: RenderAttempt, changes: Partial<ItemRecord>): ItemRecord => ({
+  ...run.item,
+  ...changes,
+  attempts: run.attempt,
+  updated_at: new Date().toISOString(),
+});
+
+/** The item's cost so far: earlier runs', what this run paid, and its unanswered requests. */
+export const costSoFar = (run: RenderAttempt) =>
+  run.item.cost_micros + run.paidMicros + run.unansweredMicros;
+
+/** Every amount the ledger counts as spent is counted in the metrics too, once recorded. */
+export const countSpent = (run: RenderAttempt, micros: number | undefined) =>
+  run.metrics.spent(run.tenant, micros ?? 0);
+
+/** The item's `error` for whatever ended it: a rendermill error's code, or an internal one. */
+export function itemError(error: unknown): { code: string; message: string } {
+  if (error instanceof RendermillError) return { code: error.code, message: error.message };
+  return {
+    code: 'internal_error',
+    message: error instanceof Error ? error.message : String(error),
+  };
+}

@@ -1,0 +1,63 @@
+import { UnrecoverableError } from 'bullmq';
+import {
+  AccountPausedError,
+  BatchCancelledError,
+  BudgetExceededError,
+  ReservationLostError,
+  ShutdownError,
+  isRetryable,
+} from '../../src/errors.js';
+import { costSoFar, countSpent, itemError, itemWith, type RenderAttempt } from './attempt.js';
+import { queueFinalizeIfComplete } from './record.js';
+import { finish } from './settle.js';
+
+/**
+ * Settles a run that `error` ended after the item started running, and tells the queue what
+ * comes next. Money the provider already took (`run.paidMicros`) is spent whatever happens,
+ * and every transition here releases what the item had reserved.
+ * - The outcome was already settled (only queueing the manifest failed), or another run owns
+ *   the item (ReservationLostError): rethrows and changes nothing.
+ * - The batch was cancelled before the call left: the item is cancelled; returns.
+ * - A shutdown or a paused account, or an error around the call that a later attempt may not
+ *   meet (Redis or S3 away): the item goes back to `queued` and the error is rethrown for the
+ *   queue to retry — unless the batch is being cancelled meanwhile (then returns).
+ * - Anything else, the provider giving up included: the item ends `failed` (or
+ *   `budget_exceeded`) and UnrecoverableError stops the job.
+ */
+export async function settleFailure(run: RenderAttempt, error: unknown): Promise<void> {
+  if (run.settled) throw error; // only queueing the manifest failed: the job retry redoes that
+  // Another run owns the item now (it released our reservation): leave everything to it.
+  if (error instanceof ReservationLostError) throw error;
+  const reason = itemError(error);
+  const money = { spendMicros: run.paidMicros, caps: run.caps };
+  const cost_micros = costSoFar(run);
+  // The batch was cancelled before this item's call left: no call, nothing more to pay.
+  if (error instanceof BatchCancelledError) {
+    await finish(run, itemWith(run, { status: 'cancelled', cost_micros, error: reason }), money);
+    return;
+  }
+  // A shutdown or a paused account hands the job back without using an attempt.
+  const handedBack = error instanceof ShutdownError || error instanceof AccountPausedError;
+  if (handedBack || (!run.providerGaveUp && isRetryable(error) && run.attempt < run.maxAttempts)) {
+    const back = await run.deps.store.transition(
+      run.batchId,
+      itemWith(run, { status: 'queued', cost_micros, error: reason }),
+      money,
+    );
+    countSpent(run, money.spendMicros);
+    if (back === 'cancelled') {
+      // Its batch is being cancelled: the item was cancelled instead, and the job ends.
+      run.metrics.itemFinished({ status: 'cancelled', model: run.spec.model, images: {} });
+      await queueFinalizeIfComplete(run.deps, run.batchId);
+      return;
+    }
+    run.log.warn(
+      { err: reason, attempt: run.attempt },
+      'attempt ended; the job goes back to the queue',
+    );
+    throw error;
+  }
+  const status = error instanceof BudgetExceededError ? 'budget_exceeded' : 'failed';
+  await finish(run, itemWith(run, { status, cost_micros, error: reason }), money);
+  throw new UnrecoverableError(reason.message);
+}

@@ -1,0 +1,51 @@
+import type { CachedImage } from '../../src/cache/result-cache.js';
+import type { RenderAttempt } from './attempt.js';
+import { lookUpCache } from './look-up.js';
+
+/** What the cache gives the item, and which variants it must buy. */
+export interface CacheShare {
+  /** Stored variants the item reuses, by index. */
+  reused: CachedImage[];
+  /** The indexes of the variants nobody has stored. */
+  missing: number[];
+}
+
+/**
+ * Single-flight: while another item, batch or worker renders the same request, waits for it
+ * and reuses what it stored; takes the render lock (kept in `run.lease`) when it died or
+ * rendered fewer variants than this item needs. With the lock, the bucket itself is checked,
+ * not only the index, right before paying. A shutdown ends the wait with ShutdownError.
+ */
+export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<CacheShare> {
+  const { locks } = run.deps;
+  let usable = run.firstLook ?? (await lookUpCache(run, hash));
+  while (usable.size < run.spec.n) {
+    run.lease = await locks.tryAcquire(run.scope, hash);
+    if (run.lease) {
+      // About to pay: the bucket itself, not only the index, must lack what we buy. The
+      // last holder may have stored it just before, a crashed run may have uploaded it
+      // without indexing it, a failed-over Redis may have lost its entry.
+      usable = await lookUpCache(run, hash, true);
+      break;
+    }
+    run.log.debug({ hash }, 'the same request is being rendered elsewhere; waiting to reuse it');
+    await locks.waitForRelease(run.scope, hash, run.signal);
+    usable = await lookUpCache(run, hash);
+  }
+  return {
+    reused: [...usable.values()].sort(byIndex),
+    missing: range(run.spec.n).filter((index) => !usable.has(index)),
+  };
+}
+
+/**
+ * Lets items waiting on this request go on: reuse what was stored, or try themselves. Safe to
+ * call again; a no-op when the run never held the lock.
+ */
+export async function releaseRenderLock(run: RenderAttempt): Promise<void> {
+  await run.lease?.release();
+}
+
+export const byIndex = (a: CachedImage, b: CachedImage) => a.index - b.index;
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
