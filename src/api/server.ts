@@ -42,6 +42,8 @@ export interface ApiDeps extends SubmitBatchDeps, AdminQueueRouteDeps {
   bodyLimitBytes?: number;
   /** Largest catalog (CSV, JSON Lines) accepted; it is streamed, not buffered. Default 512 MiB. */
   catalogLimitBytes?: number;
+  /** All the files of one Images API edit or variation together (413 above). Default 64 MiB. */
+  maxUploadBytesPerRequest?: number;
   version?: string;
   /** The process's metrics (GET /metrics); absent, the route is not served. */
   metrics?: HealthRouteDeps['metrics'];

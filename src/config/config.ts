@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { apiKeyDigest, type ApiKeyDigest } from '../api/api-key-digest.js';
 import { webhookSecretProblem } from '../webhooks/secret-format.js';
+import {
+  hostileInputConfig,
+  hostileInputEnv,
+  type HostileInputConfig,
+} from './hostile-input-config.js';
 
 /** Images per minute allowed by each OpenAI usage tier (the free tier cannot use the Images API). */
 export const TIER_IMAGES_PER_MINUTE = { 1: 500, 2: 2_500, 3: 5_000, 4: 7_500, 5: 10_000 } as const;
@@ -52,7 +57,7 @@ function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
     try {
       json = JSON.parse(raw);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
+      ctx.addIssue({ code: 'custom', message: jsonSyntaxProblem(error as Error) });
       return z.NEVER;
     }
     const parsed = schema.safeParse(json);
@@ -69,6 +74,15 @@ function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
   });
 }
 
+/**
+ * Where the JSON of a variable is broken, without the excerpt of it that JSON.parse's message
+ * quotes: a variable may hold secrets (RENDERMILL_WEBHOOK_SECRETS), and start-up errors are logged.
+ */
+function jsonSyntaxProblem(error: Error): string {
+  const at = /at position (\d+)/.exec(error.message);
+  return `not JSON${at ? ` (at character ${at[1]})` : ''}: its content is not repeated here, as it may hold secrets`;
+}
+
 const fallbackList = jsonVariable(z.array(fallbackEntry));
 
 /**
@@ -78,17 +92,20 @@ const fallbackList = jsonVariable(z.array(fallbackEntry));
  */
 const apiKeys = z.string().transform((raw, ctx) => {
   const keys: ApiKeyDigest[] = [];
-  for (const pair of raw
+  const tenantOfDigest = new Map<string, string>();
+  for (const [index, pair] of raw
     .split(',')
     .map((p) => p.trim())
-    .filter(Boolean)) {
+    .filter(Boolean)
+    .entries()) {
     const at = pair.indexOf('=');
     const tenant = pair.slice(0, at).trim();
     const key = pair.slice(at + 1).trim();
     if (at <= 0 || !key || !/^[A-Za-z0-9_.-]{1,64}$/.test(tenant)) {
+      // Never the pair itself: without its `=`, all of it may be a key.
       ctx.addIssue({
         code: 'custom',
-        message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -), got "${pair.slice(0, 40)}"`,
+        message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -); pair ${index + 1} is not one`,
       });
       return z.NEVER;
     }
@@ -107,7 +124,19 @@ const apiKeys = z.string().transform((raw, ctx) => {
       });
       return z.NEVER;
     }
-    keys.push({ tenant, sha256: hashed ? hashed[1]!.toLowerCase() : apiKeyDigest(key) });
+    const sha256 = hashed ? hashed[1]!.toLowerCase() : apiKeyDigest(key);
+    const holder = tenantOfDigest.get(sha256);
+    if (holder !== undefined && holder !== tenant) {
+      // One key would authenticate as whichever tenant came last: refuse it, naming the
+      // tenants (never the key).
+      ctx.addIssue({
+        code: 'custom',
+        message: `tenants "${holder}" and "${tenant}" are given the same key: each tenant needs its own`,
+      });
+      return z.NEVER;
+    }
+    tenantOfDigest.set(sha256, tenant);
+    keys.push({ tenant, sha256 });
   }
   return keys;
 });
@@ -167,7 +196,8 @@ const clusterNodes = z.string().transform((raw, ctx): RedisClusterConfig => {
     if (!['redis:', 'rediss:'].includes(url.protocol) || !url.hostname || !url.port) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected host:port seeds separated by commas, got "${seed.slice(0, 60)}"`,
+        // A seed's password is not repeated.
+        message: `expected host:port seeds separated by commas, got "${seed.replace(/\/\/[^/]*@/, '//…@').slice(0, 60)}"`,
       });
       return z.NEVER;
     }
@@ -302,6 +332,9 @@ export const envSchema = z
       emptyAsUndefined,
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     ),
+    // ── Hostile-input quotas and limits (hostile-input-config.ts, docs/hostile-input.md) ──
+    ...hostileInputEnv,
+    // ── end of hostile-input quotas and limits ──
   })
   .superRefine((env, ctx) => {
     if (env.REDIS_URL && env.REDIS_CLUSTER_NODES) {
@@ -487,6 +520,8 @@ export interface Config {
    */
   allowPrivateUrls: boolean;
   logLevel: string;
+  /** Quotas and limits against hostile input (schedules, uploads): hostile-input-config.ts. */
+  hostileInput: HostileInputConfig;
 }
 
 /** Parses the environment once, at start-up. Throws ConfigError listing every problem. */
@@ -579,6 +614,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateUrls:
       e.RENDERMILL_ALLOW_PRIVATE_URLS ?? e.RENDERMILL_WEBHOOK_ALLOW_PRIVATE ?? false,
     logLevel: e.LOG_LEVEL,
+    hostileInput: hostileInputConfig(e),
   };
 }
 

@@ -9,7 +9,8 @@ import type { InputImage } from '../providers/image-provider.js';
 import { sniffImageFormat } from '../providers/sniff-format.js';
 import { checkInputImages, uploadsFolder } from '../render/input-images.js';
 import type { ImageStorage } from '../storage/image-storage.js';
-import { invalidRequest } from './openai-error.js';
+import { invalidRequest, OpenAiError } from './openai-error.js';
+import { DEFAULT_MAX_UPLOAD_MB_PER_REQUEST } from '../config/hostile-input-config.js';
 
 /** A file of an edit or variation form, with the bucket key it is (or will be) stored under. */
 export interface UploadedImage extends InputImage {
@@ -52,7 +53,11 @@ const FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
  * whole body is read before anything is refused, so the client gets the answer rather than
  * a connection cut mid-upload.
  */
-export async function readImageForm(request: FastifyRequest, scope: string): Promise<ImageForm> {
+export async function readImageForm(
+  request: FastifyRequest,
+  scope: string,
+  maxTotalBytes = DEFAULT_MAX_UPLOAD_BYTES,
+): Promise<ImageForm> {
   if (!request.isMultipart()) {
     throw invalidRequest(
       'this endpoint takes multipart/form-data, with the image as a file part named image',
@@ -64,18 +69,31 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
   const images: UploadedImage[] = [];
   const masks: UploadedImage[] = [];
   const unexpected: string[] = [];
+  let totalBytes = 0;
   for await (const part of request.parts()) {
     if (part.type !== 'file') {
       if (FILE_FIELDS.has(part.fieldname)) unexpected.push(part.fieldname);
       else fields[part.fieldname] = String(part.value);
       continue;
     }
-    const data = await part.toBuffer();
+    const data = await readWithin(part.file, maxTotalBytes - totalBytes);
+    totalBytes += data?.length ?? Number.POSITIVE_INFINITY;
+    if (!data) continue;
     if (part.fieldname === 'image' || part.fieldname === 'image[]') {
       images.push(uploaded(data, part.filename, scope, 'image'));
     } else if (part.fieldname === 'mask') {
       masks.push(uploaded(data, part.filename, scope, 'mask'));
     } else unexpected.push(part.fieldname);
+  }
+  if (totalBytes > maxTotalBytes) {
+    throw new OpenAiError(
+      413,
+      'invalid_request_error',
+      `the files of this request are larger than ${maxTotalBytes} bytes together, the most one ` +
+        'request may upload (RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST)',
+      'image',
+      'request_too_large',
+    );
   }
   if (unexpected.length > 0) {
     const [field] = unexpected as [string];
@@ -94,6 +112,32 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
     );
   }
   return { fields, images, mask: masks[0] };
+}
+
+/** Default of RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST. */
+const DEFAULT_MAX_UPLOAD_BYTES = DEFAULT_MAX_UPLOAD_MB_PER_REQUEST * 1024 * 1024;
+
+/**
+ * A file's bytes if they fit in `budget`, else undefined — having read the file to its end
+ * and kept none of it once past the budget: the form's memory is bounded by the budget of the
+ * whole request, not by the number of files times each file's limit.
+ */
+async function readWithin(
+  file: AsyncIterable<Buffer>,
+  budget: number,
+): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = budget < 0;
+  for await (const chunk of file) {
+    if (over) continue;
+    size += chunk.length;
+    if (size > budget) {
+      over = true;
+      chunks.length = 0;
+    } else chunks.push(chunk);
+  }
+  return over ? undefined : Buffer.concat(chunks);
 }
 
 function uploaded(data: Buffer, filename: string, scope: string, field: string): UploadedImage {

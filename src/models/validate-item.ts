@@ -1,7 +1,9 @@
+import { cappedList } from '../capped-list.js';
 import type { BatchItemInput } from '../batches/batch-request.js';
 import { isRetired, type ModelRegistry } from './model-registry.js';
 import type { ModelSpec } from './registry-schema.js';
 import type { RenderSpec } from './render-spec.js';
+import { controlCharacterProblem } from './control-characters.js';
 
 export interface FieldProblem {
   field: string;
@@ -22,7 +24,7 @@ export interface ValidationContext {
 
 type Defaults = Omit<Partial<BatchItemInput>, 'id' | 'prompt' | 'image' | 'mask'>;
 
-const list = (values: readonly string[]) => values.join(', ');
+const list = (values: readonly string[]) => cappedList(values);
 
 /**
  * Resolves one batch item against the batch's defaults and checks it against the model
@@ -74,6 +76,9 @@ export function resolveItem(
       'prompt',
       `prompt is ${prompt.length} characters; ${model.id} allows at most ${model.prompt_max_chars}`,
     );
+  } else {
+    const controlProblem = controlCharacterProblem(prompt);
+    if (controlProblem) problem('prompt', controlProblem);
   }
 
   const size = pick('size') ?? defaultSize(model);

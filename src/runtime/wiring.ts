@@ -49,6 +49,9 @@ export function buildApiForServices(services: Services): FastifyInstance {
       resolve: submitDepsFor(services),
       checkWebhookUrl: (url) =>
         checkWebhookUrl(url, { allowPrivate: services.config.allowPrivateUrls }),
+      maxPerTenant: services.config.hostileInput.maxSchedulesPerTenant,
+      minIntervalMs: services.config.hostileInput.minScheduleIntervalMs,
     }),
+    maxUploadBytesPerRequest: services.config.hostileInput.maxUploadBytesPerRequest,
   });
 }

@@ -106,7 +106,11 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       },
     },
     async (request, reply) => {
-      const form = await readImageForm(request, cache.scopeFor(request.tenant));
+      const form = await readImageForm(
+        request,
+        cache.scopeFor(request.tenant),
+        deps.maxUploadBytesPerRequest,
+      );
       if (await app.settleIdempotency(request, reply, formFingerprint(form))) return reply;
       const params = parseImageParams(editParamsSchema, formValues(form.fields));
       return render(request, reply, 'edits', params, form);
@@ -124,7 +128,11 @@ export async function openAiImageRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       },
     },
     async (request, reply) => {
-      const form = await readImageForm(request, cache.scopeFor(request.tenant));
+      const form = await readImageForm(
+        request,
+        cache.scopeFor(request.tenant),
+        deps.maxUploadBytesPerRequest,
+      );
       if (await app.settleIdempotency(request, reply, formFingerprint(form))) return reply;
       const params = parseImageParams(variationParamsSchema, formValues(form.fields));
       return render(request, reply, 'variations', params, form);
