@@ -37,7 +37,9 @@ export async function listBatches(
   while (data.length < query.limit && scanned < MAX_SCANNED_PER_PAGE) {
     const ids = await store.pageOfIds(tenant, cursor, filtered ? 100 : query.limit - data.length);
     if (!ids)
-      throw new HttpError(400, 'invalid_cursor', `cursor ${cursor} is not one of your batches`);
+      throw new HttpError(400, 'invalid_cursor', `cursor ${cursor} is not one of your batches`, {
+        field: 'cursor',
+      });
     if (ids.length === 0) return { data, next_cursor: null };
     const batches = await Promise.all(ids.map((id) => store.get(id)));
     for (const [i, batch] of batches.entries()) {

@@ -95,6 +95,7 @@ export class Schedules {
         400,
         'invalid_cursor',
         `cursor ${query.cursor} is not one of your schedules`,
+        { field: 'cursor' },
       );
     }
     return { data: page.records, next_cursor: page.more ? (page.lastId ?? null) : null };
