@@ -34,7 +34,7 @@ import {
  */
 const SEED = Number(process.env.FUZZ_SEED ?? 1_205_2026);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 250);
-const TIME_MS = Number(process.env.FUZZ_TIME_MS ?? 3_500);
+const TIME_MS = Number(process.env.FUZZ_TIME_MS ?? 3_000);
 
 let h: Harness;
 let schedules: ScheduleStore;
