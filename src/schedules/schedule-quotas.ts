@@ -10,18 +10,31 @@ import { nextRuns } from './schedule-calendar.js';
 
 /** Runs looked at to find a cron's shortest interval: enough for every pattern's gaps to show. */
 const RUNS_CHECKED = 25;
+/**
+ * ...within this much time: walking a sparse cron (29 February) 25 runs ahead would take
+ * cron-parser seconds. A week and a day holds every weekly pattern's gaps.
+ */
+const HORIZON_MS = 8 * 24 * 3600 * 1000;
+/** Runs looked at without a horizon when fewer fall within it (a monthly or yearly cron). */
+const SPARSE_RUNS_CHECKED = 3;
 
 /**
  * Why `cron` runs too often, or undefined: its shortest gap between two of the next runs is
- * below `minIntervalMs`. Crons such as `0,0/1 9 * * 1` run close together only at times, so
- * several runs are looked at, not the first two.
+ * below `minIntervalMs`. Crons such as `0,10 0 9 * * *` run close together only at times, so
+ * the runs of the coming week are looked at (up to 25), not the first two — and for a cron
+ * that runs less often than that, its next three.
  */
 export function cronIntervalProblem(
   timing: { cron: string; timeZone: string },
   minIntervalMs: number,
   now: Date,
 ): string | undefined {
-  const runs = nextRuns(timing, now, RUNS_CHECKED);
+  let runs = nextRuns(
+    { ...timing, endDate: new Date(now.getTime() + HORIZON_MS) },
+    now,
+    RUNS_CHECKED,
+  );
+  if (runs.length < SPARSE_RUNS_CHECKED) runs = nextRuns(timing, now, SPARSE_RUNS_CHECKED);
   let shortest = Number.POSITIVE_INFINITY;
   for (let i = 1; i < runs.length; i++) {
     shortest = Math.min(shortest, runs[i]!.getTime() - runs[i - 1]!.getTime());

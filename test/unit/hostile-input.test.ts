@@ -193,3 +193,12 @@ describe('cronIntervalProblem', () => {
     expect(check('@hourly')).toBeUndefined();
   });
 });
+
+describe('cronIntervalProblem on sparse crons', () => {
+  const now = new Date('2026-12-05T10:00:00Z');
+  it('finds close runs of a yearly cron', () => {
+    expect(cronIntervalProblem({ cron: '0,10 0 9 1 1 *', timeZone: 'UTC' }, 60_000, now)).toMatch(
+      /10 seconds apart/,
+    );
+  });
+});
