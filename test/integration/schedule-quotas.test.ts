@@ -165,8 +165,16 @@ describe('GET /v1/schedules, a page at a time', () => {
     for (const cursor of ['sch_nothing', theirs]) {
       const response = await list(`?cursor=${cursor}`);
       expect(response.statusCode).toBe(400);
-      expect(response.json()).toMatchObject({ error: { code: 'invalid_cursor' } });
+      expect(response.json()).toMatchObject({ error: { code: 'invalid_cursor', field: 'cursor' } });
     }
+    // The batches' list names the field too.
+    const batches = await h.api.inject({
+      method: 'GET',
+      url: '/v1/batches?cursor=b_nothing',
+      headers: auth(),
+    });
+    expect(batches.statusCode).toBe(400);
+    expect(batches.json()).toMatchObject({ error: { code: 'invalid_cursor', field: 'cursor' } });
   });
 });
 
