@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { cappedList } from '../request-validation.js';
 import { readCatalogStream, type CatalogFormat } from '../catalog/catalog-stream.js';
 import { PromptTemplate } from '../catalog/template.js';
 import type { FieldProblem } from '../errors.js';
@@ -119,19 +120,19 @@ export function catalogBatchSource(
     if (format === 'csv' && missing.length > 0) {
       problems.push({
         field: 'template',
-        message: `uses ${missing.map((m) => `{{${m}}}`).join(', ')} but the catalog has no such column; its columns: ${columns.join(', ')}`,
+        message: `uses ${cappedList(missing, (m) => `{{${m}}}`)} but the catalog has no such column; its columns: ${cappedList(columns)}`,
       });
     }
     if (format === 'csv' && !template && !columns.includes('prompt')) {
       problems.push({
         field: 'template',
-        message: `a catalog without a prompt column needs a template; its columns: ${columns.join(', ')}`,
+        message: `a catalog without a prompt column needs a template; its columns: ${cappedList(columns)}`,
       });
     }
     if (format === 'csv' && idColumn && !columns.includes(idColumn)) {
       problems.push({
         field: 'id_column',
-        message: `"${idColumn}" is not a column of the catalog; its columns: ${columns.join(', ')}`,
+        message: `"${idColumn}" is not a column of the catalog; its columns: ${cappedList(columns)}`,
       });
     }
     if (problems.length > 0) throw validationError(problems, 'invalid_catalog');
@@ -146,7 +147,7 @@ export function catalogBatchSource(
     if (missing.length > 0) {
       problems.push({
         field: 'template',
-        message: `the row has no ${missing.map((m) => `"${m}"`).join(', ')} for the template`,
+        message: `the row has no ${cappedList(missing, (m) => `"${m}"`)} for the template`,
         line: at.line,
       });
     }

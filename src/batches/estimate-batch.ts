@@ -48,6 +48,8 @@ export async function estimateFromSource(
   tenant: string,
   source: BatchSource,
 ): Promise<BatchEstimate> {
+  // Checked as submission checks it: an estimate that passes promises the submission will.
+  if (source.options.webhook_url) await deps.checkWebhookUrl?.(source.options.webhook_url);
   let max = 0;
   let typical = 0;
   let saved = 0;

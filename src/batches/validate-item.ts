@@ -1,5 +1,7 @@
 import type { FieldProblem } from '../errors.js';
+import { cappedList } from '../request-validation.js';
 import type { BatchItemInput } from '../contracts/batch-request.js';
+import { controlCharacterProblem } from '../models/control-characters.js';
 import { isRetired, type ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import type { RenderSpec } from '../models/render-spec.js';
@@ -16,7 +18,7 @@ export interface ValidationContext {
 
 type Defaults = Omit<Partial<BatchItemInput>, 'id' | 'prompt' | 'image' | 'mask'>;
 
-const list = (values: readonly string[]) => values.join(', ');
+const list = (values: readonly string[]) => cappedList(values);
 
 /**
  * Resolves one batch item against the batch's defaults and checks it against the model
@@ -68,6 +70,9 @@ export function resolveItem(
       'prompt',
       `prompt is ${prompt.length} characters; ${model.id} allows at most ${model.prompt_max_chars}`,
     );
+  } else {
+    const controlProblem = controlCharacterProblem(prompt);
+    if (controlProblem) problem('prompt', controlProblem);
   }
 
   const size = pick('size') ?? defaultSize(model);

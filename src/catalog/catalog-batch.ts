@@ -1,3 +1,4 @@
+import { cappedList } from '../request-validation.js';
 import type { BatchItemInput, BatchRequest } from '../contracts/batch-request.js';
 import { CatalogError, type Catalog } from './read-catalog.js';
 import type { PromptTemplate } from './template.js';
@@ -15,7 +16,7 @@ export function catalogToBatch(catalog: Catalog, options: CatalogBatchOptions): 
   const missing = options.template.missingColumns(catalog.columns);
   if (missing.length > 0) {
     throw new CatalogError(
-      `the template uses ${missing.map((m) => `{{${m}}}`).join(', ')} but the catalog has no such column; columns: ${catalog.columns.join(', ')}`,
+      `the template uses ${cappedList(missing, (m) => `{{${m}}}`)} but the catalog has no such column; columns: ${cappedList(catalog.columns)}`,
     );
   }
   const idColumn = options.idColumn ?? ['sku', 'id'].find((c) => catalog.columns.includes(c));

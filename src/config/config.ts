@@ -69,6 +69,14 @@ export interface WebhookConfig {
 }
 
 /** Configuration after parsing: what is external and what rendermill must embed. */
+/** What one tenant may set running unattended (docs/hostile-input.md). */
+export interface ScheduleQuotas {
+  /** How many schedules one tenant may have at once. */
+  maxPerTenant: number;
+  /** The shortest time allowed between two runs of a schedule's cron (ms). */
+  minIntervalMs: number;
+}
+
 export interface Config {
   /** undefined (and no `redisCluster`) → start an embedded redis-server. */
   redisUrl?: string | undefined;
@@ -111,6 +119,8 @@ export interface Config {
   maxCatalogBytes: number;
   /** Longest line of a catalog (bytes); a longer one refuses the catalog with 413. */
   maxCatalogLineBytes: number;
+  /** All the files of one Images API edit or variation together (bytes); 413 above it. */
+  maxUploadBytesPerRequest: number;
   dataDir: string;
   modelsFile?: string | undefined;
   defaultModel: string;
@@ -128,6 +138,7 @@ export interface Config {
    */
   shutdownGraceMs: number;
   webhooks: WebhookConfig;
+  schedules: ScheduleQuotas;
   /**
    * Let the URLs tenants give — webhooks, edit and variation inputs — reach loopback, private,
    * link-local and reserved addresses (a receiver or an image server on the same network,
@@ -213,6 +224,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonBodyBytes: megabytesToBytes(e.RENDERMILL_MAX_JSON_BODY_MB),
     maxCatalogBytes: megabytesToBytes(e.RENDERMILL_MAX_CATALOG_MB),
     maxCatalogLineBytes: e.RENDERMILL_MAX_CATALOG_LINE_KB * 1024,
+    maxUploadBytesPerRequest: megabytesToBytes(e.RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST),
+    schedules: {
+      maxPerTenant: e.RENDERMILL_MAX_SCHEDULES_PER_TENANT,
+      minIntervalMs: e.RENDERMILL_MIN_SCHEDULE_INTERVAL_SECONDS * 1000,
+    },
     dataDir: e.RENDERMILL_DATA_DIR,
     modelsFile: e.RENDERMILL_MODELS_FILE,
     defaultModel: e.RENDERMILL_DEFAULT_MODEL,

@@ -91,14 +91,16 @@ export const tenantList = z.string().transform((raw, ctx) => {
  */
 export const apiKeyList = z.string().transform((raw, ctx) => {
   const keys: ApiKeyDigest[] = [];
-  for (const pair of commaList(raw)) {
+  const tenantOfDigest = new Map<string, string>();
+  for (const [index, pair] of commaList(raw).entries()) {
     const at = pair.indexOf('=');
     const tenant = pair.slice(0, at).trim();
     const key = pair.slice(at + 1).trim();
     if (at <= 0 || !key || !TENANT_NAME.test(tenant)) {
+      // Never the pair itself: without its `=`, all of it may be a key.
       ctx.addIssue({
         code: 'custom',
-        message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -), got "${pair.slice(0, 40)}"`,
+        message: `expected tenant=key pairs separated by commas (tenant: letters, digits, _ . -); pair ${index + 1} is not one`,
       });
       return z.NEVER;
     }
@@ -117,7 +119,19 @@ export const apiKeyList = z.string().transform((raw, ctx) => {
       });
       return z.NEVER;
     }
-    keys.push({ tenant, sha256: hashed ? hashed[1]!.toLowerCase() : apiKeyDigest(key) });
+    const sha256 = hashed ? hashed[1]!.toLowerCase() : apiKeyDigest(key);
+    const holder = tenantOfDigest.get(sha256);
+    if (holder !== undefined && holder !== tenant) {
+      // One key would authenticate as whichever tenant came last: refuse it, naming the
+      // tenants (never the key).
+      ctx.addIssue({
+        code: 'custom',
+        message: `tenants "${holder}" and "${tenant}" are given the same key: each tenant needs its own`,
+      });
+      return z.NEVER;
+    }
+    tenantOfDigest.set(sha256, tenant);
+    keys.push({ tenant, sha256 });
   }
   return keys;
 });
@@ -148,7 +162,8 @@ export const redisClusterSeeds = z.string().transform((raw, ctx): RedisClusterCo
     if (!['redis:', 'rediss:'].includes(url.protocol) || !url.hostname || !url.port) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected host:port seeds separated by commas, got "${seed.slice(0, 60)}"`,
+        // A seed's password is not repeated.
+        message: `expected host:port seeds separated by commas, got "${seed.replace(/\/\/[^/]*@/, '//…@').slice(0, 60)}"`,
       });
       return z.NEVER;
     }
@@ -165,6 +180,15 @@ export const redisClusterSeeds = z.string().transform((raw, ctx): RedisClusterCo
 });
 
 /**
+ * Where the JSON of a variable is broken, without the excerpt of it that JSON.parse's message
+ * quotes: a variable may hold secrets (RENDERMILL_WEBHOOK_SECRETS), and start-up errors are logged.
+ */
+function jsonSyntaxProblem(error: Error): string {
+  const at = /at position (\d+)/.exec(error.message);
+  return `not JSON${at ? ` (at character ${at[1]})` : ''}: its content is not repeated here, as it may hold secrets`;
+}
+
+/**
  * A variable holding JSON checked by `schema`. Each problem is reported at its place in the
  * JSON, or, with `hint`, as one message that shows the expected shape.
  */
@@ -174,7 +198,7 @@ export function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
     try {
       json = JSON.parse(raw);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `not JSON: ${(error as Error).message}` });
+      ctx.addIssue({ code: 'custom', message: jsonSyntaxProblem(error as Error) });
       return z.NEVER;
     }
     const parsed = schema.safeParse(json);

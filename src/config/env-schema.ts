@@ -126,6 +126,12 @@ const serverVariables = {
    * below the longest string the runtime can hold (~512 MiB). Default 1024 (1 MiB).
    */
   RENDERMILL_MAX_CATALOG_LINE_KB: envVariable(wholeNumber(1, 64 * 1024).default(1024)),
+  /**
+   * All the files of one `/v1/images/edits` or `/variations` request together, in MiB (413
+   * above). One gpt-image edit takes up to 16 images; 64 MiB is plenty for real photos and
+   * bounds what a request holds in memory while it is read. Default 64.
+   */
+  RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST: envVariable(sizeInMegabytes(4096).default(64)),
 };
 
 /** Tenants: their keys, and what they may reach and share. */
@@ -183,6 +189,17 @@ const webhookVariables = {
   RENDERMILL_WEBHOOK_RETRY_BASE_MS: envVariable(durationMs(1, 3_600_000).default(30_000)),
 };
 
+/** Schedules: what one tenant may set running unattended. */
+const scheduleVariables = {
+  /** How many schedules one tenant may have (409 `too_many_schedules` above). Default 100. */
+  RENDERMILL_MAX_SCHEDULES_PER_TENANT: envVariable(wholeNumber(1, 100_000).default(100)),
+  /**
+   * Shortest time between two runs of a schedule's cron, in seconds: a cron that runs more often
+   * (`* * * * * *`, a batch every second) is refused. Default 60, a 5-field cron's finest.
+   */
+  RENDERMILL_MIN_SCHEDULE_INTERVAL_SECONDS: envVariable(wholeNumber(1, 7 * 24 * 3600).default(60)),
+};
+
 /** Metrics and logs. */
 const observabilityVariables = {
   /** A worker's metrics and health port (the API serves them on PORT); 0: none. Default 9464. */
@@ -216,6 +233,7 @@ export const envSchema = z
     ...budgetVariables,
     ...workerVariables,
     ...webhookVariables,
+    ...scheduleVariables,
     ...observabilityVariables,
     ...localVariables,
   })

@@ -10,7 +10,7 @@ import { sniffImageFormat } from '../providers/sniff-format.js';
 import { checkInputImages, uploadsFolder } from '../render/input-images.js';
 import type { ImageStorage } from '../storage/image-storage.js';
 import { formReadError } from './input-errors.js';
-import { invalidRequest } from './openai-error.js';
+import { invalidRequest, OpenAiError } from './openai-error.js';
 
 /** A file of an edit or variation form, with the bucket key it is (or will be) stored under. */
 export interface UploadedImage extends InputImage {
@@ -53,7 +53,12 @@ const FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
  * whole body is read before anything is refused, so the client gets the answer rather than
  * a connection cut mid-upload.
  */
-export async function readImageForm(request: FastifyRequest, scope: string): Promise<ImageForm> {
+export async function readImageForm(
+  request: FastifyRequest,
+  scope: string,
+  /** All the form's files together (RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST). */
+  maxTotalBytes: number,
+): Promise<ImageForm> {
   if (!request.isMultipart()) {
     throw invalidRequest(
       'this endpoint takes multipart/form-data, with the image as a file part named image',
@@ -65,6 +70,7 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
   const images: UploadedImage[] = [];
   const masks: UploadedImage[] = [];
   const unexpected: string[] = [];
+  let totalBytes = 0;
   try {
     for await (const part of request.parts()) {
       if (part.type !== 'file') {
@@ -72,7 +78,9 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
         else fields[part.fieldname] = String(part.value);
         continue;
       }
-      const data = await part.toBuffer();
+      const data = await readWithin(part.file, maxTotalBytes - totalBytes);
+      totalBytes += data?.length ?? Number.POSITIVE_INFINITY;
+      if (!data) continue;
       if (part.fieldname === 'image' || part.fieldname === 'image[]') {
         images.push(uploaded(data, part.filename, scope, 'image'));
       } else if (part.fieldname === 'mask') {
@@ -82,6 +90,16 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
   } catch (error) {
     // A truncated or malformed form is the sender's 400, not an error of rendermill's.
     throw formReadError(error);
+  }
+  if (totalBytes > maxTotalBytes) {
+    throw new OpenAiError(
+      413,
+      'invalid_request_error',
+      `the files of this request are larger than ${maxTotalBytes} bytes together, the most one ` +
+        'request may upload (RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST)',
+      'image',
+      'request_too_large',
+    );
   }
   if (unexpected.length > 0) {
     const [field] = unexpected as [string];
@@ -100,6 +118,29 @@ export async function readImageForm(request: FastifyRequest, scope: string): Pro
     );
   }
   return { fields, images, mask: masks[0] };
+}
+
+/**
+ * A file's bytes if they fit in `budget`, else undefined — having read the file to its end
+ * and kept none of it once past the budget: the form's memory is bounded by the budget of the
+ * whole request, not by the number of files times each file's limit.
+ */
+async function readWithin(
+  file: AsyncIterable<Buffer>,
+  budget: number,
+): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = budget < 0;
+  for await (const chunk of file) {
+    if (over) continue;
+    size += chunk.length;
+    if (size > budget) {
+      over = true;
+      chunks.length = 0;
+    } else chunks.push(chunk);
+  }
+  return over ? undefined : Buffer.concat(chunks);
 }
 
 function uploaded(data: Buffer, filename: string, scope: string, field: string): UploadedImage {

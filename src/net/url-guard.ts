@@ -187,8 +187,13 @@ export async function checkPublicUrl(url: string, options: PublicUrlOptions): Pr
   const addresses = isIP(literal) !== 0 ? [literal] : await resolveAll(host, options);
   const bad = addresses.find(isRefusedAddress);
   if (bad !== undefined) {
-    const via = literal === bad ? '' : ` (it resolves to ${bad})`;
-    throw privateUrl(`${host}${via} is a loopback, private, link-local or reserved address`);
+    // The address a name resolves to is not said: a refusal must not become a way to map
+    // the internal network's DNS from outside.
+    throw privateUrl(
+      literal === bad
+        ? `${host} is a loopback, private, link-local or reserved address`
+        : `${host} resolves to a private address (loopback, private, link-local or reserved)`,
+    );
   }
   return parsed;
 }
@@ -225,7 +230,8 @@ export const guardedLookup: LookupFunction = (hostname, options, callback) => {
     if (error) return callback(error, '', 0);
     const refused = addresses.find((a) => isRefusedAddress(a.address));
     if (refused) {
-      const message = `${hostname} resolves to ${refused.address}, a loopback, private, link-local or reserved address`;
+      // Not the address itself: the message may reach the tenant (an item's error, a delivery's).
+      const message = `${hostname} resolves to a private address (loopback, private, link-local or reserved)`;
       return callback(new RefusedAddressError(message), '', 0);
     }
     if (options.all) return (callback as (e: null, a: LookupAddress[]) => void)(null, addresses);

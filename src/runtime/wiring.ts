@@ -52,6 +52,9 @@ export function buildApiForServices(services: Services): FastifyInstance {
       resolve: submitDepsFor(services),
       checkWebhookUrl: (url) =>
         checkWebhookUrl(url, { allowPrivate: services.config.allowPrivateUrls }),
+      maxPerTenant: services.config.schedules.maxPerTenant,
+      minIntervalMs: services.config.schedules.minIntervalMs,
     }),
+    maxUploadBytesPerRequest: services.config.maxUploadBytesPerRequest,
   });
 }

@@ -67,8 +67,11 @@ export class ScheduleStore {
     return this.keys.index(tenant);
   }
 
-  async create(record: Pick<ScheduleRecord, 'id' | 'tenant' | 'created_at' | 'definition'>) {
-    await this.redis
+  /** Stores the schedule; returns how many the tenant has with it. */
+  async create(
+    record: Pick<ScheduleRecord, 'id' | 'tenant' | 'created_at' | 'definition'>,
+  ): Promise<number> {
+    const results = await this.redis
       .multi()
       .hset(this.key(record.tenant, record.id), {
         id: record.id,
@@ -77,7 +80,46 @@ export class ScheduleStore {
         definition: JSON.stringify(record.definition),
       })
       .zadd(this.indexKey(record.tenant), Date.parse(record.created_at), record.id)
+      .zcard(this.indexKey(record.tenant))
       .exec();
+    return Number(results?.[2]?.[1] ?? 0);
+  }
+
+  /** How many schedules the tenant has. */
+  async count(tenant: string): Promise<number> {
+    return this.redis.zcard(this.indexKey(tenant));
+  }
+
+  /**
+   * Up to `count` of the tenant's schedules after the one named `cursor` (from the oldest when
+   * undefined), oldest first, and whether more follow; undefined if `cursor` is not one of the
+   * tenant's schedules.
+   */
+  async page(
+    tenant: string,
+    cursor: string | undefined,
+    count: number,
+  ): Promise<{ records: ScheduleRecord[]; lastId: string | undefined; more: boolean } | undefined> {
+    let start = 0;
+    if (cursor) {
+      const rank = await this.redis.zrank(this.indexKey(tenant), cursor);
+      if (rank === null) return undefined;
+      start = rank + 1;
+    }
+    // One more than asked: whether another page follows.
+    const ids = await this.redis.zrange(
+      this.indexKey(tenant),
+      String(start),
+      String(start + count),
+    );
+    const pageIds = ids.slice(0, count);
+    const raws = await Promise.all(pageIds.map((id) => this.redis.hgetall(this.key(tenant, id))));
+    return {
+      records: raws.flatMap((raw) => parseRecord(raw) ?? []),
+      // The cursor of the next page: the last id read, even if it was deleted meanwhile.
+      lastId: pageIds.at(-1),
+      more: ids.length > count,
+    };
   }
 
   async get(tenant: string, id: string): Promise<ScheduleRecord | undefined> {

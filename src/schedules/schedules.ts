@@ -3,6 +3,8 @@ import type { Queue } from 'bullmq';
 import { JOB_CATALOG } from '../contracts/job-catalog.js';
 import type { ScheduleRecord, ScheduleStore } from './schedule-store.js';
 import { validateSchedule, type ValidateScheduleDeps } from './validate-schedule.js';
+import { RequestValidationError } from '../errors.js';
+import { tooManySchedules, type ListSchedulesQuery } from './schedule-quotas.js';
 
 /** The job each run of a schedule is, and the queue its BullMQ job scheduler lives on. */
 const RUN_JOB = 'run-schedule' as const;
@@ -15,6 +17,8 @@ export interface SchedulesDeps extends ValidateScheduleDeps {
   /** The BullMQ queue of `run-schedule` jobs (`schedules`), where the job schedulers live. */
   queue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler'>;
   now?: () => Date;
+  /** How many schedules a tenant may have (RENDERMILL_MAX_SCHEDULES_PER_TENANT); default no limit. */
+  maxPerTenant?: number | undefined;
 }
 
 /** A sortable, unguessable schedule id, like a batch's. */
@@ -41,6 +45,9 @@ export class Schedules {
    */
   async create(tenant: string, body: unknown): Promise<ScheduleRecord> {
     const now = this.now();
+    const max = this.deps.maxPerTenant ?? Number.POSITIVE_INFINITY;
+    // Refused before the (costlier) validation; checked again once stored, against a race.
+    if ((await this.deps.store.count(tenant)) >= max) throw tooManySchedules(max);
     const { definition } = await validateSchedule(this.deps, tenant, body, now);
     const record = {
       id: newScheduleId(now),
@@ -48,7 +55,10 @@ export class Schedules {
       created_at: now.toISOString(),
       definition,
     };
-    await this.deps.store.create(record);
+    if ((await this.deps.store.create(record)) > max) {
+      await this.deps.store.delete(tenant, record.id);
+      throw tooManySchedules(max);
+    }
     try {
       await this.deps.queue.upsertJobScheduler(
         record.id,
@@ -72,6 +82,22 @@ export class Schedules {
 
   async list(tenant: string): Promise<ScheduleRecord[]> {
     return this.deps.store.list(tenant);
+  }
+
+  /** A page of the tenant's schedules, oldest first. `next_cursor` is null on the last page. */
+  async page(
+    tenant: string,
+    query: ListSchedulesQuery,
+  ): Promise<{ data: ScheduleRecord[]; next_cursor: string | null }> {
+    const page = await this.deps.store.page(tenant, query.cursor, query.limit);
+    if (!page) {
+      throw new RequestValidationError(
+        `cursor ${query.cursor} is not one of your schedules`,
+        'cursor',
+        'invalid_cursor',
+      );
+    }
+    return { data: page.records, next_cursor: page.more ? (page.lastId ?? null) : null };
   }
 
   async get(tenant: string, id: string): Promise<ScheduleRecord | undefined> {

@@ -1,3 +1,4 @@
+import { cappedList } from '../request-validation.js';
 import { resolveBatch } from '../batches/submit-batch.js';
 import type { ResolveDeps } from '../batches/resolve-items.js';
 import { RequestValidationError } from '../errors.js';
@@ -5,6 +6,7 @@ import type { FieldProblem } from '../errors.js';
 import { parseRequest, validationError } from '../request-validation.js';
 import { batchForRun, scheduleFieldOf } from './schedule-batch.js';
 import { timeZoneName, checkCron, nextRuns } from './schedule-calendar.js';
+import { cronIntervalProblem } from './schedule-quotas.js';
 import { scheduleRequestSchema, type ScheduleDefinition } from './schedule-request.js';
 import {
   BUILT_IN_PLACEHOLDERS,
@@ -19,6 +21,8 @@ export interface ValidateScheduleDeps {
   resolve: ResolveDeps;
   /** Throws RequestValidationError (field `webhook_url`) for a URL rendermill must not call. */
   checkWebhookUrl: (url: string) => Promise<void>;
+  /** The shortest time allowed between two runs (RENDERMILL_MIN_SCHEDULE_INTERVAL_SECONDS). */
+  minIntervalMs?: number | undefined;
 }
 
 /** A schedule accepted: its definition as stored, and when it first runs. */
@@ -28,9 +32,7 @@ export interface ValidSchedule {
 }
 
 const placeholderList = (names: Record<string, string>) =>
-  Object.keys(names)
-    .map((name) => `{{${name}}}`)
-    .join(', ');
+  cappedList(Object.keys(names), (name) => `{{${name}}}`);
 
 /**
  * Checks a `POST /v1/schedules` body completely, so that nothing can go wrong at 09:00 on
@@ -58,6 +60,14 @@ export async function validateSchedule(
   } else {
     const cron = checkCron(request.cron, timeZone);
     if (!cron.ok) problem('cron', cron.message);
+    else if (deps.minIntervalMs !== undefined) {
+      const tooOften = cronIntervalProblem(
+        { cron: request.cron, timeZone },
+        deps.minIntervalMs,
+        now,
+      );
+      if (tooOften) problem('cron', tooOften);
+    }
   }
   const endDate = request.end_date ? new Date(request.end_date) : undefined;
   if (endDate && endDate <= now) {
@@ -85,10 +95,10 @@ export async function validateSchedule(
     const own = Object.keys(variables);
     problem(
       field,
-      `${unknown.map((name) => `{{${name}}}`).join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not ` +
+      `${cappedList(unknown, (name) => `{{${name}}}`)} ${unknown.length > 1 ? 'are' : 'is'} not ` +
         `a variable: define it in variables, or use one of ${placeholderList(RUN_PLACEHOLDERS)}, ` +
         placeholderList(ITEM_PLACEHOLDERS) +
-        (own.length > 0 ? `, or the variables ${own.map((n) => `{{${n}}}`).join(', ')}` : ''),
+        (own.length > 0 ? `, or the variables ${cappedList(own, (n) => `{{${n}}}`)}` : ''),
     );
   };
   checkPlaceholders('template', request.template);

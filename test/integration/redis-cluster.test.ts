@@ -36,6 +36,8 @@ beforeAll(async () => {
     h = await startHarness({
       redisEnv: { REDIS_CLUSTER_NODES: cluster.nodes.join(',') },
       simulator: { imagesPerMinute: 60_000, latencyMs: 20 },
+      // A schedule is seen firing every second: shorter than the default minimum interval.
+      env: { RENDERMILL_MIN_SCHEDULE_INTERVAL_SECONDS: '1' },
       logger: createLogger('warn', sink),
     });
   } catch (error) {

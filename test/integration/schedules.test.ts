@@ -15,7 +15,11 @@ import { auth, startHarness, waitForBatch, type Harness } from '../support/harne
 let h: Harness;
 let store: ScheduleStore;
 beforeAll(async () => {
-  h = await startHarness({ simulator: { imagesPerMinute: 60_000, latencyMs: 50 } });
+  h = await startHarness({
+    simulator: { imagesPerMinute: 60_000, latencyMs: 50 },
+    // A schedule is seen firing every 2 s below: shorter than the default minimum interval.
+    env: { RENDERMILL_MIN_SCHEDULE_INTERVAL_SECONDS: '1' },
+  });
   store = new ScheduleStore(h.services.state);
 });
 afterAll(async () => {

@@ -62,6 +62,8 @@ export interface ImagesRouteDeps extends SubmitBatchDeps {
   imagesApiWaitMs: number;
   /** Lifetime of image URLs in answers (RENDERMILL_URL_TTL_SECONDS). */
   urlTtlSeconds: number;
+  /** All the files of one edit or variation together (RENDERMILL_MAX_UPLOAD_MB_PER_REQUEST). */
+  maxUploadBytesPerRequest: number;
 }
 
 export async function openAiImageRoutes(
@@ -123,7 +125,11 @@ export async function openAiImageRoutes(
       },
     },
     async (request, reply) => {
-      const form = await readImageForm(request, cache.scopeFor(request.tenant));
+      const form = await readImageForm(
+        request,
+        cache.scopeFor(request.tenant),
+        deps.maxUploadBytesPerRequest,
+      );
       if (await app.settleIdempotency(request, reply, formFingerprint(form))) return reply;
       const params = parseImageParams(editParamsSchema, formValues(form.fields));
       return render(request, reply, 'edits', params, form);
@@ -141,7 +147,11 @@ export async function openAiImageRoutes(
       },
     },
     async (request, reply) => {
-      const form = await readImageForm(request, cache.scopeFor(request.tenant));
+      const form = await readImageForm(
+        request,
+        cache.scopeFor(request.tenant),
+        deps.maxUploadBytesPerRequest,
+      );
       if (await app.settleIdempotency(request, reply, formFingerprint(form))) return reply;
       const params = parseImageParams(variationParamsSchema, formValues(form.fields));
       return render(request, reply, 'variations', params, form);

@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { parseRequest } from '../../request-validation.js';
+import { listSchedulesQuery } from '../../schedules/schedule-quotas.js';
 import { scheduleRequestSchema } from '../../schedules/schedule-request.js';
 import { scheduleView } from '../../schedules/schedule-view.js';
 import type { Schedules } from '../../schedules/schedules.js';
 import { notFound } from '../http-errors.js';
 
 export interface ScheduleRouteDeps {
-  schedules: Pick<Schedules, 'create' | 'list' | 'get' | 'delete'>;
+  schedules: Pick<Schedules, 'create' | 'page' | 'get' | 'delete'>;
 }
 
 const scheduleParams = z.object({ id: z.string().min(1).max(100) });
@@ -48,11 +49,21 @@ export async function scheduleRoutes(app: FastifyInstance, deps: ScheduleRouteDe
 
   app.get(
     '/v1/schedules',
-    { schema: { summary: 'Your schedules, oldest first', tags: ['schedules'] } },
+    {
+      schema: {
+        summary: 'Your schedules, oldest first, a page at a time',
+        tags: ['schedules'],
+        querystring: listSchedulesQuery,
+      },
+    },
     async (request) => {
       const now = new Date();
-      const schedules = await deps.schedules.list(request.tenant);
-      return { data: schedules.map((schedule) => scheduleView(schedule, now)) };
+      const query = parseRequest(listSchedulesQuery, request.query);
+      const page = await deps.schedules.page(request.tenant, query);
+      return {
+        data: page.data.map((schedule) => scheduleView(schedule, now)),
+        next_cursor: page.next_cursor,
+      };
     },
   );
 

@@ -143,8 +143,10 @@ export class ApiClient {
   }
 
   /** `GET /v1/schedules`. */
-  async listSchedules(): Promise<ScheduleList> {
-    return this.json<ScheduleList>('GET', '/v1/schedules');
+  async listSchedules(page: { limit?: number; cursor?: string } = {}): Promise<ScheduleList> {
+    return this.json<ScheduleList>('GET', '/v1/schedules', {
+      query: { limit: page.limit, cursor: page.cursor },
+    });
   }
 
   /** `GET /v1/schedules/:id`. */

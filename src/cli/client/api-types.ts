@@ -56,4 +56,6 @@ export interface ScheduleView extends ScheduleRequest {
 /** `GET /v1/schedules`. */
 export interface ScheduleList {
   data: ScheduleView[];
+  /** Where the next page starts; null on the last page (absent from servers before paging). */
+  next_cursor?: string | null;
 }

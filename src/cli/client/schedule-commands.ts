@@ -128,7 +128,7 @@ export async function scheduleListCommand(
   client: ApiClient,
   options: { json?: boolean },
 ): Promise<number> {
-  const { data } = await client.listSchedules();
+  const data = await allSchedules(client);
   if (options.json) {
     printJson(data);
     return CLIENT_EXIT.ok;
@@ -148,6 +148,20 @@ export async function scheduleListCommand(
     ]),
   );
   return CLIENT_EXIT.ok;
+}
+
+/** Every schedule of the tenant, following the API's pages. */
+async function allSchedules(client: ApiClient): Promise<ScheduleView[]> {
+  const schedules: ScheduleView[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listSchedules({ limit: 100, cursor });
+    schedules.push(...page.data);
+    cursor = page.next_cursor ?? undefined;
+    // An empty page with a cursor would loop for ever.
+    if (page.data.length === 0) break;
+  } while (cursor !== undefined);
+  return schedules;
 }
 
 /** `rendermill schedules show <id>`: the schedule as the API holds it. */
