@@ -3,9 +3,9 @@
 # the Node APIs that differ between lines; the file says why each is there) on the other
 # supported Node.js lines, 22 and 24 LTS, using the official Node binaries that the npm
 # registry's `node` package ships. `npm test` runs the whole suite on the machine's Node.
-#   npm run test:node-lts                 the focused set on 22 and 24
-#   npm run test:node-lts -- --all        the whole suite on 22 and 24
-#   npm run test:node-lts -- <vitest args> passed on to vitest (e.g. a test name filter, -t …)
+#   npm run test:node-lts                   the focused set on 22 and 24
+#   npm run test:node-lts -- --all          the whole suite on 22 and 24
+#   npm run test:node-lts -- <vitest args>  passed on to vitest (e.g. -t <test name filter>)
 # NODE_LTS_LINES="24" picks the lines. With TEST_REPORT_DIR set, each line's JSON report is
 # written there (CI sums them up at the end). Every line runs even when one fails; the exit
 # status says whether all passed. Expects a built checkout (`npm install` builds it, and so
