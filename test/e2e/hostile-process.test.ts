@@ -121,7 +121,7 @@ describe('rendermill start under hostile input', () => {
 function runFailingProcess(failure: 'throw' | 'reject') {
   const dist = (file: string) => path.resolve('dist/src', file);
   const script = `
-    const { installFatalErrorPolicy } = await import(${JSON.stringify(dist('runtime/fatal-errors.js'))});
+    const { installFatalErrorPolicy } = await import(${JSON.stringify(dist('metrics/fatal-errors.js'))});
     const { checkReadiness } = await import(${JSON.stringify(dist('metrics/readiness.js'))});
     const { createLogger } = await import(${JSON.stringify(dist('logging.js'))});
     const probes = { redis: { ping: async () => 'PONG' }, storage: { ping: async () => undefined } };

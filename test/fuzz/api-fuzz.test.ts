@@ -283,8 +283,7 @@ describe('fuzzing the API (seeded, bounded)', () => {
           : []),
       ]);
     const endpoint = fc.constantFrom('edits', 'variations');
-    const input = fc
-      .oneof(fc.tuple(plausible, fc.constant('edits')), fc.tuple(parts, endpoint));
+    const input = fc.oneof(fc.tuple(plausible, fc.constant('edits')), fc.tuple(parts, endpoint));
     await fuzz(6, input, ([form, endpoint]) => {
       const { payload, contentType } = multipartBody(form);
       return h.api.inject({
