@@ -175,9 +175,17 @@ describe.skipIf(!haveChromium)('the dashboard, in Chromium', () => {
     const images = page.locator('#thumbnails img');
     await expect.poll(() => images.count()).toBe(3);
     // Every thumbnail is really fetched from storage (presigned URLs) and decoded.
-    await page.waitForFunction(
-      "[...document.querySelectorAll('#thumbnails img')].every((img) => img.complete && img.naturalWidth > 0)",
-    );
+    // Polled from here, not with page.waitForFunction: when its first look fails, that polls
+    // inside the page by evaluating a string, which the page's CSP (no 'unsafe-eval') refuses.
+    await expect
+      .poll(
+        () =>
+          page.evaluate(
+            "[...document.querySelectorAll('#thumbnails img')].every((img) => img.complete && img.naturalWidth > 0)",
+          ),
+        { timeout: 30_000 },
+      )
+      .toBe(true);
     const sizes = (await page.evaluate(
       "[...document.querySelectorAll('#thumbnails img')].map((img) => ({ width: img.naturalWidth, src: img.src }))",
     )) as { width: number; src: string }[];

@@ -184,7 +184,9 @@ describe('JSON variables', () => {
   });
 
   it('says when the value is not JSON', () => {
-    expect(problems(pair, '{a: 1')).toEqual([expect.stringMatching(/^not JSON: /)]);
+    expect(problems(pair, '{a: 1')).toEqual([
+      expect.stringMatching(/^not JSON \(at character \d+\): its content is not repeated/),
+    ]);
   });
 
   it('reports each problem at its place in the JSON, or one hint when given', () => {
