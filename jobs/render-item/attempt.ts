@@ -27,9 +27,10 @@ export interface RenderItemDeps {
   registry: ModelRegistry;
   queue: JobQueue;
   logger: Logger;
-  retryPolicy?: ProviderRetryPolicy;
-  /** Let input image URLs reach private addresses (RENDERMILL_ALLOW_PRIVATE_URLS). Default false. */
-  allowPrivateUrls?: boolean | undefined;
+  /** Retries and waits of a provider call (the configuration's `retry`). */
+  retryPolicy: ProviderRetryPolicy;
+  /** Let input image URLs reach private addresses (RENDERMILL_ALLOW_PRIVATE_URLS). */
+  allowPrivateUrls: boolean;
   /** Where outcomes, spend and provider calls are counted. Default: nowhere. */
   metrics?: RenderMetrics | undefined;
 }

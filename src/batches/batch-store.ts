@@ -43,9 +43,9 @@ export class BatchStore extends SpendLedger {
     redis: RedisConnection,
     private readonly options: {
       prefix?: string;
-      /** How often a running batch's manifest is due to be written. Default 30 s. */
-      checkpointMs?: number;
-    } = {},
+      /** How often a running batch's manifest is due to be written (RENDERMILL_MANIFEST_CHECKPOINT_MS). */
+      checkpointMs: number;
+    },
   ) {
     super(redis, options);
   }
@@ -228,7 +228,7 @@ export class BatchStore extends SpendLedger {
       money.releaseReservation || next.status !== 'running' ? 1 : 0,
       money.savedMicros ?? 0,
       Date.now(),
-      this.options.checkpointMs ?? 30_000,
+      this.options.checkpointMs,
       money.onlyFrom ?? '',
       // What the item becomes instead if its batch is being cancelled (see transition.lua).
       next.status === 'queued' || next.status === 'running'

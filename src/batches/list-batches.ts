@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageQueryFields } from '../contracts/page-query.js';
 import { RequestValidationError } from '../errors.js';
 import type { BatchStore } from './batch-store.js';
 import { batchView, type BatchView } from './batch-view.js';
@@ -6,14 +7,7 @@ import { BATCH_STATUSES } from '../contracts/item-status.js';
 
 export const listBatchesQuery = z
   .object({
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(100)
-      .default(20)
-      .describe('Batches per page (1–100).'),
-    cursor: z.string().max(100).optional().describe('`next_cursor` of the previous page.'),
+    ...pageQueryFields('Batches', 20),
     status: z.enum(BATCH_STATUSES).optional(),
     schedule_id: z.string().max(100).optional().describe('Only the batches a schedule created.'),
   })

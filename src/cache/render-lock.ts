@@ -13,13 +13,19 @@ export interface RenderLease {
 export interface RenderLockOptions {
   /**
    * How long a lock outlives a worker that died holding it. The holder renews it every third
-   * of this while it works, so it only bounds how long waiters wait for a dead holder.
-   * Default 30 s.
+   * of this while it works, so it only bounds how long waiters wait for a dead holder
+   * (RENDERMILL_JOB_LOCK_MS, like a job's own lock).
    */
-  ttlMs?: number;
-  /** Longest pause between checks while waiting for a holder. Default 250 ms. */
+  ttlMs: number;
+  /** Longest pause between checks while waiting for a holder. Default MAX_POLL_MS. */
   maxPollMs?: number;
 }
+
+/**
+ * Longest pause between a waiter's checks: a waiter sees the holder's result within this of its
+ * arrival, at a few Redis reads a second per waiting item.
+ */
+const MAX_POLL_MS = 250;
 
 /**
  * Single-flight for provider calls: across every worker process, at most one renders a given
@@ -34,11 +40,11 @@ export class RenderLocks {
 
   constructor(
     private readonly redis: RedisConnection,
-    options: RenderLockOptions = {},
+    options: RenderLockOptions,
     prefix = RM_PREFIX,
   ) {
-    this.ttlMs = options.ttlMs ?? 30_000;
-    this.maxPollMs = options.maxPollMs ?? 250;
+    this.ttlMs = options.ttlMs;
+    this.maxPollMs = options.maxPollMs ?? MAX_POLL_MS;
     this.scripts = luaCommands(redis);
     this.keys = cacheKeys(prefix);
   }

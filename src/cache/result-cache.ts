@@ -39,6 +39,9 @@ export const SOURCE_RENDERED_AT = 'source-rendered-at';
 /** Index field marking a request whose images are in S3 but not yet indexed (after a rebuild). */
 const IN_STORAGE = 's3';
 
+/** How long a rebuild holds its lock if its process dies: far longer than any bucket listing. */
+const REBUILD_LOCK_SECONDS = 3600;
+
 /**
  * The result cache: request hash → its rendered images. The images themselves live in S3 at
  * addresses derived from the hash, so they are the source of truth; Redis holds an index that
@@ -175,7 +178,7 @@ export class ResultCache {
   async rebuildIndex(): Promise<void> {
     const lock = this.keys.rebuildLock; // same slot as the epoch
     const token = contentHash(`${process.pid}:${Date.now()}:${Math.random()}`);
-    if ((await this.redis.set(lock, token, 'EX', 3600, 'NX')) !== 'OK') return;
+    if ((await this.redis.set(lock, token, 'EX', REBUILD_LOCK_SECONDS, 'NX')) !== 'OK') return;
     try {
       const requests = new Set<string>();
       for (const key of await this.storage.list('images/')) {

@@ -5,14 +5,14 @@ import { checkPublicUrl, guardedLookup } from './url-guard.js';
 export interface GuardedGetOptions {
   /**
    * Let the request reach loopback, private, link-local and reserved addresses
-   * (`RENDERMILL_ALLOW_PRIVATE_URLS`). Default false.
+   * (`RENDERMILL_ALLOW_PRIVATE_URLS`).
    */
-  allowPrivate?: boolean | undefined;
+  allowPrivate: boolean;
   /** The whole download — every redirect, connect, headers and body — must fit in this. */
   timeoutMs: number;
   /** Largest body read; a larger one fails with `DownloadTooLargeError` as soon as it is seen. */
   maxBytes: number;
-  /** Redirects followed, each checked like the first URL. Default 5. */
+  /** Redirects followed, each checked like the first URL. Default MAX_REDIRECTS. */
   maxRedirects?: number | undefined;
   /** Sent as `accept`. Default `*\/*`. */
   accept?: string | undefined;
@@ -56,15 +56,18 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * resolves to a refused address at connection time, `DownloadTooLargeError`,
  * `DownloadTimeoutError`, `TooManyRedirectsError`, or the connection's error.
  */
+/** Redirects a download follows unless told otherwise: enough for a CDN's hops, few enough to end a loop. */
+export const MAX_REDIRECTS = 5;
+
 export async function guardedGet(url: string, options: GuardedGetOptions): Promise<GuardedAnswer> {
-  const allowPrivate = options.allowPrivate ?? false;
+  const { allowPrivate } = options;
   const check = {
     allowPrivate,
     field: options.field ?? 'url',
     code: options.code ?? 'invalid_url',
   };
   const deadline = AbortSignal.timeout(options.timeoutMs);
-  const maxRedirects = options.maxRedirects ?? 5;
+  const maxRedirects = options.maxRedirects ?? MAX_REDIRECTS;
   let target = url;
   for (let hop = 0; ; hop++) {
     // The check's DNS lookup counts against the deadline like the rest.

@@ -19,28 +19,21 @@ import type { ProviderAccount } from '../providers/provider-account.js';
 import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from '../limits/backoff.js';
 
 export interface ProviderRetryPolicy extends BackoffPolicy {
-  /** Retries after the first try, for 429s, 5xx, timeouts and resets. Default 6. */
+  /** Retries after the first try, for 429s, 5xx, timeouts and resets (RENDERMILL_RETRIES). */
   retries: number;
   /**
    * How long an account out of quota, or whose key was refused, is left alone by every worker
-   * before it is tried again. Its items wait in the queue meanwhile. Default 60 s.
+   * before it is tried again. Its items wait in the queue meanwhile (RENDERMILL_ACCOUNT_RECHECK_MS).
    */
   accountRecheckMs: number;
 }
-
-export const DEFAULT_RETRY_POLICY: ProviderRetryPolicy = {
-  retries: 6,
-  minTimeoutMs: 500,
-  maxTimeoutMs: 60_000,
-  accountRecheckMs: 60_000,
-};
 
 /** One provider call: where it goes, what it asks, and who is told what happens. */
 export interface CallProviderOptions {
   account: ProviderAccount;
   request: ProviderRequest;
-  /** Default DEFAULT_RETRY_POLICY. */
-  policy?: ProviderRetryPolicy | undefined;
+  /** Retries and waits (the configuration's `retry`). */
+  policy: ProviderRetryPolicy;
   /** Ends the waits (see callProvider); a call in flight is seen through. */
   shutdown?: AbortSignal | undefined;
   /** Told about each failed try that is retried, before the backoff. */
@@ -75,7 +68,7 @@ export function callProvider(options: CallProviderOptions): Promise<ProviderResu
   const {
     account,
     request,
-    policy = DEFAULT_RETRY_POLICY,
+    policy,
     shutdown,
     onRetry,
     beforeCall,

@@ -65,9 +65,9 @@ export function checkInputRef(
 export interface LoadInputOptions {
   /**
    * Let an input URL reach loopback, private, link-local and reserved addresses
-   * (`RENDERMILL_ALLOW_PRIVATE_URLS`). Default false: URLs go to public hosts only.
+   * (`RENDERMILL_ALLOW_PRIVATE_URLS`); off, URLs go to public hosts only.
    */
-  allowPrivateUrls?: boolean | undefined;
+  allowPrivateUrls: boolean;
 }
 
 /**
@@ -83,7 +83,7 @@ export interface LoadInputOptions {
 export async function loadInputImage(
   ref: string,
   storage: ImageStorage,
-  options: LoadInputOptions = {},
+  options: LoadInputOptions,
 ): Promise<InputImage> {
   let data: Buffer;
   if (/^https?:\/\//i.test(ref)) {

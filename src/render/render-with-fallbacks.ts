@@ -81,7 +81,7 @@ export async function renderWithFallbacks(
   candidates: readonly Candidate[],
   request: ProviderRequest,
   options: {
-    policy?: ProviderRetryPolicy | undefined;
+    policy: ProviderRetryPolicy;
     shutdown?: AbortSignal | undefined;
     log: Logger;
     /** Where provider requests are counted. Default: nowhere. */

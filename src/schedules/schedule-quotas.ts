@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_PAGE_LIMIT, pageQueryFields } from '../contracts/page-query.js';
 import { ConflictError } from '../errors.js';
 import { nextRuns } from './schedule-calendar.js';
 
@@ -66,17 +67,6 @@ export function tooManySchedules(max: number): ConflictError {
 }
 
 /** `GET /v1/schedules?limit&cursor`: pages in the style of `GET /v1/batches`. */
-export const listSchedulesQuery = z
-  .object({
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(100)
-      .default(100)
-      .describe('Schedules per page (1–100).'),
-    cursor: z.string().max(100).optional().describe('`next_cursor` of the previous page.'),
-  })
-  .strict();
+export const listSchedulesQuery = z.object(pageQueryFields('Schedules', MAX_PAGE_LIMIT)).strict();
 
 export type ListSchedulesQuery = z.infer<typeof listSchedulesQuery>;

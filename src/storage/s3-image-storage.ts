@@ -19,8 +19,8 @@ export interface S3ImageStorageOptions {
   /** Omit both to use the SDK's default credential chain (env, profile, instance role). */
   accessKeyId?: string;
   secretAccessKey?: string;
-  /** Defaults to true when `endpoint` is set: most S3-compatible servers need path-style URLs. */
-  forcePathStyle?: boolean;
+  /** Path-style URLs, which most S3-compatible servers need (S3_FORCE_PATH_STYLE). */
+  forcePathStyle: boolean;
   /** Keys per list request (S3 caps it at 1000). Small values exercise pagination in tests. */
   listPageSize?: number;
 }
@@ -36,6 +36,9 @@ function errorInfo(err: unknown): { name?: string; status?: number } {
   };
 }
 
+/** The most keys S3 returns for one list request. */
+const S3_MAX_KEYS_PER_LIST = 1000;
+
 export class S3ImageStorage implements ImageStorage {
   readonly bucket: string;
   private readonly client: S3Client;
@@ -45,11 +48,11 @@ export class S3ImageStorage implements ImageStorage {
   constructor(opts: S3ImageStorageOptions) {
     this.bucket = opts.bucket;
     this.region = opts.region;
-    this.listPageSize = opts.listPageSize ?? 1000;
+    this.listPageSize = opts.listPageSize ?? S3_MAX_KEYS_PER_LIST;
     this.client = new S3Client({
       region: opts.region,
       endpoint: opts.endpoint,
-      forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
+      forcePathStyle: opts.forcePathStyle,
       credentials:
         opts.accessKeyId !== undefined && opts.secretAccessKey !== undefined
           ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey }

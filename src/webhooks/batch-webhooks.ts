@@ -10,9 +10,9 @@ export interface BatchWebhooksOptions {
   prefix?: string | undefined;
   /**
    * First wait before a failed delivery is retried, doubled each attempt
-   * (RENDERMILL_WEBHOOK_RETRY_BASE_MS). Default 30 s, the catalog's.
+   * (RENDERMILL_WEBHOOK_RETRY_BASE_MS).
    */
-  retryBaseMs?: number | undefined;
+  retryBaseMs: number;
 }
 
 /** How long a batch remembers its event was queued: well past any finalize re-run. */
@@ -25,12 +25,12 @@ const QUEUED_MARKER_TTL_SECONDS = 30 * 24 * 3600;
  */
 export class BatchWebhooks {
   private readonly prefix: string;
-  private readonly retryBaseMs: number | undefined;
+  private readonly retryBaseMs: number;
 
   constructor(
     private readonly queue: Pick<BullJobQueue, 'queue'>,
     private readonly redis: RedisConnection,
-    options: BatchWebhooksOptions = {},
+    options: BatchWebhooksOptions,
   ) {
     this.prefix = options.prefix ?? RM_PREFIX;
     this.retryBaseMs = options.retryBaseMs;
@@ -61,9 +61,7 @@ export class BatchWebhooks {
     // configured (tests and impatient operators shorten it).
     await this.queue.queue(job.queue).add('deliver-webhook', payload, {
       ...job.options,
-      ...(this.retryBaseMs === undefined
-        ? {}
-        : { backoff: { type: 'exponential', delay: this.retryBaseMs } }),
+      backoff: { type: 'exponential', delay: this.retryBaseMs },
       jobId: jobIdPart(`webhook-${batch.id}`),
     });
     await this.redis.set(this.markerKey(batch.id), event.id, 'EX', QUEUED_MARKER_TTL_SECONDS);

@@ -8,11 +8,17 @@ import { guardedLookup, RefusedAddressError } from '../net/url-guard.js';
  */
 export { RefusedAddressError as WebhookTargetRefusedError };
 
+/**
+ * How long a receiver has to answer. Fixed, not configured: Standard Webhooks receivers are
+ * expected to acknowledge at once and do their work afterwards; a slow one is tried again later.
+ */
+export const WEBHOOK_TIMEOUT_MS = 10_000;
+
 export interface PostWebhookOptions {
-  /** The whole exchange — connect, send, the answer's headers — must fit in this. Default 10 s. */
+  /** The whole exchange — connect, send, the answer's headers — must fit in this. Default WEBHOOK_TIMEOUT_MS. */
   timeoutMs?: number | undefined;
-  /** Skip the address check at connection time (RENDERMILL_ALLOW_PRIVATE_URLS). Default false. */
-  allowPrivate?: boolean | undefined;
+  /** Skip the address check at connection time (RENDERMILL_ALLOW_PRIVATE_URLS). */
+  allowPrivate: boolean;
 }
 
 /** What the receiver answered; a body excerpt for the log. */
@@ -33,11 +39,11 @@ export function postWebhook(
   url: string,
   body: string,
   headers: Record<string, string>,
-  options: PostWebhookOptions = {},
+  options: PostWebhookOptions,
 ): Promise<WebhookAnswer> {
   const target = new URL(url);
   const client = target.protocol === 'https:' ? https : http;
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
   return new Promise<WebhookAnswer>((resolve, reject) => {
     const request = client.request(target, {
       method: 'POST',

@@ -31,6 +31,12 @@ export interface WebhookSecretsOptions {
  * One webhook secret per tenant: fixed by the operator, or generated on first use and kept in
  * Redis (`rm:webhook-secret:<tenant>`), where every API process and worker finds the same one.
  */
+/**
+ * How long a rotated-out secret still signs beside the new one: a day for receivers to take the
+ * new secret (docs/webhooks.md promises it). Fixed, not configured; tests shorten it.
+ */
+const ROTATION_OVERLAP_MS = 24 * 3600_000;
+
 export class WebhookSecrets {
   private readonly fixed: Readonly<Record<string, string>>;
   private readonly previousValidMs: number;
@@ -42,7 +48,7 @@ export class WebhookSecrets {
     options: WebhookSecretsOptions = {},
   ) {
     this.fixed = options.fixed ?? {};
-    this.previousValidMs = options.previousValidMs ?? 24 * 3600_000;
+    this.previousValidMs = options.previousValidMs ?? ROTATION_OVERLAP_MS;
     this.keys = webhookSecretKeys(options.prefix ?? RM_PREFIX);
     this.scripts = luaCommands(redis);
   }

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchStore } from '../../src/batches/batch-store.js';
+import { loadConfig } from '../../src/config/config.js';
 import { type ItemRecord } from '../../src/contracts/batch-records.js';
 import { ReservationLostError } from '../../src/errors.js';
 import type { SpendCap } from '../../src/ledger/spend-caps.js';
@@ -13,7 +14,7 @@ let store: BatchStore;
 beforeAll(async () => {
   server = await startTestRedis();
   redis = new Redis(server.url);
-  store = new BatchStore(redis);
+  store = new BatchStore(redis, { checkpointMs: loadConfig({}).manifestCheckpointMs });
 });
 afterAll(async () => {
   redis?.disconnect();

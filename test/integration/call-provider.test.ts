@@ -8,7 +8,8 @@ import { createLogger } from '../../src/logging.js';
 import { ModelRegistry } from '../../src/models/model-registry.js';
 import { OpenAIImageProvider } from '../../src/providers/openai-provider.js';
 import type { ProviderAccount } from '../../src/providers/provider-account.js';
-import { DEFAULT_RETRY_POLICY, callProvider } from '../../src/render/call-provider.js';
+import { callProvider } from '../../src/render/call-provider.js';
+import { loadConfig } from '../../src/config/config.js';
 import type { EmbeddedRedis } from '../../src/runtime/embedded-redis.js';
 import { startTestRedis } from '../support/redis-server.js';
 
@@ -75,7 +76,7 @@ describe('callProvider', () => {
       const limitedBefore = sim.stats().rateLimited;
       // The provider allows 60/min (one at a time); both workers were told 6,000/min.
       const [a, b] = [await worker(6_000), await worker(6_000)];
-      const once = { ...DEFAULT_RETRY_POLICY, retries: 0 };
+      const once = { ...loadConfig({}).retry, retries: 0 };
 
       await callProvider({ account: a, request: request('first'), policy: once });
       await expect(

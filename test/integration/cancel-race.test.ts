@@ -47,6 +47,7 @@ function renderItem() {
     queue: s.queue,
     logger: pino({ level: 'silent' }),
     retryPolicy: s.config.retry,
+    allowPrivateUrls: s.config.allowPrivateUrls,
   });
 }
 

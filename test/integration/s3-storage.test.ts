@@ -143,6 +143,7 @@ describe('embedded s3rver persistence', () => {
         region: server.region,
         accessKeyId: server.accessKeyId,
         secretAccessKey: server.secretAccessKey,
+        forcePathStyle: true,
       });
       return { server, storage };
     };
