@@ -25,8 +25,8 @@ import {
  *
  * The property, for every input: the answer is a 2xx, or a 4xx whose reason names a field or a
  * line (or is about the body as a whole: its type, its size, its JSON); never a 5xx; /healthz
- * answers afterwards; and a refused request queued nothing — the render queue and the tenant's
- * batches, schedules and job schedulers did not grow.
+ * answers afterwards; and a refused request left nothing behind — no render jobs for a new batch,
+ * no batch record, schedule or job scheduler of its own.
  *
  * Seeded and bounded: FUZZ_SEED (default below; each property adds its index), FUZZ_RUNS runs
  * per property at most, FUZZ_TIME_MS per property at most. A failure prints the seed, the
@@ -60,15 +60,58 @@ const BODY_LEVEL_CODES = new Set([
 const BODY_LEVEL_MESSAGES =
   /^Invalid input: expected object, received \w+$|^the catalog has no rows$/;
 
-/** What could have been left behind: counted before and after a refused request. */
+/**
+ * What could have been left behind: taken before and after a refused request. Render jobs are
+ * compared by the batches they are for (a job id is `<batch id>-<item index>`), not by BullMQ's
+ * job counts: those are summed over several lists while the workers move jobs of earlier,
+ * accepted batches between them, so a total can seem to grow when nothing was added. Batches
+ * are compared by id, so that a run of a schedule accepted earlier, which may fire meanwhile,
+ * is told apart from a refused request's leftovers.
+ */
 async function footprint() {
-  const render = await h.services.queue.queue('render').getJobCounts();
+  const jobs = await h.services.queue
+    .queue('render')
+    .getJobs(['wait', 'active', 'delayed', 'prioritized', 'completed', 'failed']);
   return {
-    renderJobs: Object.values(render).reduce((a, b) => a + b, 0),
-    batches: await h.services.state.zcard('rm:tenant:acme:batches'),
+    renderJobBatches: new Set(
+      jobs.flatMap((job) => (job?.id ? [job.id.replace(/-\d+$/, '')] : [])),
+    ),
+    batchIds: new Set(await h.services.state.zrange('rm:tenant:acme:batches', '0', '-1')),
     schedules: await schedules.count('acme'),
     schedulers: await h.services.queue.queue(SCHEDULE_QUEUE).getJobSchedulersCount(),
   };
+}
+
+/** The batches among `ids` that no schedule's run made (a batch that is gone counts too). */
+async function notScheduleRuns(ids: Iterable<string>): Promise<string[]> {
+  const made: string[] = [];
+  for (const id of ids) if (!(await h.services.store.get(id))?.schedule_id) made.push(id);
+  return made;
+}
+
+/** Throws unless a refused request left nothing behind. */
+async function checkNothingLeft(
+  before: Awaited<ReturnType<typeof footprint>>,
+  after: Awaited<ReturnType<typeof footprint>>,
+  answer: string,
+) {
+  for (const key of ['schedules', 'schedulers'] as const) {
+    if (after[key] > before[key]) {
+      throw new Error(`refused but ${key} grew ${before[key]} → ${after[key]}: ${answer}`);
+    }
+  }
+  const newBatches = [...after.batchIds].filter((id) => !before.batchIds.has(id));
+  const madeBatches = await notScheduleRuns(newBatches);
+  if (madeBatches.length > 0) {
+    throw new Error(`refused but batch ${madeBatches[0]} was created: ${answer}`);
+  }
+  const newJobBatches = [...after.renderJobBatches].filter(
+    (id) => !before.renderJobBatches.has(id) && !before.batchIds.has(id),
+  );
+  const leftJobs = await notScheduleRuns(newJobBatches);
+  if (leftJobs.length > 0) {
+    throw new Error(`refused but render jobs were queued for ${leftJobs[0]}: ${answer}`);
+  }
 }
 
 /** Throws, describing the answer, unless it keeps the property. */
@@ -129,14 +172,11 @@ async function fuzz<T>(
       const health = await h.api.inject({ method: 'GET', url: '/healthz' });
       if (health.statusCode !== 200) throw new Error(`/healthz answered ${health.statusCode}`);
       if (response.statusCode >= 400) {
-        const after = await footprint();
-        for (const key of Object.keys(before) as (keyof typeof before)[]) {
-          if (after[key] > before[key]) {
-            throw new Error(
-              `refused (${response.statusCode}) but ${key} grew ${before[key]} → ${after[key]}: ${response.body.slice(0, 300)}`,
-            );
-          }
-        }
+        await checkNothingLeft(
+          before,
+          await footprint(),
+          `(${response.statusCode}) ${response.body.slice(0, 300)}`,
+        );
       } else await options.afterAccepted?.(response);
     }),
     {
