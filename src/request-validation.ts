@@ -59,6 +59,17 @@ export const MAX_LISTED_VALUES = 20;
 /** Characters of one value shown before it is cut with "…". */
 export const MAX_LISTED_VALUE_CHARS = 80;
 
+/**
+ * A value a sender gave, quoted for an error message (as JSON), cut at MAX_LISTED_VALUE_CHARS:
+ * a field may hold a megabyte, and 50 problems quoting it whole would make a 50 MB answer.
+ */
+export function quotedValue(value: unknown): string {
+  const quoted = JSON.stringify(value) ?? String(value);
+  return quoted.length > MAX_LISTED_VALUE_CHARS
+    ? `${quoted.slice(0, MAX_LISTED_VALUE_CHARS)}…`
+    : quoted;
+}
+
 /** `a, b, c … and 99,997 more`; each value formatted by `format`, cut if very long. */
 export function cappedList(
   values: readonly string[],

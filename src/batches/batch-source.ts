@@ -70,7 +70,7 @@ export function catalogBatchSource(
   format: CatalogFormat,
   query: unknown,
   /** The longest line read (RENDERMILL_MAX_CATALOG_LINE_KB); a longer one refuses the catalog. */
-  maxLineBytes?: number,
+  maxLineBytes: number,
 ): BatchSource {
   const {
     template: templateText,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { FieldProblem } from '../errors.js';
+import { quotedValue } from '../request-validation.js';
 
 /**
  * A line of an OpenAI Batch API input file: `{custom_id, method, url, body}`. rendermill takes
@@ -55,13 +56,10 @@ export function openAiBatchItem(
   const problem = (field: string, message: string) => problems.push({ field, message });
   const { custom_id: id, method, url, body } = values;
   if (typeof id !== 'string' || id === '') problem('custom_id', 'must be a non-empty string');
-  if (method !== 'POST') problem('method', `must be "POST", not ${JSON.stringify(method)}`);
+  if (method !== 'POST') problem('method', `must be "POST", not ${quotedValue(method)}`);
   const operation = typeof url === 'string' ? OPERATION_BY_URL.get(url) : undefined;
   if (!operation) {
-    problem(
-      'url',
-      `must be ${[...OPERATION_BY_URL.keys()].join(' or ')}, not ${JSON.stringify(url)}`,
-    );
+    problem('url', `must be ${[...OPERATION_BY_URL.keys()].join(' or ')}, not ${quotedValue(url)}`);
     // Another endpoint's body means nothing here: its fields are not worth listing.
     return { problems };
   }

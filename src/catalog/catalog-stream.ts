@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
 import { jsonNestsDeeperThan, tooDeepMessage } from './json-depth.js';
-import { DEFAULT_MAX_CATALOG_LINE_BYTES, guardLineLength } from './line-length-guard.js';
+import { guardLineLength } from './line-length-guard.js';
 
 export type CatalogFormat = 'csv' | 'jsonl';
 
@@ -21,7 +21,11 @@ export type CatalogLine =
 export function readCatalogStream(
   input: Readable,
   format: CatalogFormat,
-  maxLineBytes: number = DEFAULT_MAX_CATALOG_LINE_BYTES,
+  /**
+   * The longest line (RENDERMILL_MAX_CATALOG_LINE_KB). A line is held whole while it is parsed,
+   * so this bound, not the catalog's size, is what a catalog costs in memory.
+   */
+  maxLineBytes: number,
 ): AsyncGenerator<CatalogLine> {
   const guarded = guardLineLength(input, maxLineBytes);
   return format === 'csv' ? csvLines(guarded) : jsonLines(guarded);

@@ -1,13 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { RendermillError } from '../errors.js';
 
-/**
- * The longest catalog line read by default: 1 MiB. A real row (a SKU, a title, a prompt of a few
- * thousand characters, an OpenAI Batch line) is a few KiB; a line is held whole while it is
- * parsed, so its bound is what a catalog costs in memory, whatever the catalog's own size.
- */
-export const DEFAULT_MAX_CATALOG_LINE_BYTES = 1024 * 1024;
-
 const NEWLINE = 0x0a;
 
 /** A catalog line longer than the bound: the catalog is refused (413) at that line. */

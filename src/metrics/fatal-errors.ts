@@ -7,6 +7,9 @@ import type { Logger } from 'pino';
  */
 export const FATAL_EXIT_CODE = 70;
 
+/** How long the log may take to reach its destination before the process exits anyway. */
+const LOG_FLUSH_TIMEOUT_MS = 2_000;
+
 /** Why the process is going down, once an error nothing handled was seen; else undefined. */
 let fatalReason: string | undefined;
 
@@ -38,7 +41,12 @@ export interface FatalErrorPolicyOptions {
  * an answer (4xx for the sender's input). This is for rendermill's own bugs.
  */
 export function installFatalErrorPolicy(options: FatalErrorPolicyOptions): () => void {
-  const { logger, exit = (code) => process.exit(code), flushTimeoutMs = 2_000, announce } = options;
+  const {
+    logger,
+    exit = (code) => process.exit(code),
+    flushTimeoutMs = LOG_FLUSH_TIMEOUT_MS,
+    announce,
+  } = options;
   const fail = (kind: 'uncaughtException' | 'unhandledRejection', error: unknown) => {
     if (fatalReason !== undefined) return; // already on the way out
     const message = error instanceof Error ? error.message : String(error);

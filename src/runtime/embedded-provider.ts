@@ -33,7 +33,14 @@ export async function startEmbeddedProvider(
   try {
     simulator = (await import(SIMULATOR_MODULE)) as SimulatorModule;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    // Only the simulator itself missing means "not installed"; a module missing inside it is a bug.
+    const missing = error as NodeJS.ErrnoException;
+    if (
+      missing.code !== 'ERR_MODULE_NOT_FOUND' ||
+      !missing.message.includes('infra/simulator/server')
+    ) {
+      throw error;
+    }
     throw new ConfigError(
       'no provider is configured and the provider simulator is not installed here: ' +
         'set OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway)',

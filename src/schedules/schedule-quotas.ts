@@ -16,6 +16,8 @@ const RUNS_CHECKED = 25;
  * cron-parser seconds. A week and a day holds every weekly pattern's gaps.
  */
 const HORIZON_MS = 8 * 24 * 3600 * 1000;
+/** The longest look ahead, for minimums of days: two months hold every monthly pattern's gaps. */
+const LONGEST_HORIZON_MS = 62 * 24 * 3600 * 1000;
 /** Runs looked at without a horizon when fewer fall within it (a monthly or yearly cron). */
 const SPARSE_RUNS_CHECKED = 3;
 
@@ -30,8 +32,14 @@ export function cronIntervalProblem(
   minIntervalMs: number,
   now: Date,
 ): string | undefined {
+  // A minimum of days needs a longer look: a monthly pattern's close pair (the 29th and 30th)
+  // may lie weeks ahead. RUNS_CHECKED runs of the minimum, at most two months.
+  const horizonMs = Math.max(
+    HORIZON_MS,
+    Math.min(RUNS_CHECKED * minIntervalMs, LONGEST_HORIZON_MS),
+  );
   let runs = nextRuns(
-    { ...timing, endDate: new Date(now.getTime() + HORIZON_MS) },
+    { ...timing, endDate: new Date(now.getTime() + horizonMs) },
     now,
     RUNS_CHECKED,
   );

@@ -17,8 +17,8 @@ export interface SchedulesDeps extends ValidateScheduleDeps {
   /** The BullMQ queue of `run-schedule` jobs (`schedules`), where the job schedulers live. */
   queue: Pick<Queue, 'upsertJobScheduler' | 'removeJobScheduler'>;
   now?: () => Date;
-  /** How many schedules a tenant may have (RENDERMILL_MAX_SCHEDULES_PER_TENANT); default no limit. */
-  maxPerTenant?: number | undefined;
+  /** How many schedules a tenant may have (RENDERMILL_MAX_SCHEDULES_PER_TENANT). */
+  maxPerTenant: number;
 }
 
 /** A sortable, unguessable schedule id, like a batch's. */
@@ -45,7 +45,7 @@ export class Schedules {
    */
   async create(tenant: string, body: unknown): Promise<ScheduleRecord> {
     const now = this.now();
-    const max = this.deps.maxPerTenant ?? Number.POSITIVE_INFINITY;
+    const max = this.deps.maxPerTenant;
     // Refused before the (costlier) validation; checked again once stored, against a race.
     if ((await this.deps.store.count(tenant)) >= max) throw tooManySchedules(max);
     const { definition } = await validateSchedule(this.deps, tenant, body, now);

@@ -22,7 +22,7 @@ export interface ValidateScheduleDeps {
   /** Throws RequestValidationError (field `webhook_url`) for a URL rendermill must not call. */
   checkWebhookUrl: (url: string) => Promise<void>;
   /** The shortest time allowed between two runs (RENDERMILL_MIN_SCHEDULE_INTERVAL_SECONDS). */
-  minIntervalMs?: number | undefined;
+  minIntervalMs: number;
 }
 
 /** A schedule accepted: its definition as stored, and when it first runs. */
@@ -60,7 +60,7 @@ export async function validateSchedule(
   } else {
     const cron = checkCron(request.cron, timeZone);
     if (!cron.ok) problem('cron', cron.message);
-    else if (deps.minIntervalMs !== undefined) {
+    else {
       const tooOften = cronIntervalProblem(
         { cron: request.cron, timeZone },
         deps.minIntervalMs,

@@ -219,6 +219,7 @@ describe('POST /v1/schedules', () => {
       queue: bullQueue(),
       resolve: { ...submitDepsFor(h.services), enforceRetirements: true },
       checkWebhookUrl: async () => undefined,
+      ...h.services.config.schedules,
     });
     const schedulersBefore = await schedulerIds();
     // gpt-image-1.5 shuts down on 2026-12-01; this schedule's first run is on 1 January.

@@ -190,6 +190,14 @@ describe('cronIntervalProblem', () => {
 
 describe('cronIntervalProblem on sparse crons', () => {
   const now = new Date('2026-12-05T10:00:00Z');
+  it('looks months ahead when the minimum is days: the 29th and 30th of a month', () => {
+    const twoDays = 2 * 24 * 3600_000;
+    const oddDaysAndThe30th = '0 0 1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,30 * *';
+    expect(cronIntervalProblem({ cron: oddDaysAndThe30th, timeZone: 'UTC' }, twoDays, now)).toMatch(
+      /runs 1440 minutes apart/,
+    );
+  });
+
   it('finds close runs of a yearly cron', () => {
     expect(cronIntervalProblem({ cron: '0,10 0 9 1 1 *', timeZone: 'UTC' }, 60_000, now)).toMatch(
       /10 seconds apart/,

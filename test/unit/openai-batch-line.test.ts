@@ -69,3 +69,15 @@ describe('OpenAI Batch lines a tenant controls', () => {
     expect(isOpenAiBatchLine(line({}))).toBe(true);
   });
 });
+
+describe('a problem quotes what the sender gave', () => {
+  it('cut short, so a megabyte in one field does not become a megabyte of error', () => {
+    const huge = 'x'.repeat(1_000_000);
+    const problems = problemsOf({ ...line({}), method: huge, url: huge });
+    expect(problems.map((p) => p.field)).toEqual(['method', 'url']);
+    for (const problem of problems) {
+      expect(problem.message.length).toBeLessThan(300);
+      expect(problem.message).toContain('"xxxx');
+    }
+  });
+});

@@ -34,6 +34,7 @@ import {
   rewriteRendermillError,
 } from '../../facade/openai-error.js';
 import { microsToUsd } from '../../models/pricing.js';
+import { discardRestOfBody } from '../discard-body.js';
 import { HttpError } from '../http-errors.js';
 import type { SubmitBatchDeps } from '../../batches/submit-batch.js';
 import type { ImageStorage } from '../../storage/image-storage.js';
@@ -84,6 +85,9 @@ export async function openAiImageRoutes(
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const answer = toOpenAiError(error, limits.fileSize);
+    // A form refused while it streams in (a file or part over its limit) is read to its end
+    // within the request's bound, so the sender gets this answer and not a reset connection.
+    if (request.tenant) discardRestOfBody(request.raw, deps.maxUploadBytesPerRequest);
     if (answer.statusCode >= 500 && !(error instanceof OpenAiError)) {
       request.log.error({ err: error }, 'images request failed');
     }

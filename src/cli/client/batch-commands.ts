@@ -26,8 +26,8 @@ export async function statusCommand(
 export interface ListOptions {
   status?: BatchStatusFilter;
   schedule?: string;
-  /** Most batches shown. Default 20. */
-  limit?: number;
+  /** Most batches shown (`--limit`, whose default the command line sets). */
+  limit: number;
   json?: boolean;
 }
 
@@ -36,7 +36,7 @@ const LIST_PAGE_SIZE = 100;
 
 /** `rendermill list`: the newest batches, following pages only until `--limit` are shown. */
 export async function listCommand(client: ApiClient, options: ListOptions): Promise<number> {
-  const limit = options.limit ?? 20;
+  const { limit } = options;
   const batches: BatchView[] = [];
   let cursor: string | undefined;
   let more = false;
