@@ -13,7 +13,6 @@ import { settle, succeeded } from './render-item/settle.js';
 import { byIndex, releaseRenderLock, takeRenderLock } from './render-item/single-flight.js';
 
 export type { RenderItemDeps } from './render-item/attempt.js';
-export { RESERVATION_WAIT_MS } from '../src/ledger/spend-ledger.js';
 
 /**
  * Renders one item, paying for each image at most once:

@@ -6,6 +6,7 @@ import {
   type ItemTally,
 } from '../contracts/batch-records.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
+import { sortedSetPage } from '../redis/sorted-set-page.js';
 import type { SpendCap } from '../ledger/spend-caps.js';
 import { SpendLedger } from '../ledger/spend-ledger.js';
 import type { Micros } from '../models/pricing.js';
@@ -278,13 +279,7 @@ export class BatchStore extends SpendLedger {
     cursor: string | undefined,
     count: number,
   ): Promise<string[] | undefined> {
-    let start = 0;
-    if (cursor) {
-      const rank = await this.redis.zrevrank(this.tenantKey(tenant), cursor);
-      if (rank === null) return undefined;
-      start = rank + 1;
-    }
-    return this.redis.zrevrange(this.tenantKey(tenant), start, start + count - 1);
+    return sortedSetPage(this.redis, this.tenantKey(tenant), cursor, count, { newestFirst: true });
   }
 
   /**

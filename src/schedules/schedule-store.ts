@@ -1,6 +1,7 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
 import { RM_PREFIX, scheduleKeys } from '../redis/redis-keys.js';
+import { sortedSetPage } from '../redis/sorted-set-page.js';
 import type { ScheduleDefinition } from './schedule-request.js';
 
 /** Why a run made no batch: the batch was refused (a model retired since …). */
@@ -100,18 +101,11 @@ export class ScheduleStore {
     cursor: string | undefined,
     count: number,
   ): Promise<{ records: ScheduleRecord[]; lastId: string | undefined; more: boolean } | undefined> {
-    let start = 0;
-    if (cursor) {
-      const rank = await this.redis.zrank(this.indexKey(tenant), cursor);
-      if (rank === null) return undefined;
-      start = rank + 1;
-    }
     // One more than asked: whether another page follows.
-    const ids = await this.redis.zrange(
-      this.indexKey(tenant),
-      String(start),
-      String(start + count),
-    );
+    const ids = await sortedSetPage(this.redis, this.indexKey(tenant), cursor, count + 1, {
+      newestFirst: false,
+    });
+    if (!ids) return undefined;
     const pageIds = ids.slice(0, count);
     const raws = await Promise.all(pageIds.map((id) => this.redis.hgetall(this.key(tenant, id))));
     return {
