@@ -25,10 +25,19 @@ beforeAll(async () => {
   [server, sim] = await Promise.all([startTestRedis(), startSimulator({ imagesPerMinute: 60 })]);
 });
 afterAll(async () => {
-  await Promise.all(limiters.map((l) => l.stop()));
-  connections.forEach((c) => c.disconnect());
+  await closeWorkers();
   await Promise.all([sim?.stop(), server?.stop()]);
 });
+
+/**
+ * Stops the workers made so far, their limiters first, then their connections once their
+ * replies are in. A retried run calls it before it wipes Redis: the first run's limiters must
+ * not go on ticking against keys that are gone, nor be cut off mid-command at the end.
+ */
+async function closeWorkers() {
+  await Promise.all(limiters.splice(0).map((l) => l.stop()));
+  await Promise.all(connections.splice(0).map((c) => c.quit()));
+}
 
 async function worker(configuredPerMinute: number): Promise<ProviderAccount> {
   const redis = new Redis(server.url, { maxRetriesPerRequest: null });
@@ -68,6 +77,7 @@ describe('callProvider', () => {
     'a 429 seen by one worker pauses the account for every worker, and slows them all',
     { retry: 2 },
     async () => {
+      await closeWorkers();
       const admin = new Redis(server.url);
       await admin.flushall(); // a retried run starts with no pause and no adapted rate
       admin.disconnect();
