@@ -25,6 +25,32 @@ export interface ProviderUsage {
   input_tokens_details?: { text_tokens?: number; image_tokens?: number };
 }
 
+/** Per-dimension figures of a provider's rate-limit headers. */
+export interface RateFigures {
+  requests?: number | undefined;
+  images?: number | undefined;
+  tokens?: number | undefined;
+}
+
+/**
+ * What a provider's answer said about its rate limits (`x-ratelimit-limit-*`, `-remaining-*`,
+ * `-reset-*`, `retry-after*`), read from every answer, and what the call used.
+ */
+export interface ProviderRateReport {
+  /** The provider refused the call with a 429 rate_limit_exceeded. */
+  refused: boolean;
+  /** Declared limits, per minute. */
+  limits: RateFigures;
+  /** What the provider says is left in its current window. */
+  remaining: RateFigures;
+  /** How long until each limit is fully replenished, in ms. */
+  resetMs: RateFigures;
+  /** On a 429: how long the provider asked us to wait (retry-after-ms, retry-after, reset). */
+  retryAfterMs?: number | undefined;
+  /** Tokens the call used (input + output), from `usage`. */
+  tokensUsed?: number | undefined;
+}
+
 /** Bad input from a producer: a 400 naming the field, nothing queued. */
 export class RequestValidationError extends RendermillError {
   override name = 'RequestValidationError';
@@ -60,8 +86,8 @@ export class ProviderRateLimitedError extends RendermillError {
     message: string,
     /** The wait the provider asked for, from retry-after-ms / retry-after / x-ratelimit-reset-*. */
     readonly retryAfterMs?: number,
-    /** The account's images-per-minute limit, when the provider says (x-ratelimit-limit-images). */
-    readonly limitPerMinute?: number,
+    /** Everything the 429's headers said about the limits. */
+    readonly report?: ProviderRateReport,
   ) {
     super(message);
   }

@@ -4,15 +4,16 @@ import { limiterKeys } from '../redis/redis-keys.js';
 
 /** Why and for how long every worker leaves a provider account alone. */
 export interface AccountPause {
-  /** rate_limited, provider_quota_exhausted, provider_auth … */
+  /** provider_quota_exhausted, provider_auth. */
   code: string;
   reason: string;
   remainingMs: number;
 }
 
 /**
- * Whether a provider account may be called right now, shared by every worker: a 429 pauses
- * the whole account for as long as the provider asked, a quota or key failure for longer.
+ * Whether a provider account may be called right now, shared by every worker: an account out
+ * of quota or whose key was refused is left alone for a while. (A 429's wait is per model: it
+ * blocks that model's rate window, see RateLimiter.)
  */
 export interface AccountGate {
   /** Pauses calls for `ms`. A pause is only ever extended, never cut short by a shorter one. */

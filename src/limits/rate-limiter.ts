@@ -1,16 +1,47 @@
-/** Paces calls to one provider account by the number of images they ask for. */
+import type { ProviderRateReport } from '../errors.js';
+
+/** What one provider call weighs against a route's limits. */
+export interface CallCost {
+  images: number;
+  /** Estimated before the call (see estimatedTokens); settled from `usage` after it. 0 = not counted. */
+  tokens: number;
+}
+
+/** A call's turn in the window, handed back to `observe` with what its answer said. */
+export interface RateGrant {
+  id: string;
+  cost: CallCost;
+}
+
+/**
+ * The rate limit of one model on one provider account, shared by every worker: exact in any
+ * window, in images, tokens and requests, corrected by what the provider says.
+ */
 export interface RateLimiter {
   /**
-   * Runs fn once `weight` images of the per-minute allowance are available. If `shutdown` is
-   * aborted before fn has started, the wait ends with ShutdownError and fn never runs; once
-   * fn has started it is seen through, and its outcome is what schedule returns.
+   * The most images one call may ask for: one window's allowance. An item asking for more is
+   * split into calls of at most this many (a provider counting in short windows would refuse
+   * a heavier one). Follows the limit in force, which the provider may lower.
    */
-  schedule<T>(weight: number, fn: () => Promise<T>, shutdown?: AbortSignal): Promise<T>;
+  readonly maxImagesPerCall: number;
   /**
-   * The provider answered 429 although the limiter let the request through: the configured
-   * limit is too high (a wrong tier, or another client on the account). Slows every worker
-   * down — to the provider's limit when it said what it is — and recovers gradually.
+   * Waits for the call's turn. If `shutdown` aborts first, ends with ShutdownError; if every
+   * call must wait longer than `maxWaitMs` because the provider asked so (a 429's wait), ends
+   * with AccountPausedError so the item can go elsewhere or back to the queue.
    */
-  slowDown(providerLimitPerMinute?: number): Promise<void>;
+  acquire(
+    cost: CallCost,
+    options?: { shutdown?: AbortSignal | undefined; maxWaitMs?: number | undefined },
+  ): Promise<RateGrant>;
+  /**
+   * What the provider's answer to a granted call said: its declared limits, a 429, the tokens
+   * used. Cheap when there is no news (no Redis round trip).
+   */
+  observe(grant: RateGrant | undefined, report: ProviderRateReport): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The limiters of one provider account, one per model. */
+export interface RateLimiters {
+  for(model: string): RateLimiter;
 }

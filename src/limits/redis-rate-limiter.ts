@@ -1,203 +1,207 @@
+import { randomBytes } from 'node:crypto';
 import Bottleneck from 'bottleneck';
-import { duplicateConnection, type RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
-import { ProviderRejectedError, ShutdownError } from '../errors.js';
+import { AccountPausedError, ShutdownError, type ProviderRateReport } from '../errors.js';
 import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
-import { limiterKeys } from '../redis/redis-keys.js';
-import { limitShape, type LimitShape } from './limit-shape.js';
-import type { RateLimiter } from './rate-limiter.js';
-import './bottleneck-patch-check.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
+import { rateWindowKeys } from '../redis/redis-keys.js';
+import { waitUnlessShutdown } from './backoff.js';
+import type { CallCost, RateGrant, RateLimiter } from './rate-limiter.js';
+
+/** A route's limits per minute; a dimension left out (or 0) is not limited. */
+export interface RouteRateLimit {
+  imagesPerMinute: number;
+  tokensPerMinute?: number | undefined;
+  requestsPerMinute?: number | undefined;
+}
 
 export interface RedisRateLimiterOptions {
-  /** The provider account (base URL + key fingerprint): one limit per account. */
+  /** The provider account (base URL + key fingerprint). */
   accountId: string;
-  imagesPerMinute: number;
-  /**
-   * A connection to copy (one Redis or a cluster): the limiter opens its own client and
-   * subscriber from it.
-   */
+  /** The model: providers limit each model separately. */
+  model: string;
+  limit: RouteRateLimit;
+  /** The length of the minute the limits are counted in (ms): 60 000 but in tests. */
+  minuteMs: number;
+  /** A connection that waits out Redis outages (maxRetriesPerRequest: null). */
   redis: RedisConnection;
   logger: Logger;
 }
 
-/** The heaviest request any model takes (n ≤ 10): a slowed-down limiter still lets it through. */
-const LARGEST_REQUEST = 10;
+/**
+ * The fraction of a window added to it, so that a request that reaches the provider a little
+ * later than the one before it (network and event-loop jitter) still lands in the provider's
+ * next window: 1.5 % of a one-second window is 15 ms. The steady rate is 1/(1 + margin) of the
+ * limit, ~98.5 %. A 429 the window did not expect grows it (rate-observe.lua).
+ */
+const BASE_MARGIN = 0.015;
 
-/** How often each process lets a slowed-down rate climb back (the script decides if it may). */
-const RECOVERY_CHECK_MS = 5_000;
+/** How long a declared limit this process has passed on is trusted before it is passed on again. */
+const DECLARED_REFRESH_MS = 60_000;
 
 /**
- * An images-per-minute limit shared by every process that renders for the same account:
- * Bottleneck in clustered mode keeps the allowance (its "reservoir") in Redis, and each
- * request takes as many images from it as it asks for. Bottleneck 2.19.5 is patched (see
- * patches/) so that it works on Redis ≥ 7 and recovers when its keys vanish. When the
- * provider still answers 429, every worker slows down together (see src/redis/lua/adapt-rate.lua).
+ * One window's allowance in images: the whole images a window of at least a second holds at
+ * `imagesPerMinute` (the rule of src/redis/lua/includes/rate-window.lua, where it is enforced).
+ */
+export const windowAllowance = (imagesPerMinute: number, minuteMs: number) =>
+  Math.max(1, Math.ceil((imagesPerMinute * 1000) / minuteMs));
+
+/**
+ * The rate limit of one model on one provider account, shared by every worker through Redis.
+ *
+ * Bottleneck (local to this process) queues the process's calls in arrival order and lets one
+ * at a time ask Redis for a turn, so a process with fifty calls waiting sends one request to
+ * Redis per turn, not fifty. The turn itself is decided by a sliding window log in Redis, on
+ * Redis' clock (rate-acquire.lua): Bottleneck's shared reservoir is a token bucket, which
+ * releases a burst on top of its refill and so cannot promise "never more than the limit in
+ * any window", and its clustered mode has every process publish a heartbeat to every other
+ * (work that grows with the square of the processes, even when idle). Nothing here runs on a
+ * timer: an idle worker costs nothing.
  */
 export class RedisRateLimiter implements RateLimiter {
-  readonly shape: LimitShape;
-  private readonly bottleneck: Bottleneck;
-  private readonly connection: Bottleneck.IORedisConnection;
-  private readonly client: RedisConnection;
   private readonly scripts: LuaCommands;
-  private readonly keys: ReturnType<typeof limiterKeys>;
-  private readonly recovery: NodeJS.Timeout;
-  /** The heaviest request the limiter must always be able to release. */
-  private readonly minimumBurst: number;
-  private readonly logger: Logger;
+  private readonly keys: ReturnType<typeof rateWindowKeys>;
+  /** The turn-takers of this process, one at a time, first come first served. */
+  private readonly queue = new Bottleneck({ maxConcurrent: 1 });
+  private allowance: number;
+  /** The declared limits last passed on to Redis, and when. */
+  private declared = { key: '', at: 0 };
 
-  constructor(options: RedisRateLimiterOptions) {
-    this.shape = limitShape(options.imagesPerMinute);
-    this.minimumBurst = Math.min(this.shape.burst, LARGEST_REQUEST);
-    this.keys = limiterKeys(options.accountId);
-    this.logger = options.logger;
-    const { burst, refillAmount, refillIntervalMs } = this.shape;
-    // Commands wait out a Redis restart instead of failing: waiting jobs resume afterwards.
-    this.client = duplicateConnection(options.redis, { maxRetriesPerRequest: null });
-    this.scripts = luaCommands(this.client);
-    // On a cluster Bottleneck copies the client for its subscriber (Cluster#duplicate); all of
-    // its keys carry the limiter id's hash tag, so each script runs on one node.
-    this.connection = new Bottleneck.IORedisConnection({ client: this.client });
-    this.bottleneck = new Bottleneck({
-      id: this.keys.id,
-      datastore: 'ioredis',
-      connection: this.connection,
-      reservoir: burst,
-      reservoirIncreaseAmount: refillAmount,
-      reservoirIncreaseInterval: refillIntervalMs,
-      reservoirIncreaseMaximum: burst,
-      // In clustered mode a waiting request is looked at again only on a heartbeat (default
-      // 5 s), which is also when the reservoir refills: beat about as often as it refills.
-      // Every beat of every process publishes to all of them, so not more than 10 times a
-      // second; and at least once a second, well inside Bottleneck's 10 s client timeout.
-      heartbeatInterval: Math.min(1_000, Math.max(100, refillIntervalMs)),
+  constructor(private readonly options: RedisRateLimiterOptions) {
+    this.scripts = luaCommands(options.redis);
+    this.keys = rateWindowKeys(options.accountId, options.model);
+    this.allowance = windowAllowance(options.limit.imagesPerMinute, options.minuteMs);
+  }
+
+  get maxImagesPerCall(): number {
+    return this.allowance;
+  }
+
+  async acquire(
+    cost: CallCost,
+    options: { shutdown?: AbortSignal | undefined; maxWaitMs?: number | undefined } = {},
+  ): Promise<RateGrant> {
+    const { shutdown } = options;
+    if (shutdown?.aborted) throw new ShutdownError();
+    const turn = this.queue.schedule(() => this.takeTurn(cost, options));
+    if (!shutdown) return turn;
+    // A shutdown ends the wait at once; the queued turn then finds the signal aborted.
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new ShutdownError());
+      shutdown.addEventListener('abort', onAbort, { once: true });
     });
-    this.bottleneck.on('error', (error: unknown) =>
-      options.logger.warn({ err: error }, 'rate limiter: Redis error; retrying'),
-    );
-    this.recovery = setInterval(() => {
-      this.adapt('up').catch(() => undefined); // Redis away: try again on the next tick
-    }, RECOVERY_CHECK_MS);
-    this.recovery.unref();
+    turn.catch(() => undefined);
+    try {
+      return await Promise.race([turn, aborted]);
+    } finally {
+      shutdown.removeEventListener('abort', onAbort);
+    }
   }
 
-  async slowDown(providerLimitPerMinute?: number): Promise<void> {
-    await this.adapt('down', providerLimitPerMinute);
+  /** Asks Redis for a turn until one is given, sleeping exactly as long as the window says. */
+  private async takeTurn(
+    cost: CallCost,
+    { shutdown, maxWaitMs }: { shutdown?: AbortSignal | undefined; maxWaitMs?: number | undefined },
+  ): Promise<RateGrant> {
+    for (;;) {
+      if (shutdown?.aborted) throw new ShutdownError();
+      const id = randomBytes(8).toString('hex');
+      const [granted, first, second] = await this.scripts.rmRateAcquire(
+        ...this.keyList(),
+        ...this.limitArgs(cost.images, cost.tokens, id),
+      );
+      if (granted === 0) {
+        this.allowance = first;
+        return { id, cost };
+      }
+      const waitMs = first;
+      const blocked = second === 0;
+      if (!blocked) this.allowance = second;
+      if (blocked && maxWaitMs !== undefined && waitMs > maxWaitMs) {
+        throw new AccountPausedError(
+          `the provider asked every call of ${this.options.model} to wait ${Math.ceil(waitMs / 1000)} s`,
+          'rate_limited',
+          Date.now() + waitMs,
+        );
+      }
+      await waitUnlessShutdown(waitMs, shutdown);
+    }
   }
 
-  /** Runs the shared rate script and, if the rate changed, re-shapes the reservoir for it. */
-  private async adapt(direction: 'down' | 'up', providerLimit?: number): Promise<void> {
-    const [rate, changed] = await this.scripts.rmAdaptRate(
-      this.keys.rate,
-      this.keys.bottleneckSettings,
-      direction,
-      this.shape.imagesPerMinute,
-      providerLimit ?? '',
+  async observe(grant: RateGrant | undefined, report: ProviderRateReport): Promise<void> {
+    const { limit } = this.options;
+    const settle =
+      grant !== undefined &&
+      (limit.tokensPerMinute ?? 0) > 0 &&
+      report.tokensUsed !== undefined &&
+      report.tokensUsed !== grant.cost.tokens;
+    const declaredKey = JSON.stringify(report.limits);
+    const now = Date.now();
+    const declaredNews =
+      declaredKey !== '{}' &&
+      (declaredKey !== this.declared.key || now - this.declared.at > DECLARED_REFRESH_MS);
+    if (!report.refused && !settle && !declaredNews) return;
+    if (declaredNews) this.declared = { key: declaredKey, at: now };
+    const [perMinute, allowance, lowered] = await this.scripts.rmRateObserve(
+      ...this.keyList(),
+      ...this.limitArgs(grant?.id ?? '', settle ? String(report.tokensUsed) : '', report.refused ? 1 : 0),
+      report.limits.images ?? '',
+      report.limits.tokens ?? '',
+      report.limits.requests ?? '',
+      report.retryAfterMs ?? '',
     );
-    if (!changed) return;
-    const shape = limitShape(rate);
-    // Into Bottleneck's settings, which every process reads on each tick.
-    await this.scripts.rmReshapeReservoir(
-      this.keys.rate,
-      this.keys.bottleneckSettings,
-      rate,
-      this.shape.imagesPerMinute,
-      shape.refillAmount,
-      shape.refillIntervalMs,
-      Math.max(shape.burst, this.minimumBurst),
-    );
-    const restoring = direction === 'up' && rate === this.shape.imagesPerMinute;
-    if (restoring) return; // the usual case: nothing was slowed down
-    this.logger[direction === 'down' ? 'warn' : 'info'](
-      { configured: this.shape.imagesPerMinute, rate, provider_limit: providerLimit },
-      direction === 'down'
-        ? 'provider answered 429: every worker slows down (is the usage tier set too high?)'
-        : 'rate limit recovering',
-    );
-  }
-
-  /**
-   * Waits until Redis holds this limiter, then applies this process's limit there. The
-   * settings are shared: processes of one account should all be given the same limit.
-   */
-  async ready(): Promise<void> {
-    await this.bottleneck.ready();
-    const { burst, refillAmount, refillIntervalMs } = this.shape;
-    await this.bottleneck.updateSettings({
-      reservoirIncreaseAmount: refillAmount,
-      reservoirIncreaseInterval: refillIntervalMs,
-      reservoirIncreaseMaximum: burst,
-    });
-  }
-
-  async schedule<T>(weight: number, fn: () => Promise<T>, shutdown?: AbortSignal): Promise<T> {
-    if (weight > this.shape.burst) {
-      // Bottleneck would hold a request heavier than its reservoir forever.
-      throw new ProviderRejectedError(
-        `a request for ${weight} images can never pass a limit of ${this.shape.imagesPerMinute}/min, ` +
-          `which allows ${this.shape.burst} at once; lower n`,
-        'request_exceeds_rate_limit',
+    this.allowance = Math.max(1, allowance);
+    if (lowered === 1) {
+      this.options.logger.warn(
+        {
+          model: this.options.model,
+          configured: limit.imagesPerMinute,
+          images_per_minute: perMinute,
+          declared: report.limits,
+        },
+        report.limits.images !== undefined || report.limits.tokens !== undefined
+          ? "the provider's declared limit is below the configured one: every worker follows it"
+          : 'the provider refused calls the configured limit allows: every worker slows to what it accepted (is the usage tier set too high?)',
       );
     }
-    if (shutdown?.aborted) throw new ShutdownError();
-    // Once fn has run, its outcome is the answer even if Bottleneck's own bookkeeping in Redis
-    // fails afterwards: reporting a paid call as failed would have it bought again.
-    let started = false;
-    let outcome: { value: T } | { error: unknown } | undefined;
-    let finished: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => (finished = resolve));
-    const run = async () => {
-      if (shutdown?.aborted) throw new ShutdownError(); // its turn came after the shutdown
-      started = true;
-      try {
-        outcome = { value: await fn() };
-      } catch (error) {
-        outcome = { error };
-      }
-      finished();
-    };
-    const waited = this.bottleneck.schedule({ weight }, run);
-    waited.catch(() => undefined); // a wait cut short by shutdown is dropped when the limiter stops
-    const cut = shutdown && abortedBeforeStart(shutdown, () => started);
-    try {
-      // Done as soon as fn is: Bottleneck then frees the request in Redis, which may wait out
-      // a Redis outage, and a paid answer must not wait on that.
-      await Promise.race([waited, done, ...(cut ? [cut.promise] : [])]);
-    } catch (error) {
-      if (!outcome) throw error;
-    } finally {
-      cut?.dispose();
-    }
-    if (!outcome) throw new ShutdownError();
-    if ('error' in outcome) throw outcome.error;
-    return outcome.value;
+  }
+
+  /** Images the window would let through now (a metrics gauge); undefined without an images limit. */
+  async headroom(): Promise<number | undefined> {
+    const images = await this.scripts.rmRateHeadroom(...this.keyList(), ...this.limitArgs(0, 0, ''));
+    return images < 0 ? undefined : images;
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.recovery);
-    try {
-      await this.bottleneck.stop({ dropWaitingJobs: true });
-      await this.bottleneck.disconnect(false);
-      // The connection is ours (passed in), so Bottleneck leaves its client and subscriber open.
-      await this.connection.disconnect(false);
-    } catch {
-      // Closing: a Redis that is already gone has nothing left to clean up.
-    }
-    this.client.disconnect();
+    await this.queue.stop({ dropWaitingJobs: true }).catch(() => undefined);
   }
-}
 
-/**
- * A promise that rejects with ShutdownError when `signal` aborts, unless `started()` says the
- * work has begun by then: a shutdown cuts waits, never a call in flight.
- */
-function abortedBeforeStart(signal: AbortSignal, started: () => boolean) {
-  let onAbort: () => void = () => undefined;
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      if (!started()) reject(new ShutdownError());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  promise.catch(() => undefined);
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+  private keyList(): string[] {
+    const { grants, weights, used, learned, block } = this.keys;
+    return [grants, weights, used, learned, block];
+  }
+
+  /**
+   * ARGV [1]–[8] of the rate scripts: the limits, the minute, three that each script reads its
+   * own way (rate-acquire: images, tokens, grant id; rate-observe: grant id, tokens used,
+   * refused), and the base margin.
+   */
+  private limitArgs(
+    fifth: string | number,
+    sixth: string | number,
+    seventh: string | number,
+  ): (string | number)[] {
+    const { limit, minuteMs } = this.options;
+    return [
+      limit.imagesPerMinute,
+      limit.tokensPerMinute ?? 0,
+      limit.requestsPerMinute ?? 0,
+      minuteMs,
+      fifth,
+      sixth,
+      seventh,
+      BASE_MARGIN,
+    ];
+  }
 }

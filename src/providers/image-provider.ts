@@ -1,4 +1,4 @@
-import type { ProviderUsage } from '../errors.js';
+import type { ProviderRateReport, ProviderUsage } from '../errors.js';
 import type { ImageFormat, RenderSpec } from '../models/render-spec.js';
 
 /** An input image, already fetched, for an edit or variation. */
@@ -24,6 +24,8 @@ export interface ProviderResult {
   images: RenderedImage[];
   /** Token usage, reported by gpt-image models; settles the price. */
   usage?: ProviderUsage | undefined;
+  /** What the answer's rate-limit headers said (every answer carries them, or some of them). */
+  rate?: ProviderRateReport | undefined;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
+import type { APIPromise } from 'openai';
 import pRetry from 'p-retry';
 import { PaidResultError } from '../errors.js';
 import type { ProviderUsage } from '../errors.js';
@@ -12,6 +13,7 @@ import type {
   RenderedImage,
 } from './image-provider.js';
 import { toProviderError } from './provider-errors.js';
+import { rateReport } from './rate-limit-headers.js';
 import { sniffImageFormat } from './sniff-format.js';
 
 const DOWNLOAD_RETRIES = 3;
@@ -59,9 +61,9 @@ export class OpenAIImageProvider implements ImageProvider {
       : {};
     const common = { model: spec.model, n: spec.n, size: spec.size, ...responseFormat };
     try {
-      let response: OpenAI.Images.ImagesResponse;
+      let call: APIPromise<OpenAI.Images.ImagesResponse>;
       if (spec.operation === 'generate') {
-        response = await this.client.images.generate({
+        call = this.client.images.generate({
           ...common,
           prompt: spec.prompt ?? '',
           ...optional('quality', spec.quality),
@@ -72,7 +74,7 @@ export class OpenAIImageProvider implements ImageProvider {
         } as OpenAI.Images.ImageGenerateParamsNonStreaming);
       } else if (spec.operation === 'edit') {
         const files = await Promise.all(images.map(upload));
-        response = await this.client.images.edit({
+        call = this.client.images.edit({
           ...common,
           prompt: spec.prompt ?? '',
           image: files.length === 1 ? files[0]! : files,
@@ -83,11 +85,12 @@ export class OpenAIImageProvider implements ImageProvider {
           ...optional('output_compression', spec.output_compression),
         } as OpenAI.Images.ImageEditParamsNonStreaming);
       } else {
-        response = await this.client.images.createVariation({
+        call = this.client.images.createVariation({
           ...common,
           image: await upload(images[0]!),
         } as OpenAI.Images.ImageCreateVariationParams);
       }
+      const { data: response, response: raw } = await call.withResponse();
       // From here on the call is paid for: failures must not make anyone call again.
       const usage = response.usage;
       const data = response.data ?? [];
@@ -98,7 +101,8 @@ export class OpenAIImageProvider implements ImageProvider {
         );
       }
       const rendered = await Promise.all(data.map((d) => this.decode(d, usage)));
-      return { images: rendered, usage };
+      const tokensUsed = usage ? (usage.input_tokens ?? 0) + (usage.output_tokens ?? 0) : undefined;
+      return { images: rendered, usage, rate: rateReport(raw.headers, { refused: false, tokensUsed }) };
     } catch (error) {
       throw toProviderError(error);
     }

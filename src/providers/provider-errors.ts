@@ -8,7 +8,7 @@ import {
   ProviderUnavailableError,
   RendermillError,
 } from '../errors.js';
-import { retryAfterMs } from './retry-after.js';
+import { rateReport } from './rate-limit-headers.js';
 
 /** Codes of a 429 that mean "no more money/quota", which waiting does not cure. */
 const QUOTA_CODES = new Set([
@@ -54,12 +54,8 @@ export function toProviderError(error: unknown): RendermillError | Error {
   const status = error.status ?? 0;
   if (status === 429) {
     if (code && QUOTA_CODES.has(code)) return new ProviderQuotaError(`${code}: ${message}`);
-    const limit = Number(error.headers?.get('x-ratelimit-limit-images'));
-    return new ProviderRateLimitedError(
-      message,
-      retryAfterMs(error.headers),
-      Number.isInteger(limit) && limit > 0 ? limit : undefined,
-    );
+    const report = rateReport(error.headers, { refused: true });
+    return new ProviderRateLimitedError(message, report.retryAfterMs, report);
   }
   if (status === 401 || status === 403) {
     return new ProviderAuthError(`provider refused the API key (${status}): ${message}`);

@@ -63,25 +63,11 @@ export interface LuaCommands {
     batchId: string,
     error: string,
   ): Promise<number>;
-  // Provider account limits (redis-rate-limiter.ts, account-gate.ts, limiter-headroom.ts).
-  rmAdaptRate(
-    rateKey: string,
-    settingsKey: string,
-    direction: 'down' | 'up',
-    configured: number,
-    declared: number | '',
-  ): Promise<[number, number]>;
-  rmReshapeReservoir(
-    rateKey: string,
-    settingsKey: string,
-    rate: number,
-    configured: number,
-    refillAmount: number,
-    refillIntervalMs: number,
-    maximum: number,
-  ): Promise<number>;
+  // Provider limits (redis-rate-limiter.ts, account-gate.ts).
+  rmRateAcquire(...keysThenArgs: (string | number)[]): Promise<[number, number, number]>;
+  rmRateObserve(...keysThenArgs: (string | number)[]): Promise<[number, number, number]>;
+  rmRateHeadroom(...keysThenArgs: (string | number)[]): Promise<number>;
   rmExtendPause(key: string, ms: number, pause: string): Promise<number>;
-  rmLimiterHeadroom(settingsKey: string): Promise<number | null>;
   // Locks (render-lock.ts, result-cache.ts).
   rmCompareAndDelete(key: string, token: string): Promise<number>;
   rmCompareAndPexpire(key: string, token: string, ms: number): Promise<number>;
@@ -106,10 +92,10 @@ export const LUA_SCRIPTS = {
   rmScheduleClaimRun: { file: 'schedule-claim-run', numberOfKeys: 1 },
   rmScheduleReleaseRun: { file: 'schedule-release-run', numberOfKeys: 1 },
   rmScheduleRecordRun: { file: 'schedule-record-run', numberOfKeys: 1 },
-  rmAdaptRate: { file: 'adapt-rate', numberOfKeys: 2 },
-  rmReshapeReservoir: { file: 'reshape-reservoir', numberOfKeys: 2 },
+  rmRateAcquire: { file: 'rate-acquire', numberOfKeys: 5 },
+  rmRateObserve: { file: 'rate-observe', numberOfKeys: 5 },
+  rmRateHeadroom: { file: 'rate-headroom', numberOfKeys: 5 },
   rmExtendPause: { file: 'extend-pause', numberOfKeys: 1 },
-  rmLimiterHeadroom: { file: 'limiter-headroom', numberOfKeys: 1 },
   rmCompareAndDelete: { file: 'compare-and-delete', numberOfKeys: 1 },
   rmCompareAndPexpire: { file: 'compare-and-pexpire', numberOfKeys: 1 },
   rmCompareAndSet: { file: 'compare-and-set', numberOfKeys: 2 },

@@ -80,18 +80,33 @@ export function cacheKeys(prefix: string = RM_PREFIX) {
  */
 export const limiterId = (accountId: string) => `rm:limit:{${sha256(accountId).slice(0, 16)}}`;
 
-/** The keys around one provider account's limiter (`limiterId`). */
+/** The keys around one provider account's limits (`limiterId`). */
 export function limiterKeys(accountId: string) {
   const id = limiterId(accountId);
   return {
-    /** Bottleneck's `id` option: its own keys are `b_<id>_…`. */
     id,
-    /** Hash: the adaptive rate in force (adapt-rate.lua). */
-    rate: `${id}:rate`,
-    /** String with a TTL: why the account is paused, while it is. */
+    /** String with a TTL: why the account is paused (out of quota, key refused), while it is. */
     pause: `${id}:pause`,
-    /** Bottleneck's settings hash (reservoir and its refill), as Bottleneck names it. */
-    bottleneckSettings: bottleneckKey(id, 'settings'),
+  };
+}
+
+/**
+ * The rate window of one model on one provider account (limits are per model), in the
+ * account's slot, beside its pause (rate-acquire.lua, rate-observe.lua).
+ */
+export function rateWindowKeys(accountId: string, model: string) {
+  const base = `${limiterId(accountId)}:model:${model}`;
+  return {
+    /** Sorted set: grant id → the time its weight leaves the window (ms). */
+    grants: `${base}:grants`,
+    /** Hash: grant id → "images tokens". */
+    weights: `${base}:weights`,
+    /** Hash: images, tokens and requests in the window. */
+    used: `${base}:used`,
+    /** Hash: lower limits the provider declared or showed, the grown margin (10-minute TTL). */
+    learned: `${base}:learned`,
+    /** String with a TTL: every call waits while it exists (a 429's wait). */
+    block: `${base}:block`,
   };
 }
 

@@ -1,12 +1,15 @@
 import pRetry from 'p-retry';
 import {
   AccountPausedError,
+  PaidResultError,
   ProviderAuthError,
   ProviderQuotaError,
   ProviderRateLimitedError,
   ProviderUnavailableError,
   ShutdownError,
   isRetryable,
+  type ProviderRateReport,
+  type ProviderUsage,
 } from '../errors.js';
 import {
   NO_RENDER_METRICS,
@@ -17,6 +20,10 @@ import {
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
 import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from '../limits/backoff.js';
+import type { RateLimiter } from '../limits/rate-limiter.js';
+import { pricedRequest } from '../models/pricing.js';
+import type { ModelSpec } from '../models/registry-schema.js';
+import { estimatedTokens } from '../models/token-estimate.js';
 
 export interface ProviderRetryPolicy extends BackoffPolicy {
   /** Retries after the first try, for 429s, 5xx, timeouts and resets (RENDERMILL_RETRIES). */
@@ -32,6 +39,8 @@ export interface ProviderRetryPolicy extends BackoffPolicy {
 export interface CallProviderOptions {
   account: ProviderAccount;
   request: ProviderRequest;
+  /** The model's registry entry: it prices the call in tokens for a tokens-per-minute limit. */
+  model?: ModelSpec | undefined;
   /** Retries and waits (the configuration's `retry`). */
   policy: ProviderRetryPolicy;
   /** Ends the waits (see callProvider); a call in flight is seen through. */
@@ -51,23 +60,82 @@ export interface CallProviderOptions {
 }
 
 /**
- * One provider call as the render job sees it. Each try waits for the account's rate limiter,
- * weighted by the images it asks for, then respects the account's pause (shared by every
- * worker through Redis). What goes wrong decides what happens next:
- * - 429 rate limit: the whole account pauses for as long as the provider asked, then this call
- *   backs off exponentially with jitter and tries again;
+ * An item's images from one provider account, as the render job sees it. An item asking for
+ * more images than one window of the model's limit allows is split into calls of at most that
+ * many, one after another, and their images gathered: the result looks like one call's.
+ * Once the first call is paid the rest are seen through, shutdown or not; if one of them
+ * fails for good, the item fails with PaidResultError (what was bought is counted).
+ */
+export async function callProvider(options: CallProviderOptions): Promise<ProviderResult> {
+  const { account, request } = options;
+  const limiter = account.limits.for(request.spec.model);
+  const wanted = request.spec.n;
+  if (wanted <= limiter.maxImagesPerCall) return callOnce(options, limiter);
+  const parts: ProviderResult[] = [];
+  let got = 0;
+  while (got < wanted) {
+    const n = Math.min(wanted - got, limiter.maxImagesPerCall);
+    const part = { ...options, request: { ...request, spec: { ...request.spec, n } } };
+    try {
+      parts.push(await callOnce(got === 0 ? part : { ...part, shutdown: undefined }, limiter));
+    } catch (error) {
+      if (got === 0) throw error;
+      throw new PaidResultError(
+        `${got} of the item's ${wanted} images were bought in earlier calls, then: ${(error as Error).message}`,
+        gathered(parts).usage,
+      );
+    }
+    got += n;
+  }
+  return gathered(parts);
+}
+
+/** The calls of a split item as one result. */
+function gathered(parts: ProviderResult[]): ProviderResult {
+  const usages = parts.map((p) => p.usage).filter((u) => u !== undefined);
+  const sum = (pick: (u: ProviderUsage) => number | undefined) =>
+    usages.some((u) => pick(u) !== undefined)
+      ? usages.reduce((total, u) => total + (pick(u) ?? 0), 0)
+      : undefined;
+  const textTokens = sum((u) => u.input_tokens_details?.text_tokens);
+  const imageTokens = sum((u) => u.input_tokens_details?.image_tokens);
+  return {
+    images: parts.flatMap((p) => p.images),
+    usage:
+      usages.length === 0
+        ? undefined
+        : {
+            input_tokens: sum((u) => u.input_tokens),
+            output_tokens: sum((u) => u.output_tokens),
+            ...(textTokens === undefined && imageTokens === undefined
+              ? {}
+              : { input_tokens_details: { text_tokens: textTokens, image_tokens: imageTokens } }),
+          },
+    rate: parts.at(-1)?.rate,
+  };
+}
+
+/**
+ * One provider call. Each try waits for its turn in the model's rate window (weighted by the
+ * images and tokens it asks for, shared by every worker through Redis), checks the account is
+ * not paused, and tells the window what the answer said. What goes wrong decides what happens
+ * next:
+ * - 429 rate limit: every worker waits as long as the provider asked (the window is blocked),
+ *   the window learns from it (rate-observe.lua), and this call backs off exponentially with
+ *   jitter and tries again;
  * - out of quota, or the key refused: the account pauses for `accountRecheckMs` and the call
  *   ends with AccountPausedError, which hands the item back to the queue;
  * - 5xx, timeouts, resets: back off and try again, up to `retries`;
  * - anything else (content policy, retired model, bad request): ends at once.
  *
- * `shutdown` cuts only waits — for a pause, the limiter, a backoff — never a call in flight: a
+ * `shutdown` cuts only waits — for a pause, the window, a backoff — never a call in flight: a
  * call the provider may have billed is always seen through, or the image could be bought twice.
  */
-export function callProvider(options: CallProviderOptions): Promise<ProviderResult> {
+function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<ProviderResult> {
   const {
     account,
     request,
+    model,
     policy,
     shutdown,
     onRetry,
@@ -75,25 +143,37 @@ export function callProvider(options: CallProviderOptions): Promise<ProviderResu
     afterUnansweredCall,
     metrics = NO_RENDER_METRICS,
   } = options;
+  const cost = {
+    images: request.spec.n,
+    tokens: model ? estimatedTokens(model, pricedRequest(request.spec)) : 0,
+  };
   return pRetry(
     async (attempt) => {
       try {
-        // The pause is checked once the limiter lets the call go, right before it is made:
-        // requests already waiting in the limiter when a 429 arrives respect it too.
-        return await account.limiter.schedule(
-          request.spec.n,
-          async () => {
-            await waitWhilePaused(account, policy, shutdown);
-            await beforeCall?.();
-            return timedRender(account, request, metrics);
-          },
-          shutdown,
-        );
+        const grant = await limiter.acquire(cost, { shutdown, maxWaitMs: policy.maxTimeoutMs });
+        // Checked once the window lets the call go: calls that were waiting when the account
+        // ran out of quota do not go on to call it.
+        await refuseIfPaused(account);
+        await beforeCall?.();
+        let result: ProviderResult;
+        try {
+          result = await timedRender(account, request, metrics);
+        } catch (error) {
+          if (error instanceof ProviderRateLimitedError) {
+            // A window that cannot record the 429 (Redis briefly away) must not hide it.
+            await limiter
+              .observe(grant, error.report ?? refusedWithoutHeaders(error))
+              .catch(() => undefined);
+          }
+          throw error;
+        }
+        if (result.rate) await limiter.observe(grant, result.rate).catch(() => undefined);
+        return result;
       } catch (error) {
         if (error instanceof ProviderUnavailableError && error.maybeBilled) {
           await afterUnansweredCall?.();
         }
-        throw await pauseAccountOn(error, account, policy, attempt);
+        throw await pauseAccountOn(error, account, policy);
       }
     },
     {
@@ -107,8 +187,8 @@ export function callProvider(options: CallProviderOptions): Promise<ProviderResu
         if (shutdown?.aborted) throw new ShutdownError();
         onRetry?.(error, attemptNumber);
         const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;
-        // A wait longer than a worker holds a job: the next try finds the account paused and
-        // hands the job back at once.
+        // A wait longer than a worker holds a job: the next try finds the window blocked for
+        // that long and hands the job back at once.
         if (asked > policy.maxTimeoutMs) return;
         const wait = Math.min(policy.maxTimeoutMs, asked + backoffDelayMs(attemptNumber, policy));
         await waitUnlessShutdown(wait, shutdown);
@@ -116,6 +196,15 @@ export function callProvider(options: CallProviderOptions): Promise<ProviderResu
     },
   );
 }
+
+/** A 429 whose headers said nothing. */
+const refusedWithoutHeaders = (error: ProviderRateLimitedError): ProviderRateReport => ({
+  refused: true,
+  limits: {},
+  remaining: {},
+  resetMs: {},
+  retryAfterMs: error.retryAfterMs,
+});
 
 /** One request to the provider, its duration and outcome counted (the limiter's wait is not). */
 async function timedRender(
@@ -152,28 +241,13 @@ const paused = (account: ProviderAccount, code: string, reason: string, remainin
     Date.now() + remainingMs,
   );
 
-/** Pauses that last until someone fixes the account: never waited out holding a job. */
-const ACCOUNT_FAULTS = new Set(['provider_quota_exhausted', 'provider_auth']);
-
 /**
- * Waits out a short pause of the account (a 429's retry-after). An account out of quota or
- * with a refused key, or a pause longer than one backoff may last, ends the call with
- * AccountPausedError: the item waits in the queue, or goes to a fallback, instead of holding
- * a worker.
+ * An account out of quota or with a refused key ends the call with AccountPausedError: the
+ * item waits in the queue, or goes to a fallback, instead of holding a worker.
  */
-async function waitWhilePaused(
-  account: ProviderAccount,
-  policy: ProviderRetryPolicy,
-  shutdown: AbortSignal | undefined,
-): Promise<void> {
-  for (;;) {
-    const pause = await account.gate.current();
-    if (!pause) return;
-    if (ACCOUNT_FAULTS.has(pause.code) || pause.remainingMs > policy.maxTimeoutMs) {
-      throw paused(account, pause.code, pause.reason, pause.remainingMs);
-    }
-    await waitUnlessShutdown(pause.remainingMs, shutdown);
-  }
+async function refuseIfPaused(account: ProviderAccount): Promise<void> {
+  const pause = await account.gate.current();
+  if (pause) throw paused(account, pause.code, pause.reason, pause.remainingMs);
 }
 
 /** Pauses the account for every worker when the error says so; returns the error to throw. */
@@ -181,19 +255,7 @@ async function pauseAccountOn(
   error: unknown,
   account: ProviderAccount,
   policy: ProviderRetryPolicy,
-  attempt: number,
 ): Promise<unknown> {
-  // A pause that cannot be recorded (Redis briefly away) must not hide the provider's answer.
-  const pause = (ms: number, code: string, reason: string) =>
-    account.gate.pause(ms, code, reason).catch(() => undefined);
-  if (error instanceof ProviderRateLimitedError) {
-    const ms = error.retryAfterMs ?? backoffDelayMs(attempt, policy);
-    await Promise.all([
-      pause(ms, 'rate_limited', `rate limited by the provider: ${error.message}`),
-      account.limiter.slowDown(error.limitPerMinute).catch(() => undefined),
-    ]);
-    return error;
-  }
   if (error instanceof ProviderQuotaError || error instanceof ProviderAuthError) {
     const what =
       error instanceof ProviderQuotaError
@@ -202,7 +264,8 @@ async function pauseAccountOn(
     const reason =
       `${what} (${error.message}); its items stay queued and it is tried again every ` +
       `${Math.round(policy.accountRecheckMs / 1000)} s — fix the account or its key`;
-    await pause(policy.accountRecheckMs, error.code, reason);
+    // A pause that cannot be recorded (Redis briefly away) must not hide the provider's answer.
+    await account.gate.pause(policy.accountRecheckMs, error.code, reason).catch(() => undefined);
     return paused(account, error.code, reason, policy.accountRecheckMs);
   }
   return error;

@@ -1,0 +1,67 @@
+-- The rate window of one provider route, shared by rate-acquire.lua and rate-observe.lua.
+
+-- Redis' own clock, in ms: every worker's grants are timed by one clock.
+local function redis_now_ms()
+  local t = redis.call('time')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Drops the grants whose time in the window is over and takes their weight off the totals.
+local function expire_grants(grants_key, weights_key, used_key, now)
+  local gone = redis.call('zrangebyscore', grants_key, '-inf', now)
+  if #gone == 0 then return end
+  local images, tokens = 0, 0
+  for _, id in ipairs(gone) do
+    local weight = redis.call('hget', weights_key, id)
+    if weight then
+      local gi, gt = string.match(weight, '^(%S+) (%S+)$')
+      images = images + tonumber(gi)
+      tokens = tokens + tonumber(gt)
+    end
+  end
+  redis.call('hdel', weights_key, unpack(gone))
+  redis.call('zremrangebyscore', grants_key, '-inf', now)
+  redis.call('hincrby', used_key, 'images', -images)
+  redis.call('hincrbyfloat', used_key, 'tokens', -tokens)
+  redis.call('hincrby', used_key, 'requests', -#gone)
+end
+
+-- The lower of a configured limit (0 = none) and a learned one (nil = none); nil when neither.
+local function lower_limit(configured, learned)
+  configured = tonumber(configured) or 0
+  learned = tonumber(learned)
+  if configured <= 0 then return learned end
+  if learned and learned < configured then return learned end
+  return configured
+end
+
+-- The window in force: its length (ms, margin included), its allowance per dimension (nil =
+-- unlimited) and the limits per minute it comes from. ARGV [1]–[4] are the configured images,
+-- tokens and requests per minute and the minute's length, [8] the base margin — the same
+-- positions in every script that includes this.
+local function window_for(learned_key, argv)
+  local learned = redis.call('hmget', learned_key, 'images', 'tokens', 'requests', 'margin')
+  local minute = tonumber(argv[4])
+  local per_minute = {
+    images = lower_limit(argv[1], learned[1]),
+    tokens = lower_limit(argv[2], learned[2]),
+    requests = lower_limit(argv[3], learned[3]),
+  }
+  -- Whole images (and requests) per window, at least a second long.
+  local q = 1000
+  for _, dim in ipairs({'images', 'requests'}) do
+    local limit = per_minute[dim]
+    if limit then
+      local allowance = math.ceil(limit * 1000 / minute)
+      q = math.max(q, allowance * minute / limit)
+    end
+  end
+  local w = { per_minute = per_minute, q = q }
+  if per_minute.images then w.images = math.max(1, math.floor(per_minute.images * q / minute + 1e-9)) end
+  if per_minute.requests then w.requests = math.max(1, math.floor(per_minute.requests * q / minute + 1e-9)) end
+  if per_minute.tokens then w.tokens = per_minute.tokens * q / minute end
+  local margin = math.max(tonumber(argv[8]), tonumber(learned[4]) or 0)
+  w.margin = margin
+  w.ms = q * (1 + margin)
+  return w
+end

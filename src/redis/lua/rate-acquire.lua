@@ -1,0 +1,94 @@
+-- Takes a call's turn in one provider route's rate window (RedisRateLimiter#acquire): the
+-- limit every worker shares, exact in any window. The window is a log of grants — each with
+-- its weight in images, tokens and requests, kept until its own expiry — so "no more than the
+-- allowance in any window" holds however the provider counts (fixed wall-clock windows, a
+-- sliding window, a token bucket), which a refilling reservoir cannot promise.
+--
+-- The window q is the shortest that holds a whole number of images and lasts at least one
+-- second: allowance A = ceil(I × 1000 / M), q = A × M / I (I images per minute, M the minute's
+-- length). Grants are kept for q × (1 + margin): the margin absorbs the difference between the
+-- moment a turn is granted here and the moment the request reaches the provider.
+-- A call heavier than the allowance (a lower limit learned mid-item, or a token-heavy image)
+-- passes only into an empty window and holds it for as many windows as it weighs.
+--
+-- KEYS: [1] grants (sorted set: grant id → expiry ms), [2] weights (hash: grant id →
+--   "images tokens"), [3] used (hash: images, tokens, requests in the window), [4] learned
+--   (hash: lower limits the provider told or showed us, see rate-observe.lua), [5] block
+--   (string with a TTL: every call waits while it exists).
+-- ARGV: [1] configured images/min (0 = none), [2] tokens/min (0 = none), [3] requests/min
+--   (0 = none), [4] the minute's length (ms), [5] the call's images, [6] its estimated tokens,
+--   [7] a new grant id, [8] base margin (fraction of the window).
+-- Returns: {0, allowance in images, window ms} granted;
+--   {1, wait ms, allowance in images} not yet: ask again after the wait.
+
+--- @include "rate-window"
+
+local now = redis_now_ms()
+local block = redis.call('pttl', KEYS[5])
+if block > 0 then
+  return {1, block, 0}
+end
+
+expire_grants(KEYS[1], KEYS[2], KEYS[3], now)
+local w = window_for(KEYS[4], ARGV)
+local images, tokens = tonumber(ARGV[5]), tonumber(ARGV[6])
+local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests')
+local used_images, used_tokens, used_requests =
+  tonumber(used[1]) or 0, tonumber(used[2]) or 0, tonumber(used[3]) or 0
+
+-- How many windows the call holds: more than one only when it is heavier than the allowance.
+local stretch = 1
+local function weigh(weight, allowance)
+  if allowance and allowance > 0 and weight > allowance then
+    stretch = math.max(stretch, weight / allowance)
+  end
+end
+weigh(images, w.images)
+weigh(tokens, w.tokens)
+
+local function fits(freed_images, freed_tokens, freed_requests)
+  local ui, ut, ur = used_images - freed_images, used_tokens - freed_tokens, used_requests - freed_requests
+  if w.images and images > 0 then
+    if images > w.images then if ui > 0 then return false end
+    elseif ui + images > w.images then return false end
+  end
+  if w.tokens and tokens > 0 then
+    if tokens > w.tokens then if ut > 0 then return false end
+    elseif ut + tokens > w.tokens then return false end
+  end
+  if w.requests and ur + 1 > w.requests then return false end
+  return true
+end
+
+if fits(0, 0, 0) then
+  local expiry = now + math.ceil(w.ms * stretch)
+  redis.call('zadd', KEYS[1], expiry, ARGV[7])
+  redis.call('hset', KEYS[2], ARGV[7], images .. ' ' .. tokens)
+  redis.call('hincrby', KEYS[3], 'images', images)
+  redis.call('hincrbyfloat', KEYS[3], 'tokens', tokens)
+  redis.call('hincrby', KEYS[3], 'requests', 1)
+  -- The log outlives its last grant a little, then nothing is left behind.
+  local ttl = math.ceil(w.ms * stretch) + 60000
+  for i = 1, 3 do
+    if redis.call('pttl', KEYS[i]) < ttl then redis.call('pexpire', KEYS[i], ttl) end
+  end
+  return {0, w.images or 0, math.ceil(w.ms)}
+end
+
+-- Not yet: the wait is until enough of the oldest grants have expired.
+local freed_images, freed_tokens, freed_requests = 0, 0, 0
+local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #grants, 2 do
+  local weight = redis.call('hget', KEYS[2], grants[i])
+  if weight then
+    local gi, gt = string.match(weight, '^(%S+) (%S+)$')
+    freed_images = freed_images + tonumber(gi)
+    freed_tokens = freed_tokens + tonumber(gt)
+  end
+  freed_requests = freed_requests + 1
+  if fits(freed_images, freed_tokens, freed_requests) then
+    return {1, math.max(1, tonumber(grants[i + 1]) - now), w.images or 0}
+  end
+end
+-- Only a lowered limit can leave a full log that never fits; look again a window later.
+return {1, math.ceil(w.ms), w.images or 0}

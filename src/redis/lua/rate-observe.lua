@@ -1,0 +1,105 @@
+-- What one provider answer says about a route's limit, applied to the shared window
+-- (RedisRateLimiter#observe). Run only when an answer carries news: a 429, a declared limit
+-- that differs from the one in force, or tokens to settle.
+--   - Declared limits (x-ratelimit-limit-images/-tokens/-requests, per minute) are the
+--     provider's own word: one below the configured limit is used at once, by every worker;
+--     one at or above it clears what an earlier 429 taught (the configuration stands).
+--   - A 429 blocks every call for the wait the provider asked for. Then: if, by our own count,
+--     the window still had room for more than this call when it was granted, the provider's
+--     limit is lower than ours — it holds at most what it accepted before this call, plus the
+--     part of this call that could have fitted, and that becomes the limit in force. If the
+--     window was full, the 429 comes from timing (the request arrived a little early in the
+--     provider's reckoning): the margin grows by 1 % of the window, up to 10 %, and only a
+--     third such 429 within a minute takes one image off the allowance.
+--   - Tokens: the call's estimate is replaced by what it used.
+-- What is learned lasts 10 minutes after it was last confirmed; then the configured limits
+-- apply again (a tier upgrade is picked up).
+-- KEYS: [1] grants, [2] weights, [3] used, [4] learned, [5] block (as in rate-acquire.lua).
+-- ARGV: [1]–[4] and [8] as in rate-acquire.lua (configured limits, minute, base margin);
+--   [5] the grant id ('' none), [6] tokens used ('' unknown), [7] 1 if the provider refused
+--   the call with a 429, else 0, [9] declared images/min, [10] declared tokens/min,
+--   [11] declared requests/min ('' when not declared), [12] how long the provider asked
+--   every call to wait (ms, '' none).
+-- Returns: {images per minute in force, allowance in images, 1 if a limit was lowered else 0}.
+
+--- @include "rate-window"
+
+local LEARNED_TTL_MS = 600000
+local now = redis_now_ms()
+local grant = ARGV[5]
+local lowered = 0
+
+-- Tokens: the estimate becomes what was used.
+if grant ~= '' and ARGV[6] ~= '' then
+  local weight = redis.call('hget', KEYS[2], grant)
+  if weight then
+    local gi, gt = string.match(weight, '^(%S+) (%S+)$')
+    local used_tokens = tonumber(ARGV[6])
+    redis.call('hset', KEYS[2], grant, gi .. ' ' .. used_tokens)
+    redis.call('hincrbyfloat', KEYS[3], 'tokens', used_tokens - tonumber(gt))
+  end
+end
+
+-- Declared limits.
+local dims = {{'images', 1, 9}, {'tokens', 2, 10}, {'requests', 3, 11}}
+for _, d in ipairs(dims) do
+  local declared = tonumber(ARGV[d[3]])
+  if declared and declared > 0 then
+    local configured = tonumber(ARGV[d[2]]) or 0
+    if configured <= 0 or declared < configured then
+      local before = tonumber(redis.call('hget', KEYS[4], d[1]))
+      if before ~= declared then
+        redis.call('hset', KEYS[4], d[1], declared)
+        if not before or declared < before then lowered = 1 end
+      end
+      redis.call('pexpire', KEYS[4], LEARNED_TTL_MS)
+    else
+      redis.call('hdel', KEYS[4], d[1])
+    end
+  end
+end
+
+if ARGV[7] == '1' then
+  local wait = tonumber(ARGV[12])
+  if wait and wait > 0 and redis.call('pttl', KEYS[5]) < wait then
+    redis.call('set', KEYS[5], '1', 'PX', math.ceil(wait))
+  end
+  local declared_images = tonumber(ARGV[9])
+  local w = window_for(KEYS[4], ARGV)
+  local score = grant ~= '' and redis.call('zscore', KEYS[1], grant)
+  local weight = grant ~= '' and redis.call('hget', KEYS[2], grant)
+  -- A declared images limit already put the window right; otherwise judge the 429 by the log.
+  if w.images and score and weight and not declared_images then
+    local images = tonumber((string.match(weight, '^(%S+) ')))
+    local before = 0
+    local earlier = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. score)
+    for _, id in ipairs(earlier) do
+      local other = redis.call('hget', KEYS[2], id)
+      if other then before = before + tonumber((string.match(other, '^(%S+) '))) end
+    end
+    local allowance = w.images
+    if before + images <= allowance - images then
+      -- Room by our count: the provider holds less than we think.
+      allowance = math.max(1, before + images - 1)
+    else
+      local strikes = tonumber(redis.call('hget', KEYS[4], 'strikes')) or 0
+      local last = tonumber(redis.call('hget', KEYS[4], 'strike_at')) or 0
+      if now - last > 60000 then strikes = 0 end
+      strikes = strikes + 1
+      redis.call('hset', KEYS[4], 'strikes', strikes, 'strike_at', now,
+        'margin', math.min(0.1, w.margin + 0.01))
+      if strikes >= 3 then
+        allowance = math.max(1, allowance - 1)
+        redis.call('hset', KEYS[4], 'strikes', 0)
+      end
+    end
+    if allowance < w.images then
+      redis.call('hset', KEYS[4], 'images', allowance * tonumber(ARGV[4]) / w.q)
+      lowered = 1
+    end
+    redis.call('pexpire', KEYS[4], LEARNED_TTL_MS)
+  end
+end
+
+local w = window_for(KEYS[4], ARGV)
+return {math.floor(w.per_minute.images or 0), w.images or 0, lowered}
