@@ -1,6 +1,7 @@
 import type { ApiKeyDigest } from './api-key-digest.js';
 import { megabytesToBytes, type RedisClusterConfig } from './env-parsers.js';
-import { DEFAULT_TIER, TIER_IMAGES_PER_MINUTE, envSchema } from './env-schema.js';
+import { DEFAULT_TIER, envSchema } from './env-schema.js';
+import type { RateLimitSettings } from './rate-limit-settings.js';
 
 /**
  * The configuration as the rest of rendermill sees it: the environment, parsed once by
@@ -8,6 +9,8 @@ import { DEFAULT_TIER, TIER_IMAGES_PER_MINUTE, envSchema } from './env-schema.js
  * file only derives what depends on several variables (which parts are embedded, the limits
  * of the provider accounts).
  */
+
+export type { RateLimitSettings } from './rate-limit-settings.js';
 
 /** Raised at start-up when the environment does not describe a runnable configuration. */
 export class ConfigError extends Error {
@@ -30,8 +33,11 @@ export interface ProviderConfig {
   apiKey: string;
   /** OpenAI itself refuses retired models; gateways may still serve them. */
   enforceRetirements: boolean;
-  /** This account's usage-tier limit. */
-  imagesPerMinute: number;
+  /**
+   * This account's usage tier and its overrides; its limit for a model is
+   * `modelRateLimit(model, rateLimit)` (src/models/rate-limits.ts).
+   */
+  rateLimit: RateLimitSettings;
   /** Render with this model instead of the item's. */
   model?: string | undefined;
 }
@@ -90,10 +96,16 @@ export interface Config {
   /** Tried in order when the provider cannot render an item (model retired, keeps failing). */
   fallbacks: ProviderConfig[];
   retry: RetryConfig;
-  /** The primary account's limit (also the embedded simulator's). */
-  imagesPerMinute: number;
-  /** Where the limit came from, for start-up messages. */
-  imagesPerMinuteSource: string;
+  /**
+   * The primary account's rate-limit settings (as `provider.rateLimit`), also used when the
+   * embedded simulator stands in for the provider.
+   */
+  rateLimit: RateLimitSettings;
+  /**
+   * The length of the "minute" every per-minute limit is counted in (ms), 60 000 unless a test
+   * shortens it; it must match the provider's (the simulator's `minuteMs`).
+   */
+  limitMinuteMs: number;
   /** API keys by their SHA-256: no key is kept in plain text. */
   apiKeys: ApiKeyDigest[];
   /** Tenants that may open Bull Board at /admin/queues (every tenant's jobs). Default none. */
@@ -158,10 +170,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  const tier = e.RENDERMILL_TIER;
   const embedS3 = !e.AWS_ENDPOINT_URL_S3 && !e.AWS_ACCESS_KEY_ID;
-  // Without an explicit limit, an account has its usage tier's.
-  const imagesPerMinute = e.RENDERMILL_IMAGES_PER_MINUTE ?? tierLimit(tier);
+  // An account's limits are per model: its tier picks each model's row, its overrides replace
+  // figures of it (src/models/rate-limits.ts).
+  const rateLimit: RateLimitSettings = {
+    tier: e.RENDERMILL_TIER,
+    imagesPerMinute: e.RENDERMILL_IMAGES_PER_MINUTE,
+    tokensPerMinute: e.RENDERMILL_TOKENS_PER_MINUTE,
+  };
   const isOpenAI = (url: string) => new URL(url).hostname === 'api.openai.com';
   return {
     redisUrl: e.REDIS_URL,
@@ -182,7 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           baseURL: e.OPENAI_BASE_URL,
           apiKey: e.OPENAI_API_KEY,
           enforceRetirements: isOpenAI(e.OPENAI_BASE_URL),
-          imagesPerMinute,
+          rateLimit,
         }
       : undefined,
     fallbacks: e.RENDERMILL_FALLBACKS.map((f) => ({
@@ -190,7 +206,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       baseURL: f.base_url,
       apiKey: String(env[f.api_key_env]),
       enforceRetirements: isOpenAI(f.base_url),
-      imagesPerMinute: f.images_per_minute ?? tierLimit(f.tier ?? DEFAULT_TIER),
+      rateLimit: {
+        tier: f.tier === undefined ? DEFAULT_TIER : Number(f.tier),
+        imagesPerMinute: f.images_per_minute,
+        tokensPerMinute: f.tokens_per_minute,
+        overridesFrom: `fallback "${f.name}"`,
+      },
       model: f.model,
     })),
     retry: {
@@ -199,10 +220,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxTimeoutMs: e.RENDERMILL_RETRY_MAX_MS,
       accountRecheckMs: e.RENDERMILL_ACCOUNT_RECHECK_MS,
     },
-    imagesPerMinute,
-    imagesPerMinuteSource: e.RENDERMILL_IMAGES_PER_MINUTE
-      ? 'RENDERMILL_IMAGES_PER_MINUTE'
-      : `usage tier ${tier}${env.RENDERMILL_TIER ? '' : ', the default: set RENDERMILL_TIER'}`,
+    rateLimit,
+    limitMinuteMs: e.RENDERMILL_LIMIT_MINUTE_MS,
     apiKeys: e.RENDERMILL_API_KEYS,
     adminTenants: e.RENDERMILL_ADMIN_TENANTS,
     cacheScope: e.RENDERMILL_CACHE_SCOPE,
@@ -246,10 +265,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
   };
 }
-
-/** A usage tier's limit; the schema has refused every tier without one. */
-const tierLimit = (tier: number | string) =>
-  TIER_IMAGES_PER_MINUTE[tier as keyof typeof TIER_IMAGES_PER_MINUTE];
 
 const toMicros = (usd: number | undefined) =>
   usd === undefined ? undefined : Math.round(usd * 1_000_000);

@@ -222,19 +222,19 @@ const fallbackAccount = z
     base_url: z.url(),
     /** The variable holding its key, so that keys stay out of the JSON. */
     api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
-    /** Its usage tier; with neither this nor `images_per_minute`, the default tier's limit. */
+    /** Its usage tier, which picks each model's row of limits. Default: DEFAULT_TIER (env-schema.ts). */
     tier: z
       .union([z.literal('free'), z.number().int().min(0).max(5)])
       .refine((t) => t !== 'free' && t !== 0, { message: FREE_TIER_MESSAGE })
       .optional(),
+    /** Its images per minute, for every model, instead of its tier's. */
     images_per_minute: z.number().int().positive().max(1_000_000).optional(),
+    /** Its tokens per minute, for every model, instead of its tier's. */
+    tokens_per_minute: z.number().int().positive().max(1_000_000_000).optional(),
     /** Render with this model instead of the item's (e.g. another gateway's name for it). */
     model: z.string().min(1).optional(),
   })
-  .strict()
-  .refine((f) => f.tier === undefined || f.images_per_minute === undefined, {
-    message: 'give tier or images_per_minute, not both',
-  });
+  .strict();
 
 /** `[{"name": …, "base_url": …, "api_key_env": …}, …]`: fallback accounts, in the order tried. */
 export const fallbackAccountList = jsonVariable(z.array(fallbackAccount));

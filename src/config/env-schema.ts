@@ -28,10 +28,10 @@ import {
 
 export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
-/** Images per minute allowed by each OpenAI usage tier (the free tier cannot use the Images API). */
-export const TIER_IMAGES_PER_MINUTE = { 1: 500, 2: 2_500, 3: 5_000, 4: 7_500, 5: 10_000 } as const;
-
-/** The usage tier of an account that names none: the primary's, and a fallback's without a limit. */
+/**
+ * The usage tier of an account that names none: the primary's, and a fallback's. A tier's limits
+ * are per model, in the model registry (src/models/models.json, `rate_limits`).
+ */
 export const DEFAULT_TIER = 1;
 
 /** Redis: BullMQ's queues and rendermill's own state. */
@@ -88,14 +88,27 @@ const providerVariables = {
   RENDERMILL_DEFAULT_MODEL: envVariable(z.string().default('gpt-image-2')),
 };
 
-/** The provider's rate limit, shared by every worker. */
+/** The provider's rate limits, shared by every worker. */
 const rateLimitVariables = {
-  /** The primary account's OpenAI usage tier, 1–5, which sets its limit. Default {@link DEFAULT_TIER}. */
+  /**
+   * The primary account's OpenAI usage tier, 1–5: it picks, for each model rendered, that
+   * model's row in the registry's `rate_limits`. Default {@link DEFAULT_TIER}.
+   */
   RENDERMILL_TIER: envVariable(usageTier.default(DEFAULT_TIER)),
-  /** The primary account's limit, instead of its tier's. Default: the tier's. */
+  /** The primary account's images per minute, for every model, instead of its tier's. Default: the tier's. */
   RENDERMILL_IMAGES_PER_MINUTE: envVariable(
     z.coerce.number().int().positive().max(1_000_000).optional(),
   ),
+  /** The primary account's tokens per minute, for every model, instead of its tier's. Default: the tier's. */
+  RENDERMILL_TOKENS_PER_MINUTE: envVariable(
+    z.coerce.number().int().positive().max(1_000_000_000).optional(),
+  ),
+  /**
+   * How long the "minute" of every per-minute limit is, in ms: a testing knob for a clock that
+   * must match the provider's — useful only against the simulator set to the same `minuteMs`.
+   * Default 60 000.
+   */
+  RENDERMILL_LIMIT_MINUTE_MS: envVariable(durationMs(1000, 3_600_000).default(60_000)),
 };
 
 /** How provider calls are retried: exponential backoff with jitter. */

@@ -56,6 +56,73 @@ const perTokenPricing = z
   })
   .strict();
 
+/** OpenAI's usage tiers that may use the Images API (the free tier cannot). */
+export const USAGE_TIERS = ['1', '2', '3', '4', '5'] as const;
+export type UsageTierKey = (typeof USAGE_TIERS)[number];
+
+/**
+ * Rows by usage tier ("1" … "5"). Any other key is refused by name, saying what a tier is (a
+ * plain enum key would only report an "unrecognized key").
+ */
+const byUsageTier = <T extends z.ZodType>(row: T) =>
+  z
+    .record(z.string(), row)
+    .superRefine((tiers, ctx) => {
+      for (const key of Object.keys(tiers)) {
+        if (!(USAGE_TIERS as readonly string[]).includes(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `"${key}" is not a usage tier: a usage tier is 1, 2, 3, 4 or 5`,
+          });
+        }
+      }
+    })
+    .transform((tiers) => tiers as Partial<Record<UsageTierKey, z.infer<T>>>);
+
+/** One usage tier's limits for one model. */
+const tierLimits = z
+  .object({
+    images_per_minute: z.number().int().positive(),
+    /** Absent for models OpenAI limits by images only (DALL·E). */
+    tokens_per_minute: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/**
+ * A model's usage-tier rate limits, which OpenAI sets per model: where they were read and when,
+ * and each tier's row. A tier without a row cannot render the model (rendermill says so).
+ */
+const rateLimits = z
+  .object({
+    /** A URL or the name of the document the figures come from. */
+    source: z.string().min(1),
+    /** The day the figures were last checked against their source (YYYY-MM-DD). */
+    checked_on: z.iso.date(),
+    tiers: byUsageTier(tierLimits).refine((tiers) => Object.keys(tiers).length > 0, {
+      message: 'give at least one tier',
+    }),
+  })
+  .strict();
+
+/**
+ * A correction to a model's rate limits in a user's registry file: each tier's fields given
+ * replace the model's, the others stay.
+ */
+const rateLimitsPatch = z
+  .object({
+    source: z.string().min(1).optional(),
+    tiers: byUsageTier(
+      z
+        .object({
+          images_per_minute: z.number().int().positive().optional(),
+          tokens_per_minute: z.number().int().positive().optional(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
 export const modelSpecSchema = z
   .object({
     id: z.string().min(1),
@@ -77,6 +144,8 @@ export const modelSpecSchema = z
       .optional(),
     edit_input: editInput.optional(),
     pricing: z.discriminatedUnion('kind', [perImagePricing, perTokenPricing]),
+    /** The model's limits at each OpenAI usage tier (src/models/rate-limits.ts reads them). */
+    rate_limits: rateLimits,
     /** The day OpenAI stopped serving the model (YYYY-MM-DD). Gateways may still serve it. */
     retired_on: z.iso.date().optional(),
     successor: z.string().optional(),
@@ -84,8 +153,20 @@ export const modelSpecSchema = z
   .strict();
 
 export const registryFileSchema = z
-  .object({ $comment: z.string().optional(), models: z.array(modelSpecSchema) })
+  .object({
+    $comment: z.string().optional(),
+    /** A user's file that only corrects rate limits may leave this out. */
+    models: z.array(modelSpecSchema).default(() => []),
+    /**
+     * Model id → corrections to its rate limits, applied after `models` (a user's file can fix
+     * or add a tier's row without restating the whole model).
+     */
+    rate_limits: z.record(z.string().min(1), rateLimitsPatch).optional(),
+  })
   .strict();
 
 export type ModelSpec = z.infer<typeof modelSpecSchema>;
 export type PerTokenPricing = z.infer<typeof perTokenPricing>;
+export type RateLimits = z.infer<typeof rateLimits>;
+export type TierLimits = z.infer<typeof tierLimits>;
+export type RateLimitsPatch = z.infer<typeof rateLimitsPatch>;

@@ -9,7 +9,8 @@ describe('loadConfig', () => {
     expect(config.redisUrl).toBeUndefined();
     expect(config.embedS3).toBe(true);
     expect(config.provider).toBeUndefined();
-    expect(config.imagesPerMinute).toBe(500);
+    expect(config.rateLimit).toEqual({ tier: 1 });
+    expect(config.limitMinuteMs).toBe(60_000);
     expect(config.port).toBe(8080);
     expect(config.s3.bucket).toBe('rendermill');
   });
@@ -42,9 +43,9 @@ describe('loadConfig', () => {
       baseURL: 'https://api.openai.com/v1',
       apiKey: 'sk-real',
       enforceRetirements: true,
-      imagesPerMinute: 5000,
+      rateLimit: { tier: 3, imagesPerMinute: undefined, tokensPerMinute: undefined },
     });
-    expect(config.imagesPerMinute).toBe(5000);
+    expect(config.rateLimit).toEqual({ tier: 3 });
     // Plain keys are hashed as they are read: the configuration object holds no key.
     expect(config.apiKeys).toEqual([
       { tenant: 'acme', sha256: createHash('sha256').update('acme-key-0123456789').digest('hex') },
@@ -71,18 +72,26 @@ describe('loadConfig', () => {
           images_per_minute: 900,
           model: 'gpt-image-1-mini',
         },
+        {
+          name: 'own-limits',
+          base_url: 'https://gw2.example/v1',
+          api_key_env: 'GATEWAY_KEY',
+          tier: 3,
+          images_per_minute: 40,
+          tokens_per_minute: 500_000,
+        },
       ]),
       RENDERMILL_RETRY_BASE_MS: '250',
       RENDERMILL_RETRY_MAX_MS: '8000',
     });
-    expect(config.provider?.imagesPerMinute).toBe(2500);
+    expect(config.provider?.rateLimit).toEqual({ tier: 2 });
     expect(config.fallbacks).toEqual([
       {
         name: 'gateway',
         baseURL: 'https://gw.example/v1',
         apiKey: 'gw-secret',
         enforceRetirements: false,
-        imagesPerMinute: 7500,
+        rateLimit: { tier: 4, overridesFrom: 'fallback "gateway"' },
         model: undefined,
       },
       {
@@ -90,8 +99,21 @@ describe('loadConfig', () => {
         baseURL: 'https://api.openai.com/v1',
         apiKey: 'gw-secret',
         enforceRetirements: true,
-        imagesPerMinute: 900,
+        rateLimit: { tier: 1, imagesPerMinute: 900, overridesFrom: 'fallback "mini"' },
         model: 'gpt-image-1-mini',
+      },
+      {
+        name: 'own-limits',
+        baseURL: 'https://gw2.example/v1',
+        apiKey: 'gw-secret',
+        enforceRetirements: false,
+        rateLimit: {
+          tier: 3,
+          imagesPerMinute: 40,
+          tokensPerMinute: 500_000,
+          overridesFrom: 'fallback "own-limits"',
+        },
+        model: undefined,
       },
     ]);
     expect(config.retry).toEqual({
@@ -164,10 +186,26 @@ describe('loadConfig', () => {
     );
   });
 
-  it('lets RENDERMILL_IMAGES_PER_MINUTE override the tier', () => {
-    const config = loadConfig({ RENDERMILL_TIER: '5', RENDERMILL_IMAGES_PER_MINUTE: '1200' });
-    expect(config.imagesPerMinute).toBe(1200);
-    expect(config.imagesPerMinuteSource).toBe('RENDERMILL_IMAGES_PER_MINUTE');
+  it('reads the tier with the images and tokens overrides, and the length of a limit minute', () => {
+    const config = loadConfig({
+      OPENAI_API_KEY: 'sk-real',
+      RENDERMILL_TIER: '5',
+      RENDERMILL_IMAGES_PER_MINUTE: '1200',
+      RENDERMILL_TOKENS_PER_MINUTE: '2000000',
+      RENDERMILL_LIMIT_MINUTE_MS: '6000',
+    });
+    const settings = { tier: 5, imagesPerMinute: 1200, tokensPerMinute: 2_000_000 };
+    expect(config.rateLimit).toEqual(settings);
+    expect(config.provider?.rateLimit).toEqual(settings);
+    expect(config.limitMinuteMs).toBe(6000);
+    expect(ENV_DEFAULTS.RENDERMILL_LIMIT_MINUTE_MS).toBe(60_000);
+  });
+
+  it('no longer has one images-per-minute figure for every model', () => {
+    const config = loadConfig({ OPENAI_API_KEY: 'sk-real' }) as unknown as Record<string, unknown>;
+    expect(config).not.toHaveProperty('imagesPerMinute');
+    expect(config).not.toHaveProperty('imagesPerMinuteSource');
+    expect(config.provider).not.toHaveProperty('imagesPerMinute');
   });
 
   it('does not enforce OpenAI retirements on a gateway', () => {
@@ -182,6 +220,8 @@ describe('loadConfig', () => {
     [{ RENDERMILL_TIER: 'free' }, 'RENDERMILL_TIER: the free tier cannot use the Images API'],
     [{ RENDERMILL_TIER: '7' }, 'RENDERMILL_TIER: must be a usage tier, 1–5'],
     [{ RENDERMILL_IMAGES_PER_MINUTE: '-3' }, 'RENDERMILL_IMAGES_PER_MINUTE'],
+    [{ RENDERMILL_TOKENS_PER_MINUTE: '1.5' }, 'RENDERMILL_TOKENS_PER_MINUTE'],
+    [{ RENDERMILL_LIMIT_MINUTE_MS: '500' }, 'RENDERMILL_LIMIT_MINUTE_MS'],
     [{ REDIS_URL: 'not a url' }, 'REDIS_URL'],
     [
       { AWS_ACCESS_KEY_ID: 'a' },
