@@ -26,7 +26,7 @@ export interface BatchEstimate {
   budget_usd: number | null;
   /** Whether the budget holds the maximum: every item renders whatever the prices turn out to be. */
   fits_budget: boolean | null;
-  /** The account's limit the time is worked out from. */
+  /** The model's images-per-minute limit the time is worked out from (null when the batch mixes models). */
   images_per_minute: number | null;
   /**
    * The least time the renders can take under that limit (images ÷ limit). The provider's
@@ -54,6 +54,7 @@ export async function estimateFromSource(
   let typical = 0;
   let saved = 0;
   let images = 0;
+  const imagesByModel = new Map<string, number>();
   let cached = 0;
   const resolved = await resolveItems(
     deps,
@@ -73,12 +74,20 @@ export async function estimateFromSource(
         max += maxCostMicros(model, priced);
         typical += actualCostMicros(model, priced, undefined);
         images += item.spec.n;
+        imagesByModel.set(model.id, (imagesByModel.get(model.id) ?? 0) + item.spec.n);
       }
     },
   );
   const { budget_usd } = source.options;
   const budget = budget_usd === undefined ? undefined : usdToMicros(budget_usd);
-  const perMinute = deps.imagesPerMinute;
+  // Models have limits of their own: the time is the sum of each model's images at its rate.
+  const limits = [...imagesByModel].map(([model, count]) => ({
+    count,
+    perMinute: deps.imagesPerMinute?.(model),
+  }));
+  const known = limits.every((l) => l.perMinute !== undefined);
+  const minutes = limits.reduce((sum, l) => sum + l.count / (l.perMinute ?? Infinity), 0);
+  const perMinute = limits.length === 1 ? limits[0]!.perMinute : undefined;
   return {
     items: resolved.tally.total,
     items_cached: cached,
@@ -90,7 +99,7 @@ export async function estimateFromSource(
     budget_usd: budget === undefined ? null : microsToUsd(budget),
     fits_budget: budget === undefined ? null : max <= budget,
     images_per_minute: perMinute ?? null,
-    eta_seconds: perMinute ? Math.ceil((images / perMinute) * 60) : null,
+    eta_seconds: known && limits.length > 0 ? Math.ceil(minutes * 60) : null,
     rejected: { count: resolved.rejected, rows: resolved.problems },
   };
 }

@@ -21,8 +21,6 @@ export interface ResolveDeps {
   registry: ModelRegistry;
   defaultModel: string;
   enforceRetirements: boolean;
-  /** The most images one request may ask for under the account's rate limit. */
-  maxImagesPerRequest: number;
 }
 
 /** Items resolved and handed on in groups of this many: memory stays flat whatever the size. */
@@ -126,7 +124,6 @@ export async function resolveItems(
       registry: deps.registry,
       defaultModel: deps.defaultModel,
       enforceRetirements: deps.enforceRetirements,
-      maxImagesPerRequest: deps.maxImagesPerRequest,
       today: now,
     });
     if (!resolved.spec) {

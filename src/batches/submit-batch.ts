@@ -11,8 +11,8 @@ import { resolveItems, type ResolveDeps } from './resolve-items.js';
 export interface SubmitBatchDeps extends ResolveDeps {
   store: BatchStore;
   queue: JobQueue;
-  /** The account's images per minute: what an estimate's time is worked out from. */
-  imagesPerMinute?: number;
+  /** A model's images per minute on the primary account: what an estimate's time is worked out from. */
+  imagesPerMinute?: (model: string) => number | undefined;
   /** Refuses a webhook URL rendermill must not call (private, loopback, link-local …). */
   checkWebhookUrl?: (url: string) => Promise<void>;
   now?: () => Date;

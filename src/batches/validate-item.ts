@@ -12,8 +12,6 @@ export interface ValidationContext {
   /** Refuse models OpenAI has retired (true when talking to OpenAI itself). */
   enforceRetirements: boolean;
   today: Date;
-  /** The most images one request may ask for under the account's rate limit. */
-  maxImagesPerRequest: number;
 }
 
 type Defaults = Omit<Partial<BatchItemInput>, 'id' | 'prompt' | 'image' | 'mask'>;
@@ -82,11 +80,6 @@ export function resolveItem(
   const n = pick('n') ?? 1;
   if (n < model.n.min || n > model.n.max) {
     problem('n', `n must be between ${model.n.min} and ${model.n.max} for ${model.id}, got ${n}`);
-  } else if (n > ctx.maxImagesPerRequest) {
-    problem(
-      'n',
-      `n=${n} can never pass the rate limit, which allows ${ctx.maxImagesPerRequest} images at once; lower n or raise RENDERMILL_TIER`,
-    );
   }
 
   const quality = checkChoice('quality', pick('quality'), model.qualities, model, problem);
@@ -219,7 +212,6 @@ export function whyModelCannotRender(
       defaultModel: model.id,
       enforceRetirements: false,
       today: new Date(),
-      maxImagesPerRequest: Number.POSITIVE_INFINITY,
     },
   );
   return problems.length > 0 ? problems.map((p) => p.message).join('; ') : undefined;

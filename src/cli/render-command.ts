@@ -12,7 +12,7 @@ import { RequestValidationError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import { startServices, type Services } from '../runtime/services.js';
 import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
-import { submitDepsFor } from '../runtime/wiring.js';
+import { rateLimitLine, submitDepsFor } from '../runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import { EXIT } from './exit-codes.js';
 import { createProgressDisplay, formatUsd } from './progress.js';
@@ -74,7 +74,7 @@ export async function renderCommand(catalogPath: string, options: RenderOptions)
   process.once('SIGTERM', stop);
   try {
     for (const line of services.embedded) say(`  embedded ${line}`);
-    say(`  rate limit ${config.imagesPerMinute} images/min (${config.imagesPerMinuteSource})`);
+    say(`  rate limit ${rateLimitLine(services, options.model)}`);
     say(`  log ${logFile}`);
 
     let batch: BatchRecord;

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
-import { buildApiForServices } from '../runtime/wiring.js';
+import { buildApiForServices, rateLimitLine } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
 import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
 import { LISTEN_HOST, startWorkerMetricsServer } from '../runtime/metrics-server.js';
@@ -45,8 +45,8 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
     logger.info(
       {
         concurrency: config.concurrency,
-        imagesPerMinute: config.imagesPerMinute,
-        limit: config.imagesPerMinuteSource,
+        tier: config.rateLimit.tier,
+        limit: rateLimitLine(services),
       },
       'worker started',
     );

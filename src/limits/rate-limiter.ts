@@ -38,10 +38,14 @@ export interface RateLimiter {
    * used. Cheap when there is no news (no Redis round trip).
    */
   observe(grant: RateGrant | undefined, report: ProviderRateReport): Promise<void>;
+  /** Images the window would let through now (a metrics gauge); undefined without an images limit. */
+  headroom(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
 /** The limiters of one provider account, one per model. */
 export interface RateLimiters {
   for(model: string): RateLimiter;
+  /** The models this process has rendered so far, with their limiters. */
+  active(): { model: string; limiter: RateLimiter }[];
 }

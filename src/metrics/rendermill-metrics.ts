@@ -1,8 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProviderAccount } from '../providers/provider-account.js';
-import type { RedisConnection } from '../redis/redis-connection.js';
-import { limiterHeadroom } from './limiter-headroom.js';
 import type { FinishedItem, ProviderCall, RenderMetrics } from './render-metrics.js';
 
 /** Queue states reported by `rendermill_queue_jobs`. */
@@ -37,7 +35,7 @@ export class RendermillMetrics implements RenderMetrics {
   readonly registry = new Registry();
   private readonly collectTimeoutMs: number;
   private readonly queues: Queue[] = [];
-  private readonly accounts: { account: ProviderAccount; redis: RedisConnection }[] = [];
+  private readonly accounts: { account: ProviderAccount }[] = [];
 
   private readonly images = new Counter({
     name: 'rendermill_images_total',
@@ -93,16 +91,18 @@ export class RendermillMetrics implements RenderMetrics {
     });
     const headroom: Gauge = new Gauge({
       name: 'rendermill_limiter_headroom_images',
-      help: "Images the provider account's shared rate limiter (Bottleneck reservoir) can release now.",
-      labelNames: ['account'],
+      help: "Images the shared rate window of a model on a provider account would let through now.",
+      labelNames: ['account', 'model'],
       registers: [this.registry],
       collect: async () => {
         headroom.reset();
         await Promise.all(
-          this.accounts.map(async ({ account, redis }) => {
-            const images = await this.bounded(limiterHeadroom(redis, account.provider.accountId));
-            if (images !== undefined) headroom.set({ account: account.name }, images);
-          }),
+          this.accounts.flatMap(({ account }) =>
+            account.limits.active().map(async ({ model, limiter }) => {
+              const images = await this.bounded(limiter.headroom());
+              if (images !== undefined) headroom.set({ account: account.name, model }, images);
+            }),
+          ),
         );
       },
     });
@@ -129,8 +129,8 @@ export class RendermillMetrics implements RenderMetrics {
   }
 
   /** Reports these accounts' limiter headroom and pause on every scrape. */
-  watchAccounts(accounts: readonly ProviderAccount[], redis: RedisConnection): void {
-    this.accounts.push(...accounts.map((account) => ({ account, redis })));
+  watchAccounts(accounts: readonly ProviderAccount[]): void {
+    this.accounts.push(...accounts.map((account) => ({ account })));
   }
 
   /** The text exposition of every metric, and its content type. */

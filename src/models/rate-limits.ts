@@ -57,3 +57,12 @@ function overrideNames(from: string | undefined): { images: string; tokens: stri
   }
   return { images: `${from} images_per_minute`, tokens: `${from} tokens_per_minute` };
 }
+
+/** "5 images/min and 100,000 tokens/min (gpt-image-2 at usage tier 1)", for logs and the CLI. */
+export function describeRateLimit(limit: ModelRateLimit): string {
+  const tokens =
+    limit.tokensPerMinute === undefined
+      ? ''
+      : ` and ${limit.tokensPerMinute.toLocaleString('en-US')} tokens/min`;
+  return `${limit.imagesPerMinute.toLocaleString('en-US')} images/min${tokens} (${limit.source})`;
+}

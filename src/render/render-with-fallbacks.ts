@@ -3,7 +3,6 @@ import {
   AccountPausedError,
   ModelUnavailableError,
   ProviderRateLimitedError,
-  ProviderRejectedError,
   ProviderUnavailableError,
 } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
@@ -58,9 +57,7 @@ export function fallsBack(error: unknown): boolean {
     error instanceof ModelUnavailableError ||
     error instanceof AccountPausedError ||
     error instanceof ProviderUnavailableError ||
-    error instanceof ProviderRateLimitedError ||
-    // Too many images for this account's limit: another account's may take them.
-    (error instanceof ProviderRejectedError && error.code === 'request_exceeds_rate_limit')
+    error instanceof ProviderRateLimitedError
   );
 }
 
@@ -101,6 +98,7 @@ export async function renderWithFallbacks(
       const result = await callProvider({
         account: candidate.account,
         request: { ...request, spec },
+        model: candidate.model,
         policy: options.policy,
         shutdown: options.shutdown,
         onRetry: (error, n) =>

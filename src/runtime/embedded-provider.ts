@@ -1,4 +1,6 @@
-import { ConfigError } from '../config/config.js';
+import { ConfigError, type RateLimitSettings } from '../config/config.js';
+import type { ModelRegistry } from '../models/model-registry.js';
+import { modelRateLimit } from '../models/rate-limits.js';
 
 /** A provider started in this process because none was configured. */
 export interface EmbeddedProvider {
@@ -8,8 +10,28 @@ export interface EmbeddedProvider {
 }
 
 export interface EmbeddedProviderOptions {
-  imagesPerMinute: number;
+  /** Each model's limits, as the simulator's `modelLimits` knob takes them. */
+  modelLimits: Record<string, { imagesPerMinute: number; tokensPerMinute: number }>;
+  /** The length of the simulator's minute (its `minuteMs` knob). */
+  minuteMs: number;
   latencyMs: number;
+}
+
+/** Every model's limits at an account's tier, for the simulator (models without a row are left out). */
+export function simulatedModelLimits(
+  registry: ModelRegistry,
+  settings: RateLimitSettings,
+): EmbeddedProviderOptions['modelLimits'] {
+  const limits: EmbeddedProviderOptions['modelLimits'] = {};
+  for (const id of registry.ids()) {
+    try {
+      const limit = modelRateLimit(registry.get(id)!, settings);
+      limits[id] = { imagesPerMinute: limit.imagesPerMinute, tokensPerMinute: limit.tokensPerMinute ?? 0 };
+    } catch {
+      // No row for this tier: rendermill cannot render the model there either.
+    }
+  }
+  return limits;
 }
 
 /** The part of the simulator's module this launcher uses. */

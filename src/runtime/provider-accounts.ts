@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ConfigError, type ProviderConfig } from '../config/config.js';
 import { RedisAccountGate } from '../limits/account-gate.js';
-import { RedisRateLimiter } from '../limits/redis-rate-limiter.js';
+import { ModelRateLimiters } from '../limits/model-rate-limiters.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
 import type { ProviderAccount } from '../providers/provider-account.js';
@@ -12,13 +12,15 @@ export interface AccountDeps {
   registry: ModelRegistry;
   logger: Logger;
   requestTimeoutMs: number;
+  /** The length of the minute rate limits are counted in (RENDERMILL_LIMIT_MINUTE_MS). */
+  limitMinuteMs: number;
   /** Undoes what was started, in reverse order, when the process closes. */
   cleanups: (() => Promise<void> | void)[];
 }
 
 /**
  * Connects one provider account per configuration, in chain order: its OpenAI client, its
- * images-per-minute limiter in Redis (ready before the first job), and its pause.
+ * rate limiters (one per model, made when the model is first rendered) and its pause.
  */
 export async function connectProviderAccounts(
   chain: readonly ProviderConfig[],
@@ -38,16 +40,17 @@ export async function connectProviderAccounts(
       registry: deps.registry,
       timeoutMs: deps.requestTimeoutMs,
     });
-    const limiter = new RedisRateLimiter({
+    const limits = new ModelRateLimiters({
       accountId: provider.accountId,
-      imagesPerMinute: config.imagesPerMinute,
+      settings: config.rateLimit,
+      registry: deps.registry,
+      minuteMs: deps.limitMinuteMs,
       redis: deps.redis,
       logger: deps.logger.child({ provider: config.name }),
     });
-    deps.cleanups.push(() => limiter.stop());
-    await limiter.ready();
+    deps.cleanups.push(() => limits.stop());
     const gate = new RedisAccountGate(deps.redis, provider.accountId);
-    accounts.push({ name: config.name, provider, limiter, gate, model: config.model });
+    accounts.push({ name: config.name, provider, limits, gate, model: config.model });
   }
   return accounts;
 }

@@ -11,7 +11,7 @@ import { BullJobQueue } from '../queue/job-queue.js';
 import { S3ImageStorage } from '../storage/s3-image-storage.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { startEmbeddedS3 } from './embedded-s3.js';
-import { startEmbeddedProvider } from './embedded-provider.js';
+import { simulatedModelLimits, startEmbeddedProvider } from './embedded-provider.js';
 import { connectProviderAccounts } from './provider-accounts.js';
 import { CountingBatchStore } from './counting-batch-store.js';
 import { RendermillMetrics } from '../metrics/rendermill-metrics.js';
@@ -139,8 +139,11 @@ export async function startServices(
 
     let providerConfig = config.provider;
     if (!providerConfig && options.provider) {
+      // The simulator plays an account of the configured tier: each model limited as the
+      // registry says, counted in the same minute as rendermill counts it.
       const simulator = await startEmbeddedProvider({
-        imagesPerMinute: config.imagesPerMinute,
+        modelLimits: simulatedModelLimits(registry, config.rateLimit),
+        minuteMs: config.limitMinuteMs,
         latencyMs: SIMULATOR_LATENCY_MS,
       });
       cleanups.push(() => simulator.stop());
@@ -149,10 +152,10 @@ export async function startServices(
         name: 'primary',
         apiKey: 'sk-simulator',
         enforceRetirements: false,
-        imagesPerMinute: config.imagesPerMinute,
+        rateLimit: config.rateLimit,
       };
       embedded.push(
-        `Provider: simulator of the OpenAI Images API at ${simulator.url}, ${config.imagesPerMinute} images/min — set OPENAI_API_KEY to render for real`,
+        `Provider: simulator of the OpenAI Images API at ${simulator.url}, limited as an account at usage tier ${config.rateLimit.tier} — set OPENAI_API_KEY to render for real`,
       );
     }
 
@@ -184,13 +187,14 @@ export async function startServices(
             registry,
             logger,
             requestTimeoutMs: config.requestTimeoutMs,
+            limitMinuteMs: config.limitMinuteMs,
             cleanups,
           })
         : [];
 
     const metrics = new RendermillMetrics();
     metrics.watchQueues(queue.allQueues());
-    metrics.watchAccounts(accounts, redis);
+    metrics.watchAccounts(accounts);
     return {
       config,
       logger,

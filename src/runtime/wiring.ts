@@ -3,7 +3,7 @@ import { PACKAGE_VERSION } from '../config/package-version.js';
 import { ApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
-import { imagesAllowedAtOnce } from '../limits/limit-shape.js';
+import { describeRateLimit, modelRateLimit } from '../models/rate-limits.js';
 import type { Services } from './services.js';
 import { imagesWaitMs } from '../facade/item-waiter.js';
 import { WebhookSecrets } from '../webhooks/webhook-secrets.js';
@@ -20,11 +20,32 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
     registry: services.registry,
     defaultModel: services.config.defaultModel,
     enforceRetirements: services.enforceRetirements,
-    maxImagesPerRequest: imagesAllowedAtOnce(services.config.imagesPerMinute),
-    imagesPerMinute: services.config.imagesPerMinute,
+    imagesPerMinute: (modelId) => {
+      const model = services.registry.get(modelId);
+      if (!model) return undefined;
+      try {
+        return modelRateLimit(model, services.config.rateLimit).imagesPerMinute;
+      } catch {
+        return undefined; // no row for the tier: the estimate says it cannot tell
+      }
+    },
     checkWebhookUrl: (url) =>
       checkWebhookUrl(url, { allowPrivate: services.config.allowPrivateUrls }),
   };
+}
+
+/**
+ * The primary account's limit for a model (the configured default when none is named), as a
+ * line for logs and the CLI.
+ */
+export function rateLimitLine(services: Services, modelId = services.config.defaultModel): string {
+  const model = services.registry.get(modelId);
+  if (!model) return `unknown model ${modelId}`;
+  try {
+    return describeRateLimit(modelRateLimit(model, services.config.rateLimit));
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** The HTTP API wired to a process's services and configured keys. */

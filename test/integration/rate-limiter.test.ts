@@ -3,202 +3,212 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProviderRejectedError } from '../../src/errors.js';
-import { RedisAccountGate } from '../../src/limits/account-gate.js';
-import { limitShape } from '../../src/limits/limit-shape.js';
-import { RedisRateLimiter } from '../../src/limits/redis-rate-limiter.js';
-import { limiterId } from '../../src/redis/redis-keys.js';
+import { AccountPausedError, ShutdownError, type ProviderRateReport } from '../../src/errors.js';
+import type { CallCost } from '../../src/limits/rate-limiter.js';
+import {
+  RedisRateLimiter,
+  windowAllowance,
+  type RouteRateLimit,
+} from '../../src/limits/redis-rate-limiter.js';
 import { createLogger } from '../../src/logging.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/runtime/embedded-redis.js';
 
 const logger = createLogger('silent');
+const MINUTE = 60_000;
 let server: EmbeddedRedis;
 let dataDir: string;
-let redis: Redis;
 let accountSeq = 0;
+const open: { limiter: RedisRateLimiter; connection: Redis }[] = [];
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'rendermill-limiter-'));
-  // No persistence: a restart loses the limiter's keys, the case Bottleneck could not survive.
+  // No persistence: a restart loses the window's keys.
   server = await startEmbeddedRedis({ dataDir, persistent: false });
-  redis = new Redis(server.url, { maxRetriesPerRequest: null });
 });
 
 afterAll(async () => {
-  redis.disconnect();
+  for (const { limiter, connection } of open) {
+    await limiter.stop();
+    connection.disconnect();
+  }
   await server.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 
-/** Each limiter gets its own Redis connections, as separate worker processes would. */
-function workerLimiter(accountId: string, imagesPerMinute: number) {
+const newAccount = () => `https://sim.test/v1#acct-${accountSeq++}`;
+
+/** A limiter on its own Redis connection, as a separate worker process would have. */
+function workerLimiter(
+  accountId: string,
+  limit: RouteRateLimit,
+  { model = 'gpt-image-2', minuteMs = MINUTE } = {},
+) {
   const connection = new Redis(server.url, { maxRetriesPerRequest: null });
-  const limiter = new RedisRateLimiter({ accountId, imagesPerMinute, redis: connection, logger });
-  return {
-    limiter,
-    async close() {
-      await limiter.stop();
-      connection.disconnect();
-    },
-  };
+  const limiter = new RedisRateLimiter({ accountId, model, limit, minuteMs, redis: connection, logger });
+  open.push({ limiter, connection });
+  return limiter;
 }
 
-/** Runs `jobs` requests of `weight` images each through the limiters in turn; returns start times. */
-async function runThrough(limiters: RedisRateLimiter[], jobs: number, weight = 1) {
-  const starts: number[] = [];
+/** Takes `calls` turns of `cost` through the limiters in turn; returns when each was granted. */
+async function grantTimes(limiters: RedisRateLimiter[], calls: number, cost: CallCost) {
+  const times: { at: number; images: number }[] = [];
   await Promise.all(
-    Array.from({ length: jobs }, (_, i) =>
-      limiters[i % limiters.length]!.schedule(weight, async () => {
-        starts.push(Date.now());
-      }),
-    ),
+    Array.from({ length: calls }, async (_, i) => {
+      await limiters[i % limiters.length]!.acquire(cost);
+      times.push({ at: Date.now(), images: cost.images });
+    }),
   );
-  return starts.sort((a, b) => a - b);
+  return times.sort((a, b) => a.at - b.at);
 }
 
-/**
- * Replays the start times against the provider's own limit — a bucket of one second's worth,
- * refilled continuously — and counts the requests it would have answered with a 429.
- */
-function providerRejections(starts: number[], imagesPerMinute: number, weight = 1): number {
-  const capacity = Math.ceil(imagesPerMinute / 60);
-  let tokens = capacity;
-  let last = starts[0] ?? 0;
-  let rejected = 0;
-  for (const at of starts) {
-    tokens = Math.min(capacity, tokens + ((at - last) * imagesPerMinute) / 60_000);
-    last = at;
-    // 5 ms of grace: timers fire up to a few ms early and the clock has 1 ms steps.
-    if (tokens + (5 * imagesPerMinute) / 60_000 >= weight) tokens -= weight;
-    else rejected += 1;
+/** The most images granted within any window of `ms` (the provider's sliding-window view). */
+function mostInAnyWindow(times: { at: number; images: number }[], ms: number): number {
+  let most = 0;
+  for (let i = 0; i < times.length; i++) {
+    let sum = 0;
+    for (let j = i; j < times.length && times[j]!.at < times[i]!.at + ms; j++) sum += times[j]!.images;
+    most = Math.max(most, sum);
   }
-  return rejected;
+  return most;
 }
 
-describe('RedisRateLimiter', () => {
-  it('shares one account’s allowance between workers and never outruns the provider', async () => {
-    const account = `https://sim.test/v1#shared-${accountSeq++}`;
-    const workers = [workerLimiter(account, 1200), workerLimiter(account, 1200)];
-    try {
-      await Promise.all(workers.map((w) => w.limiter.ready()));
-      const starts = await runThrough(
-        workers.map((w) => w.limiter),
-        60,
-      );
-      const { burst } = limitShape(1200); // 18 at once, then 20/s
-      const elapsed = starts.at(-1)! - starts[0]!;
-      // Two independent limiters would each allow 20/s and finish in about a second.
-      expect(elapsed).toBeGreaterThanOrEqual(((60 - burst) / 20) * 1000 - 100);
-      expect(providerRejections(starts, 1200)).toBe(0);
-    } finally {
-      await Promise.all(workers.map((w) => w.close()));
-    }
-  });
+const report = (changes: Partial<ProviderRateReport>): ProviderRateReport => ({
+  refused: false,
+  limits: {},
+  remaining: {},
+  resetMs: {},
+  ...changes,
+});
 
-  it('gives two accounts two limits', async () => {
-    const a = workerLimiter(`https://sim.test/v1#a-${accountSeq++}`, 1200);
-    const b = workerLimiter(`https://sim.test/v1#b-${accountSeq++}`, 1200);
-    try {
-      await Promise.all([a.limiter.ready(), b.limiter.ready()]);
-      expect(limiterId('x#1')).not.toBe(limiterId('x#2'));
-      const starts = await runThrough([a.limiter, b.limiter], 60);
-      // 30 each: a burst of 18, then 12 more at 20/s — well under a second.
-      expect(starts.at(-1)! - starts[0]!).toBeLessThan(1200);
-    } finally {
-      await Promise.all([a.close(), b.close()]);
-    }
-  });
-
-  it('weighs a request by its images and refuses one that could never fit', async () => {
-    const w = workerLimiter(`https://sim.test/v1#weight-${accountSeq++}`, 600); // 9 at once, 10/s
-    try {
-      await w.limiter.ready();
-      const starts = await runThrough([w.limiter], 6, 4); // 24 images
-      expect(starts.at(-1)! - starts[0]!).toBeGreaterThanOrEqual(((24 - 9) / 10) * 1000 - 100);
-      expect(providerRejections(starts, 600, 4)).toBe(0);
-      await expect(w.limiter.schedule(10, async () => 'never')).rejects.toBeInstanceOf(
-        ProviderRejectedError,
-      );
-    } finally {
-      await w.close();
-    }
-  });
-
-  it('keeps limiting when its keys are deleted and when redis-server restarts empty', async () => {
-    const account = `https://sim.test/v1#restart-${accountSeq++}`;
-    const workers = [workerLimiter(account, 600), workerLimiter(account, 600)];
-    try {
-      await Promise.all(workers.map((w) => w.limiter.ready()));
-      const limiters = workers.map((w) => w.limiter);
-      const running = runThrough(limiters, 60);
-
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      const keys = await redis.keys(`b_${limiterId(account)}*`);
-      expect(keys.length).toBeGreaterThan(0);
-      await redis.del(...keys);
-
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      await server.restart(); // no persistence: every key is gone
-
-      const starts = await Promise.race([
-        running,
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('jobs stuck after the keys vanished')), 20_000),
-        ),
-      ]);
-      expect(starts).toHaveLength(60);
-      expect(await redis.exists(`b_${limiterId(account)}_settings`)).toBe(1); // recreated
-      // Each loss of the keys may hand out one fresh burst; otherwise the pace is 10/s.
-      const { burst } = limitShape(600);
-      const elapsed = starts.at(-1)! - starts[0]!;
-      expect(elapsed).toBeGreaterThanOrEqual(((60 - 3 * burst) / 10) * 1000 - 200);
-    } finally {
-      await Promise.all(workers.map((w) => w.close()));
-    }
-  });
-
-  it('comes back whole after losing its keys while idle, even if slowed down meanwhile', async () => {
-    const account = `https://sim.test/v1#idle-${accountSeq++}`;
-    const w = workerLimiter(account, 600);
-    try {
-      await w.limiter.ready();
-      await redis.del(...(await redis.keys(`b_${limiterId(account)}*`)));
-      // A 429 arriving now must not write into the missing settings: Bottleneck could not
-      // work with a partial hash and would fail every call from then on.
-      await w.limiter.slowDown(300);
-      expect(await redis.exists(`b_${limiterId(account)}_settings`)).toBe(0);
-
-      const starts = await Promise.race([
-        runThrough([w.limiter], 3),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('limiter stuck after losing its keys')), 10_000),
-        ),
-      ]);
-      expect(starts).toHaveLength(3);
-      const settings = await redis.hgetall(`b_${limiterId(account)}_settings`);
-      expect(settings).toHaveProperty('clientTimeout'); // re-created whole by Bottleneck
-      expect(settings).toHaveProperty('version');
-    } finally {
-      await w.close();
-    }
+describe('windowAllowance', () => {
+  it('holds whole images in a window of at least a second', () => {
+    expect(windowAllowance(600, MINUTE)).toBe(10);
+    expect(windowAllowance(3_000, MINUTE)).toBe(50);
+    expect(windowAllowance(150, MINUTE)).toBe(3); // 1.2 s windows
+    expect(windowAllowance(5, MINUTE)).toBe(1); // 12 s windows: calls of one image
   });
 });
 
-describe('RedisAccountGate', () => {
-  it('pauses an account for every worker, extending but never shortening a pause', async () => {
-    const account = `https://sim.test/v1#gate-${accountSeq++}`;
-    const gate = new RedisAccountGate(redis, account);
-    const otherWorker = new RedisAccountGate(redis, account);
-    expect(await gate.current()).toBeUndefined();
+describe('RedisRateLimiter', () => {
+  it('shares one window between workers: never more than the allowance in any second, yet close to the limit', async () => {
+    const account = newAccount();
+    const workers = [1, 2, 3].map(() => workerLimiter(account, { imagesPerMinute: 600 }));
+    const started = Date.now();
+    const times = await grantTimes(workers, 45, { images: 1, tokens: 0 });
+    const elapsed = Date.now() - started;
+    // 10 a second: the first 10 at once, the other 35 over ~3.5 windows of ~1.015 s.
+    expect(mostInAnyWindow(times, 1000)).toBeLessThanOrEqual(10);
+    expect(elapsed).toBeGreaterThanOrEqual(3_400);
+    expect(elapsed).toBeLessThan(4_300);
+  });
 
-    await gate.pause(5_000, 'provider_quota_exhausted', 'out of quota');
-    await gate.pause(500, 'rate_limited', 'slow down'); // shorter: ignored
-    const pause = await otherWorker.current();
-    expect(pause).toMatchObject({ code: 'provider_quota_exhausted', reason: 'out of quota' });
-    expect(pause!.remainingMs).toBeGreaterThan(4_000);
+  it('weighs calls by images, and by tokens when the model has a tokens limit', async () => {
+    const images = workerLimiter(newAccount(), { imagesPerMinute: 600 });
+    const byImages = await grantTimes([images], 5, { images: 4, tokens: 0 });
+    // Two calls of 4 fit a window of 10; the third waits for the first to leave it.
+    expect(byImages[2]!.at - byImages[0]!.at).toBeGreaterThanOrEqual(990);
+    expect(mostInAnyWindow(byImages, 1000)).toBeLessThanOrEqual(10);
 
-    await gate.pause(10_000, 'rate_limited', 'wait longer');
-    expect(await otherWorker.current()).toMatchObject({ code: 'rate_limited' });
-    expect(await new RedisAccountGate(redis, `${account}-other`).current()).toBeUndefined();
+    // 60,000 tokens a minute = 1,000 a second: calls of 400 tokens go two per second.
+    const tokens = workerLimiter(newAccount(), { imagesPerMinute: 600, tokensPerMinute: 60_000 });
+    const byTokens = await grantTimes([tokens], 3, { images: 1, tokens: 400 });
+    expect(byTokens[1]!.at - byTokens[0]!.at).toBeLessThan(200);
+    expect(byTokens[2]!.at - byTokens[0]!.at).toBeGreaterThanOrEqual(990);
+  });
+
+  it('spaces a low limit across the minute, one image per window', async () => {
+    // 5 a minute in a 6-second minute: one image per 1.2 s window.
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 5 }, { minuteMs: 6_000 });
+    expect(limiter.maxImagesPerCall).toBe(1);
+    const times = await grantTimes([limiter], 3, { images: 1, tokens: 0 });
+    expect(times[1]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_190);
+    expect(times[2]!.at - times[1]!.at).toBeGreaterThanOrEqual(1_190);
+  });
+
+  it('lets a call heavier than the window through an empty window, and holds it for as long as it weighs', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 5 }, { minuteMs: 6_000 });
+    const times = await grantTimes([limiter], 2, { images: 2, tokens: 0 });
+    // Two windows' worth: the next call waits two windows.
+    expect(times[1]!.at - times[0]!.at).toBeGreaterThanOrEqual(2_400);
+  });
+
+  it('keeps models apart: each has its own window', async () => {
+    const account = newAccount();
+    const a = workerLimiter(account, { imagesPerMinute: 60 }, { model: 'gpt-image-2' });
+    const b = workerLimiter(account, { imagesPerMinute: 60 }, { model: 'dall-e-2' });
+    const started = Date.now();
+    await a.acquire({ images: 1, tokens: 0 });
+    await b.acquire({ images: 1, tokens: 0 });
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('follows a declared limit below the configured one at once, for every worker', async () => {
+    const account = newAccount();
+    const first = workerLimiter(account, { imagesPerMinute: 1_200 });
+    const second = workerLimiter(account, { imagesPerMinute: 1_200 });
+    const grant = await first.acquire({ images: 1, tokens: 0 });
+    await first.observe(grant, report({ limits: { images: 600, requests: 600 } }));
+    expect(first.maxImagesPerCall).toBe(10);
+    // The other worker has not seen the header; the shared window holds it to 10 a second too.
+    const times = await grantTimes([second], 20, { images: 1, tokens: 0 });
+    expect(mostInAnyWindow([{ at: times[0]!.at, images: 1 }, ...times], 1000)).toBeLessThanOrEqual(11);
+    expect(second.maxImagesPerCall).toBe(10);
+  });
+
+  it('learns a lower limit from a 429 that came while the window had room', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 1_200 });
+    const grants = [];
+    for (let i = 0; i < 6; i++) grants.push(await limiter.acquire({ images: 1, tokens: 0 }));
+    // The provider refused the sixth: it holds 5 a window, not 20.
+    await limiter.observe(grants[5], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(5);
+  });
+
+  it('does not cut the rate for a 429 of timing (the window was full), only after three in a minute', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 600 });
+    const grants = [];
+    for (let i = 0; i < 10; i++) grants.push(await limiter.acquire({ images: 1, tokens: 0 }));
+    await limiter.observe(grants[9], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(10);
+    await limiter.observe(grants[9], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(10);
+    await limiter.observe(grants[9], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(9);
+  });
+
+  it('blocks every call for the wait a 429 asked, and hands a long wait back', async () => {
+    const account = newAccount();
+    const limiter = workerLimiter(account, { imagesPerMinute: 6_000 });
+    const other = workerLimiter(account, { imagesPerMinute: 6_000 });
+    const grant = await limiter.acquire({ images: 1, tokens: 0 });
+    await limiter.observe(grant, report({ refused: true, retryAfterMs: 400 }));
+    const started = Date.now();
+    await other.acquire({ images: 1, tokens: 0 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+
+    const again = await other.acquire({ images: 1, tokens: 0 });
+    await other.observe(again, report({ refused: true, retryAfterMs: 5_000 }));
+    await expect(limiter.acquire({ images: 1, tokens: 0 }, { maxWaitMs: 1_000 })).rejects.toThrow(
+      AccountPausedError,
+    );
+  });
+
+  it('ends a wait at shutdown, and never grants after it', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 5 });
+    await limiter.acquire({ images: 1, tokens: 0 });
+    const shutdown = new AbortController();
+    const waiting = limiter.acquire({ images: 1, tokens: 0 }, { shutdown: shutdown.signal });
+    setTimeout(() => shutdown.abort(), 100);
+    await expect(waiting).rejects.toThrow(ShutdownError);
+  });
+
+  it('settles tokens from what the call used', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 600, tokensPerMinute: 60_000 });
+    // Estimated at the whole window's 1,000 tokens, the call used 100: the next goes at once.
+    const grant = await limiter.acquire({ images: 1, tokens: 1_000 });
+    await limiter.observe(grant, report({ tokensUsed: 100 }));
+    const started = Date.now();
+    await limiter.acquire({ images: 1, tokens: 500 });
+    expect(Date.now() - started).toBeLessThan(300);
   });
 });
