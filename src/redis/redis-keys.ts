@@ -74,8 +74,8 @@ export function cacheKeys(prefix: string = RM_PREFIX) {
 
 /**
  * The id of one provider account's limiter: the first 16 hex digits of the account id's
- * SHA-256 (account ids carry a key fingerprint) in a hash tag, so that Bottleneck's keys and
- * ours for the account share one slot, as Bottleneck's multi-key scripts need. Not prefixed:
+ * SHA-256 (account ids carry a key fingerprint) in a hash tag, so that the account's pause and
+ * its models' rate windows share one slot, as the rate scripts need. Not prefixed:
  * every deployment on one Redis shares an account's limit.
  */
 export const limiterId = (accountId: string) => `rm:limit:{${sha256(accountId).slice(0, 16)}}`;
@@ -110,8 +110,6 @@ export function rateWindowKeys(accountId: string, model: string) {
   };
 }
 
-/** One of Bottleneck's own keys for a limiter id, e.g. `settings`, as Bottleneck 2 names them. */
-export const bottleneckKey = (id: string, suffix: string) => `b_${id}_${suffix}`;
 
 /** A tenant's webhook signing secret and the previous one, still honoured after a rotation. */
 export function webhookSecretKeys(prefix: string = RM_PREFIX) {

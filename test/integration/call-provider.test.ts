@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../../infra/simulator/server.js';
 import { ProviderRateLimitedError } from '../../src/errors.js';
 import { RedisAccountGate } from '../../src/limits/account-gate.js';
-import { RedisRateLimiter } from '../../src/limits/redis-rate-limiter.js';
+import { ModelRateLimiters } from '../../src/limits/model-rate-limiters.js';
 import { createLogger } from '../../src/logging.js';
 import { ModelRegistry } from '../../src/models/model-registry.js';
 import { OpenAIImageProvider } from '../../src/providers/openai-provider.js';
@@ -17,7 +17,7 @@ import { startTestRedis } from '../support/redis-server.js';
 let server: EmbeddedRedis;
 let sim: RunningSimulator;
 const connections: Redis[] = [];
-const limiters: RedisRateLimiter[] = [];
+const limits: ModelRateLimiters[] = [];
 const registry = ModelRegistry.load();
 const logger = createLogger('silent');
 
@@ -29,13 +29,9 @@ afterAll(async () => {
   await Promise.all([sim?.stop(), server?.stop()]);
 });
 
-/**
- * Stops the workers made so far, their limiters first, then their connections once their
- * replies are in. A retried run calls it before it wipes Redis: the first run's limiters must
- * not go on ticking against keys that are gone, nor be cut off mid-command at the end.
- */
+/** Stops the workers made so far, their limiters first, then their connections. */
 async function closeWorkers() {
-  await Promise.all(limiters.splice(0).map((l) => l.stop()));
+  await Promise.all(limits.splice(0).map((l) => l.stop()));
   await Promise.all(connections.splice(0).map((c) => c.quit()));
 }
 
@@ -48,66 +44,89 @@ async function worker(configuredPerMinute: number): Promise<ProviderAccount> {
     registry,
     timeoutMs: 5000,
   });
-  const limiter = new RedisRateLimiter({
+  const accountLimits = new ModelRateLimiters({
     accountId: provider.accountId,
-    imagesPerMinute: configuredPerMinute,
+    settings: { tier: 1, imagesPerMinute: configuredPerMinute },
+    registry,
+    minuteMs: 60_000,
     redis,
     logger,
   });
-  limiters.push(limiter);
-  await limiter.ready();
+  limits.push(accountLimits);
   return {
     name: 'primary',
     provider,
-    limiter,
+    limits: accountLimits,
     gate: new RedisAccountGate(redis, provider.accountId),
   };
 }
 
-const request = (prompt: string) => ({
-  spec: { operation: 'generate' as const, model: 'dall-e-2', prompt, size: '256x256', n: 1 },
+const request = (prompt: string, n = 1) => ({
+  spec: { operation: 'generate' as const, model: 'dall-e-2', prompt, size: '256x256', n },
   images: [],
 });
 
+/** Both workers told 6,000/min while the provider allows 60/min (one a second), from a clean slate. */
+async function twoMisconfiguredWorkers(knobs: Parameters<RunningSimulator['setKnobs']>[0]) {
+  await closeWorkers();
+  const admin = new Redis(server.url);
+  await admin.flushall();
+  admin.disconnect();
+  sim.setKnobs({ imagesPerMinute: 60, ...knobs });
+  sim.reset();
+  return [await worker(6_000), await worker(6_000)] as const;
+}
+
+const once = { ...loadConfig({}).retry, retries: 0 };
+
 describe('callProvider', () => {
-  // Real time against a real provider pace: on a loaded machine a request can reach the
-  // simulator late enough for the next, paced exactly at the declared limit, to land inside the
-  // same second. Such a run is tried again from a clean state rather than read as a failure.
+  // Real time against a real provider pace: a run on a loaded machine may land a request late;
+  // such a run is tried again from a clean state rather than read as a failure.
   it(
-    'a 429 seen by one worker pauses the account for every worker, and slows them all',
+    'a limit the provider declares on an ordinary answer holds every worker at once, before any 429',
     { retry: 2 },
     async () => {
-      await closeWorkers();
-      const admin = new Redis(server.url);
-      await admin.flushall(); // a retried run starts with no pause and no adapted rate
-      admin.disconnect();
-      await new Promise((resolve) => setTimeout(resolve, 1_100)); // the provider's bucket refills
-      const limited = () => sim.stats().rateLimited - limitedBefore;
-      const limitedBefore = sim.stats().rateLimited;
-      // The provider allows 60/min (one at a time); both workers were told 6,000/min.
-      const [a, b] = [await worker(6_000), await worker(6_000)];
-      const once = { ...loadConfig({}).retry, retries: 0 };
+      const [a, b] = await twoMisconfiguredWorkers({});
+      await callProvider({ account: a, request: request('first'), policy: once });
+      // The answer said x-ratelimit-limit-images: 60; worker b's calls wait their turn.
+      const started = Date.now();
+      await callProvider({ account: b, request: request('second'), policy: once });
+      await callProvider({ account: b, request: request('third'), policy: once });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+      expect(sim.stats().rateLimited).toBe(0);
+    },
+  );
 
+  it(
+    'without rate headers, one 429 blocks every worker for the wait it asked and sets the pace',
+    { retry: 2 },
+    async () => {
+      const [a, b] = await twoMisconfiguredWorkers({ rateHeaders: { families: [], fields: [] } });
       await callProvider({ account: a, request: request('first'), policy: once });
       await expect(
         callProvider({ account: a, request: request('second'), policy: once }),
       ).rejects.toBeInstanceOf(ProviderRateLimitedError);
-      const pause = await b.gate.current();
-      expect(pause?.code).toBe('rate_limited');
-      expect(pause!.remainingMs).toBeGreaterThan(500); // the simulator asked for ~1 s
 
-      // Worker b never saw the 429, yet waits out the pause instead of being refused too.
+      // Worker b never saw the 429, yet waits out its wait instead of being refused too.
       const started = Date.now();
       await callProvider({ account: b, request: request('third'), policy: once });
-      expect(Date.now() - started).toBeGreaterThanOrEqual(pause!.remainingMs - 50);
-      expect(limited()).toBe(1);
-
-      // The 429 said the account's limit (x-ratelimit-limit-images: 60): the shared limiter
-      // now runs at that rate, so b's next call waits its turn (~1 s) rather than being refused.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+      // The 429 came while the window had room for 99 more: the provider holds one a window.
       const next = Date.now();
       await callProvider({ account: b, request: request('fourth'), policy: once });
-      expect(Date.now() - next).toBeGreaterThanOrEqual(800);
-      expect(limited()).toBe(1);
+      expect(Date.now() - next).toBeGreaterThanOrEqual(900);
+      expect(sim.stats().rateLimited).toBe(1);
     },
   );
+
+  it('splits an item heavier than one window into calls and gathers their images', async () => {
+    const [a] = await twoMisconfiguredWorkers({});
+    await callProvider({ account: a, request: request('warm-up'), policy: once }); // learns 60/min
+    const started = Date.now();
+    const result = await callProvider({ account: a, request: request('three', 3), policy: once });
+    expect(result.images).toHaveLength(3);
+    expect(sim.stats().requests).toBe(4); // one call per image, a second apart
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+    expect(sim.stats().rateLimited).toBe(0);
+  });
 });

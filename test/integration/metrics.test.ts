@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { limitShape } from '../../src/limits/limit-shape.js';
+import { windowAllowance } from '../../src/limits/redis-rate-limiter.js';
 import { limiterId } from '../../src/redis/redis-keys.js';
 import { startWorkerMetricsServer } from '../../src/runtime/metrics-server.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
@@ -159,13 +159,16 @@ describe('GET /metrics', () => {
   });
 
   it("reports the limiter's headroom and whether the account is paused, read on scrape", async () => {
-    const burst = limitShape(60_000).burst;
-    const headroom = (await scrape())('rendermill_limiter_headroom_images', { account: 'primary' });
+    // The tests above rendered gpt-image-2, told 60,000 images/min: a window of 1,000 images.
+    const headroom = (await scrape())('rendermill_limiter_headroom_images', {
+      account: 'primary',
+      model: 'gpt-image-2',
+    });
     expect(headroom).toBeGreaterThanOrEqual(0);
-    expect(headroom).toBeLessThanOrEqual(burst);
+    expect(headroom).toBeLessThanOrEqual(windowAllowance(60_000, 60_000));
 
     const account = h.services.accounts[0]!;
-    await account.gate.pause(10_000, 'rate_limited', 'test pause');
+    await account.gate.pause(10_000, 'provider_quota_exhausted', 'test pause');
     expect((await scrape())('rendermill_account_paused', { account: 'primary' })).toBe(1);
     // The pause's key (account-gate.ts): gone, the account may be called again.
     await h.services.redis.del(`${limiterId(account.provider.accountId)}:pause`);

@@ -198,17 +198,15 @@ describe('JSON variables', () => {
     expect(problems(hinted, '["x", "y"]')).toEqual(['expected a list of numbers']);
   });
 
-  it('reads fallback accounts, with a tier or a limit but not both', () => {
+  it('reads fallback accounts, with a tier, limits of their own, or both', () => {
     const gateway = { name: 'gw', base_url: 'https://gw.example/v1', api_key_env: 'GW_KEY' };
     expect(fallbackAccountList.parse(JSON.stringify([{ ...gateway, tier: 3 }]))).toEqual([
       { ...gateway, tier: 3 },
     ]);
+    // The tier still gives the figures the account's own limits leave out (tokens, per model).
     expect(
-      problems(
-        fallbackAccountList,
-        JSON.stringify([{ ...gateway, tier: 2, images_per_minute: 100 }]),
-      ),
-    ).toEqual(['[0]: give tier or images_per_minute, not both']);
+      fallbackAccountList.parse(JSON.stringify([{ ...gateway, tier: 2, images_per_minute: 100 }])),
+    ).toEqual([{ ...gateway, tier: 2, images_per_minute: 100 }]);
     expect(problems(fallbackAccountList, JSON.stringify([{ ...gateway, tier: 'free' }]))).toEqual([
       expect.stringMatching(/^\[0\.tier\]: the free tier cannot use the Images API/),
     ]);

@@ -129,7 +129,6 @@ describe('control characters in prompts', () => {
         defaultModel: 'gpt-image-2',
         enforceRetirements: false,
         today: new Date('2026-12-05T00:00:00Z'),
-        maxImagesPerRequest: 10,
       },
     ).problems;
 

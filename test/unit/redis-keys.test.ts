@@ -4,12 +4,12 @@ import {
   CLUSTER_BULL_PREFIX,
   RM_PREFIX,
   batchKeys,
-  bottleneckKey,
   bullKey,
   cacheKeys,
   idempotencyKey,
   limiterId,
   limiterKeys,
+  rateWindowKeys,
   scheduleKeys,
   sessionKey,
   webhookQueuedKey,
@@ -45,16 +45,18 @@ describe('Redis keys', () => {
     expect(cacheKeys('x').epoch).toBe('x:cache:{index}:epoch');
   });
 
-  it('names a provider account’s limiter keys and Bottleneck’s, in one slot', () => {
+  it('names a provider account’s pause and each model’s rate window, in one slot', () => {
     const id = 'rm:limit:{def0b17f603285ef}';
     expect(limiterId('acct')).toBe(id);
-    expect(limiterKeys('acct')).toEqual({
-      id,
-      rate: `${id}:rate`,
-      pause: `${id}:pause`,
-      bottleneckSettings: `b_${id}_settings`,
+    expect(limiterKeys('acct')).toEqual({ id, pause: `${id}:pause` });
+    const model = `${id}:model:gpt-image-2`;
+    expect(rateWindowKeys('acct', 'gpt-image-2')).toEqual({
+      grants: `${model}:grants`,
+      weights: `${model}:weights`,
+      used: `${model}:used`,
+      learned: `${model}:learned`,
+      block: `${model}:block`,
     });
-    expect(bottleneckKey(id, 'client_num')).toBe(`b_${id}_client_num`);
   });
 
   it('names webhook secrets, the queued-webhook marker, sessions and idempotency keys', () => {

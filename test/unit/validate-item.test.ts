@@ -11,7 +11,6 @@ const ctx: ValidationContext = {
   defaultModel: 'gpt-image-2',
   enforceRetirements: false,
   today: new Date('2026-11-21T12:00:00Z'),
-  maxImagesPerRequest: 10,
 };
 
 const problemsOf = (item: Partial<BatchItemInput>, defaults = {}, context = ctx) =>
@@ -79,14 +78,8 @@ describe('resolveItem', () => {
     expect(problemsOf({ prompt: '   ' })[0]?.message).toMatch(/prompt is required/);
   });
 
-  it('refuses an n the rate limit can never let through', () => {
-    const tier1 = { ...ctx, maxImagesPerRequest: 9 };
-    expect(problemsOf({ prompt: 'x', n: 10 }, {}, tier1)[0]).toEqual({
-      field: 'items[0].n',
-      message:
-        'n=10 can never pass the rate limit, which allows 9 images at once; lower n or raise RENDERMILL_TIER',
-    });
-    expect(problemsOf({ prompt: 'x', n: 9 }, {}, tier1)).toEqual([]);
+  it('takes any n the model allows, whatever the rate limit: heavy items are split into calls', () => {
+    expect(problemsOf({ prompt: 'x', n: 10 })).toEqual([]);
   });
 
   it('checks qualities, styles, formats and their combinations', () => {
@@ -153,6 +146,11 @@ describe('ModelRegistry.load', () => {
             n: { min: 1, max: 4 },
             prompt_max_chars: 2000,
             pricing: { kind: 'per_image', usd: { standard: { '512x512': 0.003 } } },
+            rate_limits: {
+              source: 'test',
+              checked_on: '2026-12-05',
+              tiers: { '1': { images_per_minute: 60 } },
+            },
           },
           {
             id: 'dall-e-2',
@@ -161,6 +159,11 @@ describe('ModelRegistry.load', () => {
             n: { min: 1, max: 1 },
             prompt_max_chars: 10,
             pricing: { kind: 'per_image', usd: { standard: { '256x256': 0.01 } } },
+            rate_limits: {
+              source: 'test',
+              checked_on: '2026-12-05',
+              tiers: { '1': { images_per_minute: 60 } },
+            },
           },
         ],
       }),
