@@ -37,7 +37,12 @@ export function registerControlRoutes(app: FastifyInstance, context: ControlCont
   });
   app.post('/_sim/knobs', async (request, reply) => {
     // Validated here rather than by setKnobs throwing, to answer 400 naming the bad knob.
-    const parsed = knobsSchema.partial().safeParse(request.body ?? {});
+    // Merged over the current knobs before parsing: zod fills the defaults of a partial
+    // schema's absent keys, which would quietly reset every knob the body did not name.
+    const body = request.body ?? {};
+    if (typeof body !== 'object' || Array.isArray(body))
+      return reply.code(400).send({ error: { message: 'knobs must be a JSON object' } });
+    const parsed = knobsSchema.safeParse({ ...state.knobs, ...body });
     if (!parsed.success)
       return reply.code(400).send({ error: { message: z.prettifyError(parsed.error) } });
     state.setKnobs(parsed.data);

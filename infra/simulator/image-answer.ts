@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { outputTokensPerImage } from '../../src/models/pricing.js';
+import type { ModelSpec } from '../../src/models/registry-schema.js';
 import { renderImage } from './render-image.js';
 import type { ImageRequest, ValidRequest } from './request-checks.js';
 import type { ServedFiles } from './served-files.js';
@@ -21,6 +22,32 @@ export interface AnswerContext {
 /** A request that passed every check, about to be rendered. */
 export interface AnsweredRequest extends ValidRequest {
   body: ImageRequest;
+}
+
+/** The tokens a request is billed, split as its `usage` reports them. */
+export interface TokenUsage {
+  text: number;
+  image: number;
+  output: number;
+}
+
+/**
+ * The tokens a request for a model priced per token will be billed; undefined for models
+ * priced per image. Known from the request alone, so the tokens limit can weigh it on arrival.
+ */
+export function tokenUsage(
+  model: ModelSpec,
+  body: ImageRequest,
+  size: string,
+): TokenUsage | undefined {
+  if (model.pricing.kind !== 'per_token') return undefined;
+  // OpenAI bills an unspecified or `auto` quality as medium.
+  const quality = body.quality && body.quality !== 'auto' ? body.quality : 'medium';
+  return {
+    text: textTokens(body.prompt ?? ''),
+    image: IMAGE_INPUT_TOKENS * (body.images.length + (body.mask ? 1 : 0)),
+    output: body.n * outputTokensPerImage(model.pricing, size, quality),
+  };
 }
 
 type ImageData = { url: string } | { b64_json: string };
@@ -75,12 +102,9 @@ export async function answerWithImages(
   const prompt = body.prompt ?? '';
   const response: Record<string, unknown> = { created: Math.floor(Date.now() / 1000), data };
   let tokens: { input: number; output: number } | undefined;
-  if (model.pricing.kind === 'per_token') {
-    // OpenAI bills an unspecified or `auto` quality as medium.
-    const quality = body.quality && body.quality !== 'auto' ? body.quality : 'medium';
-    const output = body.n * outputTokensPerImage(model.pricing, size, quality);
-    const text = textTokens(prompt);
-    const image = IMAGE_INPUT_TOKENS * (body.images.length + (body.mask ? 1 : 0));
+  const usage = tokenUsage(model, body, size);
+  if (usage) {
+    const { text, image, output } = usage;
     tokens = { input: text + image, output };
     response.usage = {
       input_tokens: text + image,

@@ -1,10 +1,16 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelRegistry } from '../../src/models/model-registry.js';
 import type { ModelSpec } from '../../src/models/registry-schema.js';
-import { answerWithImages } from './image-answer.js';
+import { answerWithImages, tokenUsage } from './image-answer.js';
 import type { SimulatorKnobs } from './knobs.js';
-import { rateLimitExceeded, rateLimitHeaders } from './rate-limit-bucket.js';
-import { checkInputs, validateImageRequest, type ImageRequest } from './request-checks.js';
+import { rateLimitExceeded, rateLimitHeaders } from './rate-headers.js';
+import type { LimitsView } from './rate-limits.js';
+import {
+  checkInputs,
+  validateImageRequest,
+  type ImageRequest,
+  type ValidRequest,
+} from './request-checks.js';
 import type { ServedFiles } from './served-files.js';
 import { SimulatedError } from './simulated-error.js';
 import type { ImageEndpoint, SimulatorState } from './simulator-state.js';
@@ -47,7 +53,7 @@ export async function handleImageRequest(context: PipelineContext, call: ImageCa
     });
     if (valid.operation !== 'generate') await checkInputs(valid.model, body);
     checkContentPolicy(state.knobs, valid.model, body);
-    const remaining = takeFromBucket(state, body.n);
+    const seen = takeFromLimits(state, valid, body);
     if (dropsConnection(state)) {
       request.raw.socket.destroy();
       return reply.hijack();
@@ -57,16 +63,18 @@ export async function handleImageRequest(context: PipelineContext, call: ImageCa
     const answerContext = { state, files: context.files, origin: context.origin() };
     const response = await answerWithImages(answerContext, { ...valid, body });
     state.answered(200);
-    return reply.headers(rateLimitHeaders(state.bucket, remaining)).send(response);
+    return reply.headers(rateLimitHeaders(seen, state.knobs.rateHeaders)).send(response);
   } catch (error) {
     if (!(error instanceof SimulatedError)) throw error;
     state.answered(error.status);
-    // A 429 carries only its own headers: the limit's wait hints (see rateLimitExceeded), none
-    // for a quota 429 that no wait cures. Other errors report the bucket as it is now.
+    // A 429 carries only its own headers: the limit's (see rateLimitExceeded), none for a
+    // quota 429 that no wait cures. Other errors report the limits of the model asked for
+    // (the shared ones if it is unknown or not yet validated) as they are now.
+    const model = typeof body.model === 'string' ? body.model : '';
     const headers =
       error.status === 429
         ? error.headers
-        : rateLimitHeaders(state.bucket, state.bucket.remaining());
+        : rateLimitHeaders(state.limits.view(model), state.knobs.rateHeaders);
     return reply
       .code(error.status)
       .headers(headers)
@@ -135,15 +143,29 @@ function checkContentPolicy(knobs: SimulatorKnobs, model: ModelSpec, body: Image
   );
 }
 
-/** Takes the request's images from the bucket, returning what is left, or throws its 429. */
-function takeFromBucket(state: SimulatorState, images: number): number {
-  const taken = state.bucket.take(images);
-  if (taken.ok) return taken.remaining;
-  state.rateLimited();
-  throw rateLimitExceeded(state.bucket, {
-    waitMs: taken.waitMs,
-    images,
+/**
+ * Takes the request from its model's limits — 1 request, n images and the tokens it will be
+ * billed (known before rendering) — returning the limits as it saw them, or throws its 429.
+ */
+function takeFromLimits(
+  state: SimulatorState,
+  valid: ValidRequest,
+  body: ImageRequest,
+): LimitsView {
+  const usage = tokenUsage(valid.model, body, valid.size);
+  const tokens = usage ? usage.text + usage.image + usage.output : 0;
+  const modelId = valid.model.id;
+  const decision = state.limits.take(modelId, { requests: 1, images: body.n, tokens });
+  if (decision.ok) {
+    state.acceptedByLimit(modelId, body.n);
+    return decision.view;
+  }
+  state.rateLimited(decision.refusal.dimension);
+  throw rateLimitExceeded({
+    ...decision.refusal,
+    view: decision.view,
     retryHeaders: state.knobs.retryHeaders,
+    rateHeaders: state.knobs.rateHeaders,
   });
 }
 

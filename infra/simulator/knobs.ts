@@ -1,5 +1,12 @@
 import { z } from 'zod';
 
+/** The three things a provider may limit per minute; also the `x-ratelimit-*-{family}` names. */
+export const RATE_DIMENSIONS = ['requests', 'images', 'tokens'] as const;
+export type RateDimension = (typeof RATE_DIMENSIONS)[number];
+const RATE_FIELDS = ['limit', 'remaining', 'reset'] as const;
+
+const perMinute = z.number().int().min(0);
+
 const errorSpec = z.object({
   count: z.number().int().positive(),
   status: z.number().int().min(400).max(599),
@@ -11,9 +18,73 @@ const errorSpec = z.object({
 /** What the simulator can be told to do: limits, latency and faults. Validated wherever set. */
 export const knobsSchema = z
   .object({
-    /** Images per minute; 0 = unlimited. A bucket of one second's worth, refilled continuously. */
-    imagesPerMinute: z.number().int().min(0).default(500),
-    /** Which wait hints a 429 carries. */
+    /**
+     * Images per minute (per `minuteMs`); 0 = unlimited. A request for n images weighs n.
+     * Counted as `limitShape` says, over windows of `limitWindowMs`.
+     */
+    imagesPerMinute: perMinute.default(500),
+    /**
+     * Tokens per minute; 0 = unlimited. A request weighs its input + output tokens, known on
+     * arrival (gpt-image models); models priced per image weigh 0.
+     */
+    tokensPerMinute: perMinute.default(0),
+    /** Requests per minute; 0 = unlimited. Every request weighs 1. */
+    requestsPerMinute: perMinute.default(0),
+    /**
+     * The length of a "minute" in ms, for every per-minute limit: a test can run a 5-per-minute
+     * limit in seconds. Header limits still say "per minute", i.e. per this.
+     */
+    minuteMs: z.number().int().positive().default(60_000),
+    /**
+     * How each limit is counted over a window of `limitWindowMs`: `bucket` holds one window's
+     * allowance refilled continuously (with a 5 ms early-arrival grace); `sliding` admits a
+     * request if what was accepted in the last window plus it fits; `fixed` counts per
+     * clock-aligned window (floor(now / window)) and resets at its edge.
+     */
+    limitShape: z.enum(['bucket', 'sliding', 'fixed']).default('bucket'),
+    /**
+     * The window each limit is counted over. Its allowance is floor(limit × limitWindowMs /
+     * minuteMs); when that is below 1 (5/min over 1 s windows) the window stretches to
+     * ceil(minuteMs / limit) ms holding exactly 1. A request heavier than the allowance is
+     * refused as never fitting.
+     */
+    limitWindowMs: z.number().int().positive().default(1000),
+    /**
+     * Per-model limits, as OpenAI's are: a model listed here has its own counters, and a field
+     * it omits takes the global knob. Models not listed share the global counters.
+     */
+    modelLimits: z
+      .record(
+        z.string(),
+        z
+          .object({
+            imagesPerMinute: perMinute.optional(),
+            tokensPerMinute: perMinute.optional(),
+            requestsPerMinute: perMinute.optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+    /**
+     * Which `x-ratelimit-{field}-{family}` headers every answer carries (200s, 429s and other
+     * errors); `families: []` sends none. A family whose limit is 0 sends none of its own. The
+     * `requests` family reports `requestsPerMinute` when set, else the images limit, as
+     * OpenAI-compatible image providers often do. On a rate-limit 429 the `reset` headers are
+     * decided by `retryHeaders` instead.
+     */
+    rateHeaders: z
+      .object({
+        families: z.array(z.enum(RATE_DIMENSIONS)).default([...RATE_DIMENSIONS]),
+        fields: z.array(z.enum(RATE_FIELDS)).default([...RATE_FIELDS]),
+      })
+      .strict()
+      .default({ families: [...RATE_DIMENSIONS], fields: [...RATE_FIELDS] }),
+    /**
+     * Which wait hints a rate-limit 429 carries: `retry-after-ms`, `retry-after` and
+     * `x-ratelimit-reset-requests` (the wait). With `all` or `x-ratelimit-reset-requests` the
+     * 429 also keeps the other `x-ratelimit-reset-*` that `rateHeaders` asks for; otherwise it
+     * carries none, whatever `rateHeaders` says.
+     */
     retryHeaders: z
       .enum(['all', 'retry-after-ms', 'retry-after', 'x-ratelimit-reset-requests', 'none'])
       .default('all'),

@@ -1,6 +1,7 @@
 /**
  * A stand-in for OpenAI's Images API: the three endpoints, real images of the requested size,
- * an images-per-minute limit enforced with real 429s, fault knobs and exact counters. Tests
+ * per-minute limits on requests, images and tokens enforced with real 429s in the shape
+ * of a bucket, a sliding or a fixed window, fault knobs and exact counters. Tests
  * and benchmarks drive it; `rendermill render` and `start` use it when no key is configured.
  */
 
@@ -26,7 +27,7 @@ export interface RunningSimulator {
   setKnobs(knobs: Partial<SimulatorKnobs>): void;
   knobs(): SimulatorKnobs;
   stats(): SimulatorStats;
-  /** Zeroes the counters and refills the rate-limit bucket. */
+  /** Zeroes the counters and refills every rate-limit window. */
   reset(): void;
   stop(): Promise<void>;
 }

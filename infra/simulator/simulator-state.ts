@@ -1,12 +1,21 @@
-import { knobsSchema, type SimulatorKnobs } from './knobs.js';
-import { ImageBucket } from './rate-limit-bucket.js';
+import { knobsSchema, type RateDimension, type SimulatorKnobs } from './knobs.js';
+import { RateLimits } from './rate-limits.js';
+import { WindowPeak } from './window-peak.js';
 
 /** What the simulator has seen and billed since it started or was last reset. */
 export interface SimulatorStats {
   requests: number;
   byEndpoint: { generations: number; edits: number; variations: number };
   byStatus: Record<string, number>;
+  /** Rate-limit 429s (not `insufficient_quota` ones). */
   rateLimited: number;
+  /** The rate-limit 429s by the dimension that refused them. */
+  rateLimitedBy: Record<RateDimension, number>;
+  /**
+   * Per model, the most images the rate limit accepted (by arrival time) within any sliding
+   * window of `limitWindowMs`: whether a client kept within the allowance, whatever the shape.
+   */
+  maxImagesInWindow: Record<string, number>;
   billedImages: number;
   billedImagesByPrompt: Record<string, number>;
   billedImagesByModel: Record<string, number>;
@@ -54,6 +63,8 @@ function emptyStats(): SimulatorStats {
     byEndpoint: { generations: 0, edits: 0, variations: 0 },
     byStatus: {},
     rateLimited: 0,
+    rateLimitedBy: { requests: 0, images: 0, tokens: 0 },
+    maxImagesInWindow: {},
     billedImages: 0,
     billedImagesByPrompt: {},
     billedImagesByModel: {},
@@ -67,21 +78,28 @@ function emptyStats(): SimulatorStats {
 }
 
 /**
- * The knobs in force, the rate-limit bucket, the fault PRNG and the counters of one simulator.
+ * The knobs in force, the rate limits, the fault PRNG and the counters of one simulator.
  * Requests read `knobs` afresh at each step, so a change made mid-request (by a test, through
  * `setKnobs`) applies to the steps that request has not reached yet.
  */
 export class SimulatorState {
-  readonly bucket: ImageBucket;
+  readonly limits: RateLimits;
   private current: SimulatorKnobs;
   private counters = emptyStats();
   private nextRandom: () => number;
+  private readonly peak = new WindowPeak();
 
-  /** @param initial knobs to start with; validated, missing ones take their defaults. */
-  constructor(initial: Partial<SimulatorKnobs>) {
+  /**
+   * @param initial knobs to start with; validated, missing ones take their defaults.
+   * @param now the clock of the rate limits and their stats; injectable for tests.
+   */
+  constructor(
+    initial: Partial<SimulatorKnobs>,
+    private readonly now: () => number = Date.now,
+  ) {
     this.current = knobsSchema.parse(initial);
     this.nextRandom = prng(this.current.seed);
-    this.bucket = new ImageBucket(this.current.imagesPerMinute);
+    this.limits = new RateLimits(this.current, now);
   }
 
   /** The effective knobs: a new object after every change, never mutated in place. */
@@ -99,7 +117,7 @@ export class SimulatorState {
     const next = knobsSchema.parse({ ...this.current, ...changes });
     // Only a new seed restarts the sequence: setting other knobs keeps a run reproducible.
     if (next.seed !== this.current.seed) this.nextRandom = prng(next.seed);
-    this.bucket.setLimit(next.imagesPerMinute);
+    this.limits.configure(next);
     this.current = next;
   }
 
@@ -120,10 +138,11 @@ export class SimulatorState {
     return fail;
   }
 
-  /** Zeroes the counters and refills the rate-limit bucket; the knobs stay. */
+  /** Zeroes the counters and refills every rate-limit window; the knobs stay. */
   reset(): void {
     this.counters = emptyStats();
-    this.bucket.reset();
+    this.peak.clear();
+    this.limits.reset();
   }
 
   /** Counts an image request arriving at `endpoint`. */
@@ -150,10 +169,18 @@ export class SimulatorState {
     this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1;
   }
 
-  /** Counts a request refused by the images-per-minute limit. */
-  rateLimited(): void {
+  /** Counts a request refused by the rate limit of `dimension`. */
+  rateLimited(dimension: RateDimension): void {
     this.counters.rateLimited += 1;
+    this.counters.rateLimitedBy[dimension] += 1;
     this.counters.firstRateLimitedAt ??= Date.now();
+  }
+
+  /** Counts `images` of `modelId` the rate limit accepted, towards `maxImagesInWindow`. */
+  acceptedByLimit(modelId: string, images: number): void {
+    const inWindow = this.peak.record(modelId, images, this.now(), this.current.limitWindowMs);
+    const peaks = this.counters.maxImagesInWindow;
+    peaks[modelId] = Math.max(peaks[modelId] ?? 0, inWindow);
   }
 
   /** Adds a 200 answer to the bill: every image asked for, even those `dropImages` withheld. */
