@@ -70,7 +70,6 @@ export async function callProvider(options: CallProviderOptions): Promise<Provid
   const { account, request } = options;
   const limiter = account.limits.for(request.spec.model);
   const wanted = request.spec.n;
-  if (wanted <= limiter.maxImagesPerCall) return callOnce(options, limiter);
   const parts: ProviderResult[] = [];
   let got = 0;
   while (got < wanted) {
@@ -79,6 +78,8 @@ export async function callProvider(options: CallProviderOptions): Promise<Provid
     try {
       parts.push(await callOnce(got === 0 ? part : { ...part, shutdown: undefined }, limiter));
     } catch (error) {
+      // A 429 taught the window a smaller allowance than this call asked for: split further.
+      if (error instanceof ProviderRateLimitedError && limiter.maxImagesPerCall < n) continue;
       if (got === 0) throw error;
       throw new PaidResultError(
         `${got} of the item's ${wanted} images were bought in earlier calls, then: ${(error as Error).message}`,
@@ -147,6 +148,7 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
     images: request.spec.n,
     tokens: model ? estimatedTokens(model, pricedRequest(request.spec)) : 0,
   };
+  const tooHeavy = () => limiter.maxImagesPerCall < request.spec.n;
   return pRetry(
     async (attempt) => {
       try {
@@ -181,9 +183,10 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
       // p-retry's own waits cannot be cut short without also aborting after a success, so the
       // waiting happens in onFailedAttempt below.
       minTimeout: 0,
-      shouldRetry: ({ error }) => retriedHere(error),
+      // A call the window now holds too heavy is split by callProvider instead.
+      shouldRetry: ({ error }) => retriedHere(error) && !tooHeavy(),
       onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-        if (retriesLeft === 0 || !retriedHere(error)) return;
+        if (retriesLeft === 0 || !retriedHere(error) || tooHeavy()) return;
         if (shutdown?.aborted) throw new ShutdownError();
         onRetry?.(error, attemptNumber);
         const asked = error instanceof ProviderRateLimitedError ? (error.retryAfterMs ?? 0) : 0;

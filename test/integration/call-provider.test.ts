@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../../infra/simulator/server.js';
+import type { SimulatorKnobs } from '../../infra/simulator/knobs.js';
+
+type RateHeadersKnob = SimulatorKnobs['rateHeaders'];
 import { ProviderRateLimitedError } from '../../src/errors.js';
 import { RedisAccountGate } from '../../src/limits/account-gate.js';
 import { ModelRateLimiters } from '../../src/limits/model-rate-limiters.js';
@@ -72,19 +75,23 @@ async function twoMisconfiguredWorkers(knobs: Parameters<RunningSimulator['setKn
   const admin = new Redis(server.url);
   await admin.flushall();
   admin.disconnect();
-  sim.setKnobs({ imagesPerMinute: 60, ...knobs });
+  sim.setKnobs({ imagesPerMinute: 60, rateHeaders: ALL_RATE_HEADERS, ...knobs });
   sim.reset();
   return [await worker(6_000), await worker(6_000)] as const;
 }
 
 const once = { ...loadConfig({}).retry, retries: 0 };
+const ALL_RATE_HEADERS = {
+  families: ['requests', 'images', 'tokens'],
+  fields: ['limit', 'remaining', 'reset'],
+} as const satisfies RateHeadersKnob;
 
 describe('callProvider', () => {
   // Real time against a real provider pace: a run on a loaded machine may land a request late;
   // such a run is tried again from a clean state rather than read as a failure.
   it(
     'a limit the provider declares on an ordinary answer holds every worker at once, before any 429',
-    { retry: 2 },
+    { retry: 0 },
     async () => {
       const [a, b] = await twoMisconfiguredWorkers({});
       await callProvider({ account: a, request: request('first'), policy: once });
@@ -128,5 +135,19 @@ describe('callProvider', () => {
     expect(sim.stats().requests).toBe(4); // one call per image, a second apart
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
     expect(sim.stats().rateLimited).toBe(0);
+  });
+
+  it('without rate headers, splits an item further each time a 429 shows the provider holds fewer at once', async () => {
+    // No wait hints either: the simulator's hint for a call that can never fit is a minute.
+    const [a] = await twoMisconfiguredWorkers({
+      rateHeaders: { families: [], fields: [] },
+      retryHeaders: 'none',
+    });
+    const policy = { ...loadConfig({}).retry, retries: 3, minTimeoutMs: 50 };
+    const result = await callProvider({ account: a, request: request('three', 3), policy });
+    expect(result.images).toHaveLength(3);
+    // 3 at once refused: the window learns 2 (all it can tell); 2 refused: it learns 1.
+    expect(sim.stats().rateLimited).toBe(2);
+    expect(sim.stats().billedImages).toBe(3);
   });
 });

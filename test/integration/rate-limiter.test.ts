@@ -37,17 +37,23 @@ afterAll(async () => {
 
 const newAccount = () => `https://sim.test/v1#acct-${accountSeq++}`;
 
-/** A limiter on its own Redis connection, as a separate worker process would have. */
+/**
+ * A limiter on its own Redis connection, as a separate worker process would have, its path to
+ * the provider already warm (an answer has come back) unless `cold`.
+ */
 function workerLimiter(
   accountId: string,
   limit: RouteRateLimit,
-  { model = 'gpt-image-2', minuteMs = MINUTE } = {},
+  { model = 'gpt-image-2', minuteMs = MINUTE, cold = false } = {},
 ) {
   const connection = new Redis(server.url, { maxRetriesPerRequest: null });
   const limiter = new RedisRateLimiter({ accountId, model, limit, minuteMs, redis: connection, logger });
   open.push({ limiter, connection });
+  // An answer with no news warms the path without a word to Redis.
+  if (!cold) void limiter.observe(undefined, report({}));
   return limiter;
 }
+
 
 /** Takes `calls` turns of `cost` through the limiters in turn; returns when each was granted. */
 async function grantTimes(limiters: RedisRateLimiter[], calls: number, cost: CallCost) {
@@ -164,16 +170,33 @@ describe('RedisRateLimiter', () => {
     expect(limiter.maxImagesPerCall).toBe(5);
   });
 
+  /** Takes a whole window's turns and reports the provider refused the last: a 429 of timing. */
+  async function refusedAtTheEdge(limiter: RedisRateLimiter) {
+    const grants = [];
+    for (let i = 0, n = limiter.maxImagesPerCall; i < n; i++) {
+      grants.push(await limiter.acquire({ images: 1, tokens: 0 }));
+    }
+    await limiter.observe(grants.at(-1), report({ refused: true }));
+    return grants.at(-1);
+  }
+
   it('does not cut the rate for a 429 of timing (the window was full), only after three in a minute', async () => {
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 600 });
-    const grants = [];
-    for (let i = 0; i < 10; i++) grants.push(await limiter.acquire({ images: 1, tokens: 0 }));
-    await limiter.observe(grants[9], report({ refused: true }));
+    const last = await refusedAtTheEdge(limiter);
+    await limiter.observe(last, report({ refused: true })); // the same window: one strike
     expect(limiter.maxImagesPerCall).toBe(10);
-    await limiter.observe(grants[9], report({ refused: true }));
+    await refusedAtTheEdge(limiter);
     expect(limiter.maxImagesPerCall).toBe(10);
-    await limiter.observe(grants[9], report({ refused: true }));
+    await refusedAtTheEdge(limiter);
     expect(limiter.maxImagesPerCall).toBe(9);
+  });
+
+  it('after three 429s of timing, counts a limit that is not whole per second in whole seconds', async () => {
+    // 500/min is 8.3 a second: 9 per 1.08 s, until the provider shows it allows 8 a second.
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 500 });
+    expect(limiter.maxImagesPerCall).toBe(9);
+    for (let i = 0; i < 3; i++) await refusedAtTheEdge(limiter);
+    expect(limiter.maxImagesPerCall).toBe(8);
   });
 
   it('blocks every call for the wait a 429 asked, and hands a long wait back', async () => {
@@ -191,6 +214,12 @@ describe('RedisRateLimiter', () => {
     await expect(limiter.acquire({ images: 1, tokens: 0 }, { maxWaitMs: 1_000 })).rejects.toThrow(
       AccountPausedError,
     );
+  });
+
+  it('holds the calls of a cold process a little longer in the window', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 60 }, { cold: true });
+    const times = await grantTimes([limiter], 2, { images: 1, tokens: 0 });
+    expect(times[1]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_100);
   });
 
   it('ends a wait at shutdown, and never grants after it', async () => {

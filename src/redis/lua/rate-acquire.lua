@@ -17,7 +17,9 @@
 --   (string with a TTL: every call waits while it exists).
 -- ARGV: [1] configured images/min (0 = none), [2] tokens/min (0 = none), [3] requests/min
 --   (0 = none), [4] the minute's length (ms), [5] the call's images, [6] its estimated tokens,
---   [7] a new grant id, [8] base margin (fraction of the window).
+--   [7] a new grant id, [8] base margin (fraction of the window), [9] extra time (ms) the
+--   grant stays in the window: the first calls of a process reach the provider later than
+--   later calls do (connections, code warming up), so they are held a little longer.
 -- Returns: {0, allowance in images, window ms} granted;
 --   {1, wait ms, allowance in images} not yet: ask again after the wait.
 
@@ -61,14 +63,14 @@ local function fits(freed_images, freed_tokens, freed_requests)
 end
 
 if fits(0, 0, 0) then
-  local expiry = now + math.ceil(w.ms * stretch)
+  local expiry = now + math.ceil(w.ms * stretch) + (tonumber(ARGV[9]) or 0)
   redis.call('zadd', KEYS[1], expiry, ARGV[7])
   redis.call('hset', KEYS[2], ARGV[7], images .. ' ' .. tokens)
   redis.call('hincrby', KEYS[3], 'images', images)
   redis.call('hincrbyfloat', KEYS[3], 'tokens', tokens)
   redis.call('hincrby', KEYS[3], 'requests', 1)
   -- The log outlives its last grant a little, then nothing is left behind.
-  local ttl = math.ceil(w.ms * stretch) + 60000
+  local ttl = expiry - now + 60000
   for i = 1, 3 do
     if redis.call('pttl', KEYS[i]) < ttl then redis.call('pexpire', KEYS[i], ttl) end
   end

@@ -5,12 +5,14 @@
 --     provider's own word: one below the configured limit is used at once, by every worker;
 --     one at or above it clears what an earlier 429 taught (the configuration stands).
 --   - A 429 blocks every call for the wait the provider asked for. Then: if, by our own count,
---     the window still had room for more than this call when it was granted, the provider's
+--     the window was empty, or still had room for more than this call when it was granted, the provider's
 --     limit is lower than ours — it holds at most what it accepted before this call, plus the
 --     part of this call that could have fitted, and that becomes the limit in force. If the
 --     window was full, the 429 comes from timing (the request arrived a little early in the
 --     provider's reckoning): the margin grows by 1 % of the window, up to 10 %, and only a
---     third such 429 within a minute takes one image off the allowance.
+--     third such 429 within a minute (the 429s of one burst count once) changes the limit: a limit that is not a whole number a
+--     second is then counted in whole seconds, rounded down (the provider's likely reckoning),
+--     and otherwise the allowance loses one image.
 --   - Tokens: the call's estimate is replaced by what it used.
 -- What is learned lasts 10 minutes after it was last confirmed; then the configured limits
 -- apply again (a tier upgrade is picked up).
@@ -78,18 +80,27 @@ if ARGV[7] == '1' then
       if other then before = before + tonumber((string.match(other, '^(%S+) '))) end
     end
     local allowance = w.images
-    if before + images <= allowance - images then
+    if before == 0 or before + images <= allowance - images then
       -- Room by our count: the provider holds less than we think.
       allowance = math.max(1, before + images - 1)
     else
       local strikes = tonumber(redis.call('hget', KEYS[4], 'strikes')) or 0
       local last = tonumber(redis.call('hget', KEYS[4], 'strike_at')) or 0
       if now - last > 60000 then strikes = 0 end
-      strikes = strikes + 1
+      -- The 429s of one burst (within half a window) are one strike.
+      if now - last >= w.q / 2 then strikes = strikes + 1 end
       redis.call('hset', KEYS[4], 'strikes', strikes, 'strike_at', now,
         'margin', math.min(0.1, w.margin + 0.01))
       if strikes >= 3 then
-        allowance = math.max(1, allowance - 1)
+        local per_second = w.per_minute.images * 1000 / tonumber(ARGV[4])
+        if not w.whole_seconds and per_second > 1 and per_second ~= math.floor(per_second) then
+          -- Our window holds a second's fraction more than a provider counting whole seconds
+          -- and rounding down allows: count as it does.
+          redis.call('hset', KEYS[4], 'whole_seconds', 1)
+          lowered = 1
+        else
+          allowance = math.max(1, allowance - 1)
+        end
         redis.call('hset', KEYS[4], 'strikes', 0)
       end
     end

@@ -40,23 +40,29 @@ end
 -- tokens and requests per minute and the minute's length, [8] the base margin — the same
 -- positions in every script that includes this.
 local function window_for(learned_key, argv)
-  local learned = redis.call('hmget', learned_key, 'images', 'tokens', 'requests', 'margin')
+  local learned = redis.call('hmget', learned_key, 'images', 'tokens', 'requests', 'margin', 'whole_seconds')
   local minute = tonumber(argv[4])
   local per_minute = {
     images = lower_limit(argv[1], learned[1]),
     tokens = lower_limit(argv[2], learned[2]),
     requests = lower_limit(argv[3], learned[3]),
   }
-  -- Whole images (and requests) per window, at least a second long.
+  -- Whole images (and requests) per window, at least a second long. A limit that is not a
+  -- whole number a second (500/min is 8.3/s) gets a window a little longer than a second
+  -- (9 per 1.08 s) — unless the provider showed it counts whole seconds and rounds down
+  -- (`whole_seconds`, see rate-observe.lua): then it is held to 8 a second.
+  local whole_seconds = learned[5] == '1'
   local q = 1000
   for _, dim in ipairs({'images', 'requests'}) do
     local limit = per_minute[dim]
     if limit then
-      local allowance = math.ceil(limit * 1000 / minute)
-      q = math.max(q, allowance * minute / limit)
+      local per_second = limit * 1000 / minute
+      if not (whole_seconds and per_second >= 1) then
+        q = math.max(q, math.ceil(per_second) * minute / limit)
+      end
     end
   end
-  local w = { per_minute = per_minute, q = q }
+  local w = { per_minute = per_minute, q = q, whole_seconds = whole_seconds }
   if per_minute.images then w.images = math.max(1, math.floor(per_minute.images * q / minute + 1e-9)) end
   if per_minute.requests then w.requests = math.max(1, math.floor(per_minute.requests * q / minute + 1e-9)) end
   if per_minute.tokens then w.tokens = per_minute.tokens * q / minute end
