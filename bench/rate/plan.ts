@@ -21,7 +21,8 @@ export const DEFAULT_WORKERS = [1, 4];
  * `--headers requests,images` (or `--headers every`); all four in one run take ~55 minutes.
  */
 export const DEFAULT_HEADERS: HeaderVariant[] = ['none', 'all'];
-export const DEFAULT_SECONDS = 15;
+/** 12 s scenarios keep the default matrix near 35 minutes; each still has a ≥ 6 s steady part. */
+export const DEFAULT_SECONDS = 12;
 /** rendermill is run told the true limit, and told twice it (an account on a wrong tier). */
 export const CONFIGS = ['true', '2x'] as const;
 export type Config = (typeof CONFIGS)[number];
@@ -58,10 +59,11 @@ export const itemsFor = (limit: number, seconds: number, n: number, minuteMs: nu
 /**
  * Generous enough for a client at a quarter of the limit to finish; past that it has lost.
  * A row whose requests are larger than the provider's window is refused whatever the pacing
- * (the anchors at 5/min): it is stopped sooner, as waiting longer changes nothing.
+ * (the anchors at 5/min): it is stopped after 10 s, as waiting longer changes nothing.
  */
+export const DOOMED_DEADLINE_MS = 10_000;
 const deadlineFor = (seconds: number, doomed: boolean) =>
-  (doomed ? seconds + 10 : seconds * 4 + 60) * 1000;
+  doomed ? DOOMED_DEADLINE_MS : (seconds * 4 + 60) * 1000;
 
 let sequence = 0;
 const idFor = (label: string) => `${label}-${Date.now().toString(36)}-${(sequence++).toString(36)}`;
@@ -163,18 +165,22 @@ export function planCeilings(options: PlanOptions): Scenario[] {
   }));
 }
 
-/** Seconds a scenario adds to a run beyond its own length: start-up, settling, stopping. */
-const OVERHEAD_SECONDS: Record<ClientKind, number> = { rendermill: 6, naive: 6, bullmq: 5 };
+/**
+ * Seconds a scenario adds to a run beyond its own length (start-up, settling, stopping), as
+ * measured on a 2-core machine: `rendermill api` plus K workers load in ~4 + 2.3 × K s there.
+ */
+const overheadSeconds = (s: Scenario) =>
+  s.client === 'rendermill' ? 4 + 2.3 * s.workers : s.client === 'naive' ? 5 : 4 + 0.5 * s.workers;
 
 /** What a plan should take, for `--list` and the banner. */
 export function estimateSeconds(scenarios: Scenario[], seconds: number): number {
   return scenarios.reduce((total, s) => {
     const own = s.realMinute
       ? (s.items * s.n * s.minuteMs) / s.trueLimit / 1000
-      : s.deadlineMs < (seconds * 4 + 60) * 1000
-        ? s.deadlineMs / 1000 / 2
+      : s.deadlineMs === DOOMED_DEADLINE_MS
+        ? s.deadlineMs / 1000
         : seconds;
-    return total + own + OVERHEAD_SECONDS[s.client];
+    return total + own + overheadSeconds(s);
   }, 0);
 }
 
