@@ -62,7 +62,9 @@ const median = (values: number[]) => {
  *
  * Steady part: from S to the last answer, S = the later of (first request + 1 s) and (last
  * 429 + 1 s), but never later than the run's midpoint, so the second half is always measured
- * (a client still drawing 429s there has them in its steady figure).
+ * (a client still drawing 429s there has them in its steady figure). On slow rows (calls ≥ 1 s
+ * apart at the limit) the steady rate is images between the first and the last accepted call
+ * after S ÷ the time between them.
  */
 export function measure(
   scenario: Scenario,
@@ -78,6 +80,7 @@ export function measure(
   const perMinute = (images: number, ms: number) =>
     ms > 0 ? (images * scenario.minuteMs) / ms : 0;
   const lastRateLimitedAt = lastRiseAt(samples, 'rateLimited', stats.rateLimited);
+  const slow = scenario.trueLimit > 0 && scenario.minuteMs / scenario.trueLimit >= SLOW_CALL_MS;
 
   let steadyFromSeconds: number | null = null;
   let steadyImagesPerMinute: number | null = null;
@@ -92,13 +95,26 @@ export function measure(
     );
     steadyFromSeconds = (start - first) / 1000;
     steadyImagesPerMinute = perMinute(stats.billedImages - billedAt(samples, start), last - start);
+    if (slow) {
+      // Calls seconds apart: one call more or less in the window would swing the figure by
+      // 20 %, so the rate is taken between the first and the last accepted call after S.
+      const calls = samples.filter(
+        (sample, i) =>
+          sample.at >= start && sample.billedImages > (samples[i - 1]?.billedImages ?? 0),
+      );
+      if (calls.length >= 2)
+        steadyImagesPerMinute = perMinute(
+          calls.at(-1)!.billedImages - calls[0]!.billedImages,
+          calls.at(-1)!.at - calls[0]!.at,
+        );
+    }
   }
 
   const { windowMs, allowance } = windowAllowance(scenario.trueLimit, scenario.minuteMs);
   const clientCpu = (cpuSeconds.api ?? 0) + (cpuSeconds.workers ?? 0);
 
   let callGapsSeconds: ScenarioResult['callGapsSeconds'] = null;
-  if (scenario.trueLimit > 0 && scenario.minuteMs / scenario.trueLimit >= SLOW_CALL_MS) {
+  if (slow) {
     const times = acceptedCallTimes(samples);
     const gaps = times.slice(1).map((at, i) => (at - times[i]!) / 1000);
     if (gaps.length > 0)

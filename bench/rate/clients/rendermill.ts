@@ -63,13 +63,26 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
     }));
     const { model, size, quality } = REQUEST_SHAPE;
     const { n } = scenario;
-    const submitted = await callApi<BatchView>(apiUrl, 'POST', '/v1/batches', {
-      model,
-      size,
-      quality,
-      n,
-      items,
-    });
+    let submitted: BatchView;
+    try {
+      submitted = await callApi<BatchView>(apiUrl, 'POST', '/v1/batches', {
+        model,
+        size,
+        quality,
+        n,
+        items,
+      });
+    } catch (error) {
+      // A batch rendermill refuses outright (e.g. n larger than the limit allows at once) is a
+      // result of the row, every item lost, not a reason to stop the whole run.
+      const why = error instanceof Error ? error.message : String(error);
+      log(`batch refused: ${why.slice(0, 200)}`);
+      return {
+        itemsSucceeded: 0,
+        itemsLost: scenario.items,
+        notes: [`batch refused at submission: ${why.slice(0, 300)}`],
+      };
+    }
 
     const deadline = Date.now() + deadlineMs;
     let lastLog = Date.now();
