@@ -21,8 +21,8 @@ export const DEFAULT_WORKERS = [1, 4];
  * `--headers requests,images` (or `--headers every`); all four in one run take ~55 minutes.
  */
 export const DEFAULT_HEADERS: HeaderVariant[] = ['none', 'all'];
-/** 12 s scenarios keep the default matrix near 35 minutes; each still has a ≥ 6 s steady part. */
-export const DEFAULT_SECONDS = 12;
+/** 15 s scenarios: the default matrix then takes ~32 minutes; each has a ≥ 7.5 s steady part. */
+export const DEFAULT_SECONDS = 15;
 /** rendermill is run told the true limit, and told twice it (an account on a wrong tier). */
 export const CONFIGS = ['true', '2x'] as const;
 export type Config = (typeof CONFIGS)[number];
@@ -166,20 +166,26 @@ export function planCeilings(options: PlanOptions): Scenario[] {
 }
 
 /**
- * Seconds a scenario adds to a run beyond its own length (start-up, settling, stopping), as
- * measured on a 2-core machine: `rendermill api` plus K workers load in ~4 + 2.3 × K s there.
+ * Seconds a scenario adds to a run beyond its own length (start-up, settling, stopping), fitted
+ * to a 16-scenario run on a 2-core machine (estimated within a few per cent): rendermill ~3 s
+ * plus 1 s a worker, an anchor ~3–4 s.
  */
 const overheadSeconds = (s: Scenario) =>
-  s.client === 'rendermill' ? 4 + 2.3 * s.workers : s.client === 'naive' ? 5 : 4 + 0.5 * s.workers;
+  s.client === 'rendermill' ? 3 + s.workers : s.client === 'naive' ? 4 : 3;
 
-/** What a plan should take, for `--list` and the banner. */
+/**
+ * What a plan should take, for `--list` and the banner. The naive client does not pace: it
+ * spends its items in a few seconds, losing most of them.
+ */
 export function estimateSeconds(scenarios: Scenario[], seconds: number): number {
   return scenarios.reduce((total, s) => {
     const own = s.realMinute
       ? (s.items * s.n * s.minuteMs) / s.trueLimit / 1000
       : s.deadlineMs === DOOMED_DEADLINE_MS
         ? s.deadlineMs / 1000
-        : seconds;
+        : s.client === 'naive'
+          ? Math.min(seconds, 3)
+          : seconds;
     return total + own + overheadSeconds(s);
   }, 0);
 }
