@@ -10,13 +10,25 @@ import { runRendermill } from './clients/rendermill.js';
 import { measure, type ScenarioResult } from './measure.js';
 import {
   CONFIGS,
+  DEFAULT_HEADERS,
   DEFAULT_LIMITS,
+  DEFAULT_SECONDS,
   DEFAULT_WORKERS,
+  estimateSeconds,
   planCeilings,
   planScenarios,
   type Config,
 } from './plan.js';
-import { markdownReport, markdownTable, verdict } from './report.js';
+import {
+  HEADER_NAMES,
+  SHAPES,
+  applyProviderKnobs,
+  providerKnobs,
+  type HeaderVariant,
+  type LimitShape,
+} from './provider.js';
+import { clientLabel, markdownReport, markdownTable, verdict } from './report.js';
+import { StatsSampler } from './sampler.js';
 import {
   CLIENTS,
   REQUEST_SHAPE,
@@ -27,12 +39,13 @@ import {
 } from './scenario.js';
 
 /**
- * `npm run bench:rate [-- --seconds 30 --limits 500,10000 --workers 1,4
- *   --clients rendermill,naive,bullmq --configs true,2x --ceiling]`
+ * `npm run bench:rate [-- --seconds 15 --limits 5,600,3000 --workers 1,4
+ *   --shapes bucket,sliding,fixed --headers none,all --clients rendermill,naive,bullmq
+ *   --configs true,2x --real-minute --ceiling --list --drop-unknown-knobs]`
  *
- * Runs every client against the simulator's quantized limit, one scenario at a time on one
- * shared stack (Redis emptied and simulator reset in between), and writes
- * bench/results/rate-<date>.json and bench/results/rate-latest.md.
+ * Runs every client against the simulator, one scenario at a time on one shared stack (Redis
+ * emptied and simulator reset in between), polling the simulator's counters through each, and
+ * writes bench/results/rate-<date>.json and bench/results/rate-latest.md.
  */
 const RUNNERS: Record<ClientKind, ClientRunner> = {
   rendermill: runRendermill,
@@ -40,8 +53,11 @@ const RUNNERS: Record<ClientKind, ClientRunner> = {
   bullmq: runBullmqLimiter,
 };
 
-/** Pause between scenarios: stray connections close and the bucket is full again (it refills in 1 s). */
-const SETTLE_MS = 2_000;
+/** Pause between scenarios: stray connections close before the provider is reset. */
+const SETTLE_MS = 1_000;
+/** How often /_sim/stats is read: every 250 ms, every 100 ms on rows with calls ≥ 1 s apart. */
+const SAMPLE_MS = 250;
+const SLOW_SAMPLE_MS = 100;
 
 const list = (value: string) =>
   value
@@ -49,16 +65,31 @@ const list = (value: string) =>
     .map((part) => part.trim())
     .filter(Boolean);
 
+function pick<T extends string>(flag: string, value: string, allowed: readonly T[]): T[] {
+  const picked = value === 'every' ? [...allowed] : list(value);
+  return picked.map((item) => {
+    if (!(allowed as readonly string[]).includes(item))
+      throw new Error(`--${flag}: unknown ${item} (${allowed.join(', ')}, or every)`);
+    return item as T;
+  });
+}
+
 function parseOptions() {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string', default: '30' },
+      seconds: { type: 'string', default: String(DEFAULT_SECONDS) },
       limits: { type: 'string', default: DEFAULT_LIMITS.join(',') },
       workers: { type: 'string', default: DEFAULT_WORKERS.join(',') },
+      shapes: { type: 'string', default: SHAPES.join(',') },
+      headers: { type: 'string', default: DEFAULT_HEADERS.join(',') },
       clients: { type: 'string', default: CLIENTS.join(',') },
       configs: { type: 'string', default: CONFIGS.join(',') },
+      'real-minute': { type: 'boolean', default: false },
+      'real-minute-only': { type: 'boolean', default: false },
       ceiling: { type: 'boolean', default: false },
       'ceiling-only': { type: 'boolean', default: false },
+      list: { type: 'boolean', default: false },
+      'drop-unknown-knobs': { type: 'boolean', default: false },
     },
   });
   const numbers = (flag: string, value: string) =>
@@ -68,28 +99,25 @@ function parseOptions() {
         throw new Error(`--${flag}: ${part} is not a positive integer`);
       return parsed;
     });
-  const clients = list(values.clients).map((client) => {
-    if (!(CLIENTS as readonly string[]).includes(client))
-      throw new Error(`--clients: unknown client ${client} (${CLIENTS.join(', ')})`);
-    return client as ClientKind;
-  });
-  const configs = list(values.configs).map((config) => {
-    if (!(CONFIGS as readonly string[]).includes(config))
-      throw new Error(`--configs: unknown ${config} (${CONFIGS.join(', ')})`);
-    return config as Config;
-  });
   const seconds = Number(values.seconds);
   if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
+  const realMinuteOnly = values['real-minute-only'];
   return {
     plan: {
       seconds,
       limits: numbers('limits', values.limits),
       workers: numbers('workers', values.workers),
-      clients,
-      configs,
+      shapes: pick<LimitShape>('shapes', values.shapes, SHAPES),
+      headers: pick<HeaderVariant>('headers', values.headers, HEADER_NAMES),
+      clients: pick<ClientKind>('clients', values.clients, CLIENTS),
+      configs: pick<Config>('configs', values.configs, CONFIGS),
+      realMinute: values['real-minute'] || realMinuteOnly,
     },
+    realMinuteOnly,
     ceiling: values.ceiling || values['ceiling-only'],
     ceilingOnly: values['ceiling-only'],
+    list: values.list,
+    dropUnknownKnobs: values['drop-unknown-knobs'],
   };
 }
 
@@ -101,16 +129,29 @@ function gitCommit(): string {
   }
 }
 
+const describe = (s: Scenario) =>
+  `${s.client}${s.client === 'rendermill' ? ` told ${s.configuredLimit}/min` : ''} · ${s.shape}` +
+  `${s.client === 'rendermill' ? ` · headers ${s.headers}` : ''} · ${s.workers} workers · ` +
+  `true limit ${s.trueLimit || 'none'}/min${s.minuteMs === 60_000 ? '' : ` (minute ${s.minuteMs / 1000} s)`}` +
+  `${s.realMinute ? ' · REAL MINUTE' : ''} · ${s.items} items × n=${s.n} · concurrency ${s.concurrency}/worker`;
+
 async function runScenario(
   stack: Stack,
   scenario: Scenario,
-  seconds: number,
+  dropUnknownKnobs: boolean,
 ): Promise<ScenarioResult> {
   await stack.resetState();
-  await stack.simulator.setKnobs({
-    imagesPerMinute: scenario.trueLimit,
-    latencyMs: SIMULATOR_LATENCY_MS,
-  });
+  const knobsIgnored = await applyProviderKnobs(
+    stack.simulator.origin,
+    providerKnobs({
+      trueLimit: scenario.trueLimit,
+      minuteMs: scenario.minuteMs,
+      shape: scenario.shape,
+      headers: scenario.headers,
+      latencyMs: SIMULATOR_LATENCY_MS,
+    }),
+    dropUnknownKnobs,
+  );
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   await stack.simulator.reset();
 
@@ -119,22 +160,35 @@ async function runScenario(
   cpu.track('s3rver', stack.s3.child.pid);
   cpu.track('redis', stack.redisPid);
   cpu.track('driver', process.pid);
+  const slow = scenario.trueLimit > 0 && scenario.minuteMs / scenario.trueLimit >= 1_000;
+  const sampler = new StatsSampler(stack.simulator, slow ? SLOW_SAMPLE_MS : SAMPLE_MS);
   const started = Date.now();
   const log = (line: string) =>
     process.stdout.write(
       `  [${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`,
     );
-  const outcome = await RUNNERS[scenario.client]({
-    stack,
+  let outcome;
+  try {
+    outcome = await RUNNERS[scenario.client]({
+      stack,
+      scenario,
+      cpu,
+      log,
+      deadlineMs: scenario.deadlineMs,
+    });
+    // Answers still in flight when the client returned are counted by the simulator; let them land.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  } finally {
+    await sampler.stop();
+  }
+  return measure(
     scenario,
-    cpu,
-    log,
-    // Generous: a client at a quarter of the limit still finishes; past that it has lost.
-    deadlineMs: (seconds * 4 + 60) * 1000,
-  });
-  // Answers still in flight when the client returned are counted by the simulator; let them land.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  return measure(scenario, await stack.simulator.stats(), outcome, cpu.finish());
+    await stack.simulator.stats(),
+    sampler.samples,
+    outcome,
+    cpu.finish(),
+    knobsIgnored,
+  );
 }
 
 async function main() {
@@ -142,14 +196,20 @@ async function main() {
   const scenarios = [
     ...(options.ceiling ? planCeilings(options.plan) : []),
     ...(options.ceilingOnly ? [] : planScenarios(options.plan)),
-  ];
+  ].filter((s) => !options.realMinuteOnly || s.realMinute);
   if (scenarios.length === 0) throw new Error('no scenario matches the filters');
+  const estimate = estimateSeconds(scenarios, options.plan.seconds);
   const commit = gitCommit();
   const machine = machineLine();
-  const shape = `n=${REQUEST_SHAPE.n} × ${REQUEST_SHAPE.model} ${REQUEST_SHAPE.size} ${REQUEST_SHAPE.quality}, simulator latency ${SIMULATOR_LATENCY_MS} ms`;
+  const shape = `${REQUEST_SHAPE.model} ${REQUEST_SHAPE.size} ${REQUEST_SHAPE.quality}, n=2 (n=4 below 60/min), simulator latency ${SIMULATOR_LATENCY_MS} ms, ${options.plan.seconds} s scenarios`;
   process.stdout.write(
-    `rate bench: ${scenarios.length} scenarios · ${commit} · ${machine}\n${shape}\n`,
+    `rate bench: ${scenarios.length} scenarios, ~${Math.ceil(estimate / 60)} min · ${commit} · ${machine}\n${shape}\n`,
   );
+  if (options.list) {
+    for (const [index, scenario] of scenarios.entries())
+      process.stdout.write(`${String(index + 1).padStart(4)}. ${describe(scenario)}\n`);
+    return;
+  }
 
   installCleanup();
   const stack = await startStack({ latencyMs: SIMULATOR_LATENCY_MS });
@@ -157,19 +217,24 @@ async function main() {
   const results: ScenarioResult[] = [];
   try {
     for (const [index, scenario] of scenarios.entries()) {
-      process.stdout.write(
-        `\n[${index + 1}/${scenarios.length}] ${scenario.client} · ${scenario.workers} workers · true limit ${scenario.trueLimit || 'none'}/min · configured ${scenario.configuredLimit}/min · ${scenario.items} items × ${REQUEST_SHAPE.n} · concurrency ${scenario.concurrency}/worker\n`,
-      );
-      const result = await runScenario(stack, scenario, options.plan.seconds);
-      results.push(result);
-      const share =
-        result.fractionOfLimit === null
+      process.stdout.write(`\n[${index + 1}/${scenarios.length}] ${describe(scenario)}\n`);
+      const r = await runScenario(stack, scenario, options.dropUnknownKnobs);
+      results.push(r);
+      const steady =
+        r.steadyFraction === null
           ? ''
-          : ` (${(result.fractionOfLimit * 100).toFixed(1)} % of limit)`;
+          : `, steady ${(r.steadyFraction * 100).toFixed(1)} % of limit`;
+      const gaps = r.callGapsSeconds
+        ? `\n    gaps between accepted calls: min ${r.callGapsSeconds.min.toFixed(2)} s, median ${r.callGapsSeconds.median.toFixed(2)} s, max ${r.callGapsSeconds.max.toFixed(2)} s`
+        : '';
       process.stdout.write(
-        `  → ${result.images} images in ${result.elapsedSeconds.toFixed(1)} s = ${Math.round(result.imagesPerMinute)}/min${share}; ` +
-          `${result.requests} requests, ${result.rateLimited} 429s${result.firstRateLimitedAfterSeconds === null ? '' : ` (first after ${result.firstRateLimitedAfterSeconds.toFixed(2)} s)`}; ${result.itemsLost} items lost ${verdict(result)}\n` +
-          `    CPU s: ${JSON.stringify(result.cpuSeconds)}${result.notes.length > 0 ? `\n    notes: ${result.notes.join('; ')}` : ''}\n`,
+        `  → ${clientLabel(r)}: ${r.images} images in ${r.elapsedSeconds.toFixed(1)} s${steady}; ` +
+          `${r.requests} requests, ${r.rateLimited} 429s` +
+          `${r.lastRateLimitedAfterSeconds === null ? '' : ` (last after ${r.lastRateLimitedAfterSeconds.toFixed(1)} s)`}; ` +
+          `${r.itemsLost} items lost; max ${r.maxImagesInWindow ?? '?'} images in a window of ${r.windowAllowance} ${verdict(r)}${gaps}\n` +
+          `    CPU s: ${JSON.stringify(r.cpuSeconds)}${r.clientCpuMsPerImage === null ? '' : ` (client ${r.clientCpuMsPerImage.toFixed(2)} ms/image)`}` +
+          `${r.knobsIgnored.length > 0 ? `\n    simulator ignored: ${r.knobsIgnored.join(', ')}` : ''}` +
+          `${r.notes.length > 0 ? `\n    notes: ${r.notes.join('; ')}` : ''}\n`,
       );
     }
   } finally {

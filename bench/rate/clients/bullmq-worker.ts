@@ -10,7 +10,8 @@ import { readJob, type BullmqJob } from './child-job.js';
  */
 const job = readJob<BullmqJob>();
 const client = new OpenAI({ baseURL: job.baseUrl, apiKey: 'sk-bench', maxRetries: 0 });
-const { model, size, quality, n } = REQUEST_SHAPE;
+const { model, size, quality } = REQUEST_SHAPE;
+const { n } = job;
 
 const worker = new Worker<{ prompt: string }>(
   job.queue,

@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
-import { REQUEST_SHAPE, promptFor, type ClientRunner } from '../scenario.js';
+import { windowAllowance } from '../provider.js';
+import { promptFor, type ClientRunner } from '../scenario.js';
 import { startAnchorWorker } from './child-job.js';
 
 const QUEUE = 'bench-render';
@@ -8,16 +9,21 @@ const POLL_MS = 250;
 
 /**
  * BullMQ's `limiter` counts jobs per fixed window, shared by every worker of the queue. The
- * most favourable setting is the fastest that never releases more than the provider's bucket
- * holds at once: `max` jobs of n images must fit in one second's worth (ceil(limit / 60)),
- * and `duration` is then the window in which `max` jobs use exactly the per-minute allowance.
- * 500/min: bucket 9 → max 2 jobs (8 images) per 960 ms = 500/min exactly;
- * 10,000/min: bucket 167 → max 41 jobs (164 images) per 984 ms = 10,000/min.
+ * most favourable setting is the fastest that never releases more than the provider's window
+ * allows at once: `max` jobs of n images must fit in one window's allowance, and `duration`
+ * is then the time in which `max` jobs use exactly the per-minute limit.
+ * 600/min, n=2: allowance 10 → max 5 jobs per 1,000 ms; 3,000/min: 25 jobs per 1,000 ms;
+ * 5/min (minute of 6 s), n=4: allowance 1 → 1 job per 4,800 ms, refused all the same.
+ * BullMQ's windows are not aligned with the provider's wall-clock windows.
  */
-export function bullmqLimiter(limit: number): { max: number; duration: number } {
-  const bucket = Math.ceil(limit / 60);
-  const max = Math.max(1, Math.floor(bucket / REQUEST_SHAPE.n));
-  return { max, duration: Math.ceil((max * REQUEST_SHAPE.n * 60_000) / limit) };
+export function bullmqLimiter(
+  limit: number,
+  n: number,
+  minuteMs: number,
+): { max: number; duration: number } {
+  const { allowance } = windowAllowance(limit, minuteMs);
+  const max = Math.max(1, Math.floor(allowance / n));
+  return { max, duration: Math.ceil((max * n * minuteMs) / limit) };
 }
 
 /**
@@ -28,7 +34,7 @@ export function bullmqLimiter(limit: number): { max: number; duration: number } 
 const JOB_OPTIONS = { attempts: 7, backoff: { type: 'exponential', delay: 1_000 } } as const;
 
 export const runBullmqLimiter: ClientRunner = async ({ stack, scenario, cpu, log, deadlineMs }) => {
-  const limiter = bullmqLimiter(scenario.trueLimit);
+  const limiter = bullmqLimiter(scenario.trueLimit, scenario.n, scenario.minuteMs);
   const children = Array.from({ length: scenario.workers }, (_, worker) =>
     startAnchorWorker(`bullmq worker ${worker + 1}`, 'bullmq-worker.ts', {
       baseUrl: stack.simulator.baseUrl,
@@ -36,6 +42,7 @@ export const runBullmqLimiter: ClientRunner = async ({ stack, scenario, cpu, log
       queue: QUEUE,
       prefix: PREFIX,
       concurrency: scenario.concurrency,
+      n: scenario.n,
       limiter,
     }),
   );

@@ -7,6 +7,8 @@ import { cleanEnv } from '../../support/stack.js';
 export interface NaiveJob {
   baseUrl: string;
   concurrency: number;
+  /** Images per request. */
+  n: number;
   prompts: string[];
   /** Epoch ms at which every worker starts, so the K processes begin together. */
   startAt: number;
@@ -18,6 +20,8 @@ export interface BullmqJob {
   queue: string;
   prefix: string;
   concurrency: number;
+  /** Images per request. */
+  n: number;
   limiter: { max: number; duration: number };
 }
 

@@ -14,7 +14,8 @@ const limit = pLimit(job.concurrency);
 const result: WorkerResult = { succeeded: 0, lost: 0, errors: {} };
 
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, job.startAt - Date.now())));
-const { model, size, quality, n } = REQUEST_SHAPE;
+const { model, size, quality } = REQUEST_SHAPE;
+const { n } = job;
 await Promise.all(
   job.prompts.map((prompt) =>
     limit(async () => {

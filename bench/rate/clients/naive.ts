@@ -3,6 +3,8 @@ import { parseResult, startAnchorWorker } from './child-job.js';
 
 /** Worker processes take a few hundred ms to load; all of them start calling at this offset. */
 const START_DELAY_MS = 3_000;
+/** Their CPU is counted from just before they start calling: loading tsx is not pacing work. */
+const TRACK_BEFORE_START_MS = 200;
 
 /** The naive anchor: the items split evenly over K worker processes that call flat out. */
 export const runNaive: ClientRunner = async ({ stack, scenario, cpu, log, deadlineMs }) => {
@@ -14,11 +16,15 @@ export const runNaive: ClientRunner = async ({ stack, scenario, cpu, log, deadli
     return startAnchorWorker(`naive worker ${worker + 1}`, 'naive-worker.ts', {
       baseUrl: stack.simulator.baseUrl,
       concurrency: scenario.concurrency,
+      n: scenario.n,
       prompts,
       startAt,
     });
   });
   try {
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, startAt - TRACK_BEFORE_START_MS - Date.now())),
+    );
     for (const child of children) cpu.track('workers', child.pid);
     const timer = setTimeout(() => {
       log('deadline passed: stopping the naive workers');

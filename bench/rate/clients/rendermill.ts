@@ -31,6 +31,10 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
     ...stack.rendermillEnv(),
     RENDERMILL_IMAGES_PER_MINUTE: String(scenario.configuredLimit),
     RENDERMILL_CONCURRENCY: String(scenario.concurrency),
+    // rendermill's clock knob, matching the simulator's minuteMs (60,000 is a real minute).
+    RENDERMILL_LIMIT_MINUTE_MS: String(scenario.minuteMs),
+    // As in the old bench: each worker would serve /metrics on the same default port.
+    RENDERMILL_METRICS_PORT: '0',
     RENDERMILL_API_KEYS: `bench=${BENCH_API_KEY}`,
     PORT: String(port),
   });
@@ -57,14 +61,28 @@ export const runRendermill: ClientRunner = async ({ stack, scenario, cpu, log, d
       id: `item-${i}`,
       prompt: promptFor(scenario, i),
     }));
-    const { model, size, quality, n } = REQUEST_SHAPE;
-    const submitted = await callApi<BatchView>(apiUrl, 'POST', '/v1/batches', {
-      model,
-      size,
-      quality,
-      n,
-      items,
-    });
+    const { model, size, quality } = REQUEST_SHAPE;
+    const { n } = scenario;
+    let submitted: BatchView;
+    try {
+      submitted = await callApi<BatchView>(apiUrl, 'POST', '/v1/batches', {
+        model,
+        size,
+        quality,
+        n,
+        items,
+      });
+    } catch (error) {
+      // A batch rendermill refuses outright (e.g. n larger than the limit allows at once) is a
+      // result of the row, every item lost, not a reason to stop the whole run.
+      const why = error instanceof Error ? error.message : String(error);
+      log(`batch refused: ${why.slice(0, 200)}`);
+      return {
+        itemsSucceeded: 0,
+        itemsLost: scenario.items,
+        notes: [`batch refused at submission: ${why.slice(0, 300)}`],
+      };
+    }
 
     const deadline = Date.now() + deadlineMs;
     let lastLog = Date.now();
