@@ -1,6 +1,6 @@
 import type { SimulatorStats } from '../../infra/simulator/server.js';
 import type { BatchRun } from './deployment.js';
-import { LIMITER, LIMIT_PER_MINUTE, STEADY_FROM, STEADY_TO } from './shape.js';
+import { LIMIT_PER_MINUTE, STEADY_FROM, STEADY_TO, WINDOW_ALLOWANCE } from './shape.js';
 import {
   acceptedPerSecond,
   busiestWindow,
@@ -10,13 +10,10 @@ import {
 } from './windows.js';
 
 /**
- * The most images a 1-second window can see from rendermill's limiter: its full reservoir
- * (`burst`) released at once, plus one second of refills. A token bucket's bound is burst +
- * rate × window, not burst: paced at the limit, every second carries ~49 images while at most
- * 45 are ever held back. The provider's own bucket allows 50 + 50.
+ * The most images a 1-second window can see from rendermill's limiter: its window's allowance,
+ * which holds in any window however it is placed (rate-acquire.lua).
  */
-export const ONE_SECOND_BOUND =
-  LIMITER.burst + Math.ceil(1000 / LIMITER.refillIntervalMs) * LIMITER.refillAmount;
+export const ONE_SECOND_BOUND = WINDOW_ALLOWANCE;
 
 /** One second of the provider's limit: what a 1-second window holds once the start is past. */
 export const PROVIDER_SECOND = Math.ceil(LIMIT_PER_MINUTE / 60);

@@ -1,6 +1,6 @@
 import { cpuLine, formatNumber as format } from '../support/results.js';
 import { ONE_SECOND_BOUND, PROVIDER_SECOND, limitHeld, type RunResult } from './measure.js';
-import { LIMITER, LIMIT_PER_MINUTE, SAMPLE_MS, SCALING_TARGET } from './shape.js';
+import { LIMIT_PER_MINUTE, SAMPLE_MS, SCALING_TARGET } from './shape.js';
 import type { WindowCount } from './windows.js';
 
 export interface Scaling {
@@ -127,8 +127,7 @@ export function markdownReport(
     markdownTable(results),
     '',
     `Limit held: zero 429s, the busiest 60 s ≤ ${thousands(LIMIT_PER_MINUTE)} and the busiest 1 s ≤ ${ONE_SECOND_BOUND} ` +
-      `(the limiter's burst of ${LIMITER.burst} plus one second of refills, ${LIMITER.refillAmount} every ${LIMITER.refillIntervalMs} ms; ` +
-      `past the start a second holds ~${PROVIDER_SECOND}). Windows are counted from the simulator's counters read every ${SAMPLE_MS} ms, ` +
+      `(the rate window's allowance; the provider's own second holds ${PROVIDER_SECOND}). Windows are counted from the simulator's counters read every ${SAMPLE_MS} ms, ` +
       'so each is given as the count seen for certain – the most it can have been. ' +
       `Scales: steady images/min ≥ ${SCALING_TARGET * 100} % of min(N × the 1-worker rate, the limit). ` +
       'A run shorter than 60 s has its whole batch in one 60 s window.',

@@ -14,7 +14,7 @@ import {
   DEFAULT_IMAGES,
   DEFAULT_WORKERS,
   LATENCY,
-  LIMITER,
+  WINDOW_ALLOWANCE,
   LIMIT_PER_MINUTE,
   REQUEST,
   SAMPLE_MS,
@@ -134,7 +134,7 @@ async function main() {
   const setting =
     `${options.images.toLocaleString('en-US')} items of ${REQUEST.model} ${REQUEST.size} n=${REQUEST.n} (distinct prompts) per run; ` +
     `simulator limit ${LIMIT_PER_MINUTE.toLocaleString('en-US')} images/min, latency ${LATENCY.latencyMs}–${LATENCY.latencyMs + LATENCY.latencyJitterMs} ms; ` +
-    `rendermill RENDERMILL_IMAGES_PER_MINUTE=${LIMIT_PER_MINUTE} (burst ${LIMITER.burst}, ${LIMITER.refillAmount} every ${LIMITER.refillIntervalMs} ms), ` +
+    `rendermill RENDERMILL_IMAGES_PER_MINUTE=${LIMIT_PER_MINUTE} (${WINDOW_ALLOWANCE} images in any second), ` +
     `RENDERMILL_CONCURRENCY=${options.concurrency} per worker`;
   process.stdout.write(`scale bench · ${commit} · ${machine}\n${setting}\n`);
 
@@ -173,7 +173,7 @@ async function main() {
     {
       setting: {
         limitPerMinute: LIMIT_PER_MINUTE,
-        limiter: LIMITER,
+        windowAllowance: WINDOW_ALLOWANCE,
         simulatorLatency: LATENCY,
         request: REQUEST,
         sampleMs: SAMPLE_MS,

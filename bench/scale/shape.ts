@@ -1,4 +1,4 @@
-import { limitShape } from '../../src/limits/limit-shape.js';
+import { windowAllowance } from '../../src/limits/redis-rate-limiter.js';
 
 /**
  * The scale bench's fixed setting: one provider limit, enforced by the simulator and told to
@@ -8,8 +8,8 @@ import { limitShape } from '../../src/limits/limit-shape.js';
 /** Images per minute: the simulator enforces it (real 429s) and rendermill is configured with it. */
 export const LIMIT_PER_MINUTE = 3_000;
 
-/** The limiter rendermill builds for that limit (burst and refill), for the window bounds. */
-export const LIMITER = limitShape(LIMIT_PER_MINUTE);
+/** The images rendermill's rate window lets through in any second at that limit. */
+export const WINDOW_ALLOWANCE = windowAllowance(LIMIT_PER_MINUTE, 60_000);
 
 /**
  * The simulator answers each accepted request after 300 ms plus up to 500 ms of uniform jitter

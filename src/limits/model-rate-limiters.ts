@@ -27,7 +27,10 @@ export interface ModelRateLimitersOptions {
  * model its own figures (gpt-image-2 at tier 1: 5 images and 100k tokens a minute).
  */
 export class ModelRateLimiters {
-  private readonly limiters = new Map<string, { limiter: RedisRateLimiter; limit: ModelRateLimit }>();
+  private readonly limiters = new Map<
+    string,
+    { limiter: RedisRateLimiter; limit: ModelRateLimit }
+  >();
   private client: RedisConnection | undefined;
 
   constructor(private readonly options: ModelRateLimitersOptions) {}

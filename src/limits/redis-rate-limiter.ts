@@ -157,7 +157,11 @@ export class RedisRateLimiter implements RateLimiter {
     if (declaredNews) this.declared = { key: declaredKey, at: now };
     const [perMinute, allowance, lowered] = await this.scripts.rmRateObserve(
       ...this.keyList(),
-      ...this.limitArgs(grant?.id ?? '', settle ? String(report.tokensUsed) : '', report.refused ? 1 : 0),
+      ...this.limitArgs(
+        grant?.id ?? '',
+        settle ? String(report.tokensUsed) : '',
+        report.refused ? 1 : 0,
+      ),
       report.limits.images ?? '',
       report.limits.tokens ?? '',
       report.limits.requests ?? '',
@@ -181,7 +185,10 @@ export class RedisRateLimiter implements RateLimiter {
 
   /** Images the window would let through now (a metrics gauge); undefined without an images limit. */
   async headroom(): Promise<number | undefined> {
-    const images = await this.scripts.rmRateHeadroom(...this.keyList(), ...this.limitArgs(0, 0, ''));
+    const images = await this.scripts.rmRateHeadroom(
+      ...this.keyList(),
+      ...this.limitArgs(0, 0, ''),
+    );
     return images < 0 ? undefined : images;
   }
 

@@ -91,7 +91,7 @@ export class RendermillMetrics implements RenderMetrics {
     });
     const headroom: Gauge = new Gauge({
       name: 'rendermill_limiter_headroom_images',
-      help: "Images the shared rate window of a model on a provider account would let through now.",
+      help: 'Images the shared rate window of a model on a provider account would let through now.',
       labelNames: ['account', 'model'],
       registers: [this.registry],
       collect: async () => {

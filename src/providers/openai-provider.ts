@@ -102,7 +102,11 @@ export class OpenAIImageProvider implements ImageProvider {
       }
       const rendered = await Promise.all(data.map((d) => this.decode(d, usage)));
       const tokensUsed = usage ? (usage.input_tokens ?? 0) + (usage.output_tokens ?? 0) : undefined;
-      return { images: rendered, usage, rate: rateReport(raw.headers, { refused: false, tokensUsed }) };
+      return {
+        images: rendered,
+        usage,
+        rate: rateReport(raw.headers, { refused: false, tokensUsed }),
+      };
     } catch (error) {
       throw toProviderError(error);
     }

@@ -110,7 +110,6 @@ export function rateWindowKeys(accountId: string, model: string) {
   };
 }
 
-
 /** A tenant's webhook signing secret and the previous one, still honoured after a rotation. */
 export function webhookSecretKeys(prefix: string = RM_PREFIX) {
   const current = (tenant: string) => `${prefix}:webhook-secret:${tenant}`;

@@ -150,7 +150,7 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
   };
   const tooHeavy = () => limiter.maxImagesPerCall < request.spec.n;
   return pRetry(
-    async (attempt) => {
+    async () => {
       try {
         const grant = await limiter.acquire(cost, { shutdown, maxWaitMs: policy.maxTimeoutMs });
         // Checked once the window lets the call go: calls that were waiting when the account

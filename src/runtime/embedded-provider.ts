@@ -26,7 +26,10 @@ export function simulatedModelLimits(
   for (const id of registry.ids()) {
     try {
       const limit = modelRateLimit(registry.get(id)!, settings);
-      limits[id] = { imagesPerMinute: limit.imagesPerMinute, tokensPerMinute: limit.tokensPerMinute ?? 0 };
+      limits[id] = {
+        imagesPerMinute: limit.imagesPerMinute,
+        tokensPerMinute: limit.tokensPerMinute ?? 0,
+      };
     } catch {
       // No row for this tier: rendermill cannot render the model there either.
     }

@@ -47,13 +47,19 @@ function workerLimiter(
   { model = 'gpt-image-2', minuteMs = MINUTE, cold = false } = {},
 ) {
   const connection = new Redis(server.url, { maxRetriesPerRequest: null });
-  const limiter = new RedisRateLimiter({ accountId, model, limit, minuteMs, redis: connection, logger });
+  const limiter = new RedisRateLimiter({
+    accountId,
+    model,
+    limit,
+    minuteMs,
+    redis: connection,
+    logger,
+  });
   open.push({ limiter, connection });
   // An answer with no news warms the path without a word to Redis.
   if (!cold) void limiter.observe(undefined, report({}));
   return limiter;
 }
-
 
 /** Takes `calls` turns of `cost` through the limiters in turn; returns when each was granted. */
 async function grantTimes(limiters: RedisRateLimiter[], calls: number, cost: CallCost) {
@@ -72,7 +78,8 @@ function mostInAnyWindow(times: { at: number; images: number }[], ms: number): n
   let most = 0;
   for (let i = 0; i < times.length; i++) {
     let sum = 0;
-    for (let j = i; j < times.length && times[j]!.at < times[i]!.at + ms; j++) sum += times[j]!.images;
+    for (let j = i; j < times.length && times[j]!.at < times[i]!.at + ms; j++)
+      sum += times[j]!.images;
     most = Math.max(most, sum);
   }
   return most;
@@ -157,7 +164,9 @@ describe('RedisRateLimiter', () => {
     expect(first.maxImagesPerCall).toBe(10);
     // The other worker has not seen the header; the shared window holds it to 10 a second too.
     const times = await grantTimes([second], 20, { images: 1, tokens: 0 });
-    expect(mostInAnyWindow([{ at: times[0]!.at, images: 1 }, ...times], 1000)).toBeLessThanOrEqual(11);
+    expect(mostInAnyWindow([{ at: times[0]!.at, images: 1 }, ...times], 1000)).toBeLessThanOrEqual(
+      11,
+    );
     expect(second.maxImagesPerCall).toBe(10);
   });
 

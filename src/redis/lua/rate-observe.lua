@@ -52,7 +52,8 @@ for _, d in ipairs(dims) do
       local before = tonumber(redis.call('hget', KEYS[4], d[1]))
       if before ~= declared then
         redis.call('hset', KEYS[4], d[1], declared)
-        if not before or declared < before then lowered = 1 end
+        -- A limit of a dimension nobody configured (requests, usually) is news, not a cut.
+        if configured > 0 and (not before or declared < before) then lowered = 1 end
       end
       redis.call('pexpire', KEYS[4], LEARNED_TTL_MS)
     else
@@ -66,12 +67,12 @@ if ARGV[7] == '1' then
   if wait and wait > 0 and redis.call('pttl', KEYS[5]) < wait then
     redis.call('set', KEYS[5], '1', 'PX', math.ceil(wait))
   end
-  local declared_images = tonumber(ARGV[9])
   local w = window_for(KEYS[4], ARGV)
   local score = grant ~= '' and redis.call('zscore', KEYS[1], grant)
   local weight = grant ~= '' and redis.call('hget', KEYS[2], grant)
-  -- A declared images limit already put the window right; otherwise judge the 429 by the log.
-  if w.images and score and weight and not declared_images then
+  -- A declared limit that just lowered the window put it right; otherwise judge the 429 by
+  -- the log.
+  if w.images and score and weight and lowered == 0 then
     local images = tonumber((string.match(weight, '^(%S+) ')))
     local before = 0
     local earlier = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. score)
