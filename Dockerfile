@@ -8,7 +8,6 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY patches patches
 # `npm install`, not `npm ci`: the lock file lacks the macOS/Windows builds of msgpackr-extract
 # (an optional dependency of BullMQ's msgpackr; the registry it was made against has none), so
 # `npm ci` refuses it as out of sync on every platform (see .ci/run). `npm install` still takes
@@ -16,10 +15,8 @@ COPY patches patches
 # installed on Linux. The Linux x64 and arm64 builds of sharp and msgpackr-extract are in the
 # lock file, so the image builds on both.
 # Install scripts stay off: no compiler is needed (sharp and msgpackr-extract ship prebuilt
-# binaries), and the one script rendermill needs, the Bottleneck patch, is applied explicitly
-# (the process refuses to start without it).
-RUN npm install --no-audit --no-fund --ignore-scripts \
- && node_modules/.bin/patch-package
+# binaries).
+RUN npm install --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY jobs jobs

@@ -141,6 +141,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async observe(grant: RateGrant | undefined, report: ProviderRateReport): Promise<void> {
+    const firstAnswer = !this.warm;
     this.warm = true;
     const { limit } = this.options;
     const settle =
@@ -153,7 +154,7 @@ export class RedisRateLimiter implements RateLimiter {
     const declaredNews =
       declaredKey !== '{}' &&
       (declaredKey !== this.declared.key || now - this.declared.at > DECLARED_REFRESH_MS);
-    if (!report.refused && !settle && !declaredNews) return;
+    if (!report.refused && !settle && !declaredNews && !firstAnswer) return;
     if (declaredNews) this.declared = { key: declaredKey, at: now };
     const [perMinute, allowance, lowered] = await this.scripts.rmRateObserve(
       ...this.keyList(),
@@ -166,6 +167,7 @@ export class RedisRateLimiter implements RateLimiter {
       report.limits.tokens ?? '',
       report.limits.requests ?? '',
       report.retryAfterMs ?? '',
+      firstAnswer ? 1 : 0,
     );
     this.allowance = Math.max(1, allowance);
     if (lowered === 1) {

@@ -179,6 +179,21 @@ describe('RedisRateLimiter', () => {
     expect(limiter.maxImagesPerCall).toBe(5);
   });
 
+  it('reads the refusals of one burst, arriving out of order, as lower bounds of the limit', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 1_200 });
+    const grants = [];
+    for (let i = 0; i < 20; i++) grants.push(await limiter.acquire({ images: 1, tokens: 0 }));
+    // The 13th was refused though 7 more fit: the provider holds about 12.
+    await limiter.observe(grants[12], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(12);
+    // An earlier one, refused too (it arrived late): it cannot lower the limit further.
+    await limiter.observe(grants[8], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(12);
+    // A later one, with 14 accepted before it: the provider holds at least 14.
+    await limiter.observe(grants[16], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(14);
+  });
+
   /** Takes a whole window's turns and reports the provider refused the last: a 429 of timing. */
   async function refusedAtTheEdge(limiter: RedisRateLimiter) {
     const grants = [];
@@ -229,6 +244,17 @@ describe('RedisRateLimiter', () => {
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 60 }, { cold: true });
     const times = await grantTimes([limiter], 2, { images: 1, tokens: 0 });
     expect(times[1]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_100);
+  });
+
+  it('lets half a window out until the provider has answered once (slow start)', async () => {
+    const cold = workerLimiter(newAccount(), { imagesPerMinute: 600 }, { cold: true });
+    const times = await grantTimes([cold], 6, { images: 1, tokens: 0 });
+    expect(times[4]!.at - times[0]!.at).toBeLessThan(200);
+    expect(times[5]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_000);
+
+    const warm = workerLimiter(newAccount(), { imagesPerMinute: 600 });
+    const warmTimes = await grantTimes([warm], 10, { images: 1, tokens: 0 });
+    expect(warmTimes[9]!.at - warmTimes[0]!.at).toBeLessThan(200);
   });
 
   it('ends a wait at shutdown, and never grants after it', async () => {

@@ -8,6 +8,7 @@
 -- second: allowance A = ceil(I × 1000 / M), q = A × M / I (I images per minute, M the minute's
 -- length). Grants are kept for q × (1 + margin): the margin absorbs the difference between the
 -- moment a turn is granted here and the moment the request reaches the provider.
+-- Until the provider has answered once, the window lets half its allowance out (slow start).
 -- A call heavier than the allowance (a lower limit learned mid-item, or a token-heavy image)
 -- passes only into an empty window and holds it for as many windows as it weighs.
 --
@@ -34,9 +35,16 @@ end
 expire_grants(KEYS[1], KEYS[2], KEYS[3], now)
 local w = window_for(KEYS[4], ARGV)
 local images, tokens = tonumber(ARGV[5]), tonumber(ARGV[6])
-local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests')
+local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests', 'answered')
 local used_images, used_tokens, used_requests =
   tonumber(used[1]) or 0, tonumber(used[2]) or 0, tonumber(used[3]) or 0
+-- Slow start: until the provider has answered a call on this route (since the window was last
+-- idle), only half the allowance goes out. The first answer may declare a lower limit; if the
+-- configured one is right, the other half follows a moment later.
+if used[4] ~= '1' then
+  if w.images then w.images = math.max(1, math.ceil(w.images / 2)) end
+  if w.tokens then w.tokens = w.tokens / 2 end
+end
 
 -- How many windows the call holds: more than one only when it is heavier than the allowance.
 local stretch = 1
@@ -83,7 +91,7 @@ local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #grants, 2 do
   local weight = redis.call('hget', KEYS[2], grants[i])
   if weight then
-    local gi, gt = string.match(weight, '^(%S+) (%S+)$')
+    local gi, gt = string.match(weight, '^(%S+) (%S+)')
     freed_images = freed_images + tonumber(gi)
     freed_tokens = freed_tokens + tonumber(gt)
   end

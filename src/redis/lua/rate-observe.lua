@@ -5,9 +5,10 @@
 --     provider's own word: one below the configured limit is used at once, by every worker;
 --     one at or above it clears what an earlier 429 taught (the configuration stands).
 --   - A 429 blocks every call for the wait the provider asked for. Then: if, by our own count,
---     the window was empty, or still had room for more than this call when it was granted, the provider's
---     limit is lower than ours — it holds at most what it accepted before this call, plus the
---     part of this call that could have fitted, and that becomes the limit in force. If the
+--     the window was empty, or still had room for more than this call when it was granted, the
+--     provider's limit is lower than ours — it holds what it may have accepted before this
+--     call (the grants before it, less those it refused), and that becomes the limit in force. The refusals of other calls
+--     granted before that cut arrive out of order: each is a lower bound, the highest stands. If the
 --     window was full, the 429 comes from timing (the request arrived a little early in the
 --     provider's reckoning): the margin grows by 1 % of the window, up to 10 %, and only a
 --     third such 429 within a minute (the 429s of one burst count once) changes the limit: a limit that is not a whole number a
@@ -21,13 +22,15 @@
 --   [5] the grant id ('' none), [6] tokens used ('' unknown), [7] 1 if the provider refused
 --   the call with a 429, else 0, [9] declared images/min, [10] declared tokens/min,
 --   [11] declared requests/min ('' when not declared), [12] how long the provider asked
---   every call to wait (ms, '' none).
+--   every call to wait (ms, '' none), [13] 1 if this is the first answer a process has seen on
+--   the route (the window's slow start ends, see rate-acquire.lua), else 0.
 -- Returns: {images per minute in force, allowance in images, 1 if a limit was lowered else 0}.
 
 --- @include "rate-window"
 
 local LEARNED_TTL_MS = 600000
 local now = redis_now_ms()
+if ARGV[13] == '1' then redis.call('hset', KEYS[3], 'answered', 1) end
 local grant = ARGV[5]
 local lowered = 0
 
@@ -35,7 +38,7 @@ local lowered = 0
 if grant ~= '' and ARGV[6] ~= '' then
   local weight = redis.call('hget', KEYS[2], grant)
   if weight then
-    local gi, gt = string.match(weight, '^(%S+) (%S+)$')
+    local gi, gt = string.match(weight, '^(%S+) (%S+)')
     local used_tokens = tonumber(ARGV[6])
     redis.call('hset', KEYS[2], grant, gi .. ' ' .. used_tokens)
     redis.call('hincrbyfloat', KEYS[3], 'tokens', used_tokens - tonumber(gt))
@@ -74,16 +77,34 @@ if ARGV[7] == '1' then
   -- the log.
   if w.images and score and weight and lowered == 0 then
     local images = tonumber((string.match(weight, '^(%S+) ')))
+    -- Marked refused: the grant holds its place in the window (a provider may count refused
+    -- calls too) but never counts as accepted below.
+    if not string.find(weight, ' r$') then redis.call('hset', KEYS[2], grant, weight .. ' r') end
+    -- What the provider may have accepted before this call: the grants before it, less those
+    -- it refused.
     local before = 0
     local earlier = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. score)
     for _, id in ipairs(earlier) do
       local other = redis.call('hget', KEYS[2], id)
-      if other then before = before + tonumber((string.match(other, '^(%S+) '))) end
+      if other and not string.find(other, ' r$') then
+        before = before + tonumber((string.match(other, '^(%S+) ')))
+      end
     end
+    local learned = redis.call('hmget', KEYS[4], 'cut_horizon', 'cut_from')
+    local horizon, cut_from = tonumber(learned[1]) or 0, tonumber(learned[2])
     local allowance = w.images
-    if before == 0 or before + images <= allowance - images then
-      -- Room by our count: the provider holds less than we think.
-      allowance = math.max(1, before + images - 1)
+    -- It accepted `before` and refused `before + images`: it holds at least `before`.
+    local estimate = math.max(1, before)
+    if cut_from and tonumber(score) <= horizon then
+      -- Granted before the last cut: the refusals of that burst arrive out of order, so each
+      -- one's estimate is a lower bound of what the provider holds, and the highest stands.
+      allowance = math.min(cut_from, math.max(allowance, estimate))
+    elseif before == 0 or before + images <= allowance - images then
+      -- Room by our count: the provider holds less than we think. The grants made so far
+      -- belong to this cut's burst.
+      allowance = estimate
+      local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
+      redis.call('hset', KEYS[4], 'cut_horizon', last[2] or score, 'cut_from', w.images)
     else
       local strikes = tonumber(redis.call('hget', KEYS[4], 'strikes')) or 0
       local last = tonumber(redis.call('hget', KEYS[4], 'strike_at')) or 0
@@ -105,9 +126,9 @@ if ARGV[7] == '1' then
         redis.call('hset', KEYS[4], 'strikes', 0)
       end
     end
-    if allowance < w.images then
+    if allowance ~= w.images then
       redis.call('hset', KEYS[4], 'images', allowance * tonumber(ARGV[4]) / w.q)
-      lowered = 1
+      if allowance < w.images then lowered = 1 end
     end
     redis.call('pexpire', KEYS[4], LEARNED_TTL_MS)
   end

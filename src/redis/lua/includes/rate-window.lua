@@ -14,7 +14,7 @@ local function expire_grants(grants_key, weights_key, used_key, now)
   for _, id in ipairs(gone) do
     local weight = redis.call('hget', weights_key, id)
     if weight then
-      local gi, gt = string.match(weight, '^(%S+) (%S+)$')
+      local gi, gt = string.match(weight, '^(%S+) (%S+)')
       images = images + tonumber(gi)
       tokens = tokens + tonumber(gt)
     end
