@@ -9,7 +9,7 @@ import { windowAllowance } from '../../src/limits/redis-rate-limiter.js';
 export const LIMIT_PER_MINUTE = 3_000;
 
 /** The images rendermill's rate window lets through in any second at that limit. */
-export const WINDOW_ALLOWANCE = windowAllowance(LIMIT_PER_MINUTE, 60_000);
+export const WINDOW_ALLOWANCE = windowAllowance(LIMIT_PER_MINUTE);
 
 /**
  * The simulator answers each accepted request after 300 ms plus up to 500 ms of uniform jitter

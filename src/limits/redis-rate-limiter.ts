@@ -48,11 +48,12 @@ const COLD_START_MS = 100;
 const DECLARED_REFRESH_MS = 60_000;
 
 /**
- * One window's allowance in images: the whole images a window of at least a second holds at
- * `imagesPerMinute` (the rule of src/redis/lua/includes/rate-window.lua, where it is enforced).
+ * One window's allowance in images: the whole images a window of at least a second (a
+ * sixtieth of the minute) holds at `imagesPerMinute` — the rule of
+ * src/redis/lua/includes/rate-window.lua, where it is enforced.
  */
-export const windowAllowance = (imagesPerMinute: number, minuteMs: number) =>
-  Math.max(1, Math.ceil((imagesPerMinute * 1000) / minuteMs));
+export const windowAllowance = (imagesPerMinute: number) =>
+  Math.max(1, Math.ceil(imagesPerMinute / 60));
 
 /**
  * The rate limit of one model on one provider account, shared by every worker through Redis.
@@ -80,7 +81,7 @@ export class RedisRateLimiter implements RateLimiter {
   constructor(private readonly options: RedisRateLimiterOptions) {
     this.scripts = luaCommands(options.redis);
     this.keys = rateWindowKeys(options.accountId, options.model);
-    this.allowance = windowAllowance(options.limit.imagesPerMinute, options.minuteMs);
+    this.allowance = windowAllowance(options.limit.imagesPerMinute);
   }
 
   get maxImagesPerCall(): number {

@@ -95,10 +95,10 @@ const report = (changes: Partial<ProviderRateReport>): ProviderRateReport => ({
 
 describe('windowAllowance', () => {
   it('holds whole images in a window of at least a second', () => {
-    expect(windowAllowance(600, MINUTE)).toBe(10);
-    expect(windowAllowance(3_000, MINUTE)).toBe(50);
-    expect(windowAllowance(150, MINUTE)).toBe(3); // 1.2 s windows
-    expect(windowAllowance(5, MINUTE)).toBe(1); // 12 s windows: calls of one image
+    expect(windowAllowance(600)).toBe(10);
+    expect(windowAllowance(3_000)).toBe(50);
+    expect(windowAllowance(150)).toBe(3); // 1.2 s windows
+    expect(windowAllowance(5)).toBe(1); // 12 s windows: calls of one image
   });
 });
 
@@ -194,6 +194,19 @@ describe('RedisRateLimiter', () => {
     expect(limiter.maxImagesPerCall).toBe(14);
   });
 
+  it('cuts again at the edge of the window within a few windows of a cut: the first was not deep enough', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 1_200 });
+    const grants = [];
+    for (let i = 0; i < 13; i++) grants.push(await limiter.acquire({ images: 1, tokens: 0 }));
+    await limiter.observe(grants[12], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(12);
+    // The next window, full by the new count, is refused at its edge: 11, not a timing strike.
+    const next = [];
+    for (let i = 0; i < 12; i++) next.push(await limiter.acquire({ images: 1, tokens: 0 }));
+    await limiter.observe(next[11], report({ refused: true }));
+    expect(limiter.maxImagesPerCall).toBe(11);
+  });
+
   /** Takes a whole window's turns and reports the provider refused the last: a 429 of timing. */
   async function refusedAtTheEdge(limiter: RedisRateLimiter) {
     const grants = [];
@@ -252,9 +265,12 @@ describe('RedisRateLimiter', () => {
     expect(times[4]!.at - times[0]!.at).toBeLessThan(200);
     expect(times[5]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_000);
 
+    // Warm, the whole window goes out, paced: half at once, then an image's share apart.
     const warm = workerLimiter(newAccount(), { imagesPerMinute: 600 });
     const warmTimes = await grantTimes([warm], 10, { images: 1, tokens: 0 });
-    expect(warmTimes[9]!.at - warmTimes[0]!.at).toBeLessThan(200);
+    expect(warmTimes[5]!.at - warmTimes[0]!.at).toBeLessThan(100);
+    expect(warmTimes[9]!.at - warmTimes[5]!.at).toBeGreaterThanOrEqual(350);
+    expect(warmTimes[9]!.at - warmTimes[0]!.at).toBeLessThan(700);
   });
 
   it('ends a wait at shutdown, and never grants after it', async () => {

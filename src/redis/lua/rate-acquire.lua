@@ -35,12 +35,13 @@ end
 expire_grants(KEYS[1], KEYS[2], KEYS[3], now)
 local w = window_for(KEYS[4], ARGV)
 local images, tokens = tonumber(ARGV[5]), tonumber(ARGV[6])
-local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests', 'answered')
+local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests', 'answered', 'tat')
 local used_images, used_tokens, used_requests =
   tonumber(used[1]) or 0, tonumber(used[2]) or 0, tonumber(used[3]) or 0
 -- Slow start: until the provider has answered a call on this route (since the window was last
 -- idle), only half the allowance goes out. The first answer may declare a lower limit; if the
 -- configured one is right, the other half follows a moment later.
+local full_images = w.images
 if used[4] ~= '1' then
   if w.images then w.images = math.max(1, math.ceil(w.images / 2)) end
   if w.tokens then w.tokens = w.tokens / 2 end
@@ -70,7 +71,25 @@ local function fits(freed_images, freed_tokens, freed_requests)
   return true
 end
 
-if fits(0, 0, 0) then
+-- Pacing: within the window, images go out evenly — a burst of at most half the allowance,
+-- then one image's share of the window apart — so that a provider counting with a token bucket
+-- (whose refill the window does not see) meets a steady stream rather than a wall, and a wrong
+-- limit shows in a few 429s rather than half a window of them. `tat` is when the pace would
+-- let the next image out (GCRA's theoretical arrival time).
+local pace_wait = 0
+local spacing
+if full_images and images > 0 then
+  spacing = w.q / full_images
+  local tat = tonumber(used[5]) or now
+  local tolerance = w.q / 2
+  if tat - now > tolerance then pace_wait = math.ceil(tat - now - tolerance) end
+end
+
+if pace_wait == 0 and fits(0, 0, 0) then
+  if spacing then
+    local tat = math.max(tonumber(used[5]) or now, now) + images * spacing
+    redis.call('hset', KEYS[3], 'tat', tat)
+  end
   local expiry = now + math.ceil(w.ms * stretch) + (tonumber(ARGV[9]) or 0)
   redis.call('zadd', KEYS[1], expiry, ARGV[7])
   redis.call('hset', KEYS[2], ARGV[7], images .. ' ' .. tokens)
@@ -85,7 +104,8 @@ if fits(0, 0, 0) then
   return {0, w.images or 0, math.ceil(w.ms)}
 end
 
--- Not yet: the wait is until enough of the oldest grants have expired.
+-- Not yet: the wait is until the pace allows and enough of the oldest grants have expired.
+if fits(0, 0, 0) then return {1, pace_wait, w.images or 0} end
 local freed_images, freed_tokens, freed_requests = 0, 0, 0
 local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #grants, 2 do
@@ -97,7 +117,7 @@ for i = 1, #grants, 2 do
   end
   freed_requests = freed_requests + 1
   if fits(freed_images, freed_tokens, freed_requests) then
-    return {1, math.max(1, tonumber(grants[i + 1]) - now), w.images or 0}
+    return {1, math.max(1, pace_wait, tonumber(grants[i + 1]) - now), w.images or 0}
   end
 end
 -- Only a lowered limit can leave a full log that never fits; look again a window later.

@@ -90,8 +90,15 @@ if ARGV[7] == '1' then
         before = before + tonumber((string.match(other, '^(%S+) ')))
       end
     end
-    local learned = redis.call('hmget', KEYS[4], 'cut_horizon', 'cut_from')
+    local learned = redis.call('hmget', KEYS[4], 'cut_horizon', 'cut_from', 'cut_at')
     local horizon, cut_from = tonumber(learned[1]) or 0, tonumber(learned[2])
+    local cut_at = tonumber(learned[3]) or 0
+    -- Records a cut: the grants made so far belong to its burst, whose refusals may raise the
+    -- new allowance back up to `ceiling`.
+    local function cut(ceiling)
+      local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
+      redis.call('hset', KEYS[4], 'cut_horizon', last[2] or score, 'cut_from', ceiling, 'cut_at', now)
+    end
     local allowance = w.images
     -- It accepted `before` and refused `before + images`: it holds at least `before`.
     local estimate = math.max(1, before)
@@ -100,11 +107,14 @@ if ARGV[7] == '1' then
       -- one's estimate is a lower bound of what the provider holds, and the highest stands.
       allowance = math.min(cut_from, math.max(allowance, estimate))
     elseif before == 0 or before + images <= allowance - images then
-      -- Room by our count: the provider holds less than we think. The grants made so far
-      -- belong to this cut's burst.
+      -- Room by our count: the provider holds less than we think.
       allowance = estimate
-      local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
-      redis.call('hset', KEYS[4], 'cut_horizon', last[2] or score, 'cut_from', w.images)
+      cut(w.images)
+    elseif now - cut_at < 5 * w.q then
+      -- At the edge, but within a few windows of a cut: not timing, the cut was not deep
+      -- enough (a token bucket accepts its refill on top of its capacity in any one window).
+      allowance = estimate
+      cut(estimate)
     else
       local strikes = tonumber(redis.call('hget', KEYS[4], 'strikes')) or 0
       local last = tonumber(redis.call('hget', KEYS[4], 'strike_at')) or 0
@@ -114,7 +124,7 @@ if ARGV[7] == '1' then
       redis.call('hset', KEYS[4], 'strikes', strikes, 'strike_at', now,
         'margin', math.min(0.1, w.margin + 0.01))
       if strikes >= 3 then
-        local per_second = w.per_minute.images * 1000 / tonumber(ARGV[4])
+        local per_second = w.per_minute.images / 60
         if not w.whole_seconds and per_second > 1 and per_second ~= math.floor(per_second) then
           -- Our window holds a second's fraction more than a provider counting whole seconds
           -- and rounding down allows: count as it does.

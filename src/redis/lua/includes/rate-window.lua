@@ -47,16 +47,18 @@ local function window_for(learned_key, argv)
     tokens = lower_limit(argv[2], learned[2]),
     requests = lower_limit(argv[3], learned[3]),
   }
-  -- Whole images (and requests) per window, at least a second long. A limit that is not a
+  -- Whole images (and requests) per window, at least a second long — a sixtieth of the
+  -- minute, so that a shortened minute (tests) keeps the same shapes. A limit that is not a
   -- whole number a second (500/min is 8.3/s) gets a window a little longer than a second
   -- (9 per 1.08 s) — unless the provider showed it counts whole seconds and rounds down
   -- (`whole_seconds`, see rate-observe.lua): then it is held to 8 a second.
   local whole_seconds = learned[5] == '1'
-  local q = 1000
+  local second = minute / 60
+  local q = second
   for _, dim in ipairs({'images', 'requests'}) do
     local limit = per_minute[dim]
     if limit then
-      local per_second = limit * 1000 / minute
+      local per_second = limit / 60
       if not (whole_seconds and per_second >= 1) then
         q = math.max(q, math.ceil(per_second) * minute / limit)
       end
