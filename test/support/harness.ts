@@ -36,6 +36,7 @@ export interface Harness {
 export async function startHarness(
   options: {
     simulator?: SimulatorOptions;
+    /** Added to (or, given as '', taken out of) the environment the harness writes. */
     env?: Record<string, string>;
     workers?: boolean;
     /**
@@ -68,6 +69,8 @@ export async function startHarness(
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...options.env,
   };
+  // An empty value in `options.env` takes a variable out (e.g. the default images override).
+  for (const [name, value] of Object.entries(env)) if (value === '') delete env[name];
   const config = loadConfig(env);
   const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const services = await startServices(config, logger, { embed: false, provider: true });
@@ -132,13 +135,14 @@ export async function runToManifest(
   h: Harness,
   body: unknown,
   tenant: keyof typeof TENANTS = 'acme',
+  timeoutMs?: number,
 ): Promise<Manifest> {
   const response = await submit(h, body, tenant);
   if (response.statusCode !== 202) {
     throw new Error(`the batch was refused (${response.statusCode}): ${response.body}`);
   }
   const { id } = response.json<{ id: string }>();
-  await waitForBatch(h, id);
+  await waitForBatch(h, id, timeoutMs);
   const manifest = await h.api.inject({
     method: 'GET',
     url: `/v1/batches/${id}/manifest`,
