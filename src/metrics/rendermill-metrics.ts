@@ -108,7 +108,7 @@ export class RendermillMetrics implements RenderMetrics {
     });
     const paused: Gauge = new Gauge({
       name: 'rendermill_account_paused',
-      help: 'Whether every worker leaves the provider account alone right now (1: paused after a 429, out of quota, key refused).',
+      help: 'Whether every worker leaves the provider account alone right now (1: out of quota or key refused; a 429 blocks only its model’s rate window).',
       labelNames: ['account'],
       registers: [this.registry],
       collect: async () => {
