@@ -44,6 +44,10 @@ const BASE_MARGIN = 0.015;
  */
 const COLD_START_MS = 100;
 
+/** rate-acquire.lua's answers. */
+const GRANTED = 0;
+const BLOCKED = 2;
+
 /** How long a declared limit this process has passed on is trusted before it is passed on again. */
 const DECLARED_REFRESH_MS = 60_000;
 
@@ -118,17 +122,17 @@ export class RedisRateLimiter implements RateLimiter {
     for (;;) {
       if (shutdown?.aborted) throw new ShutdownError();
       const id = randomBytes(8).toString('hex');
-      const [granted, first, second] = await this.scripts.rmRateAcquire(
+      const [answer, first, second] = await this.scripts.rmRateAcquire(
         ...this.keyList(),
         ...this.limitArgs(cost.images, cost.tokens, id),
         this.warm ? 0 : COLD_START_MS,
       );
-      if (granted === 0) {
+      if (answer === GRANTED) {
         this.allowance = first;
         return { id, cost };
       }
       const waitMs = first;
-      const blocked = second === 0;
+      const blocked = answer === BLOCKED;
       if (!blocked) this.allowance = second;
       if (blocked && maxWaitMs !== undefined && waitMs > maxWaitMs) {
         throw new AccountPausedError(

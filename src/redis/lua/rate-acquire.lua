@@ -22,14 +22,15 @@
 --   grant stays in the window: the first calls of a process reach the provider later than
 --   later calls do (connections, code warming up), so they are held a little longer.
 -- Returns: {0, allowance in images, window ms} granted;
---   {1, wait ms, allowance in images} not yet: ask again after the wait.
+--   {1, wait ms, allowance in images} not yet: ask again after the wait;
+--   {2, wait ms, 0} every call waits: a 429 asked so (rate-observe.lua).
 
 --- @include "rate-window"
 
 local now = redis_now_ms()
 local block = redis.call('pttl', KEYS[5])
 if block > 0 then
-  return {1, block, 0}
+  return {2, block, 0}
 end
 
 expire_grants(KEYS[1], KEYS[2], KEYS[3], now)
