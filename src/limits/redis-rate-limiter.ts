@@ -37,12 +37,16 @@ export interface RedisRateLimiterOptions {
 const BASE_MARGIN = 0.015;
 
 /**
- * How much longer the calls a process makes before its first answer stay in the window: they
- * reach the provider later than the calls after them (a first connection, code warming up), so
- * a call granted one window later, on a warm path, could otherwise arrive inside the provider's
- * window of the first. Measured at ~20–30 ms against a local provider; more over the internet.
+ * How much longer the calls a process makes while its path to the provider is cold stay in the
+ * window: they reach the provider later than the calls after them (new connections, code
+ * warming up on both sides), so a call granted one window later, on a warm path, could
+ * otherwise arrive inside the provider's window of the first. Measured at ~20–30 ms against a
+ * local provider; more over the internet.
  */
 const COLD_START_MS = 100;
+
+/** The path counts as cold until this long after the first answer came back. */
+const WARM_UP_MS = 2_000;
 
 /** rate-acquire.lua's answers. */
 const GRANTED = 0;
@@ -77,8 +81,8 @@ export class RedisRateLimiter implements RateLimiter {
   /** The turn-takers of this process, one at a time, first come first served. */
   private readonly queue = new Bottleneck({ maxConcurrent: 1 });
   private allowance: number;
-  /** Whether an answer has come back: the path to the provider is warm. */
-  private warm = false;
+  /** When the first answer came back (performance.now()), if one has. */
+  private firstAnswerAt: number | undefined;
   /** The declared limits last passed on to Redis, and when. */
   private declared = { key: '', at: 0 };
 
@@ -86,6 +90,11 @@ export class RedisRateLimiter implements RateLimiter {
     this.scripts = luaCommands(options.redis);
     this.keys = rateWindowKeys(options.accountId, options.model);
     this.allowance = windowAllowance(options.limit.imagesPerMinute);
+  }
+
+  /** Whether calls still reach the provider later than they will once everything is warm. */
+  private cold(): boolean {
+    return this.firstAnswerAt === undefined || performance.now() - this.firstAnswerAt < WARM_UP_MS;
   }
 
   get maxImagesPerCall(): number {
@@ -125,7 +134,7 @@ export class RedisRateLimiter implements RateLimiter {
       const [answer, first, second] = await this.scripts.rmRateAcquire(
         ...this.keyList(),
         ...this.limitArgs(cost.images, cost.tokens, id),
-        this.warm ? 0 : COLD_START_MS,
+        this.cold() ? COLD_START_MS : 0,
       );
       if (answer === GRANTED) {
         this.allowance = first;
@@ -146,8 +155,8 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async observe(grant: RateGrant | undefined, report: ProviderRateReport): Promise<void> {
-    const firstAnswer = !this.warm;
-    this.warm = true;
+    const firstAnswer = this.firstAnswerAt === undefined;
+    this.firstAnswerAt ??= performance.now();
     const { limit } = this.options;
     const settle =
       grant !== undefined &&
