@@ -109,10 +109,11 @@ describe('RedisRateLimiter', () => {
     const started = Date.now();
     const times = await grantTimes(workers, 45, { images: 1, tokens: 0 });
     const elapsed = Date.now() - started;
-    // 10 a second: the first 10 at once, the other 35 over ~3.5 windows of ~1.015 s.
+    // 10 a second: the first 10 within the first window, the other 35 over ~3.5 windows of
+    // ~1.015 s (the first two a little longer while the path counts as cold).
     expect(mostInAnyWindow(times, 1000)).toBeLessThanOrEqual(10);
     expect(elapsed).toBeGreaterThanOrEqual(3_400);
-    expect(elapsed).toBeLessThan(4_300);
+    expect(elapsed).toBeLessThan(4_600);
   });
 
   it('weighs calls by images, and by tokens when the model has a tokens limit', async () => {
