@@ -10,6 +10,7 @@ import { measureUpload, type Upload } from './measure.js';
 import { SAMPLE_MS } from './memory.js';
 import { markdownReport, markdownTables, uploadLabel } from './report.js';
 import { CATALOG_OPTIONS, csvBytes } from './shape.js';
+import { runBench } from '../support/run-bench.js';
 
 /**
  * `npm run bench:catalog [-- --rows 10000,100000 --runs 3 --json-rows 10000]`
@@ -165,13 +166,4 @@ async function main() {
   );
 }
 
-main().then(
-  // Every child is stopped by now; exit rather than wait on a library's stray timer.
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:catalog failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBench('bench:catalog', main);

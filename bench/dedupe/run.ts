@@ -10,6 +10,7 @@ import { figures, rerunServedFromCache, type Repetition } from './figures.js';
 import { runRawBullmq } from './raw-bullmq.js';
 import { markdownReport, markdownTable } from './report.js';
 import { POLL_MS, REQUEST, TARGETS, sleep } from './shape.js';
+import { runBench } from '../support/run-bench.js';
 
 /**
  * `npm run bench:dedupe [-- --items 10000 --runs 3 --workers 1 --concurrency 16]`
@@ -164,13 +165,4 @@ async function main() {
   );
 }
 
-main().then(
-  // Every child is stopped by now; exit rather than wait on a library's stray timer.
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:dedupe failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBench('bench:dedupe', main);

@@ -7,6 +7,7 @@ import { waitForWorkers } from '../support/rendermill-api.js';
 import { machineLine, writeResults } from '../support/results.js';
 import { cleanEnv, startStack, type Stack } from '../support/stack.js';
 import { markdownReport, markdownTable, type PhaseResult } from './report.js';
+import { runBench } from '../support/run-bench.js';
 
 /**
  * `npm run bench:idle [-- --workers 0,1,4 --seconds 30 --warmup 5]`
@@ -164,13 +165,4 @@ async function main() {
   );
 }
 
-main().then(
-  // Every child is stopped by now; exit rather than wait on a library's stray timer.
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:idle failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBench('bench:idle', main);

@@ -37,6 +37,7 @@ import {
   type ClientRunner,
   type Scenario,
 } from './scenario.js';
+import { runBench } from '../support/run-bench.js';
 
 /**
  * `npm run bench:rate [-- --seconds 15 --limits 5,600,3000 --workers 1,4
@@ -258,13 +259,4 @@ async function main() {
   );
 }
 
-main().then(
-  // Every child is stopped by now; exit rather than wait on a library's stray timer.
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:rate failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBench('bench:rate', main);

@@ -22,6 +22,7 @@ import {
   promptFor,
   sleep,
 } from './shape.js';
+import { runBench } from '../support/run-bench.js';
 
 /**
  * `npm run bench:scale [-- --workers 1,2,4 --images 2000 --concurrency 8]`
@@ -190,13 +191,4 @@ async function main() {
   );
 }
 
-main().then(
-  // Every child is stopped by now; exit rather than wait on a library's stray timer.
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(
-      `bench:scale failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runBench('bench:scale', main);
