@@ -195,6 +195,15 @@ describe('RedisRateLimiter', () => {
     expect(limiter.maxImagesPerCall).toBe(14);
   });
 
+  it('lengthens a window of one image by the wait a 429 asked, when there is nothing to take off', async () => {
+    // Told 10 a minute (of 6 s): one image per 0.6 s; the provider holds one per 1.2 s.
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 10 }, { minuteMs: 6_000 });
+    const refused = await limiter.acquire({ images: 1, tokens: 0 });
+    await limiter.observe(refused, report({ refused: true, retryAfterMs: 590 }));
+    const first = await grantTimes([limiter], 2, { images: 1, tokens: 0 });
+    expect(first[1]!.at - first[0]!.at).toBeGreaterThanOrEqual(1_150);
+  });
+
   it('cuts again at the edge of the window within a few windows of a cut: the first was not deep enough', async () => {
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 1_200 });
     const grants = [];

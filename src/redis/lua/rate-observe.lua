@@ -1,19 +1,23 @@
 -- What one provider answer says about a route's limit, applied to the shared window
--- (RedisRateLimiter#observe). Run only when an answer carries news: a 429, a declared limit
--- that differs from the one in force, or tokens to settle.
+-- (RedisRateLimiter#observe). Run only when an answer carries news: the first answer a process
+-- sees, a 429, a declared limit that differs from the one in force, or tokens to settle.
 --   - Declared limits (x-ratelimit-limit-images/-tokens/-requests, per minute) are the
 --     provider's own word: one below the configured limit is used at once, by every worker;
 --     one at or above it clears what an earlier 429 taught (the configuration stands).
---   - A 429 blocks every call for the wait the provider asked for. Then: if, by our own count,
---     the window was empty, or still had room for more than this call when it was granted, the
---     provider's limit is lower than ours — it holds what it may have accepted before this
---     call (the grants before it, less those it refused), and that becomes the limit in force. The refusals of other calls
---     granted before that cut arrive out of order: each is a lower bound, the highest stands. If the
---     window was full, the 429 comes from timing (the request arrived a little early in the
---     provider's reckoning): the margin grows by 1 % of the window, up to 10 %, and only a
---     third such 429 within a minute (the 429s of one burst count once) changes the limit: a limit that is not a whole number a
---     second is then counted in whole seconds, rounded down (the provider's likely reckoning),
---     and otherwise the allowance loses one image.
+--   - A 429 blocks every call for the wait the provider asked for, and is judged by the log:
+--     * the window was empty, or still had room for more than this call when it was granted:
+--       the provider holds less than we think — what it may have accepted before this call
+--       (the grants before it, less those it refused), and that becomes the limit. A window of
+--       one image, alone in it, cannot hold less: it grows by the provider's wait (or the rate
+--       halves). The refusals of other calls granted before that cut arrive out of order:
+--       each is a lower bound of the limit, and the highest stands;
+--     * the window was full, within five windows of such a cut: the cut was not deep enough
+--       (a token bucket accepts its refill on top of its capacity): cut again;
+--     * the window was full otherwise: timing (the request reached the provider a little
+--       early in its reckoning). The margin grows by 1 % of the window, up to 10 %, and only a
+--       third such burst of 429s within a minute changes the limit: one that is not a whole
+--       number a second is then counted in whole seconds, rounded down (the provider's likely
+--       reckoning), else the allowance loses an image.
 --   - Tokens: the call's estimate is replaced by what it used.
 -- What is learned lasts 10 minutes after it was last confirmed; then the configured limits
 -- apply again (a tier upgrade is picked up).
@@ -110,6 +114,15 @@ if ARGV[7] == '1' then
       -- Room by our count: the provider holds less than we think.
       allowance = estimate
       cut(w.images)
+      if estimate >= w.images then
+        -- Nothing to take off (a window of one image, alone in it): the provider's window is
+        -- longer than ours. It said how much longer (its wait), or else halve the rate.
+        local longer = tonumber(ARGV[12])
+        local per_minute = w.per_minute.images / 2
+        if longer and longer > 0 then per_minute = w.per_minute.images * w.q / (w.q + longer) end
+        redis.call('hset', KEYS[4], 'images', per_minute)
+        lowered = 1
+      end
     elseif now - cut_at < 5 * w.q then
       -- At the edge, but within a few windows of a cut: not timing, the cut was not deep
       -- enough (a token bucket accepts its refill on top of its capacity in any one window).
