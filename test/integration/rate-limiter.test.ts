@@ -195,6 +195,16 @@ describe('RedisRateLimiter', () => {
     expect(limiter.maxImagesPerCall).toBe(14);
   });
 
+  it('holds the grants already in the window for the longer window a declared limit brings', async () => {
+    // Told 10 a minute (of 6 s); the first answer declares 5: the call it answered counts 1.2 s.
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 10 }, { minuteMs: 6_000 });
+    const started = Date.now();
+    const first = await limiter.acquire({ images: 1, tokens: 0 });
+    await limiter.observe(first, report({ limits: { images: 5 } }));
+    await limiter.acquire({ images: 1, tokens: 0 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_150);
+  });
+
   it('lengthens a window of one image by the wait a 429 asked, when there is nothing to take off', async () => {
     // Told 10 a minute (of 6 s): one image per 0.6 s; the provider holds one per 1.2 s.
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 10 }, { minuteMs: 6_000 });

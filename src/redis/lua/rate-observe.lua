@@ -37,6 +37,7 @@ local now = redis_now_ms()
 if ARGV[13] == '1' then redis.call('hset', KEYS[3], 'answered', 1) end
 local grant = ARGV[5]
 local lowered = 0
+local window_before = window_for(KEYS[4], ARGV).ms
 
 -- Tokens: the estimate becomes what was used.
 if grant ~= '' and ARGV[6] ~= '' then
@@ -158,4 +159,13 @@ if ARGV[7] == '1' then
 end
 
 local w = window_for(KEYS[4], ARGV)
+-- A longer window now: the grants already in it stay for the new length too, or the next call
+-- would follow the last one sooner than the provider's window allows.
+if w.ms > window_before then
+  local longer = w.ms - window_before
+  local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #grants, 2 do
+    redis.call('zadd', KEYS[1], tonumber(grants[i + 1]) + longer, grants[i])
+  end
+end
 return {math.floor(w.per_minute.images or 0), w.images or 0, lowered}
