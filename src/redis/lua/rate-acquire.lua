@@ -13,8 +13,10 @@
 -- passes only into an empty window and holds it for as many windows as it weighs.
 --
 -- KEYS: [1] grants (sorted set: grant id → expiry ms), [2] weights (hash: grant id →
---   "images tokens"), [3] used (hash: images, tokens, requests in the window), [4] learned
---   (hash: lower limits the provider told or showed us, see rate-observe.lua), [5] block
+--   "images tokens granted_at previous_granted_at", " r" appended once refused), [3] used
+--   (hash: images, tokens, requests in the window; the pace; the last grant's time),
+--   [4] learned (hash: lower limits the provider told or showed us, see rate-observe.lua),
+--   [5] block
 --   (string with a TTL: every call waits while it exists).
 -- ARGV: [1] configured images/min (0 = none), [2] tokens/min (0 = none), [3] requests/min
 --   (0 = none), [4] the minute's length (ms), [5] the call's images, [6] its estimated tokens,
@@ -36,7 +38,7 @@ end
 expire_grants(KEYS[1], KEYS[2], KEYS[3], now)
 local w = window_for(KEYS[4], ARGV)
 local images, tokens = tonumber(ARGV[5]), tonumber(ARGV[6])
-local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests', 'answered', 'tat')
+local used = redis.call('hmget', KEYS[3], 'images', 'tokens', 'requests', 'answered', 'tat', 'last_at')
 local used_images, used_tokens, used_requests =
   tonumber(used[1]) or 0, tonumber(used[2]) or 0, tonumber(used[3]) or 0
 -- Slow start: until the provider has answered a call on this route (since the window was last
@@ -91,9 +93,14 @@ if pace_wait == 0 and fits(0, 0, 0) then
     local tat = math.max(tonumber(used[5]) or now, now) + images * spacing
     redis.call('hset', KEYS[3], 'tat', tat)
   end
-  local expiry = now + math.ceil(w.ms * stretch) + (tonumber(ARGV[9]) or 0)
+  -- A cold path's extra hold, at most 5 % of the window (a shortened test minute).
+  local cold = math.min(tonumber(ARGV[9]) or 0, w.ms * 0.05)
+  local expiry = now + math.ceil(w.ms * stretch + cold)
   redis.call('zadd', KEYS[1], expiry, ARGV[7])
-  redis.call('hset', KEYS[2], ARGV[7], images .. ' ' .. tokens)
+  -- Weight, then when it was granted and when the grant before it was (rate-observe.lua reads
+  -- the gap when a window of one image is refused).
+  redis.call('hset', KEYS[2], ARGV[7], images .. ' ' .. tokens .. ' ' .. now .. ' ' .. (used[6] or 0))
+  redis.call('hset', KEYS[3], 'last_at', now)
   redis.call('hincrby', KEYS[3], 'images', images)
   redis.call('hincrbyfloat', KEYS[3], 'tokens', tokens)
   redis.call('hincrby', KEYS[3], 'requests', 1)

@@ -43,9 +43,9 @@ local window_before = window_for(KEYS[4], ARGV).ms
 if grant ~= '' and ARGV[6] ~= '' then
   local weight = redis.call('hget', KEYS[2], grant)
   if weight then
-    local gi, gt = string.match(weight, '^(%S+) (%S+)')
+    local gi, gt, rest = string.match(weight, '^(%S+) (%S+)(.*)$')
     local used_tokens = tonumber(ARGV[6])
-    redis.call('hset', KEYS[2], grant, gi .. ' ' .. used_tokens)
+    redis.call('hset', KEYS[2], grant, gi .. ' ' .. used_tokens .. rest)
     redis.call('hincrbyfloat', KEYS[3], 'tokens', used_tokens - tonumber(gt))
   end
 end
@@ -117,10 +117,17 @@ if ARGV[7] == '1' then
       cut(w.images)
       if estimate >= w.images then
         -- Nothing to take off (a window of one image, alone in it): the provider's window is
-        -- longer than ours. It said how much longer (its wait), or else halve the rate.
+        -- longer than ours — the gap since the grant before plus the wait it asked for, or,
+        -- without those, half the rate.
         local longer = tonumber(ARGV[12])
+        local _, _, granted_at, previous_at = string.match(weight, '^(%S+) (%S+) (%S+) (%S+)')
+        local gap = tonumber(granted_at or 0) - tonumber(previous_at or 0)
         local per_minute = w.per_minute.images / 2
-        if longer and longer > 0 then per_minute = w.per_minute.images * w.q / (w.q + longer) end
+        if longer and longer > 0 and tonumber(previous_at or 0) > 0 and gap > 0 then
+          per_minute = math.min(per_minute * 2, tonumber(ARGV[4]) / (gap + longer))
+        elseif longer and longer > 0 then
+          per_minute = w.per_minute.images * w.q / (w.q + longer)
+        end
         redis.call('hset', KEYS[4], 'images', per_minute)
         lowered = 1
       end
