@@ -286,6 +286,12 @@ describe('RedisRateLimiter', () => {
     expect(times[4]!.at - times[0]!.at).toBeLessThan(200);
     expect(times[5]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_000);
 
+    // A call heavier than the half, but within the window, goes alone, and calls are not
+    // split for the slow start: the allowance stays the whole window's.
+    const heavy = workerLimiter(newAccount(), { imagesPerMinute: 600 }, { cold: true });
+    await heavy.acquire({ images: 8, tokens: 0 });
+    expect(heavy.maxImagesPerCall).toBe(10);
+
     // Warm, the whole window goes out, paced: half at once, then an image's share apart.
     const warm = workerLimiter(newAccount(), { imagesPerMinute: 600 });
     const warmTimes = await grantTimes([warm], 10, { images: 1, tokens: 0 });

@@ -44,21 +44,22 @@ local used_images, used_tokens, used_requests =
 -- Slow start: until the provider has answered a call on this route (since the window was last
 -- idle), only half the allowance goes out. The first answer may declare a lower limit; if the
 -- configured one is right, the other half follows a moment later.
-local full_images = w.images
+local full_images, full_tokens = w.images, w.tokens
 if used[4] ~= '1' then
   if w.images then w.images = math.max(1, math.ceil(w.images / 2)) end
   if w.tokens then w.tokens = w.tokens / 2 end
 end
 
--- How many windows the call holds: more than one only when it is heavier than the allowance.
+-- How many windows the call holds: more than one only when it is heavier than the (whole)
+-- allowance. One heavier than the slow start's half goes alone, for one window.
 local stretch = 1
 local function weigh(weight, allowance)
   if allowance and allowance > 0 and weight > allowance then
     stretch = math.max(stretch, weight / allowance)
   end
 end
-weigh(images, w.images)
-weigh(tokens, w.tokens)
+weigh(images, full_images)
+weigh(tokens, full_tokens)
 
 local function fits(freed_images, freed_tokens, freed_requests)
   local ui, ut, ur = used_images - freed_images, used_tokens - freed_tokens, used_requests - freed_requests
@@ -109,11 +110,11 @@ if pace_wait == 0 and fits(0, 0, 0) then
   for i = 1, 3 do
     if redis.call('pttl', KEYS[i]) < ttl then redis.call('pexpire', KEYS[i], ttl) end
   end
-  return {0, w.images or 0, math.ceil(w.ms)}
+  return {0, full_images or 0, math.ceil(w.ms)}
 end
 
 -- Not yet: the wait is until the pace allows and enough of the oldest grants have expired.
-if fits(0, 0, 0) then return {1, pace_wait, w.images or 0} end
+if fits(0, 0, 0) then return {1, pace_wait, full_images or 0} end
 local freed_images, freed_tokens, freed_requests = 0, 0, 0
 local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #grants, 2 do
@@ -125,8 +126,8 @@ for i = 1, #grants, 2 do
   end
   freed_requests = freed_requests + 1
   if fits(freed_images, freed_tokens, freed_requests) then
-    return {1, math.max(1, pace_wait, tonumber(grants[i + 1]) - now), w.images or 0}
+    return {1, math.max(1, pace_wait, tonumber(grants[i + 1]) - now), full_images or 0}
   end
 end
 -- Only a lowered limit can leave a full log that never fits; look again a window later.
-return {1, math.ceil(w.ms), w.images or 0}
+return {1, math.ceil(w.ms), full_images or 0}
