@@ -1,6 +1,7 @@
 import pRetry from 'p-retry';
 import {
   AccountPausedError,
+  ModelUnavailableError,
   PaidResultError,
   ProviderAuthError,
   ProviderQuotaError,
@@ -68,7 +69,7 @@ export interface CallProviderOptions {
  */
 export async function callProvider(options: CallProviderOptions): Promise<ProviderResult> {
   const { account, request } = options;
-  const limiter = account.limits.for(request.spec.model);
+  const limiter = limiterFor(account, request.spec.model);
   const wanted = request.spec.n;
   const parts: ProviderResult[] = [];
   let got = 0;
@@ -89,6 +90,20 @@ export async function callProvider(options: CallProviderOptions): Promise<Provid
     got += n;
   }
   return gathered(parts);
+}
+
+/**
+ * The account's limiter for the model. An account whose tier has no limits for the model in
+ * the registry cannot render it: the item goes to the next account, or fails saying why.
+ */
+function limiterFor(account: ProviderAccount, model: string): RateLimiter {
+  try {
+    return account.limits.for(model);
+  } catch (error) {
+    throw new ModelUnavailableError(
+      `provider account "${account.name}" has no rate limit for ${model}: ${(error as Error).message}`,
+    );
+  }
 }
 
 /** The calls of a split item as one result. */

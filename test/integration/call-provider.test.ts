@@ -150,4 +150,30 @@ describe('callProvider', () => {
     expect(sim.stats().rateLimited).toBe(1);
     expect(sim.stats().billedImages).toBe(3);
   });
+
+  it("refuses a model the account's tier has no limits for, so the next account can take it", async () => {
+    const [a] = await twoMisconfiguredWorkers({});
+    const dalle = registry.get('dall-e-2')!;
+    const onlyTier5 = new ModelRegistry([
+      {
+        ...dalle,
+        rate_limits: { ...dalle.rate_limits, tiers: { '5': { images_per_minute: 10_000 } } },
+      },
+    ]);
+    const limits = new ModelRateLimiters({
+      accountId: a.provider.accountId,
+      settings: { tier: 1 },
+      registry: onlyTier5,
+      minuteMs: 60_000,
+      redis: connections[0]!,
+      logger,
+    });
+    await expect(
+      callProvider({ account: { ...a, limits }, request: request('no row'), policy: once }),
+    ).rejects.toMatchObject({
+      name: 'ModelUnavailableError',
+      message: expect.stringMatching(/no rate limit for dall-e-2: .*usage tier 1/),
+    });
+    expect(sim.stats().requests).toBe(0);
+  });
 });
