@@ -43,7 +43,7 @@ const BASE_MARGIN = 0.015;
  * otherwise arrive inside the provider's window of the first. Measured at ~20–30 ms against a
  * local provider; more over the internet.
  */
-const COLD_START_MS = 100; // at most 5 % of the window (rate-acquire.lua)
+const COLD_START_MS = 100; // at most 10 % of the window (rate-acquire.lua)
 
 /** The path counts as cold until this long after the first answer came back. */
 const WARM_UP_MS = 2_000;

@@ -94,8 +94,8 @@ if pace_wait == 0 and fits(0, 0, 0) then
     local tat = math.max(tonumber(used[5]) or now, now) + images * spacing
     redis.call('hset', KEYS[3], 'tat', tat)
   end
-  -- A cold path's extra hold, at most 5 % of the window (a shortened test minute).
-  local cold = math.min(tonumber(ARGV[9]) or 0, w.ms * 0.05)
+  -- A cold path's extra hold, at most 10 % of the window (a shortened test minute).
+  local cold = math.min(tonumber(ARGV[9]) or 0, w.ms * 0.1)
   local expiry = now + math.ceil(w.ms * stretch + cold)
   redis.call('zadd', KEYS[1], expiry, ARGV[7])
   -- Weight, then when it was granted and when the grant before it was (rate-observe.lua reads
