@@ -5,12 +5,15 @@
 --     provider's own word: one below the configured limit is used at once, by every worker;
 --     one at or above it clears what an earlier 429 taught (the configuration stands).
 --   - A 429 blocks every call for the wait the provider asked for, and is judged by the log:
---     * the window was empty, or still had room for more than this call when it was granted:
+--     * the window was empty, or still had room for more than this call when it was granted
+--       (counting the grants it refused, which a provider may count too):
 --       the provider holds less than we think — what it may have accepted before this call
 --       (the grants before it, less those it refused), and that becomes the limit. A window of
 --       one image, alone in it, cannot hold less: it grows by the provider's wait (or the rate
 --       halves). The refusals of other calls granted before that cut arrive out of order:
 --       each is a lower bound of the limit, and the highest stands;
+--     * granted within a window after such a cut: the provider's window may still hold the
+--       burst before it, so the refusal says nothing new;
 --     * the window was full, within five windows of such a cut: the cut was not deep enough
 --       (a token bucket accepts its refill on top of its capacity): cut again;
 --     * the window was full otherwise: timing (the request reached the provider a little
@@ -85,16 +88,19 @@ if ARGV[7] == '1' then
     -- Marked refused: the grant holds its place in the window (a provider may count refused
     -- calls too) but never counts as accepted below.
     if not string.find(weight, ' r$') then redis.call('hset', KEYS[2], grant, weight .. ' r') end
-    -- What the provider may have accepted before this call: the grants before it, less those
-    -- it refused.
-    local before = 0
+    -- Before this call in the window: every grant (`all_before`), and those the provider may
+    -- have accepted (`before`: less those it refused).
+    local before, all_before = 0, 0
     local earlier = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. score)
     for _, id in ipairs(earlier) do
       local other = redis.call('hget', KEYS[2], id)
-      if other and not string.find(other, ' r$') then
-        before = before + tonumber((string.match(other, '^(%S+) ')))
+      if other then
+        local n = tonumber((string.match(other, '^(%S+) ')))
+        all_before = all_before + n
+        if not string.find(other, ' r$') then before = before + n end
       end
     end
+    local granted_at = tonumber((select(3, string.match(weight, '^(%S+) (%S+) (%S+)')))) or 0
     local learned = redis.call('hmget', KEYS[4], 'cut_horizon', 'cut_from', 'cut_at')
     local horizon, cut_from = tonumber(learned[1]) or 0, tonumber(learned[2])
     local cut_at = tonumber(learned[3]) or 0
@@ -111,19 +117,23 @@ if ARGV[7] == '1' then
       -- Granted before the last cut: the refusals of that burst arrive out of order, so each
       -- one's estimate is a lower bound of what the provider holds, and the highest stands.
       allowance = math.min(cut_from, math.max(allowance, estimate))
-    elseif before == 0 or before + images <= allowance - images then
+    elseif granted_at < cut_at + w.q then
+      -- Granted within a window of the last cut: the provider's window may still hold that
+      -- burst, so its refusal says nothing about the new allowance.
+      allowance = w.images
+    elseif all_before == 0 or all_before + images <= allowance - images then
       -- Room by our count: the provider holds less than we think.
-      allowance = estimate
+      allowance = math.min(allowance, estimate)
       cut(w.images)
-      if estimate >= w.images then
+      if all_before == 0 and w.images == 1 then
         -- Nothing to take off (a window of one image, alone in it): the provider's window is
         -- longer than ours — the gap since the grant before plus the wait it asked for, or,
         -- without those, half the rate.
         local longer = tonumber(ARGV[12])
-        local _, _, granted_at, previous_at = string.match(weight, '^(%S+) (%S+) (%S+) (%S+)')
-        local gap = tonumber(granted_at or 0) - tonumber(previous_at or 0)
+        local previous_at = tonumber((select(4, string.match(weight, '^(%S+) (%S+) (%S+) (%S+)')))) or 0
+        local gap = granted_at - previous_at
         local per_minute = w.per_minute.images / 2
-        if longer and longer > 0 and tonumber(previous_at or 0) > 0 and gap > 0 then
+        if longer and longer > 0 and previous_at > 0 and gap > 0 then
           per_minute = math.min(per_minute * 2, tonumber(ARGV[4]) / (gap + longer))
         elseif longer and longer > 0 then
           per_minute = w.per_minute.images * w.q / (w.q + longer)
@@ -134,8 +144,8 @@ if ARGV[7] == '1' then
     elseif now - cut_at < 5 * w.q then
       -- At the edge, but within a few windows of a cut: not timing, the cut was not deep
       -- enough (a token bucket accepts its refill on top of its capacity in any one window).
-      allowance = estimate
-      cut(estimate)
+      allowance = math.min(allowance, estimate)
+      cut(allowance)
     else
       local strikes = tonumber(redis.call('hget', KEYS[4], 'strikes')) or 0
       local last = tonumber(redis.call('hget', KEYS[4], 'strike_at')) or 0
