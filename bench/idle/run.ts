@@ -10,7 +10,7 @@ import { markdownReport, markdownTable, type PhaseResult } from './report.js';
 import { runBench } from '../support/run-bench.js';
 
 /**
- * `npm run bench:idle [-- --workers 0,1,4 --seconds 30 --warmup 20]`
+ * `npm run bench:idle [-- --workers 0,1,4 --seconds 30 --warmup 60]`
  *
  * What idle `rendermill worker` processes cost while nothing is queued: the stack (a private
  * redis-server, s3rver, the simulator), then N workers started as the rate bench starts them,
@@ -26,7 +26,7 @@ function parseOptions() {
     options: {
       workers: { type: 'string', default: '0,1,4' },
       seconds: { type: 'string', default: '30' },
-      warmup: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '60' },
     },
   });
   const workers = values.workers.split(',').map((part) => {
