@@ -84,12 +84,15 @@ export class ProviderRateLimitedError extends RendermillError {
   override readonly retryable = true;
   constructor(
     message: string,
-    /** The wait the provider asked for, from retry-after-ms / retry-after / x-ratelimit-reset-*. */
-    readonly retryAfterMs?: number,
     /** Everything the 429's headers said about the limits. */
-    readonly report?: ProviderRateReport,
+    readonly report: ProviderRateReport,
   ) {
     super(message);
+  }
+
+  /** The wait the provider asked for, from retry-after-ms / retry-after / x-ratelimit-reset-*. */
+  get retryAfterMs(): number | undefined {
+    return this.report.retryAfterMs;
   }
 }
 

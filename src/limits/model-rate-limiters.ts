@@ -1,10 +1,6 @@
 import type { Logger } from 'pino';
 import type { ModelRegistry } from '../models/model-registry.js';
-import {
-  modelRateLimit,
-  type ModelRateLimit,
-  type RateLimitSettings,
-} from '../models/rate-limits.js';
+import { registryRateLimit, type RateLimitSettings } from '../models/rate-limits.js';
 import { duplicateConnection, type RedisConnection } from '../redis/redis-connection.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -27,43 +23,17 @@ export interface ModelRateLimitersOptions {
  * model its own figures (gpt-image-2 at tier 1: 5 images and 100k tokens a minute).
  */
 export class ModelRateLimiters {
-  private readonly limiters = new Map<
-    string,
-    { limiter: RedisRateLimiter; limit: ModelRateLimit }
-  >();
+  private readonly limiters = new Map<string, RedisRateLimiter>();
   private client: RedisConnection | undefined;
 
   constructor(private readonly options: ModelRateLimitersOptions) {}
 
   /** The limiter of `modelId`. Throws when the registry has no limits for it at this tier. */
   for(modelId: string): RateLimiter {
-    return this.entry(modelId).limiter;
-  }
-
-  /** The limits `modelId` is held to on this account, and where they come from. */
-  limitOf(modelId: string): ModelRateLimit {
-    return this.entry(modelId).limit;
-  }
-
-  /** The models this process has rendered so far, with their limiters (for metrics). */
-  active(): { model: string; limiter: RedisRateLimiter }[] {
-    return [...this.limiters].map(([model, { limiter }]) => ({ model, limiter }));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all([...this.limiters.values()].map(({ limiter }) => limiter.stop()));
-    this.limiters.clear();
-    this.client?.disconnect();
-    this.client = undefined;
-  }
-
-  private entry(modelId: string) {
     const known = this.limiters.get(modelId);
     if (known) return known;
     const { registry, settings, accountId, minuteMs, logger } = this.options;
-    const model = registry.get(modelId);
-    if (!model) throw new Error(`no rate limits for unknown model "${modelId}"`);
-    const limit = modelRateLimit(model, settings);
+    const limit = registryRateLimit(registry, modelId, settings);
     // Commands wait out a Redis restart instead of failing: waiting calls resume afterwards.
     this.client ??= duplicateConnection(this.options.redis, { maxRetriesPerRequest: null });
     const limiter = new RedisRateLimiter({
@@ -74,8 +44,19 @@ export class ModelRateLimiters {
       redis: this.client,
       logger,
     });
-    const entry = { limiter, limit };
-    this.limiters.set(modelId, entry);
-    return entry;
+    this.limiters.set(modelId, limiter);
+    return limiter;
+  }
+
+  /** The models this process has rendered so far, with their limiters (for metrics). */
+  active(): { model: string; limiter: RedisRateLimiter }[] {
+    return [...this.limiters].map(([model, limiter]) => ({ model, limiter }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.limiters.values()].map((limiter) => limiter.stop()));
+    this.limiters.clear();
+    this.client?.disconnect();
+    this.client = undefined;
   }
 }

@@ -54,7 +54,7 @@ export function outputTokensPerImage(
  * The quality a provider bills when asked for "auto" or nothing. For the upper bound we
  * assume the dearest; OpenAI documents "auto" as choosing per prompt.
  */
-function billedQuality(quality: string | undefined, bound: 'max' | 'typical'): string {
+export function billedQuality(quality: string | undefined, bound: 'max' | 'typical'): string {
   if (quality && quality !== 'auto') return quality;
   return bound === 'max' ? 'high' : 'medium';
 }

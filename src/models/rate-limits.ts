@@ -1,4 +1,5 @@
 import type { RateLimitSettings } from '../config/rate-limit-settings.js';
+import type { ModelRegistry } from './model-registry.js';
 import type { ModelSpec, UsageTierKey } from './registry-schema.js';
 
 export type { RateLimitSettings };
@@ -49,6 +50,20 @@ export function modelRateLimit(model: ModelSpec, settings: RateLimitSettings): M
   else if (!tableUsed) source = overrides.join(' and ');
   else source = `${overrides.join(' and ')}, otherwise ${tableName}`;
   return { imagesPerMinute: images, tokensPerMinute: tokens, source };
+}
+
+/**
+ * The limit of the registry's model `modelId` for an account with `settings`. Throws
+ * RateLimitError when the registry does not know the model or has no row for the tier.
+ */
+export function registryRateLimit(
+  registry: ModelRegistry,
+  modelId: string,
+  settings: RateLimitSettings,
+): ModelRateLimit {
+  const model = registry.get(modelId);
+  if (!model) throw new RateLimitError(`no rate limits for unknown model "${modelId}"`);
+  return modelRateLimit(model, settings);
 }
 
 function overrideNames(from: string | undefined): { images: string; tokens: string } {

@@ -1,4 +1,4 @@
-import { outputTokensPerImage, type PricedRequest } from './pricing.js';
+import { billedQuality, outputTokensPerImage, type PricedRequest } from './pricing.js';
 import type { ModelSpec } from './registry-schema.js';
 
 /**
@@ -10,9 +10,8 @@ import type { ModelSpec } from './registry-schema.js';
 export function estimatedTokens(model: ModelSpec, req: PricedRequest): number {
   const pricing = model.pricing;
   if (pricing.kind !== 'per_token') return 0;
-  const quality = req.quality && req.quality !== 'auto' ? req.quality : 'high';
   return (
-    req.n * outputTokensPerImage(pricing, req.size, quality) +
+    req.n * outputTokensPerImage(pricing, req.size, billedQuality(req.quality, 'max')) +
     Math.ceil(req.promptChars / 4) +
     req.inputImages * pricing.max_input_tokens_per_image
   );

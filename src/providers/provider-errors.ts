@@ -54,8 +54,7 @@ export function toProviderError(error: unknown): RendermillError | Error {
   const status = error.status ?? 0;
   if (status === 429) {
     if (code && QUOTA_CODES.has(code)) return new ProviderQuotaError(`${code}: ${message}`);
-    const report = rateReport(error.headers, { refused: true });
-    return new ProviderRateLimitedError(message, report.retryAfterMs, report);
+    return new ProviderRateLimitedError(message, rateReport(error.headers, { refused: true }));
   }
   if (status === 401 || status === 403) {
     return new ProviderAuthError(`provider refused the API key (${status}): ${message}`);

@@ -9,7 +9,6 @@ import {
   ProviderUnavailableError,
   ShutdownError,
   isRetryable,
-  type ProviderRateReport,
   type ProviderUsage,
 } from '../errors.js';
 import {
@@ -178,9 +177,7 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
         } catch (error) {
           if (error instanceof ProviderRateLimitedError) {
             // A window that cannot record the 429 (Redis briefly away) must not hide it.
-            await limiter
-              .observe(grant, error.report ?? refusedWithoutHeaders(error))
-              .catch(() => undefined);
+            await limiter.observe(grant, error.report).catch(() => undefined);
           }
           throw error;
         }
@@ -214,15 +211,6 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
     },
   );
 }
-
-/** A 429 whose headers said nothing. */
-const refusedWithoutHeaders = (error: ProviderRateLimitedError): ProviderRateReport => ({
-  refused: true,
-  limits: {},
-  remaining: {},
-  resetMs: {},
-  retryAfterMs: error.retryAfterMs,
-});
 
 /** One request to the provider, its duration and outcome counted (the limiter's wait is not). */
 async function timedRender(

@@ -1,6 +1,6 @@
 import { ConfigError, type RateLimitSettings } from '../config/config.js';
 import type { ModelRegistry } from '../models/model-registry.js';
-import { modelRateLimit } from '../models/rate-limits.js';
+import { registryRateLimit } from '../models/rate-limits.js';
 
 /** A provider started in this process because none was configured. */
 export interface EmbeddedProvider {
@@ -25,7 +25,7 @@ export function simulatedModelLimits(
   const limits: EmbeddedProviderOptions['modelLimits'] = {};
   for (const id of registry.ids()) {
     try {
-      const limit = modelRateLimit(registry.get(id)!, settings);
+      const limit = registryRateLimit(registry, id, settings);
       limits[id] = {
         imagesPerMinute: limit.imagesPerMinute,
         tokensPerMinute: limit.tokensPerMinute ?? 0,

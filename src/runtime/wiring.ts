@@ -3,7 +3,7 @@ import { PACKAGE_VERSION } from '../config/package-version.js';
 import { ApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
-import { describeRateLimit, modelRateLimit } from '../models/rate-limits.js';
+import { describeRateLimit, registryRateLimit } from '../models/rate-limits.js';
 import type { Services } from './services.js';
 import { imagesWaitMs } from '../facade/item-waiter.js';
 import { WebhookSecrets } from '../webhooks/webhook-secrets.js';
@@ -21,10 +21,9 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
     defaultModel: services.config.defaultModel,
     enforceRetirements: services.enforceRetirements,
     imagesPerMinute: (modelId) => {
-      const model = services.registry.get(modelId);
-      if (!model) return undefined;
       try {
-        return modelRateLimit(model, services.config.rateLimit).imagesPerMinute;
+        return registryRateLimit(services.registry, modelId, services.config.rateLimit)
+          .imagesPerMinute;
       } catch {
         return undefined; // no row for the tier: the estimate says it cannot tell
       }
@@ -39,10 +38,10 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
  * line for logs and the CLI.
  */
 export function rateLimitLine(services: Services, modelId = services.config.defaultModel): string {
-  const model = services.registry.get(modelId);
-  if (!model) return `unknown model ${modelId}`;
   try {
-    return describeRateLimit(modelRateLimit(model, services.config.rateLimit));
+    return describeRateLimit(
+      registryRateLimit(services.registry, modelId, services.config.rateLimit),
+    );
   } catch (error) {
     return (error as Error).message;
   }

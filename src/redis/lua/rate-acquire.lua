@@ -100,7 +100,9 @@ if pace_wait == 0 and fits(0, 0, 0) then
   redis.call('zadd', KEYS[1], expiry, ARGV[7])
   -- Weight, then when it was granted and when the grant before it was (rate-observe.lua reads
   -- the gap when a window of one image is refused).
-  redis.call('hset', KEYS[2], ARGV[7], images .. ' ' .. tokens .. ' ' .. now .. ' ' .. (used[6] or 0))
+  write_grant(KEYS[2], ARGV[7], {
+    images = images, tokens = tokens, granted_at = now, previous_at = tonumber(used[6]) or 0,
+  })
   redis.call('hset', KEYS[3], 'last_at', now)
   redis.call('hincrby', KEYS[3], 'images', images)
   redis.call('hincrbyfloat', KEYS[3], 'tokens', tokens)
@@ -118,11 +120,11 @@ if fits(0, 0, 0) then return {1, pace_wait, full_images or 0} end
 local freed_images, freed_tokens, freed_requests = 0, 0, 0
 local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #grants, 2 do
-  local weight = redis.call('hget', KEYS[2], grants[i])
-  if weight then
-    local gi, gt = string.match(weight, '^(%S+) (%S+)')
-    freed_images = freed_images + tonumber(gi)
-    freed_tokens = freed_tokens + tonumber(gt)
+  local value = redis.call('hget', KEYS[2], grants[i])
+  if value then
+    local grant = read_grant(value)
+    freed_images = freed_images + grant.images
+    freed_tokens = freed_tokens + grant.tokens
   end
   freed_requests = freed_requests + 1
   if fits(freed_images, freed_tokens, freed_requests) then

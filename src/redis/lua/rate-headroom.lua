@@ -14,7 +14,7 @@ if redis.call('pttl', KEYS[5]) > 0 then return 0 end
 local held = 0
 local live = redis.call('zrangebyscore', KEYS[1], '(' .. now, '+inf')
 for _, id in ipairs(live) do
-  local weight = redis.call('hget', KEYS[2], id)
-  if weight then held = held + tonumber((string.match(weight, '^(%S+) '))) end
+  local value = redis.call('hget', KEYS[2], id)
+  if value then held = held + read_grant(value).images end
 end
 return math.max(0, w.images - held)

@@ -44,12 +44,13 @@ local window_before = window_for(KEYS[4], ARGV).ms
 
 -- Tokens: the estimate becomes what was used.
 if grant ~= '' and ARGV[6] ~= '' then
-  local weight = redis.call('hget', KEYS[2], grant)
-  if weight then
-    local gi, gt, rest = string.match(weight, '^(%S+) (%S+)(.*)$')
+  local value = redis.call('hget', KEYS[2], grant)
+  if value then
+    local settled = read_grant(value)
     local used_tokens = tonumber(ARGV[6])
-    redis.call('hset', KEYS[2], grant, gi .. ' ' .. used_tokens .. rest)
-    redis.call('hincrbyfloat', KEYS[3], 'tokens', used_tokens - tonumber(gt))
+    redis.call('hincrbyfloat', KEYS[3], 'tokens', used_tokens - settled.tokens)
+    settled.tokens = used_tokens
+    write_grant(KEYS[2], grant, settled)
   end
 end
 
@@ -80,14 +81,18 @@ if ARGV[7] == '1' then
   end
   local w = window_for(KEYS[4], ARGV)
   local score = grant ~= '' and redis.call('zscore', KEYS[1], grant)
-  local weight = grant ~= '' and redis.call('hget', KEYS[2], grant)
+  local value = grant ~= '' and redis.call('hget', KEYS[2], grant)
   -- A declared limit that just lowered the window put it right; otherwise judge the 429 by
   -- the log.
-  if w.images and score and weight and lowered == 0 then
-    local images = tonumber((string.match(weight, '^(%S+) ')))
+  if w.images and score and value and lowered == 0 then
+    local refused = read_grant(value)
+    local images, granted_at = refused.images, refused.granted_at
     -- Marked refused: the grant holds its place in the window (a provider may count refused
     -- calls too) but never counts as accepted below.
-    if not string.find(weight, ' r$') then redis.call('hset', KEYS[2], grant, weight .. ' r') end
+    if not refused.refused then
+      refused.refused = true
+      write_grant(KEYS[2], grant, refused)
+    end
     -- Before this call in the window: every grant (`all_before`), and those the provider may
     -- have accepted (`before`: less those it refused).
     local before, all_before = 0, 0
@@ -95,12 +100,11 @@ if ARGV[7] == '1' then
     for _, id in ipairs(earlier) do
       local other = redis.call('hget', KEYS[2], id)
       if other then
-        local n = tonumber((string.match(other, '^(%S+) ')))
-        all_before = all_before + n
-        if not string.find(other, ' r$') then before = before + n end
+        local earlier_grant = read_grant(other)
+        all_before = all_before + earlier_grant.images
+        if not earlier_grant.refused then before = before + earlier_grant.images end
       end
     end
-    local granted_at = tonumber((select(3, string.match(weight, '^(%S+) (%S+) (%S+)')))) or 0
     local learned = redis.call('hmget', KEYS[4], 'cut_horizon', 'cut_from', 'cut_at')
     local horizon, cut_from = tonumber(learned[1]) or 0, tonumber(learned[2])
     local cut_at = tonumber(learned[3]) or 0
@@ -130,7 +134,7 @@ if ARGV[7] == '1' then
         -- longer than ours — the gap since the grant before plus the wait it asked for, or,
         -- without those, half the rate.
         local longer = tonumber(ARGV[12])
-        local previous_at = tonumber((select(4, string.match(weight, '^(%S+) (%S+) (%S+) (%S+)')))) or 0
+        local previous_at = refused.previous_at
         local gap = granted_at - previous_at
         local per_minute = w.per_minute.images / 2
         if longer and longer > 0 and previous_at > 0 and gap > 0 then

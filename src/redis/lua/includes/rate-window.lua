@@ -6,17 +6,35 @@ local function redis_now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- One grant in the weights hash: "images tokens granted_at previous_granted_at", and " r"
+-- once the provider refused its call.
+local function read_grant(value)
+  local images, tokens, granted_at, previous_at = string.match(value, '^(%S+) (%S+) (%S+) (%S+)')
+  return {
+    images = tonumber(images),
+    tokens = tonumber(tokens),
+    granted_at = tonumber(granted_at),
+    previous_at = tonumber(previous_at),
+    refused = string.find(value, ' r$') ~= nil,
+  }
+end
+
+local function write_grant(weights_key, id, grant)
+  redis.call('hset', weights_key, id, grant.images .. ' ' .. grant.tokens .. ' ' ..
+    grant.granted_at .. ' ' .. grant.previous_at .. (grant.refused and ' r' or ''))
+end
+
 -- Drops the grants whose time in the window is over and takes their weight off the totals.
 local function expire_grants(grants_key, weights_key, used_key, now)
   local gone = redis.call('zrangebyscore', grants_key, '-inf', now)
   if #gone == 0 then return end
   local images, tokens = 0, 0
   for _, id in ipairs(gone) do
-    local weight = redis.call('hget', weights_key, id)
-    if weight then
-      local gi, gt = string.match(weight, '^(%S+) (%S+)')
-      images = images + tonumber(gi)
-      tokens = tokens + tonumber(gt)
+    local value = redis.call('hget', weights_key, id)
+    if value then
+      local grant = read_grant(value)
+      images = images + grant.images
+      tokens = tokens + grant.tokens
     end
   end
   redis.call('hdel', weights_key, unpack(gone))
