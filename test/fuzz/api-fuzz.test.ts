@@ -18,6 +18,7 @@ import {
   ownObject,
   prototypeJsonText,
 } from './arbitraries.js';
+import { batchKeys } from '../../src/redis/redis-keys.js';
 
 /**
  * Fuzzing rendermill's public entry points with random and adversarial input, against one API
@@ -76,7 +77,7 @@ async function footprint() {
     renderJobBatches: new Set(
       jobs.flatMap((job) => (job?.id ? [job.id.replace(/-\d+$/, '')] : [])),
     ),
-    batchIds: new Set(await h.services.state.zrange('rm:tenant:acme:batches', '0', '-1')),
+    batchIds: new Set(await h.services.state.zrange(batchKeys().tenantBatches('acme'), '0', '-1')),
     schedules: await schedules.count('acme'),
     schedulers: await h.services.queue.queue(SCHEDULE_QUEUE).getJobSchedulersCount(),
   };
