@@ -191,6 +191,30 @@ export class AccountPausedError extends RendermillError {
   }
 }
 
+/**
+ * A queued prediction (Replicate, fal) was submitted and has not ended: its worker slot is
+ * not held for it. The item keeps the money at stake and the handle, and its job comes back at
+ * `recheckAt` to follow the same prediction — never to submit another.
+ */
+export class PredictionPendingError extends RendermillError {
+  override name = 'PredictionPendingError';
+  readonly code = 'prediction_pending';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    /** What any worker needs to follow it (src/providers/image-provider.ts). */
+    readonly prediction: {
+      id: string;
+      urls: { status: string; result?: string | undefined; cancel?: string | undefined };
+      submittedAt: number;
+    },
+    /** When to look again (epoch ms). */
+    readonly recheckAt: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The batch's budget cannot hold this item's maximum price. */
 export class BudgetExceededError extends RendermillError {
   override name = 'BudgetExceededError';

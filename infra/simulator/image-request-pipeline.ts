@@ -86,9 +86,18 @@ export async function handleImageRequest(context: PipelineContext, call: ImageCa
   }
 }
 
-/** A bearer key is required; with `apiKeys` set only those, and `forbiddenKeys` get 403. */
-function checkApiKey(knobs: SimulatorKnobs, request: FastifyRequest): void {
-  const key = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+/**
+ * A key is required (`Authorization: Bearer …`, or `Key …` for fal); with `apiKeys` set only
+ * those, and `forbiddenKeys` get 403.
+ */
+export function checkApiKey(
+  knobs: SimulatorKnobs,
+  request: FastifyRequest,
+  scheme: 'Bearer' | 'Key' = 'Bearer',
+): void {
+  const key = new RegExp(`^${scheme}\\s+(\\S+)$`, 'i').exec(
+    request.headers.authorization ?? '',
+  )?.[1];
   if (!key || (knobs.apiKeys && !knobs.apiKeys.includes(key))) {
     throw new SimulatedError(
       401,
@@ -108,7 +117,7 @@ function checkApiKey(knobs: SimulatorKnobs, request: FastifyRequest): void {
 }
 
 /** The `failNext` knob: the error it asks for, counted down by one. */
-function failIfAsked(state: SimulatorState): void {
+export function failIfAsked(state: SimulatorState): void {
   const fail = state.takeFailNext();
   if (!fail) return;
   throw new SimulatedError(
@@ -120,7 +129,7 @@ function failIfAsked(state: SimulatorState): void {
 }
 
 /** The `insufficientQuota` knob: a 429 that waiting does not cure, unlike the rate limit's. */
-function checkQuota(knobs: SimulatorKnobs): void {
+export function checkQuota(knobs: SimulatorKnobs): void {
   if (!knobs.insufficientQuota) return;
   throw new SimulatedError(
     429,
@@ -131,7 +140,11 @@ function checkQuota(knobs: SimulatorKnobs): void {
 }
 
 /** The `contentPolicyPattern` knob, refused with the code OpenAI uses for the model's family. */
-function checkContentPolicy(knobs: SimulatorKnobs, model: ModelSpec, body: ImageRequest): void {
+export function checkContentPolicy(
+  knobs: SimulatorKnobs,
+  model: ModelSpec,
+  body: ImageRequest,
+): void {
   if (!knobs.contentPolicyPattern) return;
   if (!new RegExp(knobs.contentPolicyPattern, 'i').test(body.prompt ?? '')) return;
   const gptImage = model.pricing.kind === 'per_token';
@@ -147,9 +160,9 @@ function checkContentPolicy(knobs: SimulatorKnobs, model: ModelSpec, body: Image
  * Takes the request from its model's limits — 1 request, n images and the tokens it will be
  * billed (known before rendering) — returning the limits as it saw them, or throws its 429.
  */
-function takeFromLimits(
+export function takeFromLimits(
   state: SimulatorState,
-  valid: ValidRequest,
+  valid: Pick<ValidRequest, 'model' | 'size'>,
   body: ImageRequest,
 ): LimitsView {
   const usage = tokenUsage(valid.model, body, valid.size);
@@ -170,12 +183,12 @@ function takeFromLimits(
 }
 
 /** The `resetRate` knob: whether to drop this connection without an answer. */
-function dropsConnection(state: SimulatorState): boolean {
+export function dropsConnection(state: SimulatorState): boolean {
   return state.random() < state.knobs.resetRate;
 }
 
 /** The `errorRate` knob: a 500, 502 or 503 `server_error`. */
-function failAtRandom(state: SimulatorState): void {
+export function failAtRandom(state: SimulatorState): void {
   if (state.random() >= state.knobs.errorRate) return;
   const status = [500, 502, 503][Math.floor(state.random() * 3)]!;
   throw new SimulatedError(
@@ -187,7 +200,7 @@ function failAtRandom(state: SimulatorState): void {
 }
 
 /** The latency knobs: `latencyMs`, up to `latencyJitterMs` more, and `slowMs` for a `slowRate` share. */
-async function simulateLatency(state: SimulatorState): Promise<void> {
+export async function simulateLatency(state: SimulatorState): Promise<void> {
   const { knobs } = state;
   const delay =
     knobs.latencyMs +

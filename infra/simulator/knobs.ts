@@ -110,6 +110,14 @@ export const knobsSchema = z
     /** Keys answered 403. */
     forbiddenKeys: z.array(z.string()).default([]),
     seed: z.number().int().default(1),
+    /**
+     * Queued APIs (Replicate's predictions, fal's queue): how long a prediction stays queued or
+     * processing before it ends, on top of the latency knobs. `Prefer: wait` holds the answer up
+     * to its own limit; status polls see it running until then.
+     */
+    queuedMs: z.number().min(0).default(0),
+    /** Queued APIs: the share of predictions that end `failed` (not billed), e.g. an NSFW filter. */
+    queuedFailRate: z.number().min(0).max(1).default(0),
     urlTtlMs: z.number().int().positive().default(3_600_000),
   })
   .strict();

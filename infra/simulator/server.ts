@@ -8,7 +8,10 @@
 import multipart from '@fastify/multipart';
 import Fastify from 'fastify';
 import { registerControlRoutes } from './control-routes.js';
+import { registerFalRoutes } from './fal-routes.js';
 import { registerImageRoutes } from './image-routes.js';
+import { registerReplicateRoutes } from './replicate-routes.js';
+import { registerResponsesRoutes } from './responses-routes.js';
 import type { SimulatorKnobs } from './knobs.js';
 import { ServedFiles } from './served-files.js';
 import { SimulatorState, type SimulatorStats } from './simulator-state.js';
@@ -49,7 +52,11 @@ export async function startSimulator(
   const files = new ServedFiles();
 
   let origin = '';
-  registerImageRoutes(app, { state, registry, files, origin: () => origin });
+  const pipeline = { state, registry, files, origin: () => origin };
+  registerImageRoutes(app, pipeline);
+  registerResponsesRoutes(app, pipeline);
+  registerReplicateRoutes(app, pipeline);
+  registerFalRoutes(app, pipeline);
   registerControlRoutes(app, { state, files });
 
   await app.listen({ port, host });

@@ -1,3 +1,4 @@
+import type { RenderSpec } from '../models/render-spec.js';
 import type { ImagesResponse } from 'openai/resources/images.js';
 import type { ItemRecord } from '../contracts/batch-records.js';
 import type { ModelSpec } from '../models/registry-schema.js';
@@ -8,7 +9,11 @@ import { OpenAiError } from './openai-error.js';
  * OpenAI's ImagesResponse, with `size` as any WIDTHxHEIGHT: gpt-image-2 renders sizes beyond
  * the three the SDK's type lists, and OpenAI reports the size it rendered.
  */
-export type FacadeImagesResponse = Omit<ImagesResponse, 'size'> & { size?: string };
+/** OpenAI's answer, with any size and the formats rendermill stores (avif too). */
+export type FacadeImagesResponse = Omit<ImagesResponse, 'size' | 'output_format'> & {
+  size?: string;
+  output_format?: RenderSpec['output_format'];
+};
 
 /**
  * The answer to a request whose item succeeded (or came from the cache): its images as

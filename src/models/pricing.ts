@@ -109,7 +109,8 @@ export function actualCostMicros(
 function perImageMicros(model: ModelSpec, req: PricedRequest): Micros {
   if (model.pricing.kind !== 'per_image') throw new Error('not a per-image model');
   const quality = req.quality ?? 'standard';
-  const usd = model.pricing.usd[quality]?.[req.size];
+  const row = model.pricing.usd[quality];
+  const usd = row?.[req.size] ?? row?.['*'];
   if (usd === undefined) {
     throw new Error(`${model.id} has no price for ${quality} ${req.size}`);
   }

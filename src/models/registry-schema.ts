@@ -5,6 +5,13 @@ import { z } from 'zod';
 export const OPERATIONS = ['generate', 'edit', 'variation'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
+/**
+ * The APIs rendermill speaks, one adapter each (src/providers): OpenAI's Images API and the
+ * gateways that copy it, OpenAI's Responses API image tool, Replicate's predictions, fal's queue.
+ */
+export const ROUTE_KINDS = ['openai', 'openai-responses', 'replicate', 'fal'] as const;
+export type RouteKind = (typeof ROUTE_KINDS)[number];
+
 const sizeSpec = z.union([
   z.object({ fixed: z.array(z.string().regex(/^\d+x\d+$/)).min(1) }).strict(),
   z
@@ -33,7 +40,10 @@ const editInput = z
 const perImagePricing = z
   .object({
     kind: z.literal('per_image'),
-    /** quality → size → USD per image. Models without qualities use the key "standard". */
+    /**
+     * quality → size → USD per image. Models without qualities use the key "standard"; the
+     * size "*" prices every size the row does not name (a flat price per image).
+     */
     usd: z.record(z.string(), z.record(z.string(), z.number().nonnegative())),
   })
   .strict();
@@ -129,6 +139,18 @@ export const modelSpecSchema = z
     operations: z.array(z.enum(OPERATIONS)).min(1),
     sizes: sizeSpec,
     n: z.object({ min: z.number().int().positive(), max: z.number().int().positive() }).strict(),
+    /**
+     * The most images one provider call returns (default `n.max`). An item asking more is
+     * rendered by several calls and its images gathered.
+     */
+    images_per_call: z.number().int().positive().optional(),
+    /**
+     * The model's own id on each kind of route, where it differs from `id` (Replicate's
+     * `owner/name`, fal's `fal-ai/…`). A route's `remote` in the providers file wins.
+     */
+    remote_ids: z.partialRecord(z.enum(ROUTE_KINDS), z.string().min(1)).optional(),
+    /** Where the model's sizes, formats and price were read, and when (models not from OpenAI). */
+    checked: z.object({ source: z.string().min(1), checked_on: z.iso.date() }).strict().optional(),
     prompt_max_chars: z.number().int().positive(),
     qualities: z.array(z.string()).min(1).optional(),
     styles: z.array(z.string()).min(1).optional(),

@@ -15,7 +15,8 @@ export const renderSpecSchema = z
     quality: z.string().optional(),
     style: z.string().optional(),
     background: z.string().optional(),
-    output_format: z.enum(['png', 'jpeg', 'webp']).optional(),
+    /** What the stored image is; a route that cannot produce it renders png and sharp converts. */
+    output_format: z.enum(['png', 'jpeg', 'webp', 'avif']).optional(),
     output_compression: z.number().int().min(0).max(100).optional(),
     images: z.array(z.string()).optional(),
     mask: z.string().optional(),
@@ -24,5 +25,10 @@ export const renderSpecSchema = z
 
 export type RenderSpec = z.infer<typeof renderSpecSchema>;
 
-export const CONTENT_TYPES = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' } as const;
+export const CONTENT_TYPES = {
+  png: 'image/png',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+} as const;
 export type ImageFormat = keyof typeof CONTENT_TYPES;

@@ -5,9 +5,11 @@ import pRetry from 'p-retry';
 import { PaidResultError } from '../errors.js';
 import type { ProviderUsage } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
+import type { ModelSpec } from '../models/registry-schema.js';
 import type {
   ImageProvider,
   InputImage,
+  ProviderCapabilities,
   ProviderRequest,
   ProviderResult,
   RenderedImage,
@@ -38,6 +40,7 @@ export interface OpenAIProviderOptions {
  * The SDK's own retries are off (`maxRetries: 0`): rendermill decides retries from typed errors.
  */
 export class OpenAIImageProvider implements ImageProvider {
+  readonly kind = 'openai';
   readonly accountId: string;
   private readonly client: OpenAI;
   private readonly fetchImpl: typeof fetch;
@@ -54,12 +57,29 @@ export class OpenAIImageProvider implements ImageProvider {
     });
   }
 
-  async render({ spec, images, mask }: ProviderRequest): Promise<ProviderResult> {
+  /** What the Images API takes for `model`: the registry's sizes, images per call and formats. */
+  capabilities(model: ModelSpec): ProviderCapabilities {
+    return {
+      operations: model.operations,
+      sizing: 'size',
+      maxImagesPerCall: model.images_per_call ?? model.n.max,
+      // DALL·E models answer PNG only; gpt-image models take `output_format`.
+      outputFormats: model.output_formats ?? ['png'],
+      mode: 'sync',
+    };
+  }
+
+  async render({ spec, remoteModel, images, mask }: ProviderRequest): Promise<ProviderResult> {
     const model = this.options.registry.get(spec.model);
     const responseFormat = model?.response_formats
       ? { response_format: this.options.responseFormat ?? 'b64_json' }
       : {};
-    const common = { model: spec.model, n: spec.n, size: spec.size, ...responseFormat };
+    const common = {
+      model: remoteModel ?? spec.model,
+      n: spec.n,
+      size: spec.size,
+      ...responseFormat,
+    };
     try {
       let call: APIPromise<OpenAI.Images.ImagesResponse>;
       if (spec.operation === 'generate') {

@@ -50,12 +50,25 @@ export function toProviderError(error: unknown): RendermillError | Error {
 
   const code =
     error.code ?? (error.type === 'insufficient_quota' ? 'insufficient_quota' : undefined);
-  const message = error.message;
-  const status = error.status ?? 0;
+  return errorForStatus(error.status ?? 0, code ?? undefined, error.message, error.headers);
+}
+
+/**
+ * The typed error for a provider's HTTP failure, whatever its API: the status decides, and
+ * the provider's error code where it gives one (`insufficient_quota`, `moderation_blocked` …).
+ * Adapters that speak HTTP themselves (Replicate, fal) call this with what they read.
+ */
+export function errorForStatus(
+  status: number,
+  code: string | undefined,
+  message: string,
+  headers: Headers | undefined,
+): RendermillError {
   if (status === 429) {
     if (code && QUOTA_CODES.has(code)) return new ProviderQuotaError(`${code}: ${message}`);
-    return new ProviderRateLimitedError(message, rateReport(error.headers, { refused: true }));
+    return new ProviderRateLimitedError(message, rateReport(headers, { refused: true }));
   }
+  if (status === 402) return new ProviderQuotaError(`payment required (402): ${message}`);
   if (status === 401 || status === 403) {
     return new ProviderAuthError(`provider refused the API key (${status}): ${message}`);
   }
@@ -67,4 +80,18 @@ export function toProviderError(error: unknown): RendermillError | Error {
     return new ProviderUnavailableError(`provider error ${status}: ${message}`);
   }
   return new ProviderRejectedError(message, code ?? `provider_http_${status}`);
+}
+
+/**
+ * The typed error for a `fetch` that got no answer: refused or unresolvable connections were
+ * certainly not billed; a reset or a timeout may have been.
+ */
+export function errorForNoAnswer(error: unknown, what: string): RendermillError | Error {
+  if (error instanceof RendermillError) return error;
+  if (!(error instanceof Error)) return new ProviderUnavailableError(`${what}: ${String(error)}`);
+  const timedOut = error.name === 'TimeoutError' || error.name === 'AbortError';
+  return new ProviderUnavailableError(
+    `${what}: ${error.message}`,
+    timedOut || !neverConnected(error),
+  );
 }

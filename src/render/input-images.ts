@@ -163,7 +163,7 @@ export async function checkInputImages(
   let first: { width: number; height: number } | undefined;
   for (const image of images) {
     const format = sniffImageFormat(image.data);
-    if (!format || !rules.formats.includes(format)) {
+    if (!format || !(rules.formats as readonly string[]).includes(format)) {
       throw new InputImageError(
         `${image.filename}: ${model.id} accepts ${rules.formats.join('/')} input, got ${format ?? 'unknown'}`,
       );
