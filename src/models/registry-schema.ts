@@ -150,7 +150,10 @@ export const modelSpecSchema = z
      */
     remote_ids: z.partialRecord(z.enum(ROUTE_KINDS), z.string().min(1)).optional(),
     /** Where the model's sizes, formats and price were read, and when (models not from OpenAI). */
-    checked: z.object({ source: z.string().min(1), checked_on: z.iso.date() }).strict().optional(),
+    checked: z
+      .object({ source: z.string().min(1), checked_on: z.iso.date() })
+      .strict()
+      .optional(),
     prompt_max_chars: z.number().int().positive(),
     qualities: z.array(z.string()).min(1).optional(),
     styles: z.array(z.string()).min(1).optional(),
