@@ -95,6 +95,10 @@ const OPERATION_OF: Record<ImageEndpoint, Operation> = {
   generations: 'generate',
   edits: 'edit',
   variations: 'variation',
+  // The other APIs name their operation in the body; what they render is generated.
+  responses: 'generate',
+  predictions: 'generate',
+  queue: 'generate',
 };
 
 /**

@@ -5,7 +5,19 @@ import { WindowPeak } from './window-peak.js';
 /** What the simulator has seen and billed since it started or was last reset. */
 export interface SimulatorStats {
   requests: number;
-  byEndpoint: { generations: number; edits: number; variations: number };
+  /**
+   * Requests by endpoint: the Images API's three, the Responses API, and the queued APIs'
+   * submissions (`predictions` for Replicate, `queue` for fal; their status polls are not
+   * counted here).
+   */
+  byEndpoint: {
+    generations: number;
+    edits: number;
+    variations: number;
+    responses: number;
+    predictions: number;
+    queue: number;
+  };
   byStatus: Record<string, number>;
   /** Rate-limit 429s (not `insufficient_quota` ones). */
   rateLimited: number;
@@ -30,7 +42,7 @@ export interface SimulatorStats {
   firstRateLimitedAt: number | null;
 }
 
-/** The three image endpoints, as counted in {@link SimulatorStats.byEndpoint}. */
+/** The image endpoints, as counted in {@link SimulatorStats.byEndpoint}. */
 export type ImageEndpoint = keyof SimulatorStats['byEndpoint'];
 
 /** The error the `failNext` knob asks for. */
@@ -60,7 +72,7 @@ function prng(seed: number) {
 function emptyStats(): SimulatorStats {
   return {
     requests: 0,
-    byEndpoint: { generations: 0, edits: 0, variations: 0 },
+    byEndpoint: { generations: 0, edits: 0, variations: 0, responses: 0, predictions: 0, queue: 0 },
     byStatus: {},
     rateLimited: 0,
     rateLimitedBy: { requests: 0, images: 0, tokens: 0 },
