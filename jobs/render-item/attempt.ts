@@ -10,7 +10,7 @@ import type { SpendCap, SpendCaps } from '../../src/ledger/spend-caps.js';
 import { NO_RENDER_METRICS, type RenderMetrics } from '../../src/metrics/render-metrics.js';
 import type { ModelRegistry } from '../../src/models/model-registry.js';
 import type { RenderSpec } from '../../src/models/render-spec.js';
-import type { ProviderAccount } from '../../src/providers/provider-account.js';
+import type { ProviderRoute } from '../../src/providers/provider-route.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import type { ProviderRetryPolicy } from '../../src/render/call-provider.js';
 import type { ImageStorage } from '../../src/storage/image-storage.js';
@@ -23,7 +23,7 @@ export interface RenderItemDeps {
   /** The tenant's monthly and the day's spend counters, with their caps. */
   caps: SpendCaps;
   /** The configured provider account first, then its fallbacks in order. */
-  accounts: readonly ProviderAccount[];
+  accounts: readonly ProviderRoute[];
   registry: ModelRegistry;
   queue: JobQueue;
   logger: Logger;

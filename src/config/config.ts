@@ -1,7 +1,9 @@
 import type { ApiKeyDigest } from './api-key-digest.js';
 import { megabytesToBytes, type RedisClusterConfig } from './env-parsers.js';
 import { DEFAULT_TIER, envSchema } from './env-schema.js';
+import { readProvidersFile, type RouteConfig } from './providers-file.js';
 import type { RateLimitSettings } from './rate-limit-settings.js';
+import type { RoutingStrategy } from './route-kinds.js';
 
 /**
  * The configuration as the rest of rendermill sees it: the environment, parsed once by
@@ -11,6 +13,8 @@ import type { RateLimitSettings } from './rate-limit-settings.js';
  */
 
 export type { RateLimitSettings } from './rate-limit-settings.js';
+export type { RouteConfig, RouteModelConfig } from './providers-file.js';
+export type { RouteKind, RoutingStrategy } from './route-kinds.js';
 
 /** Raised at start-up when the environment does not describe a runnable configuration. */
 export class ConfigError extends Error {
@@ -26,21 +30,8 @@ export interface S3Config {
   forcePathStyle: boolean;
 }
 
-export interface ProviderConfig {
-  /** How logs and the manifest name this account. */
-  name: string;
-  baseURL: string;
-  apiKey: string;
-  /** OpenAI itself refuses retired models; gateways may still serve them. */
-  enforceRetirements: boolean;
-  /**
-   * This account's usage tier and its overrides; its limit for a model is
-   * `modelRateLimit(model, rateLimit)` (src/models/rate-limits.ts).
-   */
-  rateLimit: RateLimitSettings;
-  /** Render with this model instead of the item's. */
-  model?: string | undefined;
-}
+/** One route: an account on one provider API (src/config/providers-file.ts). */
+export type ProviderConfig = RouteConfig;
 
 /** How provider calls are retried (p-retry, exponential backoff with jitter). */
 export interface RetryConfig {
@@ -91,14 +82,17 @@ export interface Config {
   /** endpoint and credentials undefined → start an embedded S3 server. */
   s3: S3Config;
   embedS3: boolean;
-  /** undefined → start the embedded provider simulator. */
-  provider?: ProviderConfig | undefined;
-  /** Tried in order when the provider cannot render an item (model retired, keeps failing). */
-  fallbacks: ProviderConfig[];
+  /**
+   * The routes, in the configured order: the providers file's, or OPENAI_API_KEY's account
+   * (`primary`) then RENDERMILL_FALLBACKS. Empty → start the embedded provider simulator.
+   */
+  routes: ProviderConfig[];
+  /** How batches that name none choose among routes: the providers file's `routing`, else priority. */
+  routing: RoutingStrategy;
   retry: RetryConfig;
   /**
-   * The primary account's rate-limit settings (as `provider.rateLimit`), also used when the
-   * embedded simulator stands in for the provider.
+   * The rate-limit settings of OPENAI_API_KEY's account (RENDERMILL_TIER …), also used when
+   * the embedded simulator stands in for the provider.
    */
   rateLimit: RateLimitSettings;
   /**
@@ -179,6 +173,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokensPerMinute: e.RENDERMILL_TOKENS_PER_MINUTE,
   };
   const isOpenAI = (url: string) => new URL(url).hostname === 'api.openai.com';
+  const file = e.RENDERMILL_PROVIDERS_FILE
+    ? readRoutes(e.RENDERMILL_PROVIDERS_FILE, env, isOpenAI)
+    : undefined;
+  const primary: ProviderConfig[] = e.OPENAI_API_KEY
+    ? [
+        {
+          name: 'primary',
+          kind: 'openai',
+          baseURL: e.OPENAI_BASE_URL,
+          apiKey: e.OPENAI_API_KEY,
+          enforceRetirements: isOpenAI(e.OPENAI_BASE_URL),
+          rateLimit,
+        },
+      ]
+    : [];
+  const fallbacks: ProviderConfig[] = e.RENDERMILL_FALLBACKS.map((f) => ({
+    name: f.name,
+    kind: 'openai',
+    baseURL: f.base_url,
+    apiKey: String(env[f.api_key_env]),
+    enforceRetirements: isOpenAI(f.base_url),
+    rateLimit: {
+      tier: f.tier === undefined ? DEFAULT_TIER : Number(f.tier),
+      imagesPerMinute: f.images_per_minute,
+      tokensPerMinute: f.tokens_per_minute,
+      overridesFrom: `fallback "${f.name}"`,
+    },
+    model: f.model,
+  }));
   return {
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER_NODES,
@@ -192,28 +215,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       forcePathStyle: e.S3_FORCE_PATH_STYLE ?? Boolean(e.AWS_ENDPOINT_URL_S3),
     },
     embedS3,
-    provider: e.OPENAI_API_KEY
-      ? {
-          name: 'primary',
-          baseURL: e.OPENAI_BASE_URL,
-          apiKey: e.OPENAI_API_KEY,
-          enforceRetirements: isOpenAI(e.OPENAI_BASE_URL),
-          rateLimit,
-        }
-      : undefined,
-    fallbacks: e.RENDERMILL_FALLBACKS.map((f) => ({
-      name: f.name,
-      baseURL: f.base_url,
-      apiKey: String(env[f.api_key_env]),
-      enforceRetirements: isOpenAI(f.base_url),
-      rateLimit: {
-        tier: f.tier === undefined ? DEFAULT_TIER : Number(f.tier),
-        imagesPerMinute: f.images_per_minute,
-        tokensPerMinute: f.tokens_per_minute,
-        overridesFrom: `fallback "${f.name}"`,
-      },
-      model: f.model,
-    })),
+    routes: file?.routes ?? [...primary, ...fallbacks],
+    routing: file?.routing ?? 'priority',
     retry: {
       retries: e.RENDERMILL_RETRIES,
       minTimeoutMs: e.RENDERMILL_RETRY_BASE_MS,
@@ -264,6 +267,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       e.RENDERMILL_ALLOW_PRIVATE_URLS ?? e.RENDERMILL_WEBHOOK_ALLOW_PRIVATE ?? false,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** The providers file's routes, its problems raised as a ConfigError. */
+function readRoutes(path: string, env: NodeJS.ProcessEnv, isOpenAI: (url: string) => boolean) {
+  try {
+    return readProvidersFile(path, env, { tier: DEFAULT_TIER, isOpenAI });
+  } catch (error) {
+    throw new ConfigError(`RENDERMILL_PROVIDERS_FILE: ${(error as Error).message}`);
+  }
 }
 
 const toMicros = (usd: number | undefined) =>

@@ -215,6 +215,11 @@ export function jsonVariable<T extends z.ZodType>(schema: T, hint?: string) {
   });
 }
 
+/** An account's usage tier as JSON or YAML write it: 1–5 (the free tier cannot render). */
+export const accountTier = z
+  .union([z.literal('free'), z.number().int().min(0).max(5)])
+  .refine((t) => t !== 'free' && t !== 0, { message: FREE_TIER_MESSAGE });
+
 /** One fallback provider account, as written in RENDERMILL_FALLBACKS. */
 const fallbackAccount = z
   .object({
@@ -223,10 +228,7 @@ const fallbackAccount = z
     /** The variable holding its key, so that keys stay out of the JSON. */
     api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
     /** Its usage tier, which picks each model's row of limits. Default: DEFAULT_TIER (env-schema.ts). */
-    tier: z
-      .union([z.literal('free'), z.number().int().min(0).max(5)])
-      .refine((t) => t !== 'free' && t !== 0, { message: FREE_TIER_MESSAGE })
-      .optional(),
+    tier: accountTier.optional(),
     /** Its images per minute, for every model, instead of its tier's. */
     images_per_minute: z.number().int().positive().max(1_000_000).optional(),
     /** Its tokens per minute, for every model, instead of its tier's. */

@@ -78,6 +78,12 @@ const providerVariables = {
   OPENAI_API_KEY: optionalString,
   /** OpenAI or a gateway speaking its Images API. Default {@link OPENAI_BASE_URL}. */
   OPENAI_BASE_URL: envVariable(z.url().default(OPENAI_BASE_URL)),
+  /**
+   * The providers file (YAML): every route — API, account, tier, the models it serves at
+   * their own prices — and the default routing. Replaces OPENAI_API_KEY's account and its
+   * fallbacks as the list of routes. Default none.
+   */
+  RENDERMILL_PROVIDERS_FILE: optionalString,
   /** Accounts tried in order when the primary cannot render an item (JSON). Default none. */
   RENDERMILL_FALLBACKS: envVariable(fallbackAccountList.default(() => [])),
   /** Per provider request, in ms; a timed-out call is retried. Default 120 000 (2 minutes). */
@@ -289,6 +295,14 @@ export const envSchema = z
           message: `${fallback.api_key_env} is not set: it should hold the key of fallback "${fallback.name}"`,
         });
       }
+    }
+    if (env.RENDERMILL_PROVIDERS_FILE && env.RENDERMILL_FALLBACKS.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['RENDERMILL_FALLBACKS'],
+        message:
+          'the providers file lists every route: give the fallbacks there, not in RENDERMILL_FALLBACKS',
+      });
     }
     if (env.RENDERMILL_FALLBACKS.length > 0 && !env.OPENAI_API_KEY) {
       ctx.addIssue({

@@ -9,6 +9,10 @@ export interface ModelRateLimitersOptions {
   accountId: string;
   /** The account's usage tier and any overrides (RENDERMILL_TIER, RENDERMILL_IMAGES_PER_MINUTE …). */
   settings: RateLimitSettings;
+  /** Figures of single models on this account (a providers file's `models:`), over `settings`. */
+  modelOverrides?: Readonly<
+    Record<string, Pick<RateLimitSettings, 'imagesPerMinute' | 'tokensPerMinute'>>
+  >;
   registry: ModelRegistry;
   /** The length of the minute limits are counted in (RENDERMILL_LIMIT_MINUTE_MS). */
   minuteMs: number;
@@ -32,8 +36,8 @@ export class ModelRateLimiters {
   for(modelId: string): RateLimiter {
     const known = this.limiters.get(modelId);
     if (known) return known;
-    const { registry, settings, accountId, minuteMs, logger } = this.options;
-    const limit = registryRateLimit(registry, modelId, settings);
+    const { registry, accountId, minuteMs, logger } = this.options;
+    const limit = registryRateLimit(registry, modelId, this.settingsFor(modelId));
     // Commands wait out a Redis restart instead of failing: waiting calls resume afterwards.
     this.client ??= duplicateConnection(this.options.redis, { maxRetriesPerRequest: null });
     const limiter = new RedisRateLimiter({
@@ -46,6 +50,17 @@ export class ModelRateLimiters {
     });
     this.limiters.set(modelId, limiter);
     return limiter;
+  }
+
+  /** The account's settings with the model's own figures, where the route gives them. */
+  private settingsFor(modelId: string): RateLimitSettings {
+    const { settings, modelOverrides } = this.options;
+    const own = modelOverrides?.[modelId];
+    return {
+      ...settings,
+      imagesPerMinute: own?.imagesPerMinute ?? settings.imagesPerMinute,
+      tokensPerMinute: own?.tokensPerMinute ?? settings.tokensPerMinute,
+    };
   }
 
   /** The models this process has rendered so far, with their limiters (for metrics). */

@@ -24,6 +24,8 @@ export interface RateLimiter {
    * a heavier one). Follows the limit in force, which the provider may lower.
    */
   readonly maxImagesPerCall: number;
+  /** The images per minute it was configured with: how routes' capacities compare. */
+  readonly imagesPerMinute: number;
   /**
    * Waits for the call's turn. If `shutdown` aborts first, ends with ShutdownError; if every
    * call must wait longer than `maxWaitMs` because the provider asked so (a 429's wait), ends

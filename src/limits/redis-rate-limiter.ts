@@ -97,6 +97,10 @@ export class RedisRateLimiter implements RateLimiter {
     return this.firstAnswerAt === undefined || performance.now() - this.firstAnswerAt < WARM_UP_MS;
   }
 
+  get imagesPerMinute(): number {
+    return this.options.limit.imagesPerMinute;
+  }
+
   get maxImagesPerCall(): number {
     return this.allowance;
   }

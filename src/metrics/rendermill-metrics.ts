@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ProviderAccount } from '../providers/provider-account.js';
+import type { ProviderRoute } from '../providers/provider-route.js';
 import type { FinishedItem, ProviderCall, RenderMetrics } from './render-metrics.js';
 
 /**
@@ -42,7 +42,7 @@ export class RendermillMetrics implements RenderMetrics {
   readonly registry = new Registry();
   private readonly collectTimeoutMs: number;
   private readonly queues: Queue[] = [];
-  private readonly accounts: { account: ProviderAccount }[] = [];
+  private readonly accounts: { account: ProviderRoute }[] = [];
 
   private readonly images = new Counter({
     name: 'rendermill_images_total',
@@ -141,7 +141,7 @@ export class RendermillMetrics implements RenderMetrics {
   }
 
   /** Reports these accounts' limiter headroom and pause on every scrape. */
-  watchAccounts(accounts: readonly ProviderAccount[]): void {
+  watchAccounts(accounts: readonly ProviderRoute[]): void {
     this.accounts.push(...accounts.map((account) => ({ account })));
   }
 

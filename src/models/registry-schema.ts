@@ -1,16 +1,12 @@
 import { z } from 'zod';
+import { ROUTE_KINDS } from '../config/route-kinds.js';
 
 /** The shape of a model registry file (models.json, or the file named by RENDERMILL_MODELS_FILE). */
 
 export const OPERATIONS = ['generate', 'edit', 'variation'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-/**
- * The APIs rendermill speaks, one adapter each (src/providers): OpenAI's Images API and the
- * gateways that copy it, OpenAI's Responses API image tool, Replicate's predictions, fal's queue.
- */
-export const ROUTE_KINDS = ['openai', 'openai-responses', 'replicate', 'fal'] as const;
-export type RouteKind = (typeof ROUTE_KINDS)[number];
+export { ROUTE_KINDS, type RouteKind } from '../config/route-kinds.js';
 
 const sizeSpec = z.union([
   z.object({ fixed: z.array(z.string().regex(/^\d+x\d+$/)).min(1) }).strict(),

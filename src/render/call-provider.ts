@@ -18,7 +18,7 @@ import {
   type RenderMetrics,
 } from '../metrics/render-metrics.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
-import type { ProviderAccount } from '../providers/provider-account.js';
+import type { ProviderRoute } from '../providers/provider-route.js';
 import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from '../limits/backoff.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
 import { pricedRequest } from '../models/pricing.js';
@@ -37,7 +37,7 @@ export interface ProviderRetryPolicy extends BackoffPolicy {
 
 /** One provider call: where it goes, what it asks, and who is told what happens. */
 export interface CallProviderOptions {
-  account: ProviderAccount;
+  account: ProviderRoute;
   request: ProviderRequest;
   /** The model's registry entry: it prices the call in tokens for a tokens-per-minute limit. */
   model?: ModelSpec | undefined;
@@ -95,7 +95,7 @@ export async function callProvider(options: CallProviderOptions): Promise<Provid
  * The account's limiter for the model. An account whose tier has no limits for the model in
  * the registry cannot render it: the item goes to the next account, or fails saying why.
  */
-function limiterFor(account: ProviderAccount, model: string): RateLimiter {
+function limiterFor(account: ProviderRoute, model: string): RateLimiter {
   try {
     return account.limits.for(model);
   } catch (error) {
@@ -214,7 +214,7 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
 
 /** One request to the provider, its duration and outcome counted (the limiter's wait is not). */
 async function timedRender(
-  account: ProviderAccount,
+  account: ProviderRoute,
   request: ProviderRequest,
   metrics: RenderMetrics,
 ): Promise<ProviderResult> {
@@ -240,7 +240,7 @@ async function timedRender(
 const retriedHere = (error: unknown) =>
   isRetryable(error) && !(error instanceof AccountPausedError);
 
-const paused = (account: ProviderAccount, code: string, reason: string, remainingMs: number) =>
+const paused = (account: ProviderRoute, code: string, reason: string, remainingMs: number) =>
   new AccountPausedError(
     `provider account "${account.name}" is paused: ${reason}`,
     code,
@@ -251,7 +251,7 @@ const paused = (account: ProviderAccount, code: string, reason: string, remainin
  * An account out of quota or with a refused key ends the call with AccountPausedError: the
  * item waits in the queue, or goes to a fallback, instead of holding a worker.
  */
-async function refuseIfPaused(account: ProviderAccount): Promise<void> {
+async function refuseIfPaused(account: ProviderRoute): Promise<void> {
   const pause = await account.gate.current();
   if (pause) throw paused(account, pause.code, pause.reason, pause.remainingMs);
 }
@@ -259,7 +259,7 @@ async function refuseIfPaused(account: ProviderAccount): Promise<void> {
 /** Pauses the account for every worker when the error says so; returns the error to throw. */
 async function pauseAccountOn(
   error: unknown,
-  account: ProviderAccount,
+  account: ProviderRoute,
   policy: ProviderRetryPolicy,
 ): Promise<unknown> {
   if (error instanceof ProviderQuotaError || error instanceof ProviderAuthError) {

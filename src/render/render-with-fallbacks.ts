@@ -12,12 +12,12 @@ import type { RenderSpec } from '../models/render-spec.js';
 import { whyModelCannotRender } from '../batches/validate-item.js';
 import type { RenderMetrics } from '../metrics/render-metrics.js';
 import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
-import type { ProviderAccount } from '../providers/provider-account.js';
+import type { ProviderRoute } from '../providers/provider-route.js';
 import { callProvider, type ProviderRetryPolicy } from './call-provider.js';
 
 /** An account of the chain that can take the item, with the model it would render with. */
 export interface Candidate {
-  account: ProviderAccount;
+  account: ProviderRoute;
   model: ModelSpec;
   /** The most the item can cost on this account: what the budget must hold for it. */
   maxMicros: Micros;
@@ -29,7 +29,7 @@ export interface Candidate {
  * cannot render this item (another operation, size, quality, no price for it), is left out.
  */
 export function candidatesFor(
-  chain: readonly ProviderAccount[],
+  chain: readonly ProviderRoute[],
   spec: RenderSpec,
   priced: PricedRequest,
   registry: ModelRegistry,

@@ -6,13 +6,13 @@ import { ResultCache } from '../cache/result-cache.js';
 import { SpendCaps } from '../ledger/spend-caps.js';
 import { ConfigError, type Config } from '../config/config.js';
 import { ModelRegistry } from '../models/model-registry.js';
-import type { ProviderAccount } from '../providers/provider-account.js';
+import type { ProviderRoute } from '../providers/provider-route.js';
 import { BullJobQueue } from '../queue/job-queue.js';
 import { S3ImageStorage } from '../storage/s3-image-storage.js';
 import { startEmbeddedRedis } from './embedded-redis.js';
 import { startEmbeddedS3 } from './embedded-s3.js';
 import { simulatedModelLimits, startEmbeddedProvider } from './embedded-provider.js';
-import { connectProviderAccounts } from './provider-accounts.js';
+import { connectProviderRoutes } from './provider-routes.js';
 import { CountingBatchStore } from './counting-batch-store.js';
 import { RendermillMetrics } from '../metrics/rendermill-metrics.js';
 import {
@@ -45,7 +45,7 @@ export interface Services {
    * The provider accounts this process renders with: the configured one (or the simulator),
    * then its fallbacks. Empty in processes that render nothing (the API alone).
    */
-  accounts: ProviderAccount[];
+  accounts: ProviderRoute[];
   /** Whether submissions refuse retired models: OpenAI itself does, unless fallbacks may take them. */
   enforceRetirements: boolean;
   /** One line per part that was started in-process because it was not configured. */
@@ -88,7 +88,9 @@ export async function startServices(
       !config.redisUrl && !config.redisCluster && 'REDIS_URL',
       config.embedS3 &&
         'AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL_S3 for an S3-compatible store)',
-      options.provider && !config.provider && 'OPENAI_API_KEY',
+      options.provider &&
+        config.routes.length === 0 &&
+        'OPENAI_API_KEY (or RENDERMILL_PROVIDERS_FILE)',
     ].filter(Boolean);
     if (missing.length > 0) {
       throw new ConfigError(
@@ -137,8 +139,8 @@ export async function startServices(
       );
     }
 
-    let providerConfig = config.provider;
-    if (!providerConfig && options.provider) {
+    let routes = config.routes;
+    if (routes.length === 0 && options.provider) {
       // The simulator plays an account of the configured tier: each model limited as the
       // registry says, counted in the same minute as rendermill counts it.
       const simulator = await startEmbeddedProvider({
@@ -147,13 +149,16 @@ export async function startServices(
         latencyMs: SIMULATOR_LATENCY_MS,
       });
       cleanups.push(() => simulator.stop());
-      providerConfig = {
-        baseURL: simulator.url,
-        name: 'primary',
-        apiKey: 'sk-simulator',
-        enforceRetirements: false,
-        rateLimit: config.rateLimit,
-      };
+      routes = [
+        {
+          name: 'primary',
+          kind: 'openai',
+          baseURL: simulator.url,
+          apiKey: 'sk-simulator',
+          enforceRetirements: false,
+          rateLimit: config.rateLimit,
+        },
+      ];
       embedded.push(
         `Provider: simulator of the OpenAI Images API at ${simulator.url}, limited as an account at usage tier ${config.rateLimit.tier} — set OPENAI_API_KEY to render for real`,
       );
@@ -181,8 +186,8 @@ export async function startServices(
     const queue = new BullJobQueue(redis);
     cleanups.push(() => queue.close());
     const accounts =
-      providerConfig && options.provider
-        ? await connectProviderAccounts([providerConfig, ...config.fallbacks], {
+      options.provider
+        ? await connectProviderRoutes(routes, {
             redis,
             registry,
             logger,
@@ -208,10 +213,9 @@ export async function startServices(
       locks: new RenderLocks(state, { ttlMs: config.jobLockMs }),
       caps: new SpendCaps(config.spendCaps),
       accounts,
-      // With fallbacks, a model the provider has retired may still be rendered by one of them.
+      // Only when every route is OpenAI itself: any other route may still serve a retired model.
       enforceRetirements:
-        config.fallbacks.length === 0 &&
-        (providerConfig?.enforceRetirements ?? config.provider?.enforceRetirements ?? false),
+        routes.length > 0 && routes.every((route) => route.enforceRetirements),
       embedded,
       s3DataDir,
       metrics,

@@ -10,7 +10,7 @@ import { ModelRateLimiters } from '../../src/limits/model-rate-limiters.js';
 import { createLogger } from '../../src/logging.js';
 import { ModelRegistry } from '../../src/models/model-registry.js';
 import { OpenAIImageProvider } from '../../src/providers/openai-provider.js';
-import type { ProviderAccount } from '../../src/providers/provider-account.js';
+import type { ProviderRoute } from '../../src/providers/provider-route.js';
 import { callProvider } from '../../src/render/call-provider.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { EmbeddedRedis } from '../../src/runtime/embedded-redis.js';
@@ -38,7 +38,7 @@ async function closeWorkers() {
   await Promise.all(connections.splice(0).map((c) => c.quit()));
 }
 
-async function worker(configuredPerMinute: number): Promise<ProviderAccount> {
+async function worker(configuredPerMinute: number): Promise<ProviderRoute> {
   const redis = new Redis(server.url, { maxRetriesPerRequest: null });
   connections.push(redis);
   const provider = new OpenAIImageProvider({

@@ -8,7 +8,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.redisUrl).toBeUndefined();
     expect(config.embedS3).toBe(true);
-    expect(config.provider).toBeUndefined();
+    expect(config.routes[0]).toBeUndefined();
     expect(config.rateLimit).toEqual({ tier: 1 });
     expect(config.limitMinuteMs).toBe(60_000);
     expect(config.port).toBe(8080);
@@ -38,8 +38,9 @@ describe('loadConfig', () => {
     expect(config.redisUrl).toBe('redis://10.0.0.5:6380');
     expect(config.embedS3).toBe(false);
     expect(config.s3.forcePathStyle).toBe(true);
-    expect(config.provider).toEqual({
+    expect(config.routes[0]).toEqual({
       name: 'primary',
+      kind: 'openai',
       baseURL: 'https://api.openai.com/v1',
       apiKey: 'sk-real',
       enforceRetirements: true,
@@ -84,10 +85,11 @@ describe('loadConfig', () => {
       RENDERMILL_RETRY_BASE_MS: '250',
       RENDERMILL_RETRY_MAX_MS: '8000',
     });
-    expect(config.provider?.rateLimit).toEqual({ tier: 2 });
-    expect(config.fallbacks).toEqual([
+    expect(config.routes[0]?.rateLimit).toEqual({ tier: 2 });
+    expect(config.routes.slice(1)).toEqual([
       {
         name: 'gateway',
+        kind: 'openai',
         baseURL: 'https://gw.example/v1',
         apiKey: 'gw-secret',
         enforceRetirements: false,
@@ -96,6 +98,7 @@ describe('loadConfig', () => {
       },
       {
         name: 'mini',
+        kind: 'openai',
         baseURL: 'https://api.openai.com/v1',
         apiKey: 'gw-secret',
         enforceRetirements: true,
@@ -104,6 +107,7 @@ describe('loadConfig', () => {
       },
       {
         name: 'own-limits',
+        kind: 'openai',
         baseURL: 'https://gw2.example/v1',
         apiKey: 'gw-secret',
         enforceRetirements: false,
@@ -196,7 +200,7 @@ describe('loadConfig', () => {
     });
     const settings = { tier: 5, imagesPerMinute: 1200, tokensPerMinute: 2_000_000 };
     expect(config.rateLimit).toEqual(settings);
-    expect(config.provider?.rateLimit).toEqual(settings);
+    expect(config.routes[0]?.rateLimit).toEqual(settings);
     expect(config.limitMinuteMs).toBe(6000);
     expect(ENV_DEFAULTS.RENDERMILL_LIMIT_MINUTE_MS).toBe(60_000);
   });
@@ -205,7 +209,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ OPENAI_API_KEY: 'sk-real' }) as unknown as Record<string, unknown>;
     expect(config).not.toHaveProperty('imagesPerMinute');
     expect(config).not.toHaveProperty('imagesPerMinuteSource');
-    expect(config.provider).not.toHaveProperty('imagesPerMinute');
+    expect((config.routes as unknown[])[0]).not.toHaveProperty('imagesPerMinute');
   });
 
   it('does not enforce OpenAI retirements on a gateway', () => {
@@ -213,7 +217,7 @@ describe('loadConfig', () => {
       OPENAI_API_KEY: 'k',
       OPENAI_BASE_URL: 'https://gateway.example/v1',
     });
-    expect(config.provider?.enforceRetirements).toBe(false);
+    expect(config.routes[0]?.enforceRetirements).toBe(false);
   });
 
   it.each([

@@ -304,7 +304,7 @@ describe('Kubernetes manifests (infra/k8s)', () => {
       const config = loadConfig(podEnvironment(component));
       expect(config.redisUrl, component).toBeDefined();
       expect(config.embedS3, component).toBe(false);
-      expect(config.provider, component).toBeDefined();
+      expect(config.routes[0], component).toBeDefined();
       expect(config.apiKeys.length, component).toBeGreaterThan(0);
     }
   });
