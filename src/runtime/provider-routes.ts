@@ -6,6 +6,7 @@ import type { ModelRegistry } from '../models/model-registry.js';
 import { usdToMicros } from '../models/pricing.js';
 import type { ImageProvider } from '../providers/image-provider.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
+import { OpenAIResponsesImageProvider } from '../providers/openai-responses-provider.js';
 import type { ProviderRoute, RouteModel } from '../providers/provider-route.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 
@@ -77,6 +78,8 @@ function adapterFor(config: ProviderConfig, deps: RouteDeps): ImageProvider {
   switch (config.kind) {
     case 'openai':
       return new OpenAIImageProvider(common);
+    case 'openai-responses':
+      return new OpenAIResponsesImageProvider({ ...common, responsesModel: config.responsesModel });
     default:
       throw new ConfigError(`route "${config.name}": kind ${config.kind} is not available yet`);
   }
