@@ -142,6 +142,7 @@ export async function resolveItems(
       images: [],
       reuse_after: cache === 'refresh' ? now.getTime() : undefined,
       derive,
+      warnings: resolved.warnings.length > 0 ? resolved.warnings : undefined,
       attempts: 0,
       updated_at: now.toISOString(),
     });

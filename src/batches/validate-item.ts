@@ -1,10 +1,18 @@
 import type { FieldProblem } from '../errors.js';
 import { cappedList } from '../request-validation.js';
 import type { BatchItemInput } from '../contracts/batch-request.js';
+import type { ItemWarning } from '../contracts/batch-records.js';
+import {
+  MAX_RATIO_TERM,
+  RESOLUTIONS,
+  fitSize,
+  isResolution,
+  parseAspectRatio,
+} from '../models/fit-size.js';
 import { controlCharacterProblem } from '../models/control-characters.js';
 import { isRetired, type ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec } from '../models/registry-schema.js';
-import type { RenderSpec } from '../models/render-spec.js';
+import { CONTENT_TYPES, type ImageFormat, type RenderSpec } from '../models/render-spec.js';
 
 export interface ValidationContext {
   registry: ModelRegistry;
@@ -18,9 +26,15 @@ type Defaults = Omit<Partial<BatchItemInput>, 'id' | 'prompt' | 'image' | 'mask'
 
 const list = (values: readonly string[]) => cappedList(values);
 
+/** Every model takes every format: one a model cannot produce is converted with sharp. */
+const OUTPUT_FORMATS = Object.keys(CONTENT_TYPES) as ImageFormat[];
+/** The formats whose encoders take a quality, which output_compression sets. */
+const COMPRESSED_FORMATS: readonly string[] = ['jpeg', 'webp', 'avif'];
+
 /**
  * Resolves one batch item against the batch's defaults and checks it against the model
- * registry. Returns the render spec, or every problem found, each naming the field (as
+ * registry. Returns the render spec with what it does differently from the ask (`warnings`:
+ * a nearer size, a converted format), or every problem found, each naming the field (as
  * `items[3].size` when the item set it, `size` when the batch default did).
  */
 export function resolveItem(
@@ -28,8 +42,11 @@ export function resolveItem(
   index: number,
   defaults: Defaults,
   ctx: ValidationContext,
-): { spec: RenderSpec; problems: [] } | { spec?: undefined; problems: FieldProblem[] } {
+):
+  | { spec: RenderSpec; problems: []; warnings: ItemWarning[] }
+  | { spec?: undefined; problems: FieldProblem[]; warnings?: undefined } {
   const problems: FieldProblem[] = [];
+  const warnings: ItemWarning[] = [];
   const fieldOf = (name: keyof BatchItemInput) =>
     item[name] !== undefined ||
     !(name in defaults) ||
@@ -73,9 +90,11 @@ export function resolveItem(
     if (controlProblem) problem('prompt', controlProblem);
   }
 
-  const size = pick('size') ?? defaultSize(model);
-  const sizeProblem = checkSize(model, size);
-  if (sizeProblem) problem('size', sizeProblem);
+  const size = resolveSize(item, defaults, model, problem, warnings);
+  if (size !== undefined) {
+    const sizeProblem = checkSize(model, size);
+    if (sizeProblem) problem('size', sizeProblem);
+  }
 
   const n = pick('n') ?? 1;
   if (n < model.n.min || n > model.n.max) {
@@ -91,19 +110,16 @@ export function resolveItem(
     model,
     problem,
   );
-  const outputFormat = checkChoice(
-    'output_format',
-    pick('output_format'),
-    model.output_formats,
-    model,
-    problem,
-  ) as RenderSpec['output_format'];
+  const outputFormat = checkOutputFormat(pick('output_format'), model, problem, warnings);
   const compression = pick('output_compression');
-  if (compression !== undefined && outputFormat !== 'jpeg' && outputFormat !== 'webp') {
-    problem('output_compression', 'output_compression applies only to output_format jpeg or webp');
+  if (compression !== undefined && !COMPRESSED_FORMATS.includes(outputFormat ?? 'png')) {
+    problem(
+      'output_compression',
+      'output_compression applies only to output_format jpeg, webp or avif',
+    );
   }
   if (background === 'transparent' && outputFormat === 'jpeg') {
-    problem('background', 'a transparent background needs output_format png or webp');
+    problem('background', 'a transparent background needs output_format png, webp or avif');
   }
 
   const images = item.image === undefined ? [] : [item.image].flat();
@@ -122,7 +138,7 @@ export function resolveItem(
     problem('mask', `a mask is only accepted by edits of models that support one`);
   }
 
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0 || size === undefined) return { problems };
   const spec: RenderSpec = { operation, model: model.id, size, n };
   if (prompt !== undefined) spec.prompt = prompt;
   if (quality !== undefined) spec.quality = quality;
@@ -132,12 +148,76 @@ export function resolveItem(
   if (compression !== undefined) spec.output_compression = compression;
   if (images.length > 0) spec.images = images;
   if (item.mask !== undefined) spec.mask = item.mask;
-  return { spec, problems: [] };
+  return { spec, problems: [], warnings };
 }
 
-function defaultSize(model: ModelSpec): string {
-  if ('any' in model.sizes) return '1024x1024';
-  return model.sizes.fixed.includes('1024x1024') ? '1024x1024' : (model.sizes.fixed[0] as string);
+/**
+ * The size to render: `size` as given, else the nearest the model has to `aspect_ratio` at
+ * `resolution` (default 1:1 at 1K, which is 1024x1024 wherever the model has it). An item that
+ * asks a ratio or resolution of its own is not given the batch's default `size`: the more
+ * specific ask wins. Undefined when the ratio or resolution is malformed (a problem says so).
+ */
+function resolveSize(
+  item: BatchItemInput,
+  defaults: Defaults,
+  model: ModelSpec,
+  problem: (name: keyof BatchItemInput, message: string) => void,
+  warnings: ItemWarning[],
+): string | undefined {
+  const ownShape = item.aspect_ratio !== undefined || item.resolution !== undefined;
+  const size = item.size ?? (ownShape ? undefined : defaults.size);
+  const aspectRatio = item.aspect_ratio ?? defaults.aspect_ratio;
+  const resolution = item.resolution ?? defaults.resolution;
+  let malformed = false;
+  if (aspectRatio !== undefined && !parseAspectRatio(aspectRatio)) {
+    problem(
+      'aspect_ratio',
+      `aspect_ratio must be W:H with whole numbers from 1 to ${MAX_RATIO_TERM}, e.g. 16:9; got "${aspectRatio}"`,
+    );
+    malformed = true;
+  }
+  if (resolution !== undefined && !isResolution(resolution)) {
+    problem(
+      'resolution',
+      `resolution must be one of ${list(Object.keys(RESOLUTIONS))}; got "${resolution}"`,
+    );
+    malformed = true;
+  }
+  if (malformed) return undefined;
+  const fitted = fitSize(model, { size, aspect_ratio: aspectRatio, resolution });
+  if (fitted.warning) warnings.push(fitted.warning);
+  return fitted.size;
+}
+
+/**
+ * Any of png, jpeg, webp or avif. When the model cannot produce the format itself, it renders
+ * its own (png where it can) and sharp converts: a warning says so.
+ */
+function checkOutputFormat(
+  format: string | undefined,
+  model: ModelSpec,
+  problem: (name: keyof BatchItemInput, message: string) => void,
+  warnings: ItemWarning[],
+): ImageFormat | undefined {
+  if (format === undefined) return undefined;
+  if (!(OUTPUT_FORMATS as string[]).includes(format)) {
+    problem(
+      'output_format',
+      `output_format must be one of ${list(OUTPUT_FORMATS)}; got "${format}"`,
+    );
+    return undefined;
+  }
+  const native = model.output_formats ?? ['png'];
+  if (!(native as string[]).includes(format)) {
+    const rendered = native.includes('png') ? 'png' : (native[0] as string);
+    warnings.push({
+      field: 'output_format',
+      asked: format,
+      done: `rendered as ${rendered} and converted with sharp`,
+      message: `${model.id} cannot produce ${format} (it gives ${list(native)}); the image is rendered as ${rendered} and converted to ${format} with sharp`,
+    });
+  }
+  return format as ImageFormat;
 }
 
 function checkSize(model: ModelSpec, size: string): string | undefined {
@@ -161,7 +241,7 @@ function checkSize(model: ModelSpec, size: string): string | undefined {
 }
 
 function checkChoice(
-  name: 'quality' | 'style' | 'background' | 'output_format',
+  name: 'quality' | 'style' | 'background',
   value: string | undefined,
   allowed: readonly string[] | undefined,
   model: ModelSpec,

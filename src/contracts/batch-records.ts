@@ -31,6 +31,21 @@ export interface StoredImage {
   cached?: boolean | undefined;
 }
 
+/**
+ * Something rendermill did differently from what an item asked, though it could still render
+ * it: a nearer size than the ratio asked, a format converted with sharp. The item is accepted,
+ * and the warning stays on it so that no substitution is ever silent.
+ */
+export interface ItemWarning {
+  /** The option concerned, as the request named it (`aspect_ratio`, `output_format` …). */
+  field: string;
+  /** What the item asked, e.g. `16:9` or `avif`. */
+  asked: string;
+  /** What is done instead, e.g. `1024x1024`. */
+  done: string;
+  message: string;
+}
+
 export interface ItemRecord {
   id: string;
   index: number;
@@ -53,6 +68,8 @@ export interface ItemRecord {
   /** Which provider account and model rendered it (a fallback's, when the chain moved on). */
   rendered_by?: { provider: string; model: string } | undefined;
   error?: { code: string; message: string } | undefined;
+  /** What was asked and what is done instead, when they differ (never silently). */
+  warnings?: ItemWarning[] | undefined;
   attempts: number;
   updated_at: string;
 }

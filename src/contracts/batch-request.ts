@@ -15,10 +15,18 @@ const renderOptions = {
   operation: z.enum(OPERATIONS).optional(),
   model: z.string().min(1).max(100).optional(),
   size: z.string().max(20).optional(),
+  /**
+   * "W:H" (e.g. "16:9") with `resolution` ("0.5K", "1K", "2K", "4K": the long edge): a size
+   * any model can be asked, fitted to the nearest it renders (a warning says when it differs).
+   * `size` wins when both are given. Checked in validate-item.ts.
+   */
+  aspect_ratio: z.string().max(20).optional(),
+  resolution: z.string().max(20).optional(),
   n: z.number().int().optional(),
   quality: z.string().max(20).optional(),
   style: z.string().max(20).optional(),
   background: z.string().max(20).optional(),
+  /** png, jpeg, webp or avif for every model: sharp converts what a model cannot produce. */
   output_format: z.string().max(10).optional(),
   output_compression: z.number().int().min(0).max(100).optional(),
 };

@@ -11,5 +11,11 @@ export function sniffImageFormat(data: Buffer): ImageFormat | undefined {
   ) {
     return 'webp';
   }
+  // AVIF is an ISO BMFF file: a leading `ftyp` box whose major brand is avif (a still image)
+  // or avis (an image sequence).
+  if (data.length >= 12 && data.toString('latin1', 4, 8) === 'ftyp') {
+    const brand = data.toString('latin1', 8, 12);
+    if (brand === 'avif' || brand === 'avis') return 'avif';
+  }
   return undefined;
 }

@@ -46,6 +46,89 @@ describe('the built-in registry', () => {
   });
 });
 
+describe('the models served on Replicate and fal', () => {
+  const registry = ModelRegistry.load();
+  const routed = registry
+    .ids()
+    .flatMap((id) => registry.get(id) ?? [])
+    .filter((m) => m.remote_ids !== undefined);
+  const fixedSizes = (id: string) => {
+    const sizes = registry.get(id)?.sizes;
+    return sizes && 'fixed' in sizes ? sizes.fixed : [];
+  };
+
+  it('include the seven rendermill routes, each with its Replicate id', () => {
+    expect(routed.map((m) => m.id)).toEqual(
+      expect.arrayContaining([
+        'flux-1.1-pro',
+        'flux-dev',
+        'flux-schnell',
+        'ideogram-v3-turbo',
+        'imagen-4',
+        'recraft-v3',
+        'stable-diffusion-3.5-large',
+      ]),
+    );
+    for (const m of routed) expect(m.remote_ids?.replicate, m.id).toMatch(/^[\w.-]+\/[\w.-]+$/);
+    for (const m of routed) {
+      if (m.remote_ids?.fal) expect(m.remote_ids.fal, m.id).toMatch(/^fal-ai\//);
+    }
+  });
+
+  it('say where and when their facts were checked', () => {
+    for (const m of routed) {
+      expect(m.checked?.source, m.id).toMatch(/https:\/\/replicate\.com\//);
+      expect(m.checked?.checked_on, m.id).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
+  });
+
+  it('have fixed sizes with sides multiple of 8, except recraft-v3 (1365x1024 as published)', () => {
+    for (const m of routed) {
+      expect('fixed' in m.sizes, m.id).toBe(true);
+      if (m.id === 'recraft-v3') continue;
+      for (const size of fixedSizes(m.id)) {
+        const [w, h] = size.split('x').map(Number) as [number, number];
+        expect([w % 8, h % 8], `${m.id} ${size}`).toEqual([0, 0]);
+      }
+    }
+    expect(fixedSizes('recraft-v3')).toContain('1365x1024');
+  });
+
+  it('list one size per aspect ratio, 1024x1024 for 1:1', () => {
+    for (const m of routed) {
+      const ratios = fixedSizes(m.id).map((size) => {
+        const [w, h] = size.split('x').map(Number) as [number, number];
+        return Math.round((w / h) * 100);
+      });
+      expect(new Set(ratios).size, m.id).toBe(ratios.length);
+      expect(fixedSizes(m.id), m.id).toContain('1024x1024');
+    }
+  });
+
+  /** What one prediction returns: flux-schnell and flux-dev take num_outputs 1–4 on Replicate. */
+  const IMAGES_PER_PREDICTION: Record<string, number> = {
+    'flux-schnell': 4,
+    'flux-dev': 4,
+    'flux-1.1-pro': 1,
+    'imagen-4': 1,
+    'recraft-v3': 1,
+    'ideogram-v3-turbo': 1,
+    'stable-diffusion-3.5-large': 1,
+  };
+
+  it('emulate n up to 10 by calls returning what one prediction does, priced per image', () => {
+    for (const m of routed) {
+      expect(m.n, m.id).toEqual({ min: 1, max: 10 });
+      expect(m.images_per_call, m.id).toBe(IMAGES_PER_PREDICTION[m.id] ?? m.images_per_call);
+      expect(m.pricing.kind, m.id).toBe('per_image');
+      expect(
+        Object.values(m.rate_limits.tiers).map((t) => t.images_per_minute),
+        m.id,
+      ).toEqual([600, 600, 600, 600, 600]);
+    }
+  });
+});
+
 describe('a user registry file', () => {
   it('refuses a model without rate_limits, saying so', () => {
     const { rate_limits: _, ...withoutLimits } = builtInModel('gpt-image-2');

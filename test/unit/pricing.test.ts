@@ -43,6 +43,21 @@ describe('prices in micro-dollars', () => {
     },
   );
 
+  it.each([
+    ['flux-schnell', 3_000],
+    ['flux-dev', 25_000],
+    ['flux-1.1-pro', 40_000],
+    ['imagen-4', 40_000],
+    ['recraft-v3', 40_000],
+    ['ideogram-v3-turbo', 30_000],
+    ['stable-diffusion-3.5-large', 65_000],
+  ] as const)('prices %s at its flat Replicate price per image, any size', (id, micros) => {
+    const sizes = model(id).sizes;
+    const size = 'fixed' in sizes ? (sizes.fixed.at(-1) as string) : '1024x1024';
+    expect(actualCostMicros(model(id), req(size), undefined)).toBe(micros);
+    expect(maxCostMicros(model(id), req('1024x1024', 10))).toBe(10 * micros);
+  });
+
   it('settles gpt-image models from usage', () => {
     const usage = {
       input_tokens: 50,

@@ -130,6 +130,87 @@ describe('resolveItem', () => {
   });
 });
 
+describe('resolveItem: aspect ratios, resolutions and formats', () => {
+  const resolve = (item: Partial<BatchItemInput>, defaults = {}) =>
+    resolveItem({ id: 'sku-1', prompt: 'a mug', ...item }, 0, defaults, ctx);
+
+  it('fits aspect_ratio and resolution to the model, with no warning when it fits', () => {
+    const resolved = resolve({ aspect_ratio: '16:9', resolution: '2K' });
+    expect(resolved.spec?.size).toBe('2048x1152');
+    expect(resolved.warnings).toEqual([]);
+    expect(resolve({ model: 'flux-schnell', aspect_ratio: '16:9' }).spec?.size).toBe('1344x768');
+  });
+
+  it('warns when the model renders another ratio, and still accepts the item', () => {
+    const resolved = resolve({ model: 'dall-e-2', aspect_ratio: '16:9' });
+    expect(resolved.problems).toEqual([]);
+    expect(resolved.spec?.size).toBe('1024x1024');
+    expect(resolved.warnings).toEqual([
+      expect.objectContaining({ field: 'aspect_ratio', asked: '16:9', done: '1024x1024' }),
+    ]);
+  });
+
+  it("lets an item's own ratio override the batch's default size, and an item's size win", () => {
+    expect(resolve({ aspect_ratio: '9:16' }, { size: '1024x1024' }).spec?.size).toBe('576x1024');
+    const sized = resolve({ size: '1536x1024' }, { aspect_ratio: '9:16' });
+    expect(sized.spec?.size).toBe('1536x1024');
+    expect(sized.warnings).toEqual([
+      expect.objectContaining({ field: 'aspect_ratio', asked: '9:16', done: '1536x1024' }),
+    ]);
+  });
+
+  it('refuses a malformed aspect_ratio or an unknown resolution, naming the field', () => {
+    expect(resolve({ aspect_ratio: '16x9' }).problems).toEqual([
+      {
+        field: 'items[0].aspect_ratio',
+        message: 'aspect_ratio must be W:H with whole numbers from 1 to 100, e.g. 16:9; got "16x9"',
+      },
+    ]);
+    expect(resolve({}, { resolution: '8K' }).problems).toEqual([
+      { field: 'resolution', message: 'resolution must be one of 0.5K, 1K, 2K, 4K; got "8K"' },
+    ]);
+    expect(resolve({ aspect_ratio: '0:1', resolution: '3K' }).problems.map((p) => p.field)).toEqual(
+      ['items[0].aspect_ratio', 'items[0].resolution'],
+    );
+  });
+
+  it('accepts avif for every model, converting what the model cannot produce', () => {
+    const gpt = resolve({ output_format: 'avif', output_compression: 40 });
+    expect(gpt.spec).toMatchObject({ output_format: 'avif', output_compression: 40 });
+    expect(gpt.warnings).toEqual([
+      expect.objectContaining({
+        field: 'output_format',
+        asked: 'avif',
+        done: 'rendered as png and converted with sharp',
+      }),
+    ]);
+    const dalle = resolve({ model: 'dall-e-3', output_format: 'webp' });
+    expect(dalle.spec?.output_format).toBe('webp');
+    expect(dalle.warnings).toEqual([
+      expect.objectContaining({ asked: 'webp', done: 'rendered as png and converted with sharp' }),
+    ]);
+    // recraft-v3 gives webp only: that is what it renders before converting.
+    expect(resolve({ model: 'recraft-v3', output_format: 'png' }).warnings?.[0]?.done).toBe(
+      'rendered as webp and converted with sharp',
+    );
+    expect(resolve({ output_format: 'webp' }).warnings).toEqual([]);
+  });
+
+  it('refuses other formats, compression of png, and a transparent jpeg', () => {
+    expect(resolve({ output_format: 'gif' }).problems[0]).toEqual({
+      field: 'items[0].output_format',
+      message: 'output_format must be one of png, jpeg, webp, avif; got "gif"',
+    });
+    expect(resolve({ output_format: 'png', output_compression: 50 }).problems[0]?.field).toBe(
+      'items[0].output_compression',
+    );
+    expect(resolve({ background: 'transparent', output_format: 'jpeg' }).problems[0]?.field).toBe(
+      'items[0].background',
+    );
+    expect(resolve({ background: 'transparent', output_format: 'avif' }).problems).toEqual([]);
+  });
+});
+
 describe('ModelRegistry.load', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rendermill-registry-'));
 
