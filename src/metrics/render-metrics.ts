@@ -37,8 +37,8 @@ export interface FinishedItem {
 
 /** One request that left for a provider and came back (answered, refused or cut). */
 export interface ProviderCall {
-  /** The provider account's name: `primary`, or a fallback's. */
-  account: string;
+  /** The route's name: the providers file's, or `primary` and the fallbacks'. */
+  route: string;
   /** The model the request asked the provider for. */
   model: string;
   seconds: number;

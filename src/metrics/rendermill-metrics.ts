@@ -42,7 +42,7 @@ export class RendermillMetrics implements RenderMetrics {
   readonly registry = new Registry();
   private readonly collectTimeoutMs: number;
   private readonly queues: Queue[] = [];
-  private readonly accounts: { account: ProviderRoute }[] = [];
+  private readonly routes: ProviderRoute[] = [];
 
   private readonly images = new Counter({
     name: 'rendermill_images_total',
@@ -64,15 +64,15 @@ export class RendermillMetrics implements RenderMetrics {
   });
   private readonly providerSeconds = new Histogram({
     name: 'rendermill_provider_request_seconds',
-    help: 'Duration of each request to a provider (limiter and backoff waits excluded), by model and outcome.',
-    labelNames: ['model', 'outcome'],
+    help: 'Duration of each request to a provider (limiter and backoff waits excluded), by route, model and outcome.',
+    labelNames: ['route', 'model', 'outcome'],
     buckets: PROVIDER_SECONDS_BUCKETS,
     registers: [this.registry],
   });
   private readonly rateLimited = new Counter({
     name: 'rendermill_provider_rate_limited_total',
-    help: '429 rate-limit answers from the provider, by provider account.',
-    labelNames: ['account'],
+    help: '429 rate-limit answers from the provider, by route.',
+    labelNames: ['route'],
     registers: [this.registry],
   });
 
@@ -103,16 +103,16 @@ export class RendermillMetrics implements RenderMetrics {
     });
     const headroom: Gauge = new Gauge({
       name: 'rendermill_limiter_headroom_images',
-      help: 'Images the shared rate window of a model on a provider account would let through now.',
-      labelNames: ['account', 'model'],
+      help: 'Images the shared rate window of a model on a route would let through now.',
+      labelNames: ['route', 'model'],
       registers: [this.registry],
       collect: async () => {
         headroom.reset();
         await Promise.all(
-          this.accounts.flatMap(({ account }) =>
-            account.limits.active().map(async ({ model, limiter }) => {
+          this.routes.flatMap((route) =>
+            route.limits.active().map(async ({ model, limiter }) => {
               const images = await this.bounded(limiter.headroom());
-              if (images !== undefined) headroom.set({ account: account.name, model }, images);
+              if (images !== undefined) headroom.set({ route: route.name, model }, images);
             }),
           ),
         );
@@ -120,15 +120,15 @@ export class RendermillMetrics implements RenderMetrics {
     });
     const paused: Gauge = new Gauge({
       name: 'rendermill_account_paused',
-      help: 'Whether every worker leaves the provider account alone right now (1: out of quota or key refused; a 429 blocks only its model’s rate window).',
-      labelNames: ['account'],
+      help: 'Whether every worker leaves the route’s account alone right now (1: out of quota or key refused; a 429 blocks only its model’s rate window).',
+      labelNames: ['route'],
       registers: [this.registry],
       collect: async () => {
         paused.reset();
         await Promise.all(
-          this.accounts.map(async ({ account }) => {
-            const pause = await this.bounded(account.gate.current().then((p) => p ?? null));
-            if (pause !== undefined) paused.set({ account: account.name }, pause ? 1 : 0);
+          this.routes.map(async (route) => {
+            const pause = await this.bounded(route.gate.current().then((p) => p ?? null));
+            if (pause !== undefined) paused.set({ route: route.name }, pause ? 1 : 0);
           }),
         );
       },
@@ -140,9 +140,9 @@ export class RendermillMetrics implements RenderMetrics {
     this.queues.push(...queues);
   }
 
-  /** Reports these accounts' limiter headroom and pause on every scrape. */
-  watchAccounts(accounts: readonly ProviderRoute[]): void {
-    this.accounts.push(...accounts.map((account) => ({ account })));
+  /** Reports these routes' limiter headroom and pause on every scrape. */
+  watchRoutes(routes: readonly ProviderRoute[]): void {
+    this.routes.push(...routes);
   }
 
   /** The text exposition of every metric, and its content type. */
@@ -167,9 +167,9 @@ export class RendermillMetrics implements RenderMetrics {
     if (micros > 0) this.spend.inc({ tenant }, micros / 1_000_000);
   }
 
-  providerCall({ account, model, seconds, outcome }: ProviderCall): void {
-    this.providerSeconds.observe({ model, outcome }, seconds);
-    if (outcome === 'rate_limited') this.rateLimited.inc({ account });
+  providerCall({ route, model, seconds, outcome }: ProviderCall): void {
+    this.providerSeconds.observe({ route, model, outcome }, seconds);
+    if (outcome === 'rate_limited') this.rateLimited.inc({ route });
   }
 
   /** The value, or undefined if it failed or took longer than a scrape may wait. */

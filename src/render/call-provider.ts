@@ -3,6 +3,7 @@ import {
   AccountPausedError,
   ModelUnavailableError,
   PaidResultError,
+  PredictionPendingError,
   ProviderAuthError,
   ProviderQuotaError,
   ProviderRateLimitedError,
@@ -17,7 +18,12 @@ import {
   type ProviderCallOutcome,
   type RenderMetrics,
 } from '../metrics/render-metrics.js';
-import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
+import type {
+  ImageProvider,
+  PendingPrediction,
+  ProviderRequest,
+  ProviderResult,
+} from '../providers/image-provider.js';
 import type { ProviderRoute } from '../providers/provider-route.js';
 import { backoffDelayMs, waitUnlessShutdown, type BackoffPolicy } from '../limits/backoff.js';
 import type { RateLimiter } from '../limits/rate-limiter.js';
@@ -37,8 +43,15 @@ export interface ProviderRetryPolicy extends BackoffPolicy {
 
 /** One provider call: where it goes, what it asks, and who is told what happens. */
 export interface CallProviderOptions {
-  account: ProviderRoute;
+  route: ProviderRoute;
   request: ProviderRequest;
+  /** The most images the route's API returns per call (its capabilities); default no cap. */
+  imagesPerCall?: number | undefined;
+  /**
+   * A queued prediction this item already paid to start: followed instead of a new call, with
+   * no turn in the window (it took one when it was submitted).
+   */
+  resume?: PendingPrediction | undefined;
   /** The model's registry entry: it prices the call in tokens for a tokens-per-minute limit. */
   model?: ModelSpec | undefined;
   /** Retries and waits (the configuration's `retry`). */
@@ -60,26 +73,35 @@ export interface CallProviderOptions {
 }
 
 /**
- * An item's images from one provider account, as the render job sees it. An item asking for
- * more images than one window of the model's limit allows is split into calls of at most that
- * many, one after another, and their images gathered: the result looks like one call's.
- * Once the first call is paid the rest are seen through, shutdown or not; if one of them
- * fails for good, the item fails with PaidResultError (what was bought is counted).
+ * An item's images from one route, as the render job sees it. An item asking for more images
+ * than one call returns (the route's API), or than one window of the model's limit allows, is
+ * split into calls of at most that many, one after another, and their images gathered: the
+ * result looks like one call's. Once the first call is paid the rest are seen through,
+ * shutdown or not; if one of them fails for good, the item fails with PaidResultError (what
+ * was bought is counted). A queued prediction still running after the first call hands the
+ * item back (PredictionPendingError); one of a later call is followed here until it ends.
  */
 export async function callProvider(options: CallProviderOptions): Promise<ProviderResult> {
-  const { account, request } = options;
-  const limiter = limiterFor(account, request.spec.model);
+  const { route, request } = options;
+  const limiter = limiterFor(route, request.spec.model);
+  const perCall = () => Math.min(limiter.maxImagesPerCall, options.imagesPerCall ?? Infinity);
   const wanted = request.spec.n;
   const parts: ProviderResult[] = [];
   let got = 0;
   while (got < wanted) {
-    const n = Math.min(wanted - got, limiter.maxImagesPerCall);
+    const n = Math.min(wanted - got, perCall());
     const part = { ...options, request: { ...request, spec: { ...request.spec, n } } };
     try {
-      parts.push(await callOnce(got === 0 ? part : { ...part, shutdown: undefined }, limiter));
+      if (got === 0 && options.resume) {
+        parts.push(await timedRender(route, part.request, options.metrics, options.resume));
+      } else if (got === 0) {
+        parts.push(await callOnce(part, limiter));
+      } else {
+        parts.push(await followToTheEnd(part, limiter));
+      }
     } catch (error) {
       // A 429 taught the window a smaller allowance than this call asked for: split further.
-      if (error instanceof ProviderRateLimitedError && limiter.maxImagesPerCall < n) continue;
+      if (error instanceof ProviderRateLimitedError && perCall() < n) continue;
       if (got === 0) throw error;
       throw new PaidResultError(
         `${got} of the item's ${wanted} images were bought in earlier calls, then: ${(error as Error).message}`,
@@ -92,15 +114,38 @@ export async function callProvider(options: CallProviderOptions): Promise<Provid
 }
 
 /**
- * The account's limiter for the model. An account whose tier has no limits for the model in
- * the registry cannot render it: the item goes to the next account, or fails saying why.
+ * A later call of a split item, its images paid for by the first: seen through whatever
+ * happens, a queued prediction followed here until it ends rather than handed back half-bought.
  */
-function limiterFor(account: ProviderRoute, model: string): RateLimiter {
+async function followToTheEnd(
+  options: CallProviderOptions,
+  limiter: RateLimiter,
+): Promise<ProviderResult> {
+  const call = { ...options, shutdown: undefined };
+  let pending: PendingPrediction | undefined;
+  for (;;) {
+    try {
+      return pending
+        ? await timedRender(options.route, options.request, options.metrics, pending)
+        : await callOnce(call, limiter);
+    } catch (error) {
+      if (!(error instanceof PredictionPendingError)) throw error;
+      pending = error.prediction;
+      await waitUnlessShutdown(Math.max(0, error.recheckAt - Date.now()), undefined);
+    }
+  }
+}
+
+/**
+ * The route's limiter for the model. A route whose tier has no limits for the model in the
+ * registry cannot render it: the item goes to the next route, or fails saying why.
+ */
+function limiterFor(route: ProviderRoute, model: string): RateLimiter {
   try {
-    return account.limits.for(model);
+    return route.limits.for(model);
   } catch (error) {
     throw new ModelUnavailableError(
-      `provider account "${account.name}" has no rate limit for ${model}: ${(error as Error).message}`,
+      `route "${route.name}" has no rate limit for ${model}: ${(error as Error).message}`,
     );
   }
 }
@@ -148,7 +193,7 @@ function gathered(parts: ProviderResult[]): ProviderResult {
  */
 function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<ProviderResult> {
   const {
-    account,
+    route,
     request,
     model,
     policy,
@@ -169,11 +214,11 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
         const grant = await limiter.acquire(cost, { shutdown, maxWaitMs: policy.maxTimeoutMs });
         // Checked once the window lets the call go: calls that were waiting when the account
         // ran out of quota do not go on to call it.
-        await refuseIfPaused(account);
+        await refuseIfPaused(route);
         await beforeCall?.();
         let result: ProviderResult;
         try {
-          result = await timedRender(account, request, metrics);
+          result = await timedRender(route, request, metrics);
         } catch (error) {
           if (error instanceof ProviderRateLimitedError) {
             // A window that cannot record the 429 (Redis briefly away) must not hide it.
@@ -187,7 +232,7 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
         if (error instanceof ProviderUnavailableError && error.maybeBilled) {
           await afterUnansweredCall?.();
         }
-        throw await pauseAccountOn(error, account, policy);
+        throw await pauseAccountOn(error, route, policy);
       }
     },
     {
@@ -212,22 +257,29 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
   );
 }
 
-/** One request to the provider, its duration and outcome counted (the limiter's wait is not). */
+/**
+ * One request to the provider — or, with `pending`, following a queued prediction again — its
+ * duration and outcome counted (the limiter's wait is not).
+ */
 async function timedRender(
-  account: ProviderRoute,
+  route: ProviderRoute,
   request: ProviderRequest,
-  metrics: RenderMetrics,
+  metrics: RenderMetrics = NO_RENDER_METRICS,
+  pending?: PendingPrediction,
 ): Promise<ProviderResult> {
   const started = performance.now();
   const observe = (outcome: ProviderCallOutcome) =>
     metrics.providerCall({
-      account: account.name,
+      route: route.name,
       model: request.spec.model,
       seconds: (performance.now() - started) / 1000,
       outcome,
     });
   try {
-    const result = await account.provider.render(request);
+    const { provider } = route;
+    const result = pending
+      ? await resumeOn(provider, pending, request)
+      : await provider.render(request);
     observe('ok');
     return result;
   } catch (error) {
@@ -236,13 +288,26 @@ async function timedRender(
   }
 }
 
-/** A paused account is retryable, but later and from the queue: not by this call. */
-const retriedHere = (error: unknown) =>
-  isRetryable(error) && !(error instanceof AccountPausedError);
+/** Follows a queued prediction again; a route whose API has none cannot have made one. */
+function resumeOn(provider: ImageProvider, pending: PendingPrediction, request: ProviderRequest) {
+  if (!provider.resume) {
+    throw new Error(`a ${provider.kind} route has no queued predictions to follow (${pending.id})`);
+  }
+  return provider.resume(pending, request);
+}
 
-const paused = (account: ProviderRoute, code: string, reason: string, remainingMs: number) =>
+/**
+ * A paused account is retryable, but later and from the queue: not by this call. A prediction
+ * still running is followed later, never submitted again.
+ */
+const retriedHere = (error: unknown) =>
+  isRetryable(error) &&
+  !(error instanceof AccountPausedError) &&
+  !(error instanceof PredictionPendingError);
+
+const paused = (route: ProviderRoute, code: string, reason: string, remainingMs: number) =>
   new AccountPausedError(
-    `provider account "${account.name}" is paused: ${reason}`,
+    `route "${route.name}" is paused: ${reason}`,
     code,
     Date.now() + remainingMs,
   );
@@ -251,15 +316,15 @@ const paused = (account: ProviderRoute, code: string, reason: string, remainingM
  * An account out of quota or with a refused key ends the call with AccountPausedError: the
  * item waits in the queue, or goes to a fallback, instead of holding a worker.
  */
-async function refuseIfPaused(account: ProviderRoute): Promise<void> {
-  const pause = await account.gate.current();
-  if (pause) throw paused(account, pause.code, pause.reason, pause.remainingMs);
+async function refuseIfPaused(route: ProviderRoute): Promise<void> {
+  const pause = await route.gate.current();
+  if (pause) throw paused(route, pause.code, pause.reason, pause.remainingMs);
 }
 
 /** Pauses the account for every worker when the error says so; returns the error to throw. */
 async function pauseAccountOn(
   error: unknown,
-  account: ProviderRoute,
+  route: ProviderRoute,
   policy: ProviderRetryPolicy,
 ): Promise<unknown> {
   if (error instanceof ProviderQuotaError || error instanceof ProviderAuthError) {
@@ -271,8 +336,8 @@ async function pauseAccountOn(
       `${what} (${error.message}); its items stay queued and it is tried again every ` +
       `${Math.round(policy.accountRecheckMs / 1000)} s — fix the account or its key`;
     // A pause that cannot be recorded (Redis briefly away) must not hide the provider's answer.
-    await account.gate.pause(policy.accountRecheckMs, error.code, reason).catch(() => undefined);
-    return paused(account, error.code, reason, policy.accountRecheckMs);
+    await route.gate.pause(policy.accountRecheckMs, error.code, reason).catch(() => undefined);
+    return paused(route, error.code, reason, policy.accountRecheckMs);
   }
   return error;
 }

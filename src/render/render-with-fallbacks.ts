@@ -5,52 +5,25 @@ import {
   ProviderRateLimitedError,
   ProviderUnavailableError,
 } from '../errors.js';
-import type { ModelRegistry } from '../models/model-registry.js';
-import { maxCostMicros, type Micros, type PricedRequest } from '../models/pricing.js';
-import type { ModelSpec } from '../models/registry-schema.js';
+import type { ItemWarning } from '../contracts/batch-records.js';
 import type { RenderSpec } from '../models/render-spec.js';
-import { whyModelCannotRender } from '../batches/validate-item.js';
 import type { RenderMetrics } from '../metrics/render-metrics.js';
-import type { ProviderRequest, ProviderResult } from '../providers/image-provider.js';
-import type { ProviderRoute } from '../providers/provider-route.js';
+import type {
+  PendingPrediction,
+  ProviderRequest,
+  ProviderResult,
+} from '../providers/image-provider.js';
 import { callProvider, type ProviderRetryPolicy } from './call-provider.js';
+import type { Candidate } from './route-candidates.js';
+import { RouteLoad } from './route-load.js';
 
-/** An account of the chain that can take the item, with the model it would render with. */
-export interface Candidate {
-  account: ProviderRoute;
-  model: ModelSpec;
-  /** The most the item can cost on this account: what the budget must hold for it. */
-  maxMicros: Micros;
-}
+export type { Candidate } from './route-candidates.js';
 
 /**
- * The accounts that can take an item, in order, each with the model it would render with: the
- * item's own, or the account's. An account whose model the registry does not know, or that
- * cannot render this item (another operation, size, quality, no price for it), is left out.
- */
-export function candidatesFor(
-  chain: readonly ProviderRoute[],
-  spec: RenderSpec,
-  priced: PricedRequest,
-  registry: ModelRegistry,
-): Candidate[] {
-  return chain.flatMap((account) => {
-    const model = registry.get(account.model ?? spec.model);
-    if (!model) return [];
-    if (model.id !== spec.model && whyModelCannotRender(spec, model, registry)) return [];
-    try {
-      return [{ account, model, maxMicros: maxCostMicros(model, priced) }];
-    } catch {
-      return []; // the registry has no price for this combination: it could not be budgeted
-    }
-  });
-}
-
-/**
- * Whether the next account of the chain should try after this one gave up on an item: the
- * model is retired or unknown there, the account is paused (out of quota, key refused), or it
- * kept failing or rate-limiting through every retry. A refusal of the content itself, a bad
- * request or a billed result are final.
+ * Whether the next route should try after this one gave up on an item: the model is retired
+ * or unknown there, the account is paused (out of quota, key refused), or it kept failing or
+ * rate-limiting through every retry. A refusal of the content itself, a bad request, a billed
+ * result and a prediction still running (PredictionPendingError) are final here.
  */
 export function fallsBack(error: unknown): boolean {
   return (
@@ -62,7 +35,13 @@ export function fallsBack(error: unknown): boolean {
 }
 
 export type ChainOutcome =
-  | { ok: true; candidate: Candidate; result: ProviderResult }
+  | {
+      ok: true;
+      candidate: Candidate;
+      result: ProviderResult;
+      /** How the request was fitted to the route (n split into calls), for the item. */
+      warnings: ItemWarning[];
+    }
   /** `candidate` is the last one tried: a billed-but-unusable result is priced by its model. */
   | { ok: false; candidate: Candidate; error: unknown };
 
@@ -87,30 +66,40 @@ export async function renderWithFallbacks(
     beforeCall?: () => Promise<void>;
     /** Runs after a request that may have been billed got no answer (see callProvider). */
     afterUnansweredCall?: () => Promise<void>;
+    /** What this process has under way per route (the `spread` strategy reads it). */
+    load?: RouteLoad | undefined;
+    /** A queued prediction of the first candidate to follow instead of making a new one. */
+    resume?: PendingPrediction | undefined;
   },
 ): Promise<ChainOutcome> {
+  const load = options.load ?? new RouteLoad();
   let last: ChainOutcome | undefined;
   let lastFailure: ChainOutcome | undefined; // the last that was not a pause
   let earliestResume: { outcome: ChainOutcome; resumeAt: number } | undefined;
-  for (const candidate of candidates) {
-    const spec = { ...request.spec, model: candidate.model.id };
+  for (const [index, candidate] of candidates.entries()) {
+    const { route, model } = candidate;
+    const spec = fittedSpec(request.spec, candidate);
     try {
-      const result = await callProvider({
-        account: candidate.account,
-        request: { ...request, spec },
-        model: candidate.model,
-        policy: options.policy,
-        shutdown: options.shutdown,
-        onRetry: (error, n) =>
-          options.log.warn(
-            { err: error.message, try: n, provider: candidate.account.name },
-            'provider call failed; retrying',
-          ),
-        beforeCall: options.beforeCall,
-        afterUnansweredCall: options.afterUnansweredCall,
-        metrics: options.metrics,
-      });
-      return { ok: true, candidate, result };
+      const result = await load.carry(route.name, model.id, () =>
+        callProvider({
+          route,
+          request: { ...request, spec, remoteModel: candidate.remote },
+          model,
+          imagesPerCall: candidate.capabilities.maxImagesPerCall,
+          resume: index === 0 ? options.resume : undefined,
+          policy: options.policy,
+          shutdown: options.shutdown,
+          onRetry: (error, n) =>
+            options.log.warn(
+              { err: error.message, try: n, route: route.name },
+              'provider call failed; retrying',
+            ),
+          beforeCall: options.beforeCall,
+          afterUnansweredCall: options.afterUnansweredCall,
+          metrics: options.metrics,
+        }),
+      );
+      return { ok: true, candidate, result, warnings: fittingWarnings(request.spec, candidate) };
     } catch (error) {
       last = { ok: false, candidate, error };
       if (!fallsBack(error)) return last;
@@ -119,12 +108,40 @@ export async function renderWithFallbacks(
         earliestResume = { outcome: last, resumeAt: error.resumeAt };
       }
       options.log.warn(
-        { err: (error as Error).message, provider: candidate.account.name, model: spec.model },
-        'provider gave up on the item; trying the next in the chain',
+        { err: (error as Error).message, route: route.name, model: spec.model },
+        'route gave up on the item; trying the next',
       );
     }
   }
   const outcome = lastFailure ?? earliestResume?.outcome ?? last;
   if (!outcome) throw new Error('renderWithFallbacks needs at least one candidate');
   return outcome;
+}
+
+/**
+ * The item's request as this route is asked for it: its model, and no `output_format` the
+ * route cannot return (it renders its default and the image is converted afterwards).
+ */
+function fittedSpec(spec: RenderSpec, candidate: Candidate): RenderSpec {
+  const fitted: RenderSpec = { ...spec, model: candidate.model.id };
+  if (spec.output_format && !candidate.capabilities.outputFormats.includes(spec.output_format)) {
+    delete fitted.output_format;
+    delete fitted.output_compression;
+  }
+  return fitted;
+}
+
+/** What the route did differently from what the item asked: several calls for its `n`. */
+function fittingWarnings(spec: RenderSpec, candidate: Candidate): ItemWarning[] {
+  const perCall = candidate.capabilities.maxImagesPerCall;
+  if (spec.n <= perCall) return [];
+  const calls = Math.ceil(spec.n / perCall);
+  return [
+    {
+      field: 'n',
+      asked: String(spec.n),
+      done: `${calls} calls of at most ${perCall} image(s)`,
+      message: `route "${candidate.route.name}" returns at most ${perCall} image(s) per call, so ${spec.n} images took ${calls} calls`,
+    },
+  ];
 }

@@ -199,7 +199,7 @@ export async function startServices(
 
     const metrics = new RendermillMetrics();
     metrics.watchQueues(queue.allQueues());
-    metrics.watchAccounts(accounts);
+    metrics.watchRoutes(accounts);
     return {
       config,
       logger,
