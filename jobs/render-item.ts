@@ -7,7 +7,7 @@ import { recordGiveUp } from './render-item/give-up.js';
 import { lookUp, startRunning } from './render-item/look-up.js';
 import { record } from './render-item/record.js';
 import { readRequest } from './render-item/render-request.js';
-import { reserve } from './render-item/reserve.js';
+import { reserve, resumePurchase } from './render-item/reserve.js';
 import { settleFailure } from './render-item/settle-failure.js';
 import { settle, succeeded } from './render-item/settle.js';
 import { byIndex, releaseRenderLock, takeRenderLock } from './render-item/single-flight.js';
@@ -17,8 +17,9 @@ export type { RenderItemDeps } from './render-item/attempt.js';
 /**
  * Renders one item, paying for each image at most once:
  * cache (every variant stored? done, $0) → single-flight (someone else rendering it? wait and
- * reuse) → reserve the maximum price against every cap → call the provider for the missing
- * variants (rate-limited, retried, fallbacks) → upload to S3 and index → settle the actual
+ * reuse) → reserve the chosen route's price against every cap → call the provider for the
+ * missing variants (rate-limited, retried, other routes) — or follow the queued prediction the
+ * item already started → upload to S3 and index → settle the actual
  * price and record the outcome. Each step's failure has one meaning: retryable errors leave
  * the item queued for the next attempt, everything else ends the item with a reason. Every
  * transition after `running` releases what the item reserved; what the provider billed is
@@ -35,10 +36,16 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       const request = await readRequest(run);
       const { reused, missing } = await takeRenderLock(run, request.hash);
       let rendered: CachedImage[] = [];
+      // A queued prediction the item started is collected, never bought again; from here on
+      // the item's records carry it only if it is still running (settle-failure.ts).
+      const pending = run.item.pending;
+      run.item.pending = undefined;
       if (missing.length > 0) {
-        const purchase = await reserve(run, missing);
+        const purchase = pending
+          ? await resumePurchase(run, missing, pending)
+          : await reserve(run, missing);
         if (!purchase) return; // the budget cannot hold it: recorded as budget_exceeded
-        rendered = await callAndStore(run, request, purchase, missing);
+        rendered = await callAndStore(run, request, purchase, missing, pending);
       }
       // Reused images get the derived copies the batch asks for and they lack.
       const complete = await completeDerivations(request.target, reused, run.rules.derive);
@@ -50,7 +57,8 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     } catch (error) {
       await settleFailure(run, error);
     } finally {
-      // Whatever happened, items waiting on this request may go on: reuse, or try themselves.
+      // Whatever happened, items waiting on this request may go on: reuse, or try themselves —
+      // unless a queued prediction is still running for it (its lock was handed on).
       await releaseRenderLock(run).catch(() => undefined); // it lapses by itself if Redis is away
     }
   };

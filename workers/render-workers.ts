@@ -1,3 +1,4 @@
+import { RouteLoad } from '../src/render/route-load.js';
 import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
 import { createRenderItemHandler } from '../jobs/render-item.js';
 import { createDeliverWebhookHandler } from '../jobs/deliver-webhook.js';
@@ -18,9 +19,9 @@ export function startRenderWorkers(
   services: Services,
   options: { shutdownGraceMs?: number } = {},
 ): RunningWorkers {
-  const { store, storage, cache, locks, caps, accounts, registry, queue, logger, redis, config } =
+  const { store, storage, cache, locks, caps, routes, registry, queue, logger, redis, config } =
     services;
-  if (accounts.length === 0) {
+  if (routes.length === 0) {
     throw new Error('workers need a provider: start the services with provider: true');
   }
   const batchWebhooks = new BatchWebhooks(queue, services.state, {
@@ -39,7 +40,10 @@ export function startRenderWorkers(
         cache,
         locks,
         caps,
-        accounts,
+        routes,
+        routing: config.routing,
+        routeLoad: new RouteLoad(),
+        lockTtlMs: config.jobLockMs,
         registry,
         queue,
         logger,

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
-import { AccountPausedError, ShutdownError } from '../src/errors.js';
+import { AccountPausedError, PredictionPendingError, ShutdownError } from '../src/errors.js';
 import { bullPrefixFor } from '../src/redis/redis-keys.js';
 import type { RedisConnection } from '../src/redis/redis-connection.js';
 import type { Logger } from 'pino';
@@ -84,6 +84,11 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
           }
           if (error instanceof AccountPausedError) {
             await job.moveToDelayed(error.resumeAt + handBackJitterMs(), token);
+            throw new DelayedError();
+          }
+          // A queued prediction still running: the job comes back to follow it, its slot free.
+          if (error instanceof PredictionPendingError) {
+            await job.moveToDelayed(error.recheckAt, token);
             throw new DelayedError();
           }
           throw error;

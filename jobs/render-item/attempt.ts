@@ -3,7 +3,9 @@ import type { BatchStore } from '../../src/batches/batch-store.js';
 import type { RenderLease, RenderLocks } from '../../src/cache/render-lock.js';
 import type { CachedImage, ResultCache } from '../../src/cache/result-cache.js';
 import type { ReuseRules } from '../../src/cache/reuse.js';
-import type { ItemRecord } from '../../src/contracts/batch-records.js';
+import type { ItemRecord, PendingRender } from '../../src/contracts/batch-records.js';
+import type { RoutingStrategy } from '../../src/config/route-kinds.js';
+import type { RouteLoad } from '../../src/render/route-load.js';
 import type { AttemptInfo, JobPayload } from '../../src/contracts/job-catalog.js';
 import { RendermillError } from '../../src/errors.js';
 import type { SpendCap, SpendCaps } from '../../src/ledger/spend-caps.js';
@@ -22,8 +24,17 @@ export interface RenderItemDeps {
   locks: RenderLocks;
   /** The tenant's monthly and the day's spend counters, with their caps. */
   caps: SpendCaps;
-  /** The configured provider account first, then its fallbacks in order. */
-  accounts: readonly ProviderRoute[];
+  /** The routes, in the configured order. */
+  routes: readonly ProviderRoute[];
+  /** How items of batches that name no routing choose a route (the providers file's). */
+  routing: RoutingStrategy;
+  /**
+   * How long a render lock outlives its holder (RENDERMILL_JOB_LOCK_MS): a lock handed on with
+   * a queued prediction is kept this long past the next check.
+   */
+  lockTtlMs: number;
+  /** What this process has under way per route: `spread` reads it. Default: a fresh one. */
+  routeLoad?: RouteLoad | undefined;
   registry: ModelRegistry;
   queue: JobQueue;
   logger: Logger;
@@ -46,6 +57,8 @@ export interface RenderAttempt {
   readonly itemId: string;
   readonly tenant: string;
   readonly spec: RenderSpec;
+  /** How the item chooses among routes: its batch's routing, else the workers' default. */
+  readonly routing: RoutingStrategy;
   /** This job attempt (1-based) and how many the queue allows. */
   readonly attempt: number;
   readonly maxAttempts: number;
@@ -89,12 +102,17 @@ export interface RenderAttempt {
   providerGaveUp: boolean;
   /** The item's outcome and its money are recorded: never again in this run. */
   settled: boolean;
+  /**
+   * A queued prediction this run submitted, or followed, that had not ended: recorded on the
+   * item when the run hands the job back (settle-failure.ts), with the render lock handed on.
+   */
+  pending: PendingRender | undefined;
 }
 
 /** The state of a run that found `item` to render, a dead run's billed hold charged to it. */
 export function openAttempt(
   deps: RenderItemDeps,
-  { batchId, itemId, tenant, spec }: JobPayload<'render-item'>,
+  { batchId, itemId, tenant, spec, routing }: JobPayload<'render-item'>,
   { attempt, maxAttempts, signal }: AttemptInfo,
   found: { item: ItemRecord; heldByDeadRun: number; started: number; log: Logger },
 ): RenderAttempt {
@@ -105,6 +123,7 @@ export function openAttempt(
     itemId,
     tenant,
     spec,
+    routing: routing ?? deps.routing,
     attempt,
     maxAttempts,
     signal,
@@ -120,6 +139,7 @@ export function openAttempt(
     holdCharged: false,
     providerGaveUp: false,
     settled: false,
+    pending: undefined,
   };
 }
 

@@ -1,27 +1,34 @@
 import type { CachedImage } from '../../src/cache/result-cache.js';
-import { PaidResultError, RendermillError } from '../../src/errors.js';
-import { actualCostMicros } from '../../src/models/pricing.js';
+import type { ItemWarning, PendingRender } from '../../src/contracts/batch-records.js';
+import { PaidResultError, PredictionPendingError, RendermillError } from '../../src/errors.js';
+import type { RenderSpec } from '../../src/models/render-spec.js';
+import type { RenderedImage } from '../../src/providers/image-provider.js';
+import { convertImage } from '../../src/render/convert-format.js';
 import { checkInputImages } from '../../src/render/input-images.js';
 import { renderWithFallbacks } from '../../src/render/render-with-fallbacks.js';
+import { costOn } from '../../src/render/route-candidates.js';
 import { storeRendered } from '../../src/render/store-images.js';
 import type { RenderAttempt } from './attempt.js';
 import type { RenderRequest } from './render-request.js';
 import { reservationHooks, type Purchase } from './reserve.js';
 
 /**
- * Call and store: checks the inputs against the primary model's rules, asks the chain of
- * accounts for the `missing` variants (rate-limited, retried with backoff, falling back;
- * `reservationHooks` keep the ledger in step with every request), prices what was billed and
- * uploads the images as those variants, with their derived copies, to S3 and the cache index.
- * Returns the stored images. When the chain gives up it throws its last error, with
- * `run.providerGaveUp` set for a provider's own failure and `run.paidMicros` set for a billed
- * but unusable result.
+ * Call and store: checks the inputs against the first route's model, asks the routes in the
+ * item's order for the `missing` variants (rate-limited, retried with backoff, falling back;
+ * `reservationHooks` keep the ledger in step with every request) — or follows the queued
+ * prediction the item already started — prices what was billed at the route's price, converts
+ * images the route could not produce in the asked format, and uploads them as those variants,
+ * with their derived copies, to S3 and the cache index. Returns the stored images. When the
+ * routes give up it throws the last error, with `run.providerGaveUp` set for a provider's own
+ * failure and `run.paidMicros` for a billed but unusable result; a prediction still running
+ * is left in `run.pending` for the job to come back to.
  */
 export async function callAndStore(
   run: RenderAttempt,
   request: RenderRequest,
   purchase: Purchase,
   missing: number[],
+  pending?: PendingRender,
 ): Promise<CachedImage[]> {
   const { images, mask } = request;
   await checkInputImages(purchase.primary.model, images, mask);
@@ -33,31 +40,87 @@ export async function callAndStore(
       shutdown: run.signal,
       log: run.log,
       metrics: run.metrics,
+      load: run.deps.routeLoad,
+      resume: pending?.prediction,
       ...reservationHooks(run, purchase),
     },
   );
   if (!outcome.ok) {
-    // Billed but unusable: the money is gone whether or not we can use the result.
-    if (outcome.error instanceof PaidResultError) {
-      run.paidMicros = actualCostMicros(
-        outcome.candidate.model,
-        purchase.priced,
-        outcome.error.usage,
-      );
+    const { candidate, error } = outcome;
+    if (error instanceof PredictionPendingError) {
+      run.pending = {
+        route: candidate.route.name,
+        model: candidate.model.id,
+        prediction: error.prediction,
+        lock_token: run.lease?.token,
+      };
+      throw error;
     }
-    run.providerGaveUp = outcome.error instanceof RendermillError;
-    throw outcome.error;
+    // Billed but unusable: the money is gone whether or not we can use the result.
+    if (error instanceof PaidResultError) {
+      run.paidMicros = costOn(candidate, purchase.priced, error.usage);
+    }
+    run.providerGaveUp = error instanceof RendermillError;
+    throw error;
   }
   const { candidate, result } = outcome;
-  run.paidMicros = actualCostMicros(candidate.model, purchase.priced, result.usage);
-  run.item.rendered_by = { provider: candidate.account.name, model: candidate.model.id };
+  run.paidMicros = costOn(candidate, purchase.priced, result.usage);
+  run.item.rendered_by = {
+    provider: candidate.route.name,
+    kind: candidate.route.provider.kind,
+    model: candidate.model.id,
+    ...(candidate.remote !== candidate.model.id && { remote_model: candidate.remote }),
+  };
   // The images are paid for: from here on nothing is cut short by a shutdown, and a
   // storage hiccup is retried on the spot rather than by buying the images again.
+  const delivered = await inAskedFormat(result.images, purchase.ask);
+  run.item.warnings = mergeWarnings(run.item.warnings, [
+    ...outcome.warnings,
+    ...delivered.warnings,
+  ]);
   return storeRendered(
     request.target,
-    result.images,
+    delivered.images,
     missing,
     { paidMicros: run.paidMicros, model: candidate.model.id },
     run.rules.derive,
   );
+}
+
+/**
+ * The images in the format the item asked for: a route that could not produce it rendered its
+ * own, converted here with sharp — said on the item, unless its submission already said so.
+ */
+async function inAskedFormat(
+  images: RenderedImage[],
+  ask: RenderSpec,
+): Promise<{ images: RenderedImage[]; warnings: ItemWarning[] }> {
+  const wanted = ask.output_format;
+  if (!wanted || images.every((image) => image.format === wanted)) return { images, warnings: [] };
+  const from = images.find((image) => image.format !== wanted)!.format;
+  return {
+    images: await Promise.all(
+      images.map((image) => convertImage(image, wanted, ask.output_compression)),
+    ),
+    warnings: [
+      {
+        field: 'output_format',
+        asked: wanted,
+        done: `rendered as ${from} and converted with sharp`,
+        message: `the route returned ${from}; the image was converted to ${wanted} with sharp`,
+      },
+    ],
+  };
+}
+
+/** The item's warnings with `more`, one per field and what was done. */
+function mergeWarnings(
+  known: ItemWarning[] | undefined,
+  more: ItemWarning[],
+): ItemWarning[] | undefined {
+  const all = [...(known ?? [])];
+  for (const warning of more) {
+    if (!all.some((w) => w.field === warning.field && w.done === warning.done)) all.push(warning);
+  }
+  return all.length > 0 ? all : undefined;
 }

@@ -65,14 +65,15 @@ export const lookUpCache = async (
 
 /**
  * Takes the item for this run: `running`, adding what a dead run held to the spend and
- * releasing what the item had reserved. Returns false when the job ends here: another run of
+ * releasing what the item had reserved (not the hold of a queued prediction it follows). Returns false when the job ends here: another run of
  * it finished the item since it was read, or the batch is being cancelled and the item was
  * cancelled instead of starting (counted, and the manifest queued if the batch has ended).
  */
 export async function startRunning(run: RenderAttempt): Promise<boolean> {
   const start = await run.deps.store.transition(run.batchId, itemWith(run, { status: 'running' }), {
     spendMicros: run.heldByDeadRun,
-    releaseReservation: true,
+    // An item following its queued prediction keeps the hold it paid to start it with.
+    releaseReservation: !run.item.pending,
     caps: run.caps,
   });
   countSpent(run, run.heldByDeadRun);

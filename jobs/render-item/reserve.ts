@@ -2,8 +2,14 @@ import { BudgetExceededError, ModelUnavailableError } from '../../src/errors.js'
 import { describeCap } from '../../src/ledger/spend-caps.js';
 import { microsToUsd, pricedRequest, type PricedRequest } from '../../src/models/pricing.js';
 import type { RenderSpec } from '../../src/models/render-spec.js';
-import { candidatesFor, type Candidate } from '../../src/render/render-with-fallbacks.js';
+import {
+  candidatesFor,
+  orderCandidates,
+  type Candidate,
+} from '../../src/render/route-candidates.js';
 import { countSpent, itemError, itemWith, type RenderAttempt } from './attempt.js';
+import type { PendingRender } from '../../src/contracts/batch-records.js';
+import { RouteLoad } from '../../src/render/route-load.js';
 import { RESERVATION_WAIT_MS } from '../../src/ledger/spend-ledger.js';
 import { finish } from './settle.js';
 
@@ -12,19 +18,20 @@ export interface Purchase {
   /** The item's request for the missing variants only: only those are bought. */
   ask: RenderSpec;
   priced: PricedRequest;
-  /** The accounts that may render it, in order; `primary` first. */
+  /** The routes that may render it, in the order the item's routing tries them. */
   candidates: readonly Candidate[];
   primary: Candidate;
-  /** Enough for whichever account of the chain ends up rendering it: what is reserved. */
-  maxMicros: number;
+  /** What the item holds reserved now: the price on the route about to be called. */
+  heldMicros: number;
 }
 
 /**
- * Reserve: prices the `missing` variants on every account that can render them and reserves
- * the highest price against the batch's budget and every spend cap, waiting a while for
- * running items to settle when only their holds are in the way. Returns nothing when the
- * budget cannot hold it: the item is then recorded `budget_exceeded`. Throws
- * ModelUnavailableError when no account of the chain can render the item.
+ * Reserve: finds the routes that can render the `missing` variants, orders them as the item's
+ * routing says (priority, cheapest, spread), and reserves the price on the first against the
+ * batch's budget and every spend cap, waiting a while for running items to settle when only
+ * their holds are in the way. A later, dearer route reserves its own price before it is
+ * called (`reservationHooks`). Returns nothing when the budget cannot hold it: the item is
+ * then recorded `budget_exceeded`. Throws ModelUnavailableError when no route can render it.
  */
 export async function reserve(
   run: RenderAttempt,
@@ -32,14 +39,15 @@ export async function reserve(
 ): Promise<Purchase | undefined> {
   const ask: RenderSpec = { ...run.spec, n: missing.length };
   const priced = pricedRequest(ask);
-  const candidates = candidatesFor(run.deps.accounts, ask, priced, run.deps.registry);
+  const found = candidatesFor(run.deps.routes, ask, priced, run.deps.registry);
+  const candidates = orderCandidates(found, run.routing, routeLoadOf(run));
   const primary = candidates[0];
   if (!primary) {
     throw new ModelUnavailableError(
-      `model ${run.spec.model} is no longer in the registry, and no fallback can render this item`,
+      `no route can render model ${run.spec.model} for this item (none serves it, or it is no longer in the registry)`,
     );
   }
-  const maxMicros = Math.max(...candidates.map((c) => c.maxMicros));
+  const maxMicros = primary.maxMicros;
   const reservation = await reserveBudgetFor(run, maxMicros);
   if (reservation.outcome !== 'reserved') {
     const error = new BudgetExceededError(
@@ -50,8 +58,35 @@ export async function reserve(
     await finish(run, itemWith(run, { status: 'budget_exceeded', error: itemError(error) }), {});
     return undefined;
   }
-  return { ask, priced, candidates, primary, maxMicros };
+  return { ask, priced, candidates, primary, heldMicros: maxMicros };
 }
+
+/**
+ * The purchase of an item that is following a queued prediction: the route it was submitted
+ * to, and the hold it kept (nothing is reserved again). Throws ModelUnavailableError if that
+ * route is no longer configured: nobody else can collect the prediction.
+ */
+export async function resumePurchase(
+  run: RenderAttempt,
+  missing: readonly number[],
+  pending: PendingRender,
+): Promise<Purchase> {
+  const ask: RenderSpec = { ...run.spec, n: missing.length };
+  const priced = pricedRequest(ask);
+  const routes = run.deps.routes.filter((route) => route.name === pending.route);
+  const primary = candidatesFor(routes, ask, priced, run.deps.registry)[0];
+  if (!primary) {
+    throw new ModelUnavailableError(
+      `route "${pending.route}" that runs this item's prediction ${pending.prediction.id} is no longer configured`,
+    );
+  }
+  const hold = await run.deps.store.holdOf(run.batchId, run.itemId);
+  return { ask, priced, candidates: [primary], primary, heldMicros: hold?.micros ?? 0 };
+}
+
+/** The process's route load, made on first use when the deps bring none. */
+const fallbackLoad = new RouteLoad();
+const routeLoadOf = (run: RenderAttempt) => run.deps.routeLoad ?? fallbackLoad;
 
 /**
  * The ledger's side of each provider request. From the moment a request leaves, the
@@ -62,15 +97,20 @@ export async function reserve(
  */
 export function reservationHooks(run: RenderAttempt, purchase: Purchase) {
   return {
-    beforeCall: async () => {
-      if (run.holdCharged) {
-        const again = await reserveBudgetFor(run, purchase.maxMicros);
+    beforeCall: async (candidate: Candidate) => {
+      // A dearer route than the one reserved for (the cheaper one gave up) holds its own price.
+      if (run.holdCharged || candidate.maxMicros > purchase.heldMicros) {
+        const again = await reserveBudgetFor(run, candidate.maxMicros);
         if (again.outcome !== 'reserved') {
           throw new BudgetExceededError(
-            `a request that got no answer was counted as spent ($${microsToUsd(run.unansweredMicros)}), ` +
-              `and ${describeCap(again.cap ?? 'batch')} cannot hold another try`,
+            run.holdCharged
+              ? `a request that got no answer was counted as spent ($${microsToUsd(run.unansweredMicros)}), ` +
+                  `and ${describeCap(again.cap ?? 'batch')} cannot hold another try`
+              : `route "${candidate.route.name}" costs $${microsToUsd(candidate.maxMicros)} for this item, ` +
+                  `more than ${describeCap(again.cap ?? 'batch')} can hold`,
           );
         }
+        purchase.heldMicros = candidate.maxMicros;
         run.holdCharged = false;
       }
       await run.deps.store.markCalling(run.batchId, run.itemId);

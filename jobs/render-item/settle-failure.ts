@@ -3,6 +3,7 @@ import {
   AccountPausedError,
   BatchCancelledError,
   BudgetExceededError,
+  PredictionPendingError,
   ReservationLostError,
   ShutdownError,
   isRetryable,
@@ -17,6 +18,9 @@ import { finish } from './settle.js';
  * and every transition here releases what the item had reserved.
  * - The outcome was already settled (only queueing the manifest failed), or another run owns
  *   the item (ReservationLostError): rethrows and changes nothing.
+ * - A queued prediction is still running: the item stays `running` with its hold and the
+ *   prediction's handle, the render lock is handed on, and the error is rethrown for the
+ *   worker to bring the job back when the prediction is worth checking again.
  * - The batch was cancelled before the call left: the item is cancelled; returns.
  * - A shutdown or a paused account, or an error around the call that a later attempt may not
  *   meet (Redis or S3 away): the item goes back to `queued` and the error is rethrown for the
@@ -28,6 +32,10 @@ export async function settleFailure(run: RenderAttempt, error: unknown): Promise
   if (run.settled) throw error; // only queueing the manifest failed: the job retry redoes that
   // Another run owns the item now (it released our reservation): leave everything to it.
   if (error instanceof ReservationLostError) throw error;
+  if (error instanceof PredictionPendingError && run.pending) {
+    await handBackPending(run, error);
+    throw error;
+  }
   const reason = itemError(error);
   const money = { spendMicros: run.paidMicros, caps: run.caps };
   const cost_micros = costSoFar(run);
@@ -60,4 +68,20 @@ export async function settleFailure(run: RenderAttempt, error: unknown): Promise
   const status = error instanceof BudgetExceededError ? 'budget_exceeded' : 'failed';
   await finish(run, itemWith(run, { status, cost_micros, error: reason }), money);
   throw new UnrecoverableError(reason.message);
+}
+
+/**
+ * Records the queued prediction on the item — still `running`, its hold kept (a move to
+ * `running` releases nothing) — and hands the render lock on until a while after the next
+ * check, so that nobody buys the same image meanwhile.
+ */
+async function handBackPending(run: RenderAttempt, error: PredictionPendingError): Promise<void> {
+  const pending = run.pending!;
+  await run.deps.store.transition(run.batchId, itemWith(run, { status: 'running', pending }), {});
+  const untilNextCheck = Math.max(0, error.recheckAt - Date.now());
+  await run.lease?.handOff(untilNextCheck + run.deps.lockTtlMs);
+  run.log.info(
+    { route: pending.route, prediction: pending.prediction.id, recheck_in_ms: untilNextCheck },
+    'queued prediction still running; the job comes back to follow it',
+  );
 }

@@ -18,6 +18,16 @@ export interface CacheShare {
  */
 export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<CacheShare> {
   const { locks } = run.deps;
+  const handedOn = run.item.pending?.lock_token;
+  if (handedOn) {
+    // Following a queued prediction this item paid for: the lock its first run handed on.
+    run.lease = await locks.takeOver(run.scope, hash, handedOn);
+    const usable = await lookUpCache(run, hash);
+    return {
+      reused: [...usable.values()].sort(byIndex),
+      missing: range(run.spec.n).filter((index) => !usable.has(index)),
+    };
+  }
   let usable = run.firstLook ?? (await lookUpCache(run, hash));
   while (usable.size < run.spec.n) {
     run.lease = await locks.tryAcquire(run.scope, hash);

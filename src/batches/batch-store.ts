@@ -93,7 +93,14 @@ export class BatchStore extends SpendLedger {
   async publish(
     batch: Pick<
       BatchRecord,
-      'id' | 'tenant' | 'created_at' | 'budget_micros' | 'metadata' | 'webhook_url' | 'schedule_id'
+      | 'id'
+      | 'tenant'
+      | 'created_at'
+      | 'budget_micros'
+      | 'metadata'
+      | 'webhook_url'
+      | 'schedule_id'
+      | 'routing'
     >,
     tally: ItemTally,
   ): Promise<void> {
@@ -119,6 +126,7 @@ export class BatchStore extends SpendLedger {
     if (batch.budget_micros !== undefined) meta.budget_micros = batch.budget_micros;
     if (batch.webhook_url) meta.webhook_url = batch.webhook_url;
     if (batch.schedule_id) meta.schedule_id = batch.schedule_id;
+    if (batch.routing) meta.routing = batch.routing;
 
     const pipeline = this.redis.multi();
     pipeline.persist(this.itemsKey(batch.id));
@@ -161,6 +169,7 @@ export class BatchStore extends SpendLedger {
       metadata: JSON.parse(raw.metadata ?? '{}') as Record<string, string>,
       webhook_url: raw.webhook_url,
       schedule_id: raw.schedule_id,
+      routing: raw.routing,
     };
   }
 

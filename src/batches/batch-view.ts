@@ -1,6 +1,6 @@
 import { csvCell } from '../catalog/csv-cell.js';
 import { microsToUsd } from '../models/pricing.js';
-import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
+import type { BatchRecord, ItemRecord, ItemWarning } from '../contracts/batch-records.js';
 
 /** A batch as the API and manifests show it: money in USD, counts by item status. */
 export function batchView(batch: BatchRecord) {
@@ -19,6 +19,7 @@ export function batchView(batch: BatchRecord) {
     metadata: batch.metadata,
     webhook_url: batch.webhook_url ?? null,
     schedule_id: batch.schedule_id ?? null,
+    routing: batch.routing ?? null,
   };
 }
 
@@ -31,8 +32,12 @@ export interface ManifestItem {
   /** The model that rendered it; `requested_model` differs when a fallback used its own. */
   model: string;
   requested_model: string;
-  /** The provider account that rendered it: `primary` or a fallback's name. */
+  /** The route that rendered it: its name in the providers file, or `primary` / a fallback's. */
   provider: string | null;
+  /** The same route's name, under the name the providers file gives it. */
+  route: string | null;
+  /** The provider's own id for the model on that route (Replicate's `owner/name` …). */
+  provider_model: string | null;
   size: string;
   n: number;
   prompt: string | null;
@@ -42,6 +47,8 @@ export interface ManifestItem {
   saved_usd: number;
   images: ManifestImage[];
   error: { code: string; message: string } | null;
+  /** What was asked and what was done instead (a fitted size, a converted format, n in calls). */
+  warnings: ItemWarning[];
 }
 
 export interface ManifestImage {
@@ -97,6 +104,10 @@ export async function buildManifest(
       model: item.rendered_by?.model ?? item.spec.model,
       requested_model: item.spec.model,
       provider: item.rendered_by?.provider ?? null,
+      route: item.rendered_by?.provider ?? null,
+      provider_model: item.rendered_by
+        ? (item.rendered_by.remote_model ?? item.rendered_by.model)
+        : null,
       size: item.spec.size,
       n: item.spec.n,
       prompt: item.spec.prompt ?? null,
@@ -119,6 +130,7 @@ export async function buildManifest(
         })),
       ),
       error: item.error ?? null,
+      warnings: item.warnings ?? [],
     });
   }
   const view = batchView(batch);
@@ -151,6 +163,7 @@ const CSV_COLUMNS = [
   'status',
   'model',
   'provider',
+  'provider_model',
   'size',
   'n',
   'cost_usd',
@@ -160,6 +173,7 @@ const CSV_COLUMNS = [
   'derived_keys',
   'error_code',
   'error_message',
+  'warnings',
   'hash',
   'prompt',
 ];
@@ -175,6 +189,7 @@ export function manifestCsv(manifest: Manifest): string {
       item.status,
       item.model,
       item.provider ?? '',
+      item.provider_model ?? '',
       item.size,
       item.n,
       item.cost_usd,
@@ -184,6 +199,7 @@ export function manifestCsv(manifest: Manifest): string {
       item.images.flatMap((i) => i.derived.map((d) => d.key)).join(' '),
       item.error?.code ?? '',
       item.error?.message ?? '',
+      item.warnings.map((w) => w.message).join('; '),
       item.hash ?? '',
       item.prompt ?? '',
     ]

@@ -5,6 +5,7 @@ import type { JobQueue } from '../queue/job-queue.js';
 import type { BatchStore } from './batch-store.js';
 import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
 import type { BatchRequest } from '../contracts/batch-request.js';
+import type { RoutingStrategy } from '../config/route-kinds.js';
 import { jsonBatchSource, type BatchSource } from './batch-source.js';
 import { resolveItems, type ResolveDeps } from './resolve-items.js';
 
@@ -71,7 +72,7 @@ export async function submitFromSource(
       // ids make that harmless) and answer with it, rather than submit, and pay, twice.
       if (existing.tenant !== tenant)
         throw new Error(`batch id ${batchId} belongs to another tenant`);
-      await queueRenders(deps, tenant, batchId);
+      await queueRenders(deps, tenant, batchId, request.routing);
       return { batch: existing, rejected: { count: 0, rows: [] } };
     }
   }
@@ -95,12 +96,13 @@ export async function submitFromSource(
         ...(source.format === 'json' ? {} : { input_format: source.format }),
       },
       webhook_url: request.webhook_url,
+      routing: request.routing,
       schedule_id: options.scheduleId,
     },
     resolved.tally,
   );
   try {
-    await queueRenders(deps, tenant, batchId);
+    await queueRenders(deps, tenant, batchId, request.routing);
     if (resolved.tally.counts.queued === 0) {
       // Every item came from the cache: the batch is complete already, its manifest is due.
       await deps.queue.add('finalize-batch', { batchId }, `finalize-${batchId}`);
@@ -116,7 +118,12 @@ export async function submitFromSource(
 }
 
 /** One render job per queued item, read back from Redis a chunk at a time. */
-async function queueRenders(deps: SubmitBatchDeps, tenant: string, batchId: string) {
+async function queueRenders(
+  deps: SubmitBatchDeps,
+  tenant: string,
+  batchId: string,
+  routing: RoutingStrategy | undefined,
+) {
   for await (const chunk of deps.store.scanItems(batchId)) {
     await deps.queue.addBulk(
       'render-item',
@@ -124,7 +131,7 @@ async function queueRenders(deps: SubmitBatchDeps, tenant: string, batchId: stri
         .filter((item) => item.status === 'queued')
         .map((item) => ({
           jobId: `${batchId}-${item.index}`,
-          payload: { batchId, itemId: item.id, tenant, spec: item.spec },
+          payload: { batchId, itemId: item.id, tenant, spec: item.spec, routing },
         })),
     );
   }

@@ -6,8 +6,16 @@ import { waitUnlessShutdown } from '../limits/backoff.js';
 
 /** Held while one worker renders a request; everyone else wanting it waits, then reuses it. */
 export interface RenderLease {
+  /** What proves the lock is this lease's: handed to the run that takes it over. */
+  readonly token: string;
   /** Lets the waiters go. Safe to call twice; never releases a lock someone else now holds. */
   release(): Promise<void>;
+  /**
+   * Stops renewing and keeps the lock for `ms` more: a queued prediction will be followed by
+   * another run, which takes the lock over with the token (`RenderLocks.takeOver`). Waiters
+   * keep waiting rather than buying the same image. Release is a no-op afterwards.
+   */
+  handOff(ms: number): Promise<void>;
 }
 
 export interface RenderLockOptions {
@@ -60,6 +68,23 @@ export class RenderLocks {
     const token = randomBytes(12).toString('hex');
     const taken = await this.redis.set(key, token, 'PX', this.ttlMs, 'NX');
     if (taken !== 'OK') return undefined;
+    return this.lease(key, token);
+  }
+
+  /**
+   * Takes over the lock a run handed off with `token` (a queued prediction it started), or
+   * takes it afresh if it lapsed meanwhile. Undefined when someone else holds it now: this run
+   * collects what it already paid for all the same.
+   */
+  async takeOver(scope: string, hash: string, token: string): Promise<RenderLease | undefined> {
+    const key = this.key(scope, hash);
+    const ours = await this.scripts.rmCompareAndPexpire(key, token, this.ttlMs);
+    if (ours === 1) return this.lease(key, token);
+    return this.tryAcquire(scope, hash);
+  }
+
+  /** A lease on `key` held with `token`, renewed until it is released or handed off. */
+  private lease(key: string, token: string): RenderLease {
     // Compare-and-act: only the holder's token may renew or delete the lock.
     const renew = setInterval(() => {
       this.scripts.rmCompareAndPexpire(key, token, this.ttlMs).catch(() => {
@@ -70,11 +95,18 @@ export class RenderLocks {
     renew.unref();
     let released = false;
     return {
+      token,
       release: async () => {
         if (released) return;
         released = true;
         clearInterval(renew);
         await this.scripts.rmCompareAndDelete(key, token);
+      },
+      handOff: async (ms: number) => {
+        if (released) return;
+        released = true;
+        clearInterval(renew);
+        await this.scripts.rmCompareAndPexpire(key, token, Math.max(1, Math.round(ms)));
       },
     };
   }

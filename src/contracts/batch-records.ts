@@ -46,6 +46,33 @@ export interface ItemWarning {
   message: string;
 }
 
+/** Where an item's images came from: the route, its API, the model and the route's id for it. */
+export interface RenderedBy {
+  /** The route's name (the providers file's `name`; `primary` for OPENAI_API_KEY's account). */
+  provider: string;
+  /** The route's API: openai, openai-responses, replicate or fal (absent in older records). */
+  kind?: string | undefined;
+  /** The registry's model id. */
+  model: string;
+  /** The provider's own id for the model, when it differs (Replicate's `owner/name` …). */
+  remote_model?: string | undefined;
+}
+
+/** A queued prediction an item waits for (see ItemRecord.pending). */
+export interface PendingRender {
+  /** The route it was submitted to, and the model. */
+  route: string;
+  model: string;
+  /** The provider's handle: its id and the URLs to follow and cancel it. */
+  prediction: {
+    id: string;
+    urls: { status: string; result?: string | undefined; cancel?: string | undefined };
+    submittedAt: number;
+  };
+  /** The render lock's token, handed from the run that submitted it to the one that follows it. */
+  lock_token?: string | undefined;
+}
+
 export interface ItemRecord {
   id: string;
   index: number;
@@ -65,8 +92,13 @@ export interface ItemRecord {
   reuse_after?: number | undefined;
   /** Smaller copies to make of every image. */
   derive?: DeriveSpec[] | undefined;
-  /** Which provider account and model rendered it (a fallback's, when the chain moved on). */
-  rendered_by?: { provider: string; model: string } | undefined;
+  /** Which route and model rendered it (another route's, when the first gave up). */
+  rendered_by?: RenderedBy | undefined;
+  /**
+   * A queued prediction (Replicate, fal) this item started and is waiting for: its job comes
+   * back to follow it, never to start another. The item keeps its hold meanwhile.
+   */
+  pending?: PendingRender | undefined;
   error?: { code: string; message: string } | undefined;
   /** What was asked and what is done instead, when they differ (never silently). */
   warnings?: ItemWarning[] | undefined;
@@ -91,6 +123,8 @@ export interface BatchRecord {
   metadata: Record<string, string>;
   /** Where `batch.*` events are delivered (Standard Webhooks signed). */
   webhook_url?: string | undefined;
+  /** How its items choose among routes; absent: the workers' default. */
+  routing?: string | undefined;
   /** The schedule whose run created this batch. */
   schedule_id?: string | undefined;
 }

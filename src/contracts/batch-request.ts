@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ROUTING_STRATEGIES } from '../config/route-kinds.js';
 import { OPERATIONS } from '../models/registry-schema.js';
 import { MAX_DERIVATIONS, deriveSpecSchema } from './derive-spec.js';
 
@@ -52,6 +53,12 @@ export const batchRequestSchema = z
   .object({
     ...renderOptions,
     budget_usd: z.number().positive().max(1_000_000).optional(),
+    /**
+     * How items choose among the routes that can render them: `priority` (the configured
+     * order), `cheapest` (the least money), `spread` (the least time). Default: the providers
+     * file's `routing`.
+     */
+    routing: z.enum(ROUTING_STRATEGIES).optional(),
     /**
      * `reuse` (default): an image already rendered for the same request is reused at $0.
      * `refresh`: render anew; the new images replace the cached ones for later batches.
@@ -108,6 +115,10 @@ export const catalogOptionsSchema = z
     n: z.coerce.number().int().optional(),
     output_compression: z.coerce.number().int().min(0).max(100).optional(),
     budget_usd: z.coerce.number().positive().max(1_000_000).optional(),
+    routing: z
+      .enum(ROUTING_STRATEGIES)
+      .optional()
+      .describe('`priority`, `cheapest` or `spread`; default: the providers file’s routing.'),
     cache: z.enum(['reuse', 'refresh']).optional(),
     webhook_url: z
       .url({ protocol: /^https?$/ })

@@ -1,5 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
+import { ROUTING_STRATEGIES } from '../config/route-kinds.js';
 import { renderSpecSchema } from '../models/render-spec.js';
 
 /**
@@ -13,6 +14,8 @@ export const renderItemPayload = z
     itemId: z.string().min(1),
     tenant: z.string().min(1),
     spec: renderSpecSchema,
+    /** The batch's routing; absent: the workers' default (the providers file's). */
+    routing: z.enum(ROUTING_STRATEGIES).optional(),
   })
   .strict();
 

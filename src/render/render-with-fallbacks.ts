@@ -62,8 +62,11 @@ export async function renderWithFallbacks(
     log: Logger;
     /** Where provider requests are counted. Default: nowhere. */
     metrics?: RenderMetrics | undefined;
-    /** Runs right before each request leaves (the ledger marks the money as at stake). */
-    beforeCall?: () => Promise<void>;
+    /**
+     * Runs right before each request leaves, with the route it goes to (the ledger holds that
+     * route's price and marks the money as at stake).
+     */
+    beforeCall?: (candidate: Candidate) => Promise<void>;
     /** Runs after a request that may have been billed got no answer (see callProvider). */
     afterUnansweredCall?: () => Promise<void>;
     /** What this process has under way per route (the `spread` strategy reads it). */
@@ -94,7 +97,7 @@ export async function renderWithFallbacks(
               { err: error.message, try: n, route: route.name },
               'provider call failed; retrying',
             ),
-          beforeCall: options.beforeCall,
+          beforeCall: options.beforeCall && (() => options.beforeCall!(candidate)),
           afterUnansweredCall: options.afterUnansweredCall,
           metrics: options.metrics,
         }),

@@ -5,7 +5,9 @@ import { ModelRateLimiters } from '../limits/model-rate-limiters.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import { usdToMicros } from '../models/pricing.js';
 import type { ImageProvider } from '../providers/image-provider.js';
+import { FalImageProvider } from '../providers/fal-provider.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
+import { ReplicateImageProvider } from '../providers/replicate-provider.js';
 import { OpenAIResponsesImageProvider } from '../providers/openai-responses-provider.js';
 import type { ProviderRoute, RouteModel } from '../providers/provider-route.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
@@ -78,10 +80,12 @@ function adapterFor(config: ProviderConfig, deps: RouteDeps): ImageProvider {
   switch (config.kind) {
     case 'openai':
       return new OpenAIImageProvider(common);
+    case 'replicate':
+      return new ReplicateImageProvider(common);
+    case 'fal':
+      return new FalImageProvider(common);
     case 'openai-responses':
       return new OpenAIResponsesImageProvider({ ...common, responsesModel: config.responsesModel });
-    default:
-      throw new ConfigError(`route "${config.name}": kind ${config.kind} is not available yet`);
   }
 }
 

@@ -42,10 +42,10 @@ export interface Services {
   locks: RenderLocks;
   caps: SpendCaps;
   /**
-   * The provider accounts this process renders with: the configured one (or the simulator),
-   * then its fallbacks. Empty in processes that render nothing (the API alone).
+   * The routes this process renders with, in the configured order (or the simulator).
+   * Empty in processes that render nothing (the API alone).
    */
-  accounts: ProviderRoute[];
+  routes: ProviderRoute[];
   /** Whether submissions refuse retired models: OpenAI itself does, unless fallbacks may take them. */
   enforceRetirements: boolean;
   /** One line per part that was started in-process because it was not configured. */
@@ -185,21 +185,20 @@ export async function startServices(
     await storage.ensureBucket();
     const queue = new BullJobQueue(redis);
     cleanups.push(() => queue.close());
-    const accounts =
-      options.provider
-        ? await connectProviderRoutes(routes, {
-            redis,
-            registry,
-            logger,
-            requestTimeoutMs: config.requestTimeoutMs,
-            limitMinuteMs: config.limitMinuteMs,
-            cleanups,
-          })
-        : [];
+    const providerRoutes = options.provider
+      ? await connectProviderRoutes(routes, {
+          redis,
+          registry,
+          logger,
+          requestTimeoutMs: config.requestTimeoutMs,
+          limitMinuteMs: config.limitMinuteMs,
+          cleanups,
+        })
+      : [];
 
     const metrics = new RendermillMetrics();
     metrics.watchQueues(queue.allQueues());
-    metrics.watchRoutes(accounts);
+    metrics.watchRoutes(providerRoutes);
     return {
       config,
       logger,
@@ -212,10 +211,9 @@ export async function startServices(
       cache: new ResultCache(state, storage, config.cacheScope),
       locks: new RenderLocks(state, { ttlMs: config.jobLockMs }),
       caps: new SpendCaps(config.spendCaps),
-      accounts,
+      routes: providerRoutes,
       // Only when every route is OpenAI itself: any other route may still serve a retired model.
-      enforceRetirements:
-        routes.length > 0 && routes.every((route) => route.enforceRetirements),
+      enforceRetirements: routes.length > 0 && routes.every((route) => route.enforceRetirements),
       embedded,
       s3DataDir,
       metrics,

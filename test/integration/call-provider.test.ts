@@ -94,11 +94,11 @@ describe('callProvider', () => {
     { retry: 0 },
     async () => {
       const [a, b] = await twoMisconfiguredWorkers({});
-      await callProvider({ account: a, request: request('first'), policy: once });
+      await callProvider({ route: a, request: request('first'), policy: once });
       // The answer said x-ratelimit-limit-images: 60; worker b's calls wait their turn.
       const started = Date.now();
-      await callProvider({ account: b, request: request('second'), policy: once });
-      await callProvider({ account: b, request: request('third'), policy: once });
+      await callProvider({ route: b, request: request('second'), policy: once });
+      await callProvider({ route: b, request: request('third'), policy: once });
       expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
       expect(sim.stats().rateLimited).toBe(0);
     },
@@ -109,18 +109,18 @@ describe('callProvider', () => {
     { retry: 2 },
     async () => {
       const [a, b] = await twoMisconfiguredWorkers({ rateHeaders: { families: [], fields: [] } });
-      await callProvider({ account: a, request: request('first'), policy: once });
+      await callProvider({ route: a, request: request('first'), policy: once });
       await expect(
-        callProvider({ account: a, request: request('second'), policy: once }),
+        callProvider({ route: a, request: request('second'), policy: once }),
       ).rejects.toBeInstanceOf(ProviderRateLimitedError);
 
       // Worker b never saw the 429, yet waits out its wait instead of being refused too.
       const started = Date.now();
-      await callProvider({ account: b, request: request('third'), policy: once });
+      await callProvider({ route: b, request: request('third'), policy: once });
       expect(Date.now() - started).toBeGreaterThanOrEqual(500);
       // The 429 came while the window had room for 99 more: the provider holds one a window.
       const next = Date.now();
-      await callProvider({ account: b, request: request('fourth'), policy: once });
+      await callProvider({ route: b, request: request('fourth'), policy: once });
       expect(Date.now() - next).toBeGreaterThanOrEqual(900);
       expect(sim.stats().rateLimited).toBe(1);
     },
@@ -131,9 +131,9 @@ describe('callProvider', () => {
     { retry: 2 },
     async () => {
       const [a] = await twoMisconfiguredWorkers({});
-      await callProvider({ account: a, request: request('warm-up'), policy: once }); // learns 60/min
+      await callProvider({ route: a, request: request('warm-up'), policy: once }); // learns 60/min
       const started = Date.now();
-      const result = await callProvider({ account: a, request: request('three', 3), policy: once });
+      const result = await callProvider({ route: a, request: request('three', 3), policy: once });
       expect(result.images).toHaveLength(3);
       expect(sim.stats().requests).toBe(4); // one call per image, a second apart
       expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
@@ -148,7 +148,7 @@ describe('callProvider', () => {
       retryHeaders: 'none',
     });
     const policy = { ...loadConfig({}).retry, retries: 3, minTimeoutMs: 50 };
-    const result = await callProvider({ account: a, request: request('three', 3), policy });
+    const result = await callProvider({ route: a, request: request('three', 3), policy });
     expect(result.images).toHaveLength(3);
     // 3 at once refused into an empty window: it holds fewer than 3, at least 1 for sure.
     expect(sim.stats().rateLimited).toBe(1);
@@ -173,7 +173,7 @@ describe('callProvider', () => {
       logger,
     });
     await expect(
-      callProvider({ account: { ...a, limits }, request: request('no row'), policy: once }),
+      callProvider({ route: { ...a, limits }, request: request('no row'), policy: once }),
     ).rejects.toMatchObject({
       name: 'ModelUnavailableError',
       message: expect.stringMatching(/no rate limit for dall-e-2: .*usage tier 1/),

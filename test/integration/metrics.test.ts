@@ -146,7 +146,7 @@ describe('GET /metrics', () => {
     });
     const changed = delta(before, await scrape());
     expect(manifest.batch.counts).toMatchObject({ succeeded: 1 });
-    expect(changed('rendermill_provider_rate_limited_total', { account: 'primary' })).toBe(1);
+    expect(changed('rendermill_provider_rate_limited_total', { route: 'primary' })).toBe(1);
     expect(changed('rendermill_provider_request_seconds_count', { outcome: 'rate_limited' })).toBe(
       1,
     );
@@ -161,18 +161,18 @@ describe('GET /metrics', () => {
   it("reports the limiter's headroom and whether the account is paused, read on scrape", async () => {
     // The tests above rendered gpt-image-2, told 60,000 images/min: a window of 1,000 images.
     const headroom = (await scrape())('rendermill_limiter_headroom_images', {
-      account: 'primary',
+      route: 'primary',
       model: 'gpt-image-2',
     });
     expect(headroom).toBeGreaterThanOrEqual(0);
     expect(headroom).toBeLessThanOrEqual(windowAllowance(60_000));
 
-    const account = h.services.accounts[0]!;
+    const account = h.services.routes[0]!;
     await account.gate.pause(10_000, 'provider_quota_exhausted', 'test pause');
-    expect((await scrape())('rendermill_account_paused', { account: 'primary' })).toBe(1);
+    expect((await scrape())('rendermill_account_paused', { route: 'primary' })).toBe(1);
     // The pause's key (account-gate.ts): gone, the account may be called again.
     await h.services.redis.del(`${limiterId(account.provider.accountId)}:pause`);
-    expect((await scrape())('rendermill_account_paused', { account: 'primary' })).toBe(0);
+    expect((await scrape())('rendermill_account_paused', { route: 'primary' })).toBe(0);
   });
 
   it('answers on the worker metrics server: /metrics, /healthz, /readyz, 404 elsewhere', async () => {

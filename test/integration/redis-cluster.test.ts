@@ -187,7 +187,7 @@ describe('rendermill on a Redis Cluster of three masters', () => {
     });
     expect(rotated.statusCode, rotated.body).toBe(200);
 
-    const [account] = h.services.accounts;
+    const [account] = h.services.routes;
     // The window's scripts touch five keys each: they must share the account's slot.
     const limiter = account!.limits.for('dall-e-2');
     const grant = await limiter.acquire({ images: 1, tokens: 0 });
