@@ -65,6 +65,9 @@ const REPLAYED_HEADERS = [
   'x-rendermill-batch-id',
   'x-rendermill-cost-usd',
   'x-rendermill-cached',
+  'x-rendermill-cache',
+  'x-rendermill-route',
+  'x-rendermill-model',
 ];
 
 /**

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ENV_DEFAULTS } from '../config/env-schema.js';
+import { ROUTING_STRATEGIES } from '../config/route-kinds.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec, Operation } from '../models/registry-schema.js';
 import { invalidRequest, type OpenAiError } from './openai-error.js';
@@ -33,6 +34,25 @@ const stream = z
 const outputCompression = z.number().int().min(0).max(100).nullish();
 const partialImages = z.number().int().min(0).max(3).nullish().describe('Ignored (no streaming).');
 const user = z.string().max(256).nullish().describe('Ignored.');
+/** rendermill's own fields, sent by the SDK as extra body parameters (`extra_body`). */
+const rendermillFields = {
+  routing: z
+    .enum(ROUTING_STRATEGIES)
+    .nullish()
+    .describe(
+      'rendermill: `priority`, `cheapest` or `spread` among the routes; default the configured routing.',
+    ),
+  aspect_ratio: z
+    .string()
+    .max(20)
+    .nullish()
+    .describe('rendermill: `W:H`, mapped to the nearest size the model takes (`size` wins).'),
+  resolution: z
+    .string()
+    .max(10)
+    .nullish()
+    .describe('rendermill: `0.5K`, `1K`, `2K` or `4K`, with aspect_ratio.'),
+};
 
 export const generationParamsSchema = z
   .object({
@@ -53,6 +73,7 @@ export const generationParamsSchema = z
       .describe('Ignored: the provider’s default applies.'),
     partial_images: partialImages,
     user,
+    ...rendermillFields,
   })
   .strict();
 
@@ -74,11 +95,19 @@ export const editParamsSchema = z
       .describe('Ignored: the provider’s default applies.'),
     partial_images: partialImages,
     user,
+    ...rendermillFields,
   })
   .strict();
 
 export const variationParamsSchema = z
-  .object({ model, n, size, response_format: responseFormat, user })
+  .object({
+    model,
+    n,
+    size,
+    response_format: responseFormat,
+    user,
+    routing: rendermillFields.routing,
+  })
   .strict();
 
 export type GenerationParams = z.infer<typeof generationParamsSchema>;
@@ -201,6 +230,8 @@ export function batchBodyFor(
   const item: Record<string, unknown> = { id: FACADE_ITEM_ID, operation, model: modelId };
   const given = params as Partial<GenerationParams & EditParams>;
   if (given.prompt !== undefined) item.prompt = given.prompt;
+  if (given.aspect_ratio != null) item.aspect_ratio = given.aspect_ratio;
+  if (given.resolution != null) item.resolution = given.resolution;
   if (given.n != null) item.n = given.n;
   if (given.size != null && given.size !== 'auto') item.size = given.size;
   if (given.quality != null && !isDefaultQuality(given.quality, spec)) item.quality = given.quality;
@@ -210,7 +241,11 @@ export function batchBodyFor(
   if (given.output_compression != null) item.output_compression = given.output_compression;
   if (inputs.images && inputs.images.length > 0) item.image = inputs.images;
   if (inputs.mask !== undefined) item.mask = inputs.mask;
-  return { metadata: { source: 'images-api', endpoint }, items: [item] };
+  return {
+    metadata: { source: 'images-api', endpoint },
+    ...(given.routing != null && { routing: given.routing }),
+    items: [item],
+  };
 }
 
 /** Whether OpenAI's `quality` means "the model's default" for a model that does not list it. */

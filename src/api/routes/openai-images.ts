@@ -195,9 +195,17 @@ export async function openAiImageRoutes(
     void reply.header('x-rendermill-batch-id', batch.id);
     const item = await itemOutcome(batch.id, callerGone(reply), reply);
     if (item.status !== 'succeeded' && item.status !== 'cached') throw itemFailure(item, batch.id);
+    // What it cost and where it went, on every answer (a cache hit costs $0, whichever route
+    // made the image).
     void reply
       .header('x-rendermill-cost-usd', String(microsToUsd(item.cost_micros)))
+      .header('x-rendermill-cache', item.status === 'cached' ? 'hit' : 'miss')
       .header('x-rendermill-cached', String(item.status === 'cached'));
+    if (item.rendered_by) {
+      void reply
+        .header('x-rendermill-route', item.rendered_by.provider)
+        .header('x-rendermill-model', item.rendered_by.remote_model ?? item.rendered_by.model);
+    }
     return imagesResponse(
       item,
       model,
