@@ -9,6 +9,21 @@ import type { FieldProblem } from '../errors.js';
 import type { BatchSource } from './batch-source.js';
 import { resolveItems } from './resolve-items.js';
 import type { SubmitBatchDeps } from './submit-batch.js';
+import type { RouteOffer } from './route-offers.js';
+import type { RoutingStrategy } from '../config/route-kinds.js';
+
+/** One route's share of a batch in an estimate. */
+export interface RoutePlan {
+  route: string;
+  model: string;
+  images: number;
+  max_usd: number;
+  typical_usd: number;
+  /** The route's limit for the model; null when its tier has none in the registry. */
+  images_per_minute: number | null;
+  /** Its images at that limit. */
+  eta_seconds: number | null;
+}
 
 /** What a batch would cost, and how long it would take, before it is submitted. */
 export interface BatchEstimate {
@@ -17,7 +32,9 @@ export interface BatchEstimate {
   items_cached: number;
   items_to_render: number;
   images_to_render: number;
-  /** The most it can cost: what its reservations would hold. */
+  /** The routing the plan follows: the batch's, else the configured default. */
+  routing: RoutingStrategy;
+  /** The most it can cost on the planned routes: what its reservations would hold. */
   max_usd: number;
   /** What it usually costs: per-token models at the registry's typical tokens per image. */
   typical_usd: number;
@@ -26,22 +43,27 @@ export interface BatchEstimate {
   budget_usd: number | null;
   /** Whether the budget holds the maximum: every item renders whatever the prices turn out to be. */
   fits_budget: boolean | null;
-  /** The model's images-per-minute limit the time is worked out from (null when the batch mixes models). */
+  /** The images per minute the batch renders at: the planned routes' limits together (null when the batch mixes models). */
   images_per_minute: number | null;
   /**
-   * The least time the renders can take under that limit (images ÷ limit). The provider's
-   * latency adds to it for small batches; other batches sharing the account slow it down.
+   * The least time the renders can take under the routes' limits: each route and model is
+   * its own window, so the slowest of them. The provider's latency adds to it for small
+   * batches; other batches sharing an account slow it down.
    */
   eta_seconds: number | null;
+  /** The plan per route and model: images, cost, time at its limit. */
+  routes: RoutePlan[];
   /** Rows skipped (`on_invalid: skip`), with the first problems. */
   rejected: { count: number; rows: FieldProblem[] };
 }
 
 /**
  * Prices a batch without submitting it: the same validation, the same cache lookups (so a
- * re-run catalog estimates at $0), the registry's prices for the rest. Prices are the
- * requested model's; a fallback with a dearer model may cost more. Items the index cannot
- * answer at once (edits, whose hash needs their input images) are priced as renders.
+ * re-run catalog estimates at $0), each route's price for the rest, shared among the routes
+ * as the batch's routing would: all on the first route (`priority`), on the cheapest
+ * (`cheapest`), or in proportion to their limits (`spread`). A route that gives up mid-batch
+ * sends its items to the next, which may cost more. Items the index cannot answer at once
+ * (edits, whose hash needs their input images) are priced as renders.
  */
 export async function estimateFromSource(
   deps: SubmitBatchDeps,
@@ -50,11 +72,10 @@ export async function estimateFromSource(
 ): Promise<BatchEstimate> {
   // Checked as submission checks it: an estimate that passes promises the submission will.
   if (source.options.webhook_url) await deps.checkWebhookUrl?.(source.options.webhook_url);
-  let max = 0;
-  let typical = 0;
+  const routing = source.options.routing ?? deps.routing ?? 'priority';
+  const plans = new Map<string, RoutePlan & { maxMicros: number; typicalMicros: number }>();
   let saved = 0;
   let images = 0;
-  const imagesByModel = new Map<string, number>();
   let cached = 0;
   const resolved = await resolveItems(
     deps,
@@ -71,35 +92,91 @@ export async function estimateFromSource(
         // resolveItems checked the model against the registry: it is there.
         const model = deps.registry.get(item.spec.model)!;
         const priced = pricedRequest(item.spec);
-        max += maxCostMicros(model, priced);
-        typical += actualCostMicros(model, priced, undefined);
         images += item.spec.n;
-        imagesByModel.set(model.id, (imagesByModel.get(model.id) ?? 0) + item.spec.n);
+        const offers = deps.routeOffers?.(model.id) ?? [];
+        const priceOf = (offer: RouteOffer | undefined, bound: 'max' | 'typical') =>
+          offer?.imagePriceMicros !== undefined
+            ? offer.imagePriceMicros * priced.n
+            : bound === 'max'
+              ? maxCostMicros(model, priced)
+              : actualCostMicros(model, priced, undefined);
+        for (const { offer, share } of sharesOf(offers, routing, (o) => priceOf(o, 'max'))) {
+          const key = `${offer?.route ?? ''}\u0000${model.id}`;
+          const plan = plans.get(key) ?? {
+            route: offer?.route ?? 'none',
+            model: model.id,
+            images: 0,
+            max_usd: 0,
+            typical_usd: 0,
+            images_per_minute: offer?.imagesPerMinute ?? null,
+            eta_seconds: null,
+            maxMicros: 0,
+            typicalMicros: 0,
+          };
+          plan.images += item.spec.n * share;
+          plan.maxMicros += priceOf(offer, 'max') * share;
+          plan.typicalMicros += priceOf(offer, 'typical') * share;
+          plans.set(key, plan);
+        }
       }
     },
   );
+  const routes: RoutePlan[] = [...plans.values()].map(({ maxMicros, typicalMicros, ...plan }) => ({
+    ...plan,
+    images: Math.round(plan.images * 100) / 100,
+    max_usd: microsToUsd(Math.ceil(maxMicros)),
+    typical_usd: microsToUsd(Math.ceil(typicalMicros)),
+    eta_seconds:
+      plan.images_per_minute === null
+        ? null
+        : Math.ceil((plan.images / plan.images_per_minute) * 60),
+  }));
+  const max = Math.ceil([...plans.values()].reduce((sum, p) => sum + p.maxMicros, 0));
+  const typical = Math.ceil([...plans.values()].reduce((sum, p) => sum + p.typicalMicros, 0));
   const { budget_usd } = source.options;
   const budget = budget_usd === undefined ? undefined : usdToMicros(budget_usd);
-  // Models have limits of their own: the time is the sum of each model's images at its rate.
-  const limits = [...imagesByModel].map(([model, count]) => ({
-    count,
-    perMinute: deps.imagesPerMinute?.(model),
-  }));
-  const known = limits.every((l) => l.perMinute !== undefined);
-  const minutes = limits.reduce((sum, l) => sum + l.count / (l.perMinute ?? Infinity), 0);
-  const perMinute = limits.length === 1 ? limits[0]!.perMinute : undefined;
+  const known = routes.length > 0 && routes.every((r) => r.eta_seconds !== null);
+  const models = new Set(routes.map((r) => r.model));
   return {
     items: resolved.tally.total,
     items_cached: cached,
     items_to_render: resolved.tally.total - cached,
     images_to_render: images,
+    routing,
     max_usd: microsToUsd(max),
     typical_usd: microsToUsd(typical),
     saved_usd: microsToUsd(saved),
     budget_usd: budget === undefined ? null : microsToUsd(budget),
     fits_budget: budget === undefined ? null : max <= budget,
-    images_per_minute: perMinute ?? null,
-    eta_seconds: known && limits.length > 0 ? Math.ceil(minutes * 60) : null,
+    images_per_minute:
+      models.size === 1 && known
+        ? routes.reduce((sum, r) => sum + (r.images_per_minute ?? 0), 0)
+        : null,
+    eta_seconds: known ? Math.max(...routes.map((r) => r.eta_seconds ?? 0)) : null,
+    routes,
     rejected: { count: resolved.rejected, rows: resolved.problems },
   };
+}
+
+/**
+ * How an item is shared among the routes offering its model under a routing: wholly on the
+ * first (`priority`) or the cheapest (`cheapest`), or in proportion to their limits
+ * (`spread`). No offer at all: priced at the registry's price, on no route.
+ */
+function sharesOf(
+  offers: RouteOffer[],
+  routing: RoutingStrategy,
+  price: (offer: RouteOffer) => number,
+): { offer: RouteOffer | undefined; share: number }[] {
+  if (offers.length === 0) return [{ offer: undefined, share: 1 }];
+  if (routing === 'cheapest') {
+    const cheapest = offers.reduce((best, o) => (price(o) < price(best) ? o : best));
+    return [{ offer: cheapest, share: 1 }];
+  }
+  const limited = offers.filter((o) => o.imagesPerMinute !== undefined);
+  if (routing === 'spread' && limited.length > 1) {
+    const total = limited.reduce((sum, o) => sum + o.imagesPerMinute!, 0);
+    return limited.map((offer) => ({ offer, share: offer.imagesPerMinute! / total }));
+  }
+  return [{ offer: offers[0], share: 1 }];
 }

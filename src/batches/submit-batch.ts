@@ -6,14 +6,17 @@ import type { BatchStore } from './batch-store.js';
 import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
 import type { BatchRequest } from '../contracts/batch-request.js';
 import type { RoutingStrategy } from '../config/route-kinds.js';
+import type { RouteOffers } from './route-offers.js';
 import { jsonBatchSource, type BatchSource } from './batch-source.js';
 import { resolveItems, type ResolveDeps } from './resolve-items.js';
 
 export interface SubmitBatchDeps extends ResolveDeps {
   store: BatchStore;
   queue: JobQueue;
-  /** A model's images per minute on the primary account: what an estimate's time is worked out from. */
-  imagesPerMinute?: (model: string) => number | undefined;
+  /** The routes serving a model, their prices and limits: what an estimate plans with. */
+  routeOffers?: RouteOffers;
+  /** The routing of batches that name none (the providers file's). */
+  routing?: RoutingStrategy;
   /** Refuses a webhook URL rendermill must not call (private, loopback, link-local …). */
   checkWebhookUrl?: (url: string) => Promise<void>;
   now?: () => Date;

@@ -3,6 +3,7 @@ import { PACKAGE_VERSION } from '../config/package-version.js';
 import { ApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import type { SubmitBatchDeps } from '../batches/submit-batch.js';
+import { routeOffers } from '../batches/route-offers.js';
 import { describeRateLimit, registryRateLimit } from '../models/rate-limits.js';
 import type { Services } from './services.js';
 import { imagesWaitMs } from '../facade/item-waiter.js';
@@ -20,14 +21,8 @@ export function submitDepsFor(services: Services): SubmitBatchDeps {
     registry: services.registry,
     defaultModel: services.config.defaultModel,
     enforceRetirements: services.enforceRetirements,
-    imagesPerMinute: (modelId) => {
-      try {
-        return registryRateLimit(services.registry, modelId, services.config.rateLimit)
-          .imagesPerMinute;
-      } catch {
-        return undefined; // no row for the tier: the estimate says it cannot tell
-      }
-    },
+    routeOffers: routeOffers(services.config.routes, services.registry, services.config.rateLimit),
+    routing: services.config.routing,
     checkWebhookUrl: (url) =>
       checkWebhookUrl(url, { allowPrivate: services.config.allowPrivateUrls }),
   };

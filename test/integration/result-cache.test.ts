@@ -253,6 +253,18 @@ describe('the result cache', () => {
       fits_budget: false,
       images_per_minute: 60000,
       eta_seconds: 1, // 4 images at 60,000/min
+      routing: 'priority',
+      routes: [
+        {
+          route: 'primary',
+          model: 'dall-e-2',
+          images: 4,
+          max_usd: 0.064,
+          typical_usd: 0.064,
+          images_per_minute: 60000,
+          eta_seconds: 1,
+        },
+      ],
       rejected: { count: 0, rows: [] },
     });
     expect(h.sim.stats().billedImages).toBe(billed);
