@@ -138,6 +138,11 @@ export interface Config {
   jobLockMs: number;
   requestTimeoutMs: number;
   /**
+   * Queued routes: how long a worker follows a prediction inline (`followMs`) before handing
+   * its item back, and when it is looked at again (`recheckMs`).
+   */
+  queued: { followMs: number; recheckMs: number };
+  /**
    * On SIGTERM, how long a worker's jobs may keep waiting (for the rate limiter, a retry, the
    * budget, another render of the same request) before they are handed back to the queue.
    * Provider calls already sent are never cut: they may be billed.
@@ -257,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     concurrency: e.RENDERMILL_CONCURRENCY,
     jobLockMs: e.RENDERMILL_JOB_LOCK_MS,
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
+    queued: { followMs: e.RENDERMILL_QUEUED_FOLLOW_MS, recheckMs: e.RENDERMILL_QUEUED_RECHECK_MS },
     shutdownGraceMs: e.RENDERMILL_SHUTDOWN_GRACE_MS,
     webhooks: {
       secrets: e.RENDERMILL_WEBHOOK_SECRETS,

@@ -88,6 +88,13 @@ const providerVariables = {
   RENDERMILL_FALLBACKS: envVariable(fallbackAccountList.default(() => [])),
   /** Per provider request, in ms; a timed-out call is retried. Default 120 000 (2 minutes). */
   RENDERMILL_REQUEST_TIMEOUT_MS: envVariable(durationMs(1000).default(120_000)),
+  /**
+   * Queued routes (Replicate, fal): how long a worker follows a prediction before it hands the
+   * item back and frees its slot, in ms. Default 20 000.
+   */
+  RENDERMILL_QUEUED_FOLLOW_MS: envVariable(durationMs(0, 600_000).default(20_000)),
+  /** Queued routes: how long after a hand-back the prediction is looked at again, in ms. Default 10 000. */
+  RENDERMILL_QUEUED_RECHECK_MS: envVariable(durationMs(100, 3_600_000).default(10_000)),
   /** A model registry file replacing the built-in one. Default: the built-in registry. */
   RENDERMILL_MODELS_FILE: optionalString,
   /** The model of a request that names none. Default `gpt-image-2`. */

@@ -17,6 +17,8 @@ export interface RouteDeps {
   registry: ModelRegistry;
   logger: Logger;
   requestTimeoutMs: number;
+  /** Queued routes: how long a prediction is followed inline, and when it is looked at again. */
+  queued: { followMs: number; recheckMs: number };
   /** The length of the minute rate limits are counted in (RENDERMILL_LIMIT_MINUTE_MS). */
   limitMinuteMs: number;
   /** Undoes what was started, in reverse order, when the process closes. */
@@ -77,13 +79,14 @@ function adapterFor(config: ProviderConfig, deps: RouteDeps): ImageProvider {
     registry: deps.registry,
     timeoutMs: deps.requestTimeoutMs,
   };
+  const queued = { followInlineMs: deps.queued.followMs, recheckMs: deps.queued.recheckMs };
   switch (config.kind) {
     case 'openai':
       return new OpenAIImageProvider(common);
     case 'replicate':
-      return new ReplicateImageProvider(common);
+      return new ReplicateImageProvider({ ...common, ...queued });
     case 'fal':
-      return new FalImageProvider(common);
+      return new FalImageProvider({ ...common, ...queued });
     case 'openai-responses':
       return new OpenAIResponsesImageProvider({ ...common, responsesModel: config.responsesModel });
   }

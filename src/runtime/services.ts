@@ -191,6 +191,7 @@ export async function startServices(
           registry,
           logger,
           requestTimeoutMs: config.requestTimeoutMs,
+          queued: config.queued,
           limitMinuteMs: config.limitMinuteMs,
           cleanups,
         })

@@ -165,7 +165,11 @@ describe('POST /v1/images/generations', () => {
     [{ model: 'gpt-image-2', size: '100x100' }, 'size', /size: .*divisible by 16/],
     [{ model: 'dall-e-2', n: 11 }, 'n', /n: n must be between 1 and 10/],
     [{ model: 'dall-e-9' }, 'model', /model: unknown model "dall-e-9"/],
-    [{ model: 'dall-e-2', output_format: 'tiff' }, 'output_format', /output_format: output_format must/],
+    [
+      { model: 'dall-e-2', output_format: 'tiff' },
+      'output_format',
+      /output_format: output_format must/,
+    ],
     [{ stream: true }, 'stream', /streaming is not supported/],
     [{ colour: 'red' }, 'colour', /Unknown parameter: 'colour'/],
   ])('refuses %j with a 400 whose param is %s', async (change, param, message) => {

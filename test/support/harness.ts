@@ -46,6 +46,8 @@ export async function startHarness(
     redisEnv?: Record<string, string>;
     /** Where rendermill logs. Default silent, or the level in TEST_LOG_LEVEL. */
     logger?: Logger;
+    /** Runs once the simulator listens, before the configuration is read (to write files naming it). */
+    beforeConfig?: (sim: Awaited<ReturnType<typeof startSimulator>>) => void;
   } = {},
 ): Promise<Harness> {
   const [redis, s3, sim] = await Promise.all([
@@ -71,6 +73,7 @@ export async function startHarness(
   };
   // An empty value in `options.env` takes a variable out (e.g. the default images override).
   for (const [name, value] of Object.entries(env)) if (value === '') delete env[name];
+  options.beforeConfig?.(sim);
   const config = loadConfig(env);
   const logger = options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const services = await startServices(config, logger, { embed: false, provider: true });
