@@ -1,6 +1,8 @@
 import type { DeriveSpec } from './derive-spec.js';
 import type { Micros } from '../models/pricing.js';
-import type { RenderSpec } from '../models/render-spec.js';
+import type { ItemWarning, RenderSpec } from '../models/render-spec.js';
+
+export type { ItemWarning } from '../models/render-spec.js';
 import {
   ITEM_STATUSES,
   TERMINAL_STATUSES,
@@ -29,21 +31,6 @@ export interface StoredImage {
   derived?: DerivedImage[] | undefined;
   /** Whether it came from the result cache rather than from a provider call for this item. */
   cached?: boolean | undefined;
-}
-
-/**
- * Something rendermill did differently from what an item asked, though it could still render
- * it: a nearer size than the ratio asked, a format converted with sharp. The item is accepted,
- * and the warning stays on it so that no substitution is ever silent.
- */
-export interface ItemWarning {
-  /** The option concerned, as the request named it (`aspect_ratio`, `output_format` …). */
-  field: string;
-  /** What the item asked, e.g. `16:9` or `avif`. */
-  asked: string;
-  /** What is done instead, e.g. `1024x1024`. */
-  done: string;
-  message: string;
 }
 
 /** Where an item's images came from: the route, its API, the model and the route's id for it. */

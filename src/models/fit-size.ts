@@ -1,4 +1,4 @@
-import type { ItemWarning } from '../contracts/batch-records.js';
+import type { ItemWarning } from './render-spec.js';
 import type { ModelSpec } from './registry-schema.js';
 
 /**

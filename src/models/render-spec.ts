@@ -32,3 +32,18 @@ export const CONTENT_TYPES = {
   avif: 'image/avif',
 } as const;
 export type ImageFormat = keyof typeof CONTENT_TYPES;
+
+/**
+ * Something rendermill did differently from what an item asked, though it could still render
+ * it: a nearer size than the ratio asked, a format converted with sharp. The item is accepted,
+ * and the warning stays on it so that no substitution is ever silent.
+ */
+export interface ItemWarning {
+  /** The option concerned, as the request named it (`aspect_ratio`, `output_format` …). */
+  field: string;
+  /** What the item asked, e.g. `16:9` or `avif`. */
+  asked: string;
+  /** What is done instead, e.g. `1024x1024`. */
+  done: string;
+  message: string;
+}
