@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { CatalogError } from '../catalog/read-catalog.js';
 import { ConfigError } from '../config/config.js';
 import { ENV_DEFAULTS } from '../config/env-schema.js';
+import { ROUTING_STRATEGIES } from '../config/route-kinds.js';
 import { RegistryFileError } from '../models/model-registry.js';
 import { MissingDependencyError } from '../runtime/missing-dependency-error.js';
 import { ApiError, ApiUnreachableError, ClientUsageError } from './client/client-errors.js';
@@ -50,6 +51,12 @@ program
   .option('-q, --quality <quality>', 'quality, e.g. low | medium | high for gpt-image models')
   .option('-n, --n <count>', 'images per row', number('--n'))
   .option('-b, --budget <usd>', 'stop spending at this many US dollars', number('--budget'))
+  .addOption(
+    new Option(
+      '-r, --routing <strategy>',
+      'how items choose among the routes: priority | cheapest | spread (default: the providers file’s)',
+    ).choices(ROUTING_STRATEGIES),
+  )
   .option(
     '--id-column <column>',
     'the column naming each row (default: sku, else id, else row number)',
