@@ -52,6 +52,7 @@ export async function callAndStore(
         route: candidate.route.name,
         model: candidate.model.id,
         prediction: error.prediction,
+        variants: missing,
         lock_token: run.lease?.token,
       };
       throw error;

@@ -18,14 +18,15 @@ export interface CacheShare {
  */
 export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<CacheShare> {
   const { locks } = run.deps;
-  const handedOn = run.item.pending?.lock_token;
-  if (handedOn) {
-    // Following a queued prediction this item paid for: the lock its first run handed on.
-    run.lease = await locks.takeOver(run.scope, hash, handedOn);
+  const pending = run.item.pending;
+  if (pending) {
+    // Following a queued prediction this item paid for: the lock its first run handed on, and
+    // the variants it renders are collected whatever the cache holds meanwhile.
+    if (pending.lock_token) run.lease = await locks.takeOver(run.scope, hash, pending.lock_token);
     const usable = await lookUpCache(run, hash);
     return {
-      reused: [...usable.values()].sort(byIndex),
-      missing: range(run.spec.n).filter((index) => !usable.has(index)),
+      reused: [...usable.values()].filter((image) => !pending.variants.includes(image.index)),
+      missing: pending.variants,
     };
   }
   let usable = run.firstLook ?? (await lookUpCache(run, hash));

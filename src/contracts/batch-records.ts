@@ -56,6 +56,8 @@ export interface PendingRender {
     urls: { status: string; result?: string | undefined; cancel?: string | undefined };
     submittedAt: number;
   };
+  /** The item's variants (indexes) it renders: what the run that collects it stores. */
+  variants: number[];
   /** The render lock's token, handed from the run that submitted it to the one that follows it. */
   lock_token?: string | undefined;
 }

@@ -2,6 +2,7 @@ import type { ItemStatus } from '../contracts/item-status.js';
 import {
   ModelUnavailableError,
   PaidResultError,
+  PredictionPendingError,
   ProviderAuthError,
   ProviderQuotaError,
   ProviderRateLimitedError,
@@ -25,6 +26,8 @@ export type ProviderCallOutcome =
   | 'model_unavailable'
   | 'unavailable'
   | 'unusable'
+  /** A queued prediction still running when the worker stopped following it (handed back). */
+  | 'pending'
   | 'error';
 
 /** An item that reached its final status in this process. */
@@ -73,5 +76,6 @@ export function providerCallOutcome(error: unknown): ProviderCallOutcome {
   if (error instanceof ProviderRejectedError) return 'rejected';
   if (error instanceof ProviderUnavailableError) return 'unavailable';
   if (error instanceof PaidResultError) return 'unusable';
+  if (error instanceof PredictionPendingError) return 'pending';
   return 'error';
 }

@@ -141,6 +141,14 @@ export const modelSpecSchema = z
      */
     images_per_call: z.number().int().positive().optional(),
     /**
+     * The `aspect_ratio` values the model's ratio-sized APIs take (Replicate's), when not
+     * FLUX's eleven: a size is sent as the nearest of them.
+     */
+    aspect_ratios: z
+      .array(z.string().regex(/^\d+:\d+$/))
+      .min(1)
+      .optional(),
+    /**
      * The model's own id on each kind of route, where it differs from `id` (Replicate's
      * `owner/name`, fal's `fal-ai/…`). A route's `remote` in the providers file wins.
      */

@@ -49,12 +49,16 @@ const STANDARD_RATIOS = [...new Set(Object.values(REPLICATE_SIZES))];
 
 /**
  * The `aspect_ratio` Replicate expects for a `WxH` size: Replicate's own size for a ratio maps
- * to that ratio; any other size to the standard ratio nearest to it (compared as logarithms,
- * so 2:1 is as far from 1:1 as 1:2 is).
+ * to that ratio; any other size to the ratio nearest to it (compared as logarithms, so 2:1 is
+ * as far from 1:1 as 1:2 is) among those the model takes (its registry `aspect_ratios`; FLUX's
+ * eleven by default).
  */
-export function aspectRatioFor(size: string): string {
+export function aspectRatioFor(
+  size: string,
+  accepted: readonly string[] = STANDARD_RATIOS,
+): string {
   const known = REPLICATE_SIZES[size];
-  if (known) return known;
+  if (known && accepted.includes(known)) return known;
   const match = /^(\d+)x(\d+)$/.exec(size);
   if (!match || Number(match[1]) === 0 || Number(match[2]) === 0) {
     throw new ProviderRejectedError(`not a WxH size: ${size}`, 'invalid_size');
@@ -64,7 +68,7 @@ export function aspectRatioFor(size: string): string {
     const [w, h] = ratio.split(':').map(Number) as [number, number];
     return Math.abs(Math.log(w / h) - logRatio);
   };
-  return STANDARD_RATIOS.reduce((best, ratio) => (distance(ratio) < distance(best) ? ratio : best));
+  return accepted.reduce((best, ratio) => (distance(ratio) < distance(best) ? ratio : best));
 }
 
 export interface ReplicateProviderOptions {
@@ -150,9 +154,10 @@ export class ReplicateImageProvider implements ImageProvider {
     const remote = remoteModel ?? model?.remote_ids?.replicate ?? spec.model;
     const input: Record<string, unknown> = {
       prompt: spec.prompt ?? '',
-      aspect_ratio: aspectRatioFor(spec.size),
-      num_outputs: spec.n,
+      aspect_ratio: aspectRatioFor(spec.size, model?.aspect_ratios),
     };
+    // Models that render one image per call take no count (Replicate's imagen-4 has none).
+    if (spec.n > 1) input.num_outputs = spec.n;
     const format = replicateFormat(spec.output_format);
     if (format) input.output_format = format;
     if (format && format !== 'png' && spec.output_compression !== undefined) {
