@@ -7,7 +7,7 @@ describe('rendermill api / worker refusing to start', () => {
     const result = await runCli(['worker'], cleanEnv());
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /^rendermill: missing configuration: REDIS_URL, AWS_ACCESS_KEY_ID\/AWS_SECRET_ACCESS_KEY \(and AWS_ENDPOINT_URL_S3 for an S3-compatible store\), OPENAI_API_KEY\./,
+      /^rendermill: missing configuration: REDIS_URL, AWS_ACCESS_KEY_ID\/AWS_SECRET_ACCESS_KEY \(and AWS_ENDPOINT_URL_S3 for an S3-compatible store\), OPENAI_API_KEY \(or RENDERMILL_PROVIDERS_FILE\)\./,
     );
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
@@ -23,7 +23,9 @@ describe('rendermill api / worker refusing to start', () => {
       }),
     );
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/missing configuration: OPENAI_API_KEY\./);
+    expect(result.stderr).toMatch(
+      /missing configuration: OPENAI_API_KEY \(or RENDERMILL_PROVIDERS_FILE\)\./,
+    );
   });
 
   it('api needs at least one API key', async () => {
