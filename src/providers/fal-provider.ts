@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pRetry from 'p-retry';
 import {
   PaidResultError,
   PredictionPendingError,
@@ -19,11 +17,11 @@ import type {
   ProviderResult,
   RenderedImage,
 } from './image-provider.js';
+import { accountIdFor } from './account-id.js';
+import { downloadPaidImage } from './download-image.js';
 import { errorForNoAnswer, errorForStatus } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
-import { sniffImageFormat } from './sniff-format.js';
 
-const DOWNLOAD_RETRIES = 3;
 /** The formats fal's FLUX endpoints answer (`output_format`: jpeg | png). */
 const FAL_FORMATS: readonly ImageFormat[] = ['jpeg', 'png'];
 /** fal answers a spent account with 403 "User is locked. Reason: Exhausted balance…". */
@@ -75,9 +73,8 @@ export class FalImageProvider implements ImageProvider {
   private readonly pollMs: number;
 
   constructor(private readonly options: FalProviderOptions) {
-    const fingerprint = createHash('sha256').update(options.apiKey).digest('hex').slice(0, 12);
     this.base = options.baseURL.replace(/\/+$/, '');
-    this.accountId = `${this.base}#${fingerprint}`;
+    this.accountId = accountIdFor(options.baseURL, options.apiKey);
     this.fetchImpl = options.fetch ?? fetch;
     this.followInlineMs = options.followInlineMs ?? 20_000;
     this.recheckMs = options.recheckMs ?? 10_000;
@@ -241,30 +238,11 @@ export class FalImageProvider implements ImageProvider {
 
   private async decode(image: FalImage): Promise<RenderedImage> {
     if (!image.url) throw new PaidResultError('fal answered an image without a url');
-    const data = await this.download(image.url);
-    const format = sniffImageFormat(data);
-    if (!format) throw new PaidResultError('fal returned bytes that are not an image');
-    return { data, format };
-  }
-
-  /** Fetches a result image now, retrying brief network trouble; it is paid for either way. */
-  private async download(url: string): Promise<Buffer> {
-    try {
-      return await pRetry(
-        async () => {
-          const response = await this.fetchImpl(url, {
-            signal: AbortSignal.timeout(this.options.timeoutMs),
-          });
-          if (!response.ok) throw new Error(`HTTP ${response.status}`);
-          return Buffer.from(await response.arrayBuffer());
-        },
-        { retries: DOWNLOAD_RETRIES, minTimeout: 250 },
-      );
-    } catch (error) {
-      throw new PaidResultError(
-        `fal's image URL could not be downloaded: ${(error as Error).message}`,
-      );
-    }
+    return downloadPaidImage(image.url, {
+      fetch: this.fetchImpl,
+      timeoutMs: this.options.timeoutMs,
+      provider: 'fal',
+    });
   }
 
   private pending(prediction: PendingPrediction, why: string): PredictionPendingError {

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import type { APIPromise } from 'openai';
-import pRetry from 'p-retry';
 import { PaidResultError } from '../errors.js';
 import type { ProviderUsage } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
@@ -14,11 +12,11 @@ import type {
   ProviderResult,
   RenderedImage,
 } from './image-provider.js';
+import { accountIdFor } from './account-id.js';
+import { downloadPaidImage } from './download-image.js';
 import { toProviderError } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
 import { sniffImageFormat } from './sniff-format.js';
-
-const DOWNLOAD_RETRIES = 3;
 
 export interface OpenAIProviderOptions {
   baseURL: string;
@@ -46,8 +44,7 @@ export class OpenAIImageProvider implements ImageProvider {
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly options: OpenAIProviderOptions) {
-    const fingerprint = createHash('sha256').update(options.apiKey).digest('hex').slice(0, 12);
-    this.accountId = `${options.baseURL.replace(/\/+$/, '')}#${fingerprint}`;
+    this.accountId = accountIdFor(options.baseURL, options.apiKey);
     this.fetchImpl = options.fetch ?? fetch;
     this.client = new OpenAI({
       apiKey: options.apiKey,
@@ -136,38 +133,21 @@ export class OpenAIImageProvider implements ImageProvider {
     datum: OpenAI.Images.Image,
     usage: ProviderUsage | undefined,
   ): Promise<RenderedImage> {
-    let data: Buffer;
-    if (datum.b64_json) {
-      data = Buffer.from(datum.b64_json, 'base64');
-    } else if (datum.url) {
-      data = await this.download(datum.url, usage);
-    } else {
+    if (datum.url) {
+      return downloadPaidImage(datum.url, {
+        fetch: this.fetchImpl,
+        timeoutMs: this.options.timeoutMs,
+        provider: 'the provider',
+        usage,
+      });
+    }
+    if (!datum.b64_json) {
       throw new PaidResultError('provider answered without b64_json or url', usage);
     }
+    const data = Buffer.from(datum.b64_json, 'base64');
     const format = sniffImageFormat(data);
     if (!format) throw new PaidResultError('provider returned bytes that are not an image', usage);
     return { data, format };
-  }
-
-  /** Image URLs expire (OpenAI's after an hour): fetch now, retrying brief network trouble. */
-  private async download(url: string, usage: ProviderUsage | undefined) {
-    try {
-      return await pRetry(
-        async () => {
-          const response = await this.fetchImpl(url, {
-            signal: AbortSignal.timeout(this.options.timeoutMs),
-          });
-          if (!response.ok) throw new Error(`HTTP ${response.status}`);
-          return Buffer.from(await response.arrayBuffer());
-        },
-        { retries: DOWNLOAD_RETRIES, minTimeout: 250 },
-      );
-    } catch (error) {
-      throw new PaidResultError(
-        `the provider's image URL could not be downloaded: ${(error as Error).message}`,
-        usage,
-      );
-    }
   }
 }
 

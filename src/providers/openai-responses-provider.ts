@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 import {
   PaidResultError,
@@ -15,6 +14,7 @@ import type {
   ProviderRequest,
   ProviderResult,
 } from './image-provider.js';
+import { accountIdFor } from './account-id.js';
 import { toProviderError } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
 import { sniffImageFormat } from './sniff-format.js';
@@ -70,8 +70,7 @@ export class OpenAIResponsesImageProvider implements ImageProvider {
   private readonly responsesModel: string;
 
   constructor(private readonly options: OpenAIResponsesProviderOptions) {
-    const fingerprint = createHash('sha256').update(options.apiKey).digest('hex').slice(0, 12);
-    this.accountId = `${options.baseURL.replace(/\/+$/, '')}#${fingerprint}`;
+    this.accountId = accountIdFor(options.baseURL, options.apiKey);
     this.responsesModel = options.responsesModel ?? DEFAULT_RESPONSES_MODEL;
     this.client = new OpenAI({
       apiKey: options.apiKey,

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pRetry, { AbortError } from 'p-retry';
 import {
   PaidResultError,
   PredictionPendingError,
@@ -17,13 +15,12 @@ import type {
   ProviderCapabilities,
   ProviderRequest,
   ProviderResult,
-  RenderedImage,
 } from './image-provider.js';
+import { accountIdFor } from './account-id.js';
+import { downloadPaidImage } from './download-image.js';
 import { errorForNoAnswer, errorForStatus } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
-import { sniffImageFormat } from './sniff-format.js';
 
-const DOWNLOAD_RETRIES = 3;
 /** Replicate holds a `Prefer: wait=N` creation at most 60 s. */
 const MAX_PREFER_WAIT_SECONDS = 60;
 
@@ -119,9 +116,8 @@ export class ReplicateImageProvider implements ImageProvider {
   private readonly preferWaitSeconds: number;
 
   constructor(private readonly options: ReplicateProviderOptions) {
-    const fingerprint = createHash('sha256').update(options.apiKey).digest('hex').slice(0, 12);
     this.base = options.baseURL.replace(/\/+$/, '');
-    this.accountId = `${this.base}#${fingerprint}`;
+    this.accountId = accountIdFor(options.baseURL, options.apiKey);
     this.fetchImpl = options.fetch ?? fetch;
     this.followInlineMs = options.followInlineMs ?? 20_000;
     this.recheckMs = options.recheckMs ?? 10_000;
@@ -312,39 +308,16 @@ export class ReplicateImageProvider implements ImageProvider {
         `Replicate returned ${urls.length} image(s) where ${expected} were asked for`,
       );
     }
-    const images = await Promise.all(urls.map((url) => this.download(url)));
+    const images = await Promise.all(
+      urls.map((url) =>
+        downloadPaidImage(url, {
+          fetch: this.fetchImpl,
+          timeoutMs: this.options.timeoutMs,
+          provider: 'Replicate',
+        }),
+      ),
+    );
     return { images, rate };
-  }
-
-  private async download(url: string): Promise<RenderedImage> {
-    let data: Buffer;
-    try {
-      data = await pRetry(
-        async () => {
-          const response = await this.fetchImpl(url, {
-            signal: AbortSignal.timeout(this.options.timeoutMs),
-          });
-          if (!response.ok) {
-            await response.body?.cancel();
-            const failure = new Error(`HTTP ${response.status}`);
-            // Gone or refused is final (an expired file does not come back); 5xx may pass.
-            if (response.status >= 400 && response.status < 500 && response.status !== 429) {
-              throw new AbortError(failure);
-            }
-            throw failure;
-          }
-          return Buffer.from(await response.arrayBuffer());
-        },
-        { retries: DOWNLOAD_RETRIES, minTimeout: 250 },
-      );
-    } catch (error) {
-      throw new PaidResultError(
-        `Replicate's output file could not be downloaded: ${(error as Error).message}`,
-      );
-    }
-    const format = sniffImageFormat(data);
-    if (!format) throw new PaidResultError('Replicate returned a file that is not an image');
-    return { data, format };
   }
 }
 
