@@ -67,23 +67,35 @@ export async function handleImageRequest(context: PipelineContext, call: ImageCa
   } catch (error) {
     if (!(error instanceof SimulatedError)) throw error;
     state.answered(error.status);
-    // A 429 carries only its own headers: the limit's (see rateLimitExceeded), none for a
-    // quota 429 that no wait cures. Other errors report the limits of the model asked for
-    // (the shared ones if it is unknown or not yet validated) as they are now.
     const model = typeof body.model === 'string' ? body.model : '';
-    const headers =
-      error.status === 429
-        ? error.headers
-        : rateLimitHeaders(state.limits.view(model), state.knobs.rateHeaders);
-    return reply
-      .code(error.status)
-      .headers(headers)
-      .send({
-        error: { message: error.message, type: error.type, param: error.param, code: error.code },
-      });
+    return sendOpenAIError(reply, error, state, model);
   } finally {
     state.requestFinished();
   }
+}
+
+/**
+ * OpenAI's error answer: `{error: {message, type, param, code}}`. A 429 carries only its own
+ * headers: the limit's (see rateLimitExceeded), none for a quota 429 that no wait cures. Other
+ * errors report the limits of `model` (the shared ones if it is unknown or not yet validated)
+ * as they are now.
+ */
+export function sendOpenAIError(
+  reply: FastifyReply,
+  error: SimulatedError,
+  state: SimulatorState,
+  model: string,
+) {
+  const headers =
+    error.status === 429
+      ? error.headers
+      : rateLimitHeaders(state.limits.view(model), state.knobs.rateHeaders);
+  return reply
+    .code(error.status)
+    .headers(headers)
+    .send({
+      error: { message: error.message, type: error.type, param: error.param, code: error.code },
+    });
 }
 
 /**

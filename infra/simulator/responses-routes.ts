@@ -9,6 +9,7 @@ import {
   failAtRandom,
   failIfAsked,
   simulateLatency,
+  sendOpenAIError,
   takeFromLimits,
   type PipelineContext,
 } from './image-request-pipeline.js';
@@ -263,16 +264,7 @@ async function handleResponsesRequest(
   } catch (error) {
     if (!(error instanceof SimulatedError)) throw error;
     state.answered(error.status);
-    const headers =
-      error.status === 429
-        ? error.headers
-        : rateLimitHeaders(state.limits.view(imageModel), state.knobs.rateHeaders);
-    return reply
-      .code(error.status)
-      .headers(headers)
-      .send({
-        error: { message: error.message, type: error.type, param: error.param, code: error.code },
-      });
+    return sendOpenAIError(reply, error, state, imageModel);
   } finally {
     state.requestFinished();
   }

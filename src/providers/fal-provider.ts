@@ -6,13 +6,13 @@ import {
   ProviderRejectedError,
   RendermillError,
 } from '../errors.js';
-import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import type { ImageFormat } from '../models/render-spec.js';
 import type {
   ImageProvider,
   PendingPrediction,
   ProviderCapabilities,
+  QueuedProviderOptions,
   ProviderRequest,
   ProviderResult,
   RenderedImage,
@@ -27,21 +27,7 @@ const FAL_FORMATS: readonly ImageFormat[] = ['jpeg', 'png'];
 /** fal answers a spent account with 403 "User is locked. Reason: Exhausted balance…". */
 const EXHAUSTED_BALANCE = /exhausted balance/i;
 
-export interface FalProviderOptions {
-  /** The queue's base URL, e.g. https://queue.fal.run. */
-  baseURL: string;
-  apiKey: string;
-  registry: ModelRegistry;
-  /** Per-request timeout of each HTTP call (submit, status, result, download). */
-  timeoutMs: number;
-  fetch?: typeof fetch;
-  /** How long render() and resume() follow a request before handing it back as pending. */
-  followInlineMs?: number;
-  /** How long after handing a request back its job should look again. */
-  recheckMs?: number;
-  /** The pause between status polls while following. */
-  pollMs?: number;
-}
+export type FalProviderOptions = QueuedProviderOptions;
 
 /** What fal's submit answers: the request's id and its absolute URLs. */
 interface QueueAnswer {

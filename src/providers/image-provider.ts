@@ -1,4 +1,5 @@
 import type { ProviderRateReport, ProviderUsage } from '../errors.js';
+import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec, Operation, RouteKind } from '../models/registry-schema.js';
 import type { ImageFormat, RenderSpec } from '../models/render-spec.js';
 
@@ -88,4 +89,21 @@ export interface ImageProvider {
   resume?(prediction: PendingPrediction, request: ProviderRequest): Promise<ProviderResult>;
   /** Queued routes: asks the provider to stop a prediction nobody wants any more. */
   cancel?(prediction: PendingPrediction): Promise<void>;
+}
+
+/** What the adapters of queued APIs (Replicate, fal) are built with. */
+export interface QueuedProviderOptions {
+  /** The API's base URL, e.g. https://api.replicate.com/v1 or https://queue.fal.run. */
+  baseURL: string;
+  apiKey: string;
+  registry: ModelRegistry;
+  /** Per-request timeout of each HTTP call (submit, status, result, download). */
+  timeoutMs: number;
+  fetch?: typeof fetch;
+  /** How long render() and resume() follow a prediction before handing it back as pending. Default 20 s. */
+  followInlineMs?: number;
+  /** When a pending prediction is worth looking at again, from the moment it was handed back. Default 10 s. */
+  recheckMs?: number;
+  /** The pause between status polls while following. Default 500 ms. */
+  pollMs?: number;
 }

@@ -7,12 +7,12 @@ import {
   ProviderUnavailableError,
 } from '../errors.js';
 import type { ProviderRateReport } from '../errors.js';
-import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec } from '../models/registry-schema.js';
 import type {
   ImageProvider,
   PendingPrediction,
   ProviderCapabilities,
+  QueuedProviderOptions,
   ProviderRequest,
   ProviderResult,
 } from './image-provider.js';
@@ -68,20 +68,7 @@ export function aspectRatioFor(
   return accepted.reduce((best, ratio) => (distance(ratio) < distance(best) ? ratio : best));
 }
 
-export interface ReplicateProviderOptions {
-  /** The API's base, e.g. https://api.replicate.com/v1. */
-  baseURL: string;
-  apiKey: string;
-  registry: ModelRegistry;
-  /** Per-request timeout; a creation held by `Prefer: wait` gets its wait on top. */
-  timeoutMs: number;
-  fetch?: typeof fetch;
-  /** How long render() and resume() follow a prediction before handing it back as pending. */
-  followInlineMs?: number;
-  /** When a pending prediction is worth looking at again, from the moment it was handed back. */
-  recheckMs?: number;
-  /** The pause between status polls while following. */
-  pollMs?: number;
+export interface ReplicateProviderOptions extends QueuedProviderOptions {
   /** `Prefer: wait=N` on creation (1..60 s), never longer than the inline follow. */
   preferWaitSeconds?: number;
 }
