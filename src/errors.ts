@@ -210,6 +210,8 @@ export class PredictionPendingError extends RendermillError {
     },
     /** When to look again (epoch ms). */
     readonly recheckAt: number,
+    /** How many images the prediction renders (set by the render path, which knows the call). */
+    readonly images?: number,
   ) {
     super(message);
   }

@@ -41,7 +41,8 @@ export async function callAndStore(
       log: run.log,
       metrics: run.metrics,
       load: run.deps.routeLoad,
-      resume: pending?.prediction,
+      onRateLimit: run.routing === 'cheapest' ? 'wait' : 'fall-back',
+      resume: pending && { prediction: pending.prediction, images: pending.images },
       ...reservationHooks(run, purchase),
     },
   );
@@ -53,19 +54,24 @@ export async function callAndStore(
         model: candidate.model.id,
         prediction: error.prediction,
         variants: missing,
+        images: error.images ?? purchase.ask.n,
+        // Filled in when the hold is charged, at the hand-back (settle-failure.ts).
+        charged_micros: pending?.charged_micros ?? 0,
         lock_token: run.lease?.token,
       };
       throw error;
     }
     // Billed but unusable: the money is gone whether or not we can use the result.
     if (error instanceof PaidResultError) {
-      run.paidMicros = costOn(candidate, purchase.priced, error.usage);
+      run.paidMicros = beyondCharged(costOn(candidate, purchase.priced, error.usage), pending);
     }
-    run.providerGaveUp = error instanceof RendermillError;
+    // A followed prediction that failed was not billed beyond what its hand-back counted: the
+    // item goes back to the queue, to be tried afresh on every route.
+    run.providerGaveUp = error instanceof RendermillError && !pending;
     throw error;
   }
   const { candidate, result } = outcome;
-  run.paidMicros = costOn(candidate, purchase.priced, result.usage);
+  run.paidMicros = beyondCharged(costOn(candidate, purchase.priced, result.usage), pending);
   run.item.rendered_by = {
     provider: candidate.route.name,
     kind: candidate.route.provider.kind,
@@ -125,3 +131,7 @@ function mergeWarnings(
   }
   return all.length > 0 ? all : undefined;
 }
+
+/** What a render cost beyond what its prediction's hand-back already counted as spent. */
+const beyondCharged = (micros: number, pending: PendingRender | undefined) =>
+  Math.max(0, micros - (pending?.charged_micros ?? 0));

@@ -41,7 +41,8 @@ export async function lookUp(
   const run = openAttempt(deps, payload, info, { item, heldByDeadRun: held, started, log });
   // A dead run's billed hold is spent by the `running` transition: such an item goes through
   // it even when the cache has every image.
-  if (item.hash && held === 0) {
+  // An item following a queued prediction collects it, whatever the cache holds.
+  if (item.hash && held === 0 && !item.pending) {
     run.firstLook = await lookUpCache(run, item.hash);
     const hit = completeHit(run.firstLook, run.rules);
     if (hit) {
@@ -65,7 +66,7 @@ export const lookUpCache = async (
 
 /**
  * Takes the item for this run: `running`, adding what a dead run held to the spend and
- * releasing what the item had reserved (not the hold of a queued prediction it follows). Returns false when the job ends here: another run of
+ * releasing what the item had reserved. Returns false when the job ends here: another run of
  * it finished the item since it was read, or the batch is being cancelled and the item was
  * cancelled instead of starting (counted, and the manifest queued if the batch has ended).
  */

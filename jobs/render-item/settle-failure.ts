@@ -71,17 +71,42 @@ export async function settleFailure(run: RenderAttempt, error: unknown): Promise
 }
 
 /**
- * Records the queued prediction on the item — still `running`, its hold kept (a move to
- * `running` releases nothing) — and hands the render lock on until a while after the next
- * check, so that nobody buys the same image meanwhile.
+ * Records the queued prediction on the item, still `running`. What the item held is charged as
+ * spent first: the prediction will be billed, and from here on the item may be cancelled, its
+ * route removed or its job given up before anyone collects it — the money is counted whatever
+ * happens (a prediction that then fails unbilled stays counted: never less than was paid).
+ * The render lock is handed on until well after the next check, marked so that items
+ * waiting for the same request go back to the queue rather than hold a slot or buy it again.
  */
 async function handBackPending(run: RenderAttempt, error: PredictionPendingError): Promise<void> {
-  const pending = run.pending!;
-  await run.deps.store.transition(run.batchId, itemWith(run, { status: 'running', pending }), {});
+  const charged = await run.deps.store.chargeHold(run.batchId, run.itemId);
+  countSpent(run, charged);
+  run.unansweredMicros += charged;
+  const pending = { ...run.pending!, charged_micros: run.pending!.charged_micros + charged };
+  const cost_micros = costSoFar(run);
+  const outcome = await run.deps.store.transition(
+    run.batchId,
+    itemWith(run, { status: 'running', pending, cost_micros }),
+    {},
+  );
+  run.settled = true;
   const untilNextCheck = Math.max(0, error.recheckAt - Date.now());
-  await run.lease?.handOff(untilNextCheck + run.deps.lockTtlMs);
+  if (outcome === 'cancelled') {
+    // Its batch is being cancelled: nobody will collect it; stop it if the route can.
+    await run.lease?.release();
+    await queueFinalizeIfComplete(run.deps, run.batchId);
+    run.log.info({ prediction: pending.prediction.id }, 'batch cancelled; queued prediction left');
+    return;
+  }
+  await run.lease?.handOff(untilNextCheck + HANDED_ON_LOCK_MS);
   run.log.info(
     { route: pending.route, prediction: pending.prediction.id, recheck_in_ms: untilNextCheck },
     'queued prediction still running; the job comes back to follow it',
   );
 }
+
+/**
+ * How long a handed-on render lock outlives the next check: enough for the job to come back
+ * through a busy queue. Waiters do not hold a slot meanwhile (they go back to the queue).
+ */
+const HANDED_ON_LOCK_MS = 10 * 60_000;

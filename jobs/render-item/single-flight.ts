@@ -1,3 +1,4 @@
+import { AccountPausedError } from '../../src/errors.js';
 import type { CachedImage } from '../../src/cache/result-cache.js';
 import type { RenderAttempt } from './attempt.js';
 import { lookUpCache } from './look-up.js';
@@ -39,6 +40,14 @@ export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<
       usable = await lookUpCache(run, hash, true);
       break;
     }
+    if (await locks.handedOn(run.scope, hash)) {
+      // A queued prediction renders it, collected later: wait in the queue, not in a slot.
+      throw new AccountPausedError(
+        'the same request is being rendered by a queued prediction; this item waits in the queue to reuse it',
+        'waiting_for_prediction',
+        Date.now() + HANDED_ON_RECHECK_MS,
+      );
+    }
     run.log.debug({ hash }, 'the same request is being rendered elsewhere; waiting to reuse it');
     await locks.waitForRelease(run.scope, hash, run.signal);
     usable = await lookUpCache(run, hash);
@@ -56,6 +65,9 @@ export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<
 export async function releaseRenderLock(run: RenderAttempt): Promise<void> {
   await run.lease?.release();
 }
+
+/** How soon an item waiting for another item's queued prediction looks again. */
+const HANDED_ON_RECHECK_MS = 5_000;
 
 export const byIndex = (a: CachedImage, b: CachedImage) => a.index - b.index;
 

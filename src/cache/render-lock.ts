@@ -68,7 +68,12 @@ export class RenderLocks {
     const token = randomBytes(12).toString('hex');
     const taken = await this.redis.set(key, token, 'PX', this.ttlMs, 'NX');
     if (taken !== 'OK') return undefined;
-    return this.lease(key, token);
+    return this.lease(key, token, this.keys.renderLockHandedOn(scope, hash));
+  }
+
+  /** Whether the lock is handed on with a queued prediction (see `RenderLease.handOff`). */
+  async handedOn(scope: string, hash: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.renderLockHandedOn(scope, hash))) === 1;
   }
 
   /**
@@ -79,12 +84,16 @@ export class RenderLocks {
   async takeOver(scope: string, hash: string, token: string): Promise<RenderLease | undefined> {
     const key = this.key(scope, hash);
     const ours = await this.scripts.rmCompareAndPexpire(key, token, this.ttlMs);
-    if (ours === 1) return this.lease(key, token);
+    await this.redis.del(this.keys.renderLockHandedOn(scope, hash));
+    if (ours === 1) return this.lease(key, token, this.keys.renderLockHandedOn(scope, hash));
     return this.tryAcquire(scope, hash);
   }
 
-  /** A lease on `key` held with `token`, renewed until it is released or handed off. */
-  private lease(key: string, token: string): RenderLease {
+  /**
+   * A lease on `key` held with `token`, renewed until it is released or handed off (then
+   * `handedOnKey` marks it so for as long as the lock is kept).
+   */
+  private lease(key: string, token: string, handedOnKey: string): RenderLease {
     // Compare-and-act: only the holder's token may renew or delete the lock.
     const renew = setInterval(() => {
       this.scripts.rmCompareAndPexpire(key, token, this.ttlMs).catch(() => {
@@ -106,7 +115,10 @@ export class RenderLocks {
         if (released) return;
         released = true;
         clearInterval(renew);
-        await this.scripts.rmCompareAndPexpire(key, token, Math.max(1, Math.round(ms)));
+        const keep = Math.max(1, Math.round(ms));
+        if ((await this.scripts.rmCompareAndPexpire(key, token, keep)) === 1) {
+          await this.redis.set(handedOnKey, token, 'PX', keep);
+        }
       },
     };
   }

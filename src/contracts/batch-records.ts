@@ -58,6 +58,14 @@ export interface PendingRender {
   };
   /** The item's variants (indexes) it renders: what the run that collects it stores. */
   variants: number[];
+  /** How many images the prediction itself renders (a split item's first call: fewer). */
+  images: number;
+  /**
+   * What the item's hold was, charged as spent when the prediction was handed back: whatever
+   * becomes of the item now (cancelled, its worker killed, its route removed), the money the
+   * prediction may cost is counted. The run that collects it pays only what is above this.
+   */
+  charged_micros: number;
   /** The render lock's token, handed from the run that submitted it to the one that follows it. */
   lock_token?: string | undefined;
 }

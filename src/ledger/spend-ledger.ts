@@ -143,15 +143,13 @@ export class SpendLedger {
    * a run that died. If that run's call was under way, the provider may have billed it: what it
    * held is charged to the item (`held`), for the caller's transition to add to the spend. If
    * it died before calling, nothing was bought, and the transition only releases the hold.
-   * An item waiting for a queued prediction (`pending`) had a run that handed it on: its hold
-   * stays, for the run that collects the prediction to settle.
+   * (An item handed back with a queued prediction holds nothing: its hold was charged then.)
    */
   async chargeDeadRun(
     batchId: string,
     item: ItemRecord,
   ): Promise<{ item: ItemRecord; held: Micros }> {
-    const hold =
-      item.status === 'running' && !item.pending ? await this.holdOf(batchId, item.id) : undefined;
+    const hold = item.status === 'running' ? await this.holdOf(batchId, item.id) : undefined;
     const held = hold?.calling ? hold.micros : 0;
     return { item: { ...item, cost_micros: item.cost_micros + held }, held };
   }

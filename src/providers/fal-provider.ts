@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   PaidResultError,
-  PredictionPendingError,
+  ProviderUnavailableError,
   ProviderQuotaError,
   ProviderRejectedError,
   RendermillError,
@@ -19,6 +19,7 @@ import type {
 } from './image-provider.js';
 import { accountIdFor } from './account-id.js';
 import { downloadPaidImage } from './download-image.js';
+import { notCollectedYet } from './pending-prediction.js';
 import { errorForNoAnswer, errorForStatus } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
 
@@ -105,7 +106,11 @@ export class FalImageProvider implements ImageProvider {
       throw errorForNoAnswer(error, 'fal submit got no answer');
     }
     if (!response.ok) throw await failure(response);
-    const queued = (await response.json()) as QueueAnswer;
+    const queued = (await response.json().catch(() => undefined)) as QueueAnswer | undefined;
+    if (!queued?.request_id || !queued.status_url) {
+      // Queued, perhaps, with no handle to follow it by: it may run and bill.
+      throw new ProviderUnavailableError('fal answered the submit without its request id', true);
+    }
     const prediction: PendingPrediction = {
       id: queued.request_id,
       urls: { status: queued.status_url, result: queued.response_url, cancel: queued.cancel_url },
@@ -177,11 +182,13 @@ export class FalImageProvider implements ImageProvider {
       throw new PaidResultError(`fal no longer knows request ${prediction.id}`);
     }
     if (!response.ok) {
+      // Whatever a poll answers (a refused key, a 5xx), the request runs on and may bill.
       const error = await failure(response);
-      if (error.retryable) throw this.pending(prediction, `could not be polled (${error.message})`);
-      throw error;
+      throw this.pending(prediction, `could not be polled (${error.message})`);
     }
-    const status = (await response.json()) as { status?: unknown };
+    const status = (await response.json().catch(() => undefined)) as
+      { status?: unknown } | undefined;
+    if (!status) throw this.pending(prediction, 'answered its status poll with no status');
     return status.status === 'COMPLETED';
   }
 
@@ -206,10 +213,9 @@ export class FalImageProvider implements ImageProvider {
     }
     // The result answers the model's own error (content checker, runner failure): not billed.
     if (!response.ok) throw await failure(response);
-    const output = (await response.json()) as {
-      images?: FalImage[];
-      has_nsfw_concepts?: boolean[];
-    };
+    const output = (await response.json().catch(() => undefined)) as
+      { images?: FalImage[]; has_nsfw_concepts?: boolean[] } | undefined;
+    if (!output) throw this.pending(prediction, 'ended but its result could not be read');
     // From here on the request is paid for: a failure must not make anyone submit it again.
     const images = output.images ?? [];
     if (images.length < n) {
@@ -231,12 +237,8 @@ export class FalImageProvider implements ImageProvider {
     });
   }
 
-  private pending(prediction: PendingPrediction, why: string): PredictionPendingError {
-    return new PredictionPendingError(
-      `fal request ${prediction.id} ${why}; following it again later`,
-      prediction,
-      Date.now() + this.recheckMs,
-    );
+  private pending(prediction: PendingPrediction, why: string) {
+    return notCollectedYet('fal', prediction, why, this.recheckMs);
   }
 }
 

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   PaidResultError,
-  PredictionPendingError,
   ProviderAuthError,
   ProviderRejectedError,
   ProviderUnavailableError,
@@ -18,6 +17,7 @@ import type {
 } from './image-provider.js';
 import { accountIdFor } from './account-id.js';
 import { downloadPaidImage } from './download-image.js';
+import { notCollectedYet } from './pending-prediction.js';
 import { errorForNoAnswer, errorForStatus } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
 
@@ -167,7 +167,14 @@ export class ReplicateImageProvider implements ImageProvider {
       // A creation that timed out or was cut may have started a prediction that will be billed.
       throw errorForNoAnswer(error, 'Replicate did not answer the prediction request');
     }
-    if (!response.ok) throw await httpError(response);
+    if (!response.ok) {
+      const error = await httpError(response);
+      // A gateway's 502/504 after a held creation: the prediction may exist and will bill.
+      if (waitSeconds >= 1 && (response.status === 502 || response.status === 504)) {
+        throw new ProviderUnavailableError(error.message, true);
+      }
+      throw error;
+    }
     const rate = rateReport(response.headers, { refused: false });
     const created = (await readJson(response)) as Prediction | undefined;
     if (!created?.id || !created.urls?.get) {
@@ -235,14 +242,17 @@ export class ReplicateImageProvider implements ImageProvider {
         current = await this.poll(handle);
         lastTrouble = '';
       } catch (error) {
-        if (!(error instanceof ProviderUnavailableError)) throw error;
-        lastTrouble = `; the last status poll failed: ${error.message}`;
+        // A refused key or any other trouble on a poll: the prediction runs on and may bill,
+        // so it is followed again later (or, past its age, counted as paid) — never re-made.
+        if (error instanceof PaidResultError) throw error;
+        lastTrouble = `; the last status poll failed: ${(error as Error).message}`;
       }
     }
-    throw new PredictionPendingError(
-      `Replicate prediction ${handle.id} is still ${current?.status ?? 'running'}${lastTrouble}`,
+    throw notCollectedYet(
+      'Replicate',
       handle,
-      Date.now() + this.recheckMs,
+      `is still ${current?.status ?? 'running'}${lastTrouble}`,
+      this.recheckMs,
     );
   }
 

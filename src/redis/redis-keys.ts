@@ -65,6 +65,12 @@ export function cacheKeys(prefix: string = RM_PREFIX) {
     index: (scope: string, hash: string) => `${prefix}:cache:{${scope}:${hash}}`,
     /** String: the token of the worker rendering that request right now. */
     renderLock: (scope: string, hash: string) => `${prefix}:cache:{${scope}:${hash}}:rendering`,
+    /**
+     * String: present while the request's render lock is handed on with a queued prediction
+     * (render-lock.ts `handOff`): waiters go back to the queue instead of holding a slot.
+     */
+    renderLockHandedOn: (scope: string, hash: string) =>
+      `${prefix}:cache:{${scope}:${hash}}:handed-on`,
     /** String: present while the index is known complete. */
     epoch: `${prefix}:cache:{index}:epoch`,
     /** String: the token of the process rebuilding the index. */

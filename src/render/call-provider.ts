@@ -48,10 +48,10 @@ export interface CallProviderOptions {
   /** The most images the route's API returns per call (its capabilities); default no cap. */
   imagesPerCall?: number | undefined;
   /**
-   * A queued prediction this item already paid to start: followed instead of a new call, with
-   * no turn in the window (it took one when it was submitted).
+   * A queued prediction this item already paid to start, and how many images it renders:
+   * followed instead of a new call, with no turn in the window (it took one when submitted).
    */
-  resume?: PendingPrediction | undefined;
+  resume?: { prediction: PendingPrediction; images: number } | undefined;
   /** The model's registry entry: it prices the call in tokens for a tokens-per-minute limit. */
   model?: ModelSpec | undefined;
   /** Retries and waits (the configuration's `retry`). */
@@ -89,17 +89,24 @@ export async function callProvider(options: CallProviderOptions): Promise<Provid
   const parts: ProviderResult[] = [];
   let got = 0;
   while (got < wanted) {
-    const n = Math.min(wanted - got, perCall());
+    const n =
+      got === 0 && options.resume ? options.resume.images : Math.min(wanted - got, perCall());
     const part = { ...options, request: { ...request, spec: { ...request.spec, n } } };
     try {
       if (got === 0 && options.resume) {
-        parts.push(await timedRender(route, part.request, options.metrics, options.resume));
+        parts.push(
+          await timedRender(route, part.request, options.metrics, options.resume.prediction),
+        );
       } else if (got === 0) {
         parts.push(await callOnce(part, limiter));
       } else {
         parts.push(await followToTheEnd(part, limiter));
       }
     } catch (error) {
+      // A prediction still running says how many images it renders, for the run that collects it.
+      if (error instanceof PredictionPendingError && error.images === undefined) {
+        throw new PredictionPendingError(error.message, error.prediction, error.recheckAt, n);
+      }
       // A 429 taught the window a smaller allowance than this call asked for: split further.
       if (error instanceof ProviderRateLimitedError && perCall() < n) continue;
       if (got === 0) throw error;

@@ -71,8 +71,15 @@ export async function renderWithFallbacks(
     afterUnansweredCall?: () => Promise<void>;
     /** What this process has under way per route (the `spread` strategy reads it). */
     load?: RouteLoad | undefined;
+    /**
+     * What a route that is only rate-limited (429s through every retry, or its window blocked
+     * longer than a worker holds a job) means: `fall-back` to the next route (priority, spread),
+     * or `wait` for it — the item goes back to the queue (cheapest: never pay more elsewhere
+     * while the cheaper route is up). Default `fall-back`.
+     */
+    onRateLimit?: 'fall-back' | 'wait';
     /** A queued prediction of the first candidate to follow instead of making a new one. */
-    resume?: PendingPrediction | undefined;
+    resume?: { prediction: PendingPrediction; images: number } | undefined;
   },
 ): Promise<ChainOutcome> {
   const load = options.load ?? new RouteLoad();
@@ -105,6 +112,9 @@ export async function renderWithFallbacks(
       return { ok: true, candidate, result, warnings: fittingWarnings(request.spec, candidate) };
     } catch (error) {
       last = { ok: false, candidate, error };
+      if (options.onRateLimit === 'wait' && rateLimited(error)) {
+        return { ok: false, candidate, error: waitFor(route.name, error, options.policy) };
+      }
       if (!fallsBack(error)) return last;
       if (!(error instanceof AccountPausedError)) lastFailure = last;
       else if (!earliestResume || error.resumeAt < earliestResume.resumeAt) {
@@ -147,4 +157,23 @@ function fittingWarnings(spec: RenderSpec, candidate: Candidate): ItemWarning[] 
       message: `route "${candidate.route.name}" returns at most ${perCall} image(s) per call, so ${spec.n} images took ${calls} calls`,
     },
   ];
+}
+
+/** A route that refused for its rate limit only: up, but not now. */
+const rateLimited = (error: unknown): error is ProviderRateLimitedError | AccountPausedError =>
+  error instanceof ProviderRateLimitedError ||
+  (error instanceof AccountPausedError && error.code === 'rate_limited');
+
+/** The item waits in the queue for a rate-limited route rather than going to a dearer one. */
+function waitFor(
+  route: string,
+  error: ProviderRateLimitedError | AccountPausedError,
+  policy: ProviderRetryPolicy,
+): AccountPausedError {
+  if (error instanceof AccountPausedError) return error;
+  return new AccountPausedError(
+    `route "${route}" is rate-limited (${error.message}); the item waits for it rather than paying more on another route`,
+    'rate_limited',
+    Date.now() + (error.retryAfterMs ?? policy.maxTimeoutMs),
+  );
 }

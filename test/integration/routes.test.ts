@@ -236,6 +236,66 @@ describe('routing a batch over three routes', () => {
   });
 });
 
+describe('queued predictions handed back', () => {
+  async function submitBatch(payload: object) {
+    const response = await h.api.inject({
+      method: 'POST',
+      url: '/v1/batches',
+      headers: { authorization: `Bearer ${TENANTS.acme}` },
+      payload,
+    });
+    expect(response.statusCode, response.body).toBe(202);
+    return response.json<{ id: string }>().id;
+  }
+  async function untilHandedBack(id: string, count: number) {
+    for (let tries = 0; tries < 200; tries++) {
+      const stored = await h.services.store.items(id);
+      if (stored.filter((item) => item.status === 'running' && item.pending).length >= count)
+        return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`fewer than ${count} items were handed back`);
+  }
+
+  it('buys a request once while its prediction runs, however many items ask for it', async () => {
+    replicate.setKnobs({ queuedMs: 1_500 });
+    const same = { prompt: 'one lamp, asked four times' };
+    const id = await submitBatch({
+      model: 'flux-schnell',
+      routing: 'cheapest',
+      items: [1, 2, 3, 4].map((i) => ({ id: `same-${i}`, ...same })),
+    });
+    const batch = await waitUntilEnded(id);
+    expect(batch.counts.succeeded + batch.counts.cached).toBe(4);
+    expect(replicate.stats().byEndpoint.predictions).toBe(1);
+    expect(replicate.stats().billedImages).toBe(1);
+    expect(batch.spent_micros).toBe(Math.round(PRICES.replicate * 1e6));
+    expect(batch.reserved_micros).toBe(0);
+  });
+
+  it('counts a handed-back prediction as spent when its batch is cancelled before it ends', async () => {
+    replicate.setKnobs({ queuedMs: 2_500 });
+    const id = await submitBatch({
+      model: 'flux-schnell',
+      routing: 'cheapest',
+      items: items('cancelled', 2),
+    });
+    await untilHandedBack(id, 2);
+    const cancel = await h.api.inject({
+      method: 'POST',
+      url: `/v1/batches/${id}/cancel`,
+      headers: { authorization: `Bearer ${TENANTS.acme}` },
+    });
+    expect(cancel.statusCode, cancel.body).toBeLessThan(300);
+    // The predictions run on at the provider and bill: what their items held is counted.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const batch = await h.services.store.get(id);
+    expect(replicate.stats().billedImages).toBe(2);
+    expect(batch!.spent_micros).toBe(Math.round(2 * PRICES.replicate * 1e6));
+    expect(batch!.reserved_micros).toBe(0);
+  });
+});
+
 describe('parameters fitted to each route', () => {
   it('lands aspect_ratio 16:9 on the nearest size the model takes, on every route', async () => {
     for (const route of ['gateway', 'replicate', 'fal'] as const) {
