@@ -121,6 +121,15 @@ function printEstimate(e: EstimateAnswer): void {
     const rate = e.images_per_minute ? ` at ${e.images_per_minute} images/min` : '';
     say(`  time      ~${formatSeconds(e.eta_seconds)}${rate}`);
   }
+  // The plan per route, as the batch's routing would share it.
+  if (e.routes?.length) say(`  routing   ${e.routing}`);
+  for (const r of e.routes ?? []) {
+    const limit = r.images_per_minute === null ? 'no limit known' : `${r.images_per_minute}/min`;
+    const time = r.eta_seconds === null ? '' : ` · ~${formatSeconds(r.eta_seconds)}`;
+    say(
+      `    ${r.route}  ${r.model}: ${r.images} images · up to ${formatDollars(r.max_usd)} · ${limit}${time}`,
+    );
+  }
   describeRejected(e.rejected, say);
 }
 
