@@ -337,6 +337,10 @@ describe('rendermill estimate', () => {
     expect(fresh.stdout).toMatch(/^Estimate: 5 items · 0 cached · 5 to render \(5 images\)/);
     expect(fresh.stdout).toMatch(/price {5}up to \$0\.\d{4} · typically \$0\.\d{4}/);
     expect(fresh.stdout).toMatch(/budget {4}\$1\.0000: fits/);
+    // The plan per route: the one configured account here.
+    expect(fresh.stdout).toMatch(
+      /routing {3}priority\n {4}primary {2}\S+: 5 images · up to \$0\.\d{4}/,
+    );
 
     // The catalog every other test rendered comes back from the cache.
     const cached = JSON.parse(
