@@ -167,3 +167,24 @@ export function itemError(error: unknown): { code: string; message: string } {
     message: error instanceof Error ? error.message : String(error),
   };
 }
+
+/**
+ * Asks the route to stop a queued prediction nobody will collect (its batch was cancelled).
+ * Best effort: what the item's hand-back charged stays counted, since a cancel may come after
+ * the provider billed it.
+ */
+export async function cancelPrediction(run: RenderAttempt, pending: PendingRender): Promise<void> {
+  const route = run.deps.routes.find((candidate) => candidate.name === pending.route);
+  try {
+    await route?.provider.cancel?.(pending.prediction);
+    run.log.info(
+      { route: pending.route, prediction: pending.prediction.id },
+      'queued prediction cancelled',
+    );
+  } catch (error) {
+    run.log.warn(
+      { route: pending.route, prediction: pending.prediction.id, err: (error as Error).message },
+      'queued prediction could not be cancelled; it runs on, counted as spent',
+    );
+  }
+}

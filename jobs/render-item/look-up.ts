@@ -3,6 +3,7 @@ import { completeHit, reusable } from '../../src/cache/reuse.js';
 import { TERMINAL_STATUSES } from '../../src/contracts/item-status.js';
 import type { AttemptInfo, JobPayload } from '../../src/contracts/job-catalog.js';
 import {
+  cancelPrediction,
   countSpent,
   itemWith,
   openAttempt,
@@ -80,6 +81,8 @@ export async function startRunning(run: RenderAttempt): Promise<boolean> {
   countSpent(run, run.heldByDeadRun);
   if (start === 'cancelled') {
     run.metrics.itemFinished({ status: 'cancelled', model: run.spec.model, images: {} });
+    // A queued prediction it was waiting for will not be collected: stop it at the provider.
+    if (run.item.pending) await cancelPrediction(run, run.item.pending);
   }
   if (start === 'ignored' || start === 'cancelled') {
     await queueFinalizeIfComplete(run.deps, run.batchId);

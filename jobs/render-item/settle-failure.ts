@@ -8,7 +8,14 @@ import {
   ShutdownError,
   isRetryable,
 } from '../../src/errors.js';
-import { costSoFar, countSpent, itemError, itemWith, type RenderAttempt } from './attempt.js';
+import {
+  cancelPrediction,
+  costSoFar,
+  countSpent,
+  itemError,
+  itemWith,
+  type RenderAttempt,
+} from './attempt.js';
 import { queueFinalizeIfComplete } from './record.js';
 import { finish } from './settle.js';
 
@@ -92,10 +99,10 @@ async function handBackPending(run: RenderAttempt, error: PredictionPendingError
   run.settled = true;
   const untilNextCheck = Math.max(0, error.recheckAt - Date.now());
   if (outcome === 'cancelled') {
-    // Its batch is being cancelled: nobody will collect it; stop it if the route can.
+    // Its batch is being cancelled: nobody will collect it; stop it at the provider.
     await run.lease?.release();
+    await cancelPrediction(run, pending);
     await queueFinalizeIfComplete(run.deps, run.batchId);
-    run.log.info({ prediction: pending.prediction.id }, 'batch cancelled; queued prediction left');
     return;
   }
   await run.lease?.handOff(untilNextCheck + HANDED_ON_LOCK_MS);

@@ -273,7 +273,7 @@ describe('queued predictions handed back', () => {
     expect(batch.reserved_micros).toBe(0);
   });
 
-  it('counts a handed-back prediction as spent when its batch is cancelled before it ends', async () => {
+  it('stops handed-back predictions when their batch is cancelled, their holds counted as spent', async () => {
     replicate.setKnobs({ queuedMs: 2_500 });
     const id = await submitBatch({
       model: 'flux-schnell',
@@ -287,10 +287,13 @@ describe('queued predictions handed back', () => {
       headers: { authorization: `Bearer ${TENANTS.acme}` },
     });
     expect(cancel.statusCode, cancel.body).toBeLessThan(300);
-    // The predictions run on at the provider and bill: what their items held is counted.
+    // The items' jobs come back, find the batch cancelled and stop the predictions at the
+    // provider; what the items held stays counted (a cancel may come after the provider billed).
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const batch = await h.services.store.get(id);
-    expect(replicate.stats().billedImages).toBe(2);
+    expect(batch!.status).toBe('cancelled');
+    expect(replicate.stats().byEndpoint.predictions).toBe(2);
+    expect(replicate.stats().billedImages).toBe(0);
     expect(batch!.spent_micros).toBe(Math.round(2 * PRICES.replicate * 1e6));
     expect(batch!.reserved_micros).toBe(0);
   });
