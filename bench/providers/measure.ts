@@ -52,6 +52,12 @@ export interface RowResult {
   queueSeries?: [number, number, number, number][];
   /** With --scrape-metrics: the worker's /metrics lines of interest, every 2 s. */
   metricsScrapes?: { t: number; lines: string[] }[];
+  /**
+   * The machine over the row: cores busy (every process on it, from /proc/stat), cores used by
+   * the processes this bench started and itself, the core count, and the 1-minute load average
+   * at the end. busy − own is other work sharing the machine.
+   */
+  machine?: { busyCores: number; ownCores: number; cores: number; loadAverage1m: number };
   notes: string[];
 }
 

@@ -19,6 +19,7 @@ export function markdownTable(results: RowResult[]): string {
     'spend vs Σ price × billed',
     'CPU ms / image',
     'handed back',
+    'machine busy (cores, this bench)',
   ];
   const lines = [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
   for (const r of results) {
@@ -43,6 +44,9 @@ export function markdownTable(results: RowResult[]): string {
         spend,
         r.cpuMsPerImage === null ? '—' : formatNumber(r.cpuMsPerImage, 1),
         r.itemsHandedBack === null ? '—' : String(r.itemsHandedBack),
+        r.machine
+          ? `${r.machine.busyCores.toFixed(2)} of ${r.machine.cores} (${r.machine.ownCores.toFixed(2)})`
+          : '—',
       ].join(' | ')} |`,
     );
   }
@@ -76,6 +80,9 @@ export function markdownReport(
     out.push(
       `- **${r.row.strategy} / ${r.row.shape}**: batch ${r.batchStatus}; provider-side ${formatNumber(r.elapsedSeconds, 1)} s ` +
         `(${formatNumber(r.overallPerSecond, 1)} img/s overall); steady per route ${ROUTES.map((route) => `${route} ${r.steadyByRoute[route] === null ? '—' : formatNumber(r.steadyByRoute[route]!, 1)}/s`).join(', ')}; ` +
+        (r.machine
+          ? `machine ${r.machine.busyCores.toFixed(2)} of ${r.machine.cores} cores busy (this bench ${r.machine.ownCores.toFixed(2)}), load ${r.machine.loadAverage1m.toFixed(1)}; `
+          : '') +
         `billed ${triple(r.billedByRoute)}; requests ${triple(r.requestsByRoute)}; CPU ${cpuLine(r.cpuSeconds)}; wall ${formatNumber(r.wallSeconds, 1)} s` +
         (r.notes.length ? `; notes: ${r.notes.join('; ')}` : ''),
     );

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,6 +48,23 @@ const KEYS: Record<RouteName, { env: string; key: string }> = {
   fal: { env: 'FAL_KEY', key: 'fal-bench-key' },
 };
 const SAMPLE_MS = 250;
+
+/** The machine's CPU so far, from /proc/stat: busy and total ticks over every core. */
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.reduce((sum, value) => sum + value, 0);
+    // idle and iowait
+    return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -149,6 +167,7 @@ async function runRow(
   let rendermill: RendermillProcesses | undefined;
   const cpu = new CpuMeter();
   const driverCpu = process.cpuUsage();
+  const machineBefore = machineTicks();
   const metricsPort = options.scrapeMetrics ? await findFreePort() : 0;
   const rowEnv: Record<string, string> = {
     ...env,
@@ -309,6 +328,19 @@ async function runRow(
       wallSeconds: (Date.now() - started) / 1000,
       notes,
     });
+    // The whole machine over the row, every process on it (other users' too), in cores busy.
+    const machineAfter = machineTicks();
+    if (machineBefore && machineAfter) {
+      const ticks = 100; // USER_HZ, as bench/support/cpu.ts
+      const busySeconds = (machineAfter.busy - machineBefore.busy) / ticks;
+      const ownSeconds = Object.values(result.cpuSeconds).reduce((sum, value) => sum + value, 0);
+      result.machine = {
+        busyCores: busySeconds / result.wallSeconds,
+        ownCores: ownSeconds / result.wallSeconds,
+        cores: os.cpus().length,
+        loadAverage1m: os.loadavg()[0]!,
+      };
+    }
     const first = result.series.length ? samples[0]![0] - result.series[0]![0] : 0;
     result.queueSeries = queueSamples.map(([t, ...rest]) => [t - first, ...rest]);
     if (metricsPort)
@@ -366,7 +398,10 @@ async function main() {
           `steady ${result.steadyPerSecond?.toFixed(1) ?? '—'} img/s of ${row.targetPerSecond.toFixed(1)} (${result.steadyFraction === null ? '—' : (result.steadyFraction * 100).toFixed(0) + ' %'}); ` +
           `429s ${ROUTES.map((r) => result.rateLimitedByRoute[r]).join('/')}; spend ${result.spendMatches ? 'exact' : 'MISMATCH'}; ` +
           `billed twice ${result.promptsBilledTwiceOrMore}; CPU ${result.cpuMsPerImage?.toFixed(1) ?? '—'} ms/img` +
-          (result.itemsHandedBack === null ? '' : `; handed back ${result.itemsHandedBack}`),
+          (result.itemsHandedBack === null ? '' : `; handed back ${result.itemsHandedBack}`) +
+          (result.machine
+            ? `; machine ${result.machine.busyCores.toFixed(2)} cores busy, this bench ${result.machine.ownCores.toFixed(2)}`
+            : ''),
       );
       for (const note of result.notes) log(`    note: ${note}`);
     }
