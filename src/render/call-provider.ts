@@ -10,6 +10,7 @@ import {
   ProviderUnavailableError,
   ShutdownError,
   isRetryable,
+  type ProviderRateReport,
   type ProviderUsage,
 } from '../errors.js';
 import {
@@ -231,6 +232,11 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
             // A window that cannot record the 429 (Redis briefly away) must not hide it.
             await limiter.observe(grant, error.report).catch(() => undefined);
           }
+          // A queued prediction the provider accepted is an answer too: without it, a route
+          // whose predictions are all handed back would never leave its slow start.
+          if (error instanceof PredictionPendingError) {
+            await limiter.observe(grant, ACCEPTED).catch(() => undefined);
+          }
           throw error;
         }
         if (result.rate) await limiter.observe(grant, result.rate).catch(() => undefined);
@@ -302,6 +308,9 @@ function resumeOn(provider: ImageProvider, pending: PendingPrediction, request: 
   }
   return provider.resume(pending, request);
 }
+
+/** What an accepted queued prediction tells the window: the provider answered, nothing more. */
+const ACCEPTED: ProviderRateReport = { refused: false, limits: {}, remaining: {}, resetMs: {} };
 
 /**
  * A paused account is retryable, but later and from the queue: not by this call. A prediction
