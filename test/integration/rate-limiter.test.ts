@@ -283,7 +283,9 @@ describe('RedisRateLimiter', () => {
   it('lets half a window out until the provider has answered once (slow start)', async () => {
     const cold = workerLimiter(newAccount(), { imagesPerMinute: 600 }, { cold: true });
     const times = await grantTimes([cold], 6, { images: 1, tokens: 0 });
-    expect(times[4]!.at - times[0]!.at).toBeLessThan(200);
+    // Paced from the start, five grants would span 400 ms; a busy machine (CI runs suites in
+    // parallel) delays each round trip, so the bound leaves room below that.
+    expect(times[4]!.at - times[0]!.at).toBeLessThan(300);
     expect(times[5]!.at - times[0]!.at).toBeGreaterThanOrEqual(1_000);
 
     // A call heavier than the half, but within the window, goes alone, and calls are not
@@ -295,9 +297,9 @@ describe('RedisRateLimiter', () => {
     // Warm, the whole window goes out, paced: half at once, then an image's share apart.
     const warm = workerLimiter(newAccount(), { imagesPerMinute: 600 });
     const warmTimes = await grantTimes([warm], 10, { images: 1, tokens: 0 });
-    expect(warmTimes[5]!.at - warmTimes[0]!.at).toBeLessThan(100);
+    expect(warmTimes[5]!.at - warmTimes[0]!.at).toBeLessThan(300);
     expect(warmTimes[9]!.at - warmTimes[5]!.at).toBeGreaterThanOrEqual(350);
-    expect(warmTimes[9]!.at - warmTimes[0]!.at).toBeLessThan(700);
+    expect(warmTimes[9]!.at - warmTimes[0]!.at).toBeLessThan(850);
   });
 
   it('ends a wait at shutdown, and never grants after it', async () => {

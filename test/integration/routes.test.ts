@@ -126,7 +126,7 @@ describe('routing a batch over three routes', () => {
   });
 
   it('spread: fills every route in proportion to its limit, spend exact', async () => {
-    const count = 400;
+    const count = 240;
     const manifest = await runToManifest(
       h,
       { model: 'flux-schnell', routing: 'spread', items: items('spread', count) },
