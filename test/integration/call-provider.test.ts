@@ -91,7 +91,7 @@ describe('callProvider', () => {
   // such a run is tried again from a clean state rather than read as a failure.
   it(
     'a limit the provider declares on an ordinary answer holds every worker at once, before any 429',
-    { retry: 0 },
+    { retry: 2 },
     async () => {
       const [a, b] = await twoMisconfiguredWorkers({});
       await callProvider({ route: a, request: request('first'), policy: once });
