@@ -33,8 +33,8 @@ export interface RenderItemDeps {
    * a queued prediction is kept this long past the next check.
    */
   lockTtlMs: number;
-  /** What this process has under way per route: `spread` reads it. Default: a fresh one. */
-  routeLoad?: RouteLoad | undefined;
+  /** What this process has under way per route: `spread` orders by it, every call counts in it. */
+  routeLoad: RouteLoad;
   registry: ModelRegistry;
   queue: JobQueue;
   logger: Logger;

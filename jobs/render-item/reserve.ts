@@ -9,7 +9,6 @@ import {
 } from '../../src/render/route-candidates.js';
 import { countSpent, itemError, itemWith, type RenderAttempt } from './attempt.js';
 import type { PendingRender } from '../../src/contracts/batch-records.js';
-import { RouteLoad } from '../../src/render/route-load.js';
 import { RESERVATION_WAIT_MS } from '../../src/ledger/spend-ledger.js';
 import { finish } from './settle.js';
 
@@ -40,7 +39,7 @@ export async function reserve(
   const ask: RenderSpec = { ...run.spec, n: missing.length };
   const priced = pricedRequest(ask);
   const found = candidatesFor(run.deps.routes, ask, priced, run.deps.registry);
-  const candidates = orderCandidates(found, run.routing, routeLoadOf(run));
+  const candidates = orderCandidates(found, run.routing, run.deps.routeLoad);
   const primary = candidates[0];
   if (!primary) {
     throw new ModelUnavailableError(
@@ -83,10 +82,6 @@ export async function resumePurchase(
   const hold = await run.deps.store.holdOf(run.batchId, run.itemId);
   return { ask, priced, candidates: [primary], primary, heldMicros: hold?.micros ?? 0 };
 }
-
-/** The process's route load, made on first use when the deps bring none. */
-const fallbackLoad = new RouteLoad();
-const routeLoadOf = (run: RenderAttempt) => run.deps.routeLoad ?? fallbackLoad;
 
 /**
  * The ledger's side of each provider request. From the moment a request leaves, the

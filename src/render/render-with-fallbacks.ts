@@ -15,7 +15,7 @@ import type {
 } from '../providers/image-provider.js';
 import { callProvider, type ProviderRetryPolicy } from './call-provider.js';
 import type { Candidate } from './route-candidates.js';
-import { RouteLoad } from './route-load.js';
+import type { RouteLoad } from './route-load.js';
 
 export type { Candidate } from './route-candidates.js';
 
@@ -70,7 +70,7 @@ export async function renderWithFallbacks(
     /** Runs after a request that may have been billed got no answer (see callProvider). */
     afterUnansweredCall?: () => Promise<void>;
     /** What this process has under way per route (the `spread` strategy reads it). */
-    load?: RouteLoad | undefined;
+    load: RouteLoad;
     /**
      * What a route that is only rate-limited (429s through every retry, or its window blocked
      * longer than a worker holds a job) means: `fall-back` to the next route (priority, spread),
@@ -82,7 +82,7 @@ export async function renderWithFallbacks(
     resume?: { prediction: PendingPrediction; images: number } | undefined;
   },
 ): Promise<ChainOutcome> {
-  const load = options.load ?? new RouteLoad();
+  const { load } = options;
   let last: ChainOutcome | undefined;
   let lastFailure: ChainOutcome | undefined; // the last that was not a pause
   let earliestResume: { outcome: ChainOutcome; resumeAt: number } | undefined;

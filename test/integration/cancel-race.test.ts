@@ -2,6 +2,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createRenderItemProcessor } from '../../jobs/render-item.js';
 import { BatchCancelledError } from '../../src/errors.js';
+import { RouteLoad } from '../../src/render/route-load.js';
 import { auth, startHarness, type Harness } from '../support/harness.js';
 
 // No workers: each test plays a worker's moves itself, in the order that races with a cancel.
@@ -45,6 +46,7 @@ function renderItem() {
     routes: s.routes,
     routing: s.config.routing,
     lockTtlMs: s.config.jobLockMs,
+    routeLoad: new RouteLoad(),
     registry: s.registry,
     queue: s.queue,
     logger: pino({ level: 'silent' }),
