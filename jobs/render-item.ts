@@ -42,7 +42,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       run.item.pending = undefined;
       if (missing.length > 0) {
         const purchase = pending
-          ? await resumePurchase(run, missing, pending)
+          ? resumePurchase(run, missing, pending)
           : await reserve(run, missing);
         if (!purchase) return; // the budget cannot hold it: recorded as budget_exceeded
         rendered = await callAndStore(run, request, purchase, missing, pending);

@@ -74,8 +74,7 @@ export const lookUpCache = async (
 export async function startRunning(run: RenderAttempt): Promise<boolean> {
   const start = await run.deps.store.transition(run.batchId, itemWith(run, { status: 'running' }), {
     spendMicros: run.heldByDeadRun,
-    // An item following its queued prediction keeps the hold it paid to start it with.
-    releaseReservation: !run.item.pending,
+    releaseReservation: true,
     caps: run.caps,
   });
   countSpent(run, run.heldByDeadRun);

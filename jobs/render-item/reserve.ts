@@ -62,14 +62,15 @@ export async function reserve(
 
 /**
  * The purchase of an item that is following a queued prediction: the route it was submitted
- * to, and the hold it kept (nothing is reserved again). Throws ModelUnavailableError if that
- * route is no longer configured: nobody else can collect the prediction.
+ * to. Nothing is held: the hand-back charged the hold as spent (settle-failure.ts), and a later
+ * call of a split item reserves its own price before it leaves (`reservationHooks`). Throws
+ * ModelUnavailableError if that route is no longer configured: nobody else can collect it.
  */
-export async function resumePurchase(
+export function resumePurchase(
   run: RenderAttempt,
   missing: readonly number[],
   pending: PendingRender,
-): Promise<Purchase> {
+): Purchase {
   const ask: RenderSpec = { ...run.spec, n: missing.length };
   const priced = pricedRequest(ask);
   const routes = run.deps.routes.filter((route) => route.name === pending.route);
@@ -79,8 +80,7 @@ export async function resumePurchase(
       `route "${pending.route}" that runs this item's prediction ${pending.prediction.id} is no longer configured`,
     );
   }
-  const hold = await run.deps.store.holdOf(run.batchId, run.itemId);
-  return { ask, priced, candidates: [primary], primary, heldMicros: hold?.micros ?? 0 };
+  return { ask, priced, candidates: [primary], primary, heldMicros: 0 };
 }
 
 /**

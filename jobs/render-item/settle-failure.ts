@@ -25,9 +25,9 @@ import { finish } from './settle.js';
  * and every transition here releases what the item had reserved.
  * - The outcome was already settled (only queueing the manifest failed), or another run owns
  *   the item (ReservationLostError): rethrows and changes nothing.
- * - A queued prediction is still running: the item stays `running` with its hold and the
- *   prediction's handle, the render lock is handed on, and the error is rethrown for the
- *   worker to bring the job back when the prediction is worth checking again.
+ * - A queued prediction is still running: its hold is charged as spent, the item stays
+ *   `running` with the prediction's handle, the render lock is handed on, and the error is
+ *   rethrown for the worker to bring the job back when the prediction is worth checking again.
  * - The batch was cancelled before the call left: the item is cancelled; returns.
  * - A shutdown or a paused account, or an error around the call that a later attempt may not
  *   meet (Redis or S3 away): the item goes back to `queued` and the error is rethrown for the
