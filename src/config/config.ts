@@ -2,7 +2,7 @@ import type { ApiKeyDigest } from './api-key-digest.js';
 import { megabytesToBytes, type RedisClusterConfig } from './env-parsers.js';
 import { DEFAULT_TIER, envSchema } from './env-schema.js';
 import { readProvidersFile, type RouteConfig } from './providers-file.js';
-import type { RateLimitSettings } from './rate-limit-settings.js';
+import { accountRateLimit, type RateLimitSettings } from './rate-limit-settings.js';
 import type { RoutingStrategy } from './route-kinds.js';
 
 /**
@@ -199,12 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseURL: f.base_url,
     apiKey: String(env[f.api_key_env]),
     enforceRetirements: isOpenAI(f.base_url),
-    rateLimit: {
-      tier: f.tier === undefined ? DEFAULT_TIER : Number(f.tier),
-      imagesPerMinute: f.images_per_minute,
-      tokensPerMinute: f.tokens_per_minute,
-      overridesFrom: `fallback "${f.name}"`,
-    },
+    rateLimit: accountRateLimit(f, DEFAULT_TIER, `fallback "${f.name}"`),
     model: f.model,
   }));
   return {

@@ -220,19 +220,32 @@ export const accountTier = z
   .union([z.literal('free'), z.number().int().min(0).max(5)])
   .refine((t) => t !== 'free' && t !== 0, { message: FREE_TIER_MESSAGE });
 
+/** A limit figure that replaces a tier's, for every model of an account or for one model. */
+export const perMinuteFigures = {
+  /** Images per minute, instead of the tier's. */
+  images_per_minute: z.number().int().positive().max(1_000_000).optional(),
+  /** Tokens per minute, instead of the tier's. */
+  tokens_per_minute: z.number().int().positive().max(1_000_000_000).optional(),
+};
+
+/**
+ * The fields of a provider account as JSON or YAML write them — a fallback in
+ * RENDERMILL_FALLBACKS, a route in the providers file: its name, where it is, the variable
+ * holding its key (so that keys stay out of the text), its usage tier (which picks each
+ * model's row of limits; default DEFAULT_TIER, env-schema.ts) and figures replacing the tier's.
+ */
+export const accountFields = {
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
+  base_url: z.url(),
+  api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
+  tier: accountTier.optional(),
+  ...perMinuteFigures,
+};
+
 /** One fallback provider account, as written in RENDERMILL_FALLBACKS. */
 const fallbackAccount = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
-    base_url: z.url(),
-    /** The variable holding its key, so that keys stay out of the JSON. */
-    api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
-    /** Its usage tier, which picks each model's row of limits. Default: DEFAULT_TIER (env-schema.ts). */
-    tier: accountTier.optional(),
-    /** Its images per minute, for every model, instead of its tier's. */
-    images_per_minute: z.number().int().positive().max(1_000_000).optional(),
-    /** Its tokens per minute, for every model, instead of its tier's. */
-    tokens_per_minute: z.number().int().positive().max(1_000_000_000).optional(),
+    ...accountFields,
     /** Render with this model instead of the item's (e.g. another gateway's name for it). */
     model: z.string().min(1).optional(),
   })

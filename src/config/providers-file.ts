@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { accountTier } from './env-parsers.js';
-import type { RateLimitSettings } from './rate-limit-settings.js';
+import { accountFields, perMinuteFigures } from './env-parsers.js';
+import { accountRateLimit, type RateLimitSettings } from './rate-limit-settings.js';
 import {
   ROUTE_KINDS,
   ROUTING_STRATEGIES,
@@ -59,27 +59,18 @@ export interface ProvidersFile {
   routes: RouteConfig[];
 }
 
-const positiveInt = (max: number) => z.number().int().positive().max(max);
-
 const routeModel = z
   .object({
     remote: z.string().min(1).max(200).optional(),
     price_usd: z.number().nonnegative().max(100).optional(),
-    images_per_minute: positiveInt(1_000_000).optional(),
-    tokens_per_minute: positiveInt(1_000_000_000).optional(),
+    ...perMinuteFigures,
   })
   .strict();
 
 const routeEntry = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - (at most 64)'),
+    ...accountFields,
     kind: z.enum(ROUTE_KINDS).default('openai'),
-    base_url: z.url(),
-    /** The variable holding its key, so that keys stay out of the file. */
-    api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name'),
-    tier: accountTier.optional(),
-    images_per_minute: positiveInt(1_000_000).optional(),
-    tokens_per_minute: positiveInt(1_000_000_000).optional(),
     /** A model id → what the route says about it (`{}`: the registry's price and limits). */
     models: z.record(z.string().min(1), routeModel.nullable()).optional(),
     responses_model: z.string().min(1).optional(),
@@ -161,12 +152,7 @@ export function readProvidersFile(
       baseURL: route.base_url,
       apiKey: String(env[route.api_key_env]),
       enforceRetirements: defaults.isOpenAI(route.base_url),
-      rateLimit: {
-        tier: route.tier === undefined ? defaults.tier : Number(route.tier),
-        imagesPerMinute: route.images_per_minute,
-        tokensPerMinute: route.tokens_per_minute,
-        overridesFrom: `route "${route.name}"`,
-      },
+      rateLimit: accountRateLimit(route, defaults.tier, `route "${route.name}"`),
       models: route.models && routeModels(route.models),
       responsesModel: route.responses_model,
     })),

@@ -16,3 +16,25 @@ export interface RateLimitSettings {
    */
   overridesFrom?: string | undefined;
 }
+
+/**
+ * The settings of an account written as JSON or YAML (a fallback, a route of the providers
+ * file): its tier, or `defaultTier`, and the figures it gives, said to come from `overridesFrom`.
+ */
+export function accountRateLimit(
+  account: {
+    tier?: number | 'free' | undefined;
+    images_per_minute?: number | undefined;
+    tokens_per_minute?: number | undefined;
+  },
+  defaultTier: number,
+  overridesFrom: string,
+): RateLimitSettings {
+  return {
+    // The schema refuses the free tier (accountTier): what is left is a number.
+    tier: account.tier === undefined ? defaultTier : Number(account.tier),
+    imagesPerMinute: account.images_per_minute,
+    tokensPerMinute: account.tokens_per_minute,
+    overridesFrom,
+  };
+}
