@@ -1,9 +1,16 @@
 import os from 'node:os';
 import { defineConfig } from 'vitest/config';
 
+/** Suites whose assertions are time bounds against real pacing (see `projects` below). */
+const PACED = [
+  'test/integration/rate-limiter.test.ts',
+  'test/integration/tier-limits.test.ts',
+  'test/integration/call-provider.test.ts',
+  'test/integration/simulator-rate-limits.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Integration suites start their own redis-server / s3rver / simulator processes.
     testTimeout: 60_000,
     hookTimeout: 60_000,
@@ -18,5 +25,21 @@ export default defineConfig({
     // The AWS SDK announces once per process that its 2027 releases need Node 22; the
     // rendermill command silences it the same way (see README, Supported Node.js).
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    // The suites that check pacing against a real clock (a grant, a provider call, within so
+    // many ms of the last) run first, among themselves: beside suites that keep simulators
+    // busy rendering images they were starved of CPU on a 2-core machine and failed their time
+    // bounds. The rest follow, as many files at once as above.
+    projects: [
+      { extends: true, test: { name: 'paced', include: PACED, sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: {
+          name: 'suite',
+          include: ['test/**/*.test.ts'],
+          exclude: PACED,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
