@@ -3,6 +3,7 @@ import type { AttemptInfo, JobHandler, JobPayload } from '../src/contracts/job-c
 import { completeDerivations } from '../src/render/store-images.js';
 import type { RenderItemDeps } from './render-item/attempt.js';
 import { callAndStore } from './render-item/call-and-store.js';
+import { enrol } from './render-item/enrol.js';
 import { recordGiveUp } from './render-item/give-up.js';
 import { lookUp, startRunning } from './render-item/look-up.js';
 import { record } from './render-item/record.js';
@@ -17,7 +18,9 @@ export type { RenderItemDeps } from './render-item/attempt.js';
 /**
  * Renders one item, paying for each image at most once:
  * cache (every variant stored? done, $0) → single-flight (someone else rendering it? wait and
- * reuse) → reserve the chosen route's price against every cap → call the provider for the
+ * reuse) → reserve the chosen route's price against every cap → in `provider_batch` mode,
+ * enrol the item in its batch's provider batch (jobs/provider-batch.ts renders it) — else
+ * call the provider for the
  * missing variants (rate-limited, retried, other routes) — or follow the queued prediction the
  * item already started → upload to S3 and index → settle the actual
  * price and record the outcome. Each step's failure has one meaning: retryable errors leave
@@ -40,6 +43,11 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // the item's records carry it only if it is still running (settle-failure.ts).
       const pending = run.item.pending;
       run.item.pending = undefined;
+      if (missing.length > 0 && run.mode === 'provider_batch' && !pending) {
+        const purchase = await reserve(run, missing, 'provider_batch');
+        if (purchase) await enrol(run, purchase, missing);
+        return; // the provider batch renders it, or the budget could not hold it (recorded)
+      }
       if (missing.length > 0) {
         const purchase = pending
           ? resumePurchase(run, missing, pending)

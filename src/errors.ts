@@ -217,6 +217,23 @@ export class PredictionPendingError extends RendermillError {
   }
 }
 
+/**
+ * A job that waits on something outside rendermill (a provider's batch) and has nothing to do
+ * until `at`: the worker moves it to the delayed set without using an attempt, its slot free.
+ */
+export class ComeBackLaterError extends RendermillError {
+  override name = 'ComeBackLaterError';
+  readonly code = 'come_back_later';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    /** When the job is worth running again (epoch ms). */
+    readonly at: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The batch's budget cannot hold this item's maximum price. */
 export class BudgetExceededError extends RendermillError {
   override name = 'BudgetExceededError';

@@ -1,6 +1,8 @@
 import { RouteLoad } from '../src/render/route-load.js';
 import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
+import { createProviderBatchHandler } from '../jobs/provider-batch.js';
 import { createRenderItemHandler } from '../jobs/render-item.js';
+import { ProviderBatchStore } from '../src/batches/provider-batch-store.js';
 import { createDeliverWebhookHandler } from '../jobs/deliver-webhook.js';
 import { createRunScheduleHandler } from '../jobs/run-schedule.js';
 import { submitDepsFor } from '../src/runtime/wiring.js';
@@ -24,6 +26,7 @@ export function startRenderWorkers(
   if (routes.length === 0) {
     throw new Error('workers need a provider: start the services with provider: true');
   }
+  const providerBatches = new ProviderBatchStore(services.state);
   const batchWebhooks = new BatchWebhooks(queue, services.state, {
     retryBaseMs: config.webhooks.retryBaseMs,
   });
@@ -46,9 +49,24 @@ export function startRenderWorkers(
         lockTtlMs: config.jobLockMs,
         registry,
         queue,
+        providerBatches,
         logger,
         retryPolicy: config.retry,
         allowPrivateUrls: config.allowPrivateUrls,
+        metrics: services.metrics,
+      }),
+      'provider-batch': createProviderBatchHandler({
+        store,
+        parts: providerBatches,
+        storage,
+        cache,
+        locks,
+        caps,
+        routes,
+        registry,
+        queue,
+        logger,
+        settings: config.providerBatch,
         metrics: services.metrics,
       }),
       'finalize-batch': {

@@ -1,6 +1,11 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
-import { AccountPausedError, PredictionPendingError, ShutdownError } from '../src/errors.js';
+import {
+  AccountPausedError,
+  ComeBackLaterError,
+  PredictionPendingError,
+  ShutdownError,
+} from '../src/errors.js';
 import { bullPrefixFor } from '../src/redis/redis-keys.js';
 import type { RedisConnection } from '../src/redis/redis-connection.js';
 import type { Logger } from 'pino';
@@ -89,6 +94,11 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
           // A queued prediction still running: the job comes back to follow it, its slot free.
           if (error instanceof PredictionPendingError) {
             await job.moveToDelayed(error.recheckAt, token);
+            throw new DelayedError();
+          }
+          // A job following a provider's batch: nothing to do until its next look.
+          if (error instanceof ComeBackLaterError) {
+            await job.moveToDelayed(error.at, token);
             throw new DelayedError();
           }
           throw error;

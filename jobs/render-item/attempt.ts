@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BatchStore } from '../../src/batches/batch-store.js';
+import type { ProviderBatchStore } from '../../src/batches/provider-batch-store.js';
 import type { RenderLease, RenderLocks } from '../../src/cache/render-lock.js';
 import type { CachedImage, ResultCache } from '../../src/cache/result-cache.js';
 import type { ReuseRules } from '../../src/cache/reuse.js';
@@ -37,6 +38,11 @@ export interface RenderItemDeps {
   routeLoad: RouteLoad;
   registry: ModelRegistry;
   queue: JobQueue;
+  /**
+   * Where items of batches in `provider_batch` mode are enrolled for their provider batch.
+   * Absent: such items cannot be taken (a worker wired before the mode existed, some tests).
+   */
+  providerBatches?: ProviderBatchStore | undefined;
   logger: Logger;
   /** Retries and waits of a provider call (the configuration's `retry`). */
   retryPolicy: ProviderRetryPolicy;
@@ -59,6 +65,8 @@ export interface RenderAttempt {
   readonly spec: RenderSpec;
   /** How the item chooses among routes: its batch's routing, else the workers' default. */
   readonly routing: RoutingStrategy;
+  /** `provider_batch`: the item is enrolled in its batch's provider batch, not rendered now. */
+  readonly mode: 'realtime' | 'provider_batch';
   /** This job attempt (1-based) and how many the queue allows. */
   readonly attempt: number;
   readonly maxAttempts: number;
@@ -112,7 +120,7 @@ export interface RenderAttempt {
 /** The state of a run that found `item` to render, a dead run's billed hold charged to it. */
 export function openAttempt(
   deps: RenderItemDeps,
-  { batchId, itemId, tenant, spec, routing }: JobPayload<'render-item'>,
+  { batchId, itemId, tenant, spec, routing, mode }: JobPayload<'render-item'>,
   { attempt, maxAttempts, signal }: AttemptInfo,
   found: { item: ItemRecord; heldByDeadRun: number; started: number; log: Logger },
 ): RenderAttempt {
@@ -124,6 +132,7 @@ export function openAttempt(
     tenant,
     spec,
     routing: routing ?? deps.routing,
+    mode: mode ?? 'realtime',
     attempt,
     maxAttempts,
     signal,

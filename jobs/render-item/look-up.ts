@@ -10,6 +10,7 @@ import {
   type RenderAttempt,
   type RenderItemDeps,
 } from './attempt.js';
+import { isEnrolled, reEnrol } from './enrol.js';
 import { queueFinalizeIfComplete } from './record.js';
 import { finish, succeeded } from './settle.js';
 
@@ -36,6 +37,11 @@ export async function lookUp(
   if (TERMINAL_STATUSES.includes(stored.status)) {
     // A job re-run after a crash: the outcome is recorded, but finalising may not have been queued.
     await queueFinalizeIfComplete(deps, payload.batchId);
+    return undefined;
+  }
+  if (isEnrolled(stored)) {
+    // Its provider batch renders it: a re-run (a crash after enrolling) only lists it again.
+    await reEnrol(deps, payload.batchId, stored.id);
     return undefined;
   }
   const { item, held } = await deps.store.chargeDeadRun(payload.batchId, stored);

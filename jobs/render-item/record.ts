@@ -45,7 +45,7 @@ export async function record(
  * copies this run made), all of them undelivered when it failed. An item stopped by its
  * budget or a cancellation failed no image: items_total says what happened to it.
  */
-function imageOutcomes(item: ItemRecord, n: number, derivedCopies: number) {
+export function imageOutcomes(item: ItemRecord, n: number, derivedCopies: number) {
   if (item.status === 'failed') return { failed: n };
   if (item.status !== 'succeeded' && item.status !== 'cached') return {};
   const cached = item.images.filter((image) => image.cached).length;

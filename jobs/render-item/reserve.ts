@@ -3,6 +3,7 @@ import { describeCap } from '../../src/ledger/spend-caps.js';
 import { microsToUsd, pricedRequest, type PricedRequest } from '../../src/models/pricing.js';
 import type { RenderSpec } from '../../src/models/render-spec.js';
 import {
+  batchCandidatesFor,
   candidatesFor,
   orderCandidates,
   type Candidate,
@@ -35,15 +36,30 @@ export interface Purchase {
 export async function reserve(
   run: RenderAttempt,
   missing: readonly number[],
+  through: 'realtime' | 'provider_batch' = 'realtime',
 ): Promise<Purchase | undefined> {
   const ask: RenderSpec = { ...run.spec, n: missing.length };
   const priced = pricedRequest(ask);
-  const found = candidatesFor(run.deps.routes, ask, priced, run.deps.registry);
-  const candidates = orderCandidates(found, run.routing, run.deps.routeLoad);
+  const { routes, registry } = run.deps;
+  // A provider batch is bought from the cheapest Batch API; realtime, as the routing says.
+  const candidates =
+    through === 'provider_batch'
+      ? orderCandidates(
+          batchCandidatesFor(routes, ask, priced, registry),
+          'cheapest',
+          run.deps.routeLoad,
+        )
+      : orderCandidates(
+          candidatesFor(routes, ask, priced, registry),
+          run.routing,
+          run.deps.routeLoad,
+        );
   const primary = candidates[0];
   if (!primary) {
     throw new ModelUnavailableError(
-      `no route can render model ${run.spec.model} for this item (none serves it, or it is no longer in the registry)`,
+      through === 'provider_batch'
+        ? `no route offers model ${run.spec.model} through its Batch API for this item (provider_batch mode takes generations of GPT Image models on routes with batch_api)`
+        : `no route can render model ${run.spec.model} for this item (none serves it, or it is no longer in the registry)`,
     );
   }
   const maxMicros = primary.maxMicros;

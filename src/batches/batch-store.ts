@@ -101,6 +101,10 @@ export class BatchStore extends SpendLedger {
       | 'webhook_url'
       | 'schedule_id'
       | 'routing'
+      | 'mode'
+      | 'mode_requested'
+      | 'complete_by'
+      | 'on_expiry'
     >,
     tally: ItemTally,
   ): Promise<void> {
@@ -127,6 +131,10 @@ export class BatchStore extends SpendLedger {
     if (batch.webhook_url) meta.webhook_url = batch.webhook_url;
     if (batch.schedule_id) meta.schedule_id = batch.schedule_id;
     if (batch.routing) meta.routing = batch.routing;
+    if (batch.mode) meta.mode = batch.mode;
+    if (batch.mode_requested) meta.mode_requested = batch.mode_requested;
+    if (batch.complete_by) meta.complete_by = batch.complete_by;
+    if (batch.on_expiry) meta.on_expiry = batch.on_expiry;
 
     const pipeline = this.redis.multi();
     pipeline.persist(this.itemsKey(batch.id));
@@ -170,6 +178,10 @@ export class BatchStore extends SpendLedger {
       webhook_url: raw.webhook_url,
       schedule_id: raw.schedule_id,
       routing: raw.routing,
+      mode: raw.mode as BatchRecord['mode'],
+      mode_requested: raw.mode_requested as BatchRecord['mode_requested'],
+      complete_by: raw.complete_by,
+      on_expiry: raw.on_expiry as BatchRecord['on_expiry'],
     };
   }
 
@@ -182,6 +194,13 @@ export class BatchStore extends SpendLedger {
   async item(batchId: string, itemId: string): Promise<ItemRecord | undefined> {
     const raw = await this.redis.hget(this.itemsKey(batchId), itemId);
     return raw ? (JSON.parse(raw) as ItemRecord) : undefined;
+  }
+
+  /** The items of the batch with these ids, in their order (undefined where none is). */
+  async itemsById(batchId: string, ids: readonly string[]): Promise<(ItemRecord | undefined)[]> {
+    if (ids.length === 0) return [];
+    const raw = await this.redis.hmget(this.itemsKey(batchId), ...ids);
+    return raw.map((json) => (json ? (JSON.parse(json) as ItemRecord) : undefined));
   }
 
   /** Every item of the batch, in submission order. */

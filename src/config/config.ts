@@ -13,7 +13,7 @@ import type { RoutingStrategy } from './route-kinds.js';
  */
 
 export type { RateLimitSettings } from './rate-limit-settings.js';
-export type { RouteConfig, RouteModelConfig } from './providers-file.js';
+export type { RouteBatchConfig, RouteConfig, RouteModelConfig } from './providers-file.js';
 export type { RouteKind, RoutingStrategy } from './route-kinds.js';
 
 /** Raised at start-up when the environment does not describe a runnable configuration. */
@@ -63,6 +63,17 @@ export interface WebhookConfig {
   secrets: Record<string, string>;
   /** First wait before a failed delivery is tried again, doubled each time (13 attempts). */
   retryBaseMs: number;
+}
+
+/** How batches rendered through a provider's Batch API are gathered, split and followed. */
+export interface ProviderBatchSettings {
+  /** How often a running provider batch is looked at. */
+  pollMs: number;
+  /** How long enrolment may pause before what has gathered is submitted. */
+  gatherMs: number;
+  /** The most request lines, and bytes, in one file (OpenAI: 50 000 and 200 MB). */
+  maxLines: number;
+  maxBytes: number;
 }
 
 /** Configuration after parsing: what is external and what rendermill must embed. */
@@ -142,6 +153,8 @@ export interface Config {
    * its item back, and when it is looked at again (`recheckMs`).
    */
   queued: { followMs: number; recheckMs: number };
+  /** Batches in `provider_batch` mode (docs/design/provider-batches.md). */
+  providerBatch: ProviderBatchSettings;
   /**
    * On SIGTERM, how long a worker's jobs may keep waiting (for the rate limiter, a retry, the
    * budget, another render of the same request) before they are handed back to the queue.
@@ -190,6 +203,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           apiKey: e.OPENAI_API_KEY,
           enforceRetirements: isOpenAI(e.OPENAI_BASE_URL),
           rateLimit,
+          batch:
+            (e.RENDERMILL_BATCH_API ?? isOpenAI(e.OPENAI_BASE_URL))
+              ? { queueTokens: e.RENDERMILL_BATCH_QUEUE_TOKENS }
+              : undefined,
         },
       ]
     : [];
@@ -258,6 +275,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobLockMs: e.RENDERMILL_JOB_LOCK_MS,
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
     queued: { followMs: e.RENDERMILL_QUEUED_FOLLOW_MS, recheckMs: e.RENDERMILL_QUEUED_RECHECK_MS },
+    providerBatch: {
+      pollMs: e.RENDERMILL_PROVIDER_BATCH_POLL_MS,
+      gatherMs: e.RENDERMILL_PROVIDER_BATCH_GATHER_MS,
+      maxLines: e.RENDERMILL_PROVIDER_BATCH_MAX_LINES,
+      maxBytes: megabytesToBytes(e.RENDERMILL_PROVIDER_BATCH_MAX_MB),
+    },
     shutdownGraceMs: e.RENDERMILL_SHUTDOWN_GRACE_MS,
     webhooks: {
       secrets: e.RENDERMILL_WEBHOOK_SECRETS,

@@ -95,6 +95,28 @@ const providerVariables = {
   RENDERMILL_QUEUED_FOLLOW_MS: envVariable(durationMs(0, 600_000).default(20_000)),
   /** Queued routes: how long after a hand-back the prediction is looked at again, in ms. Default 10 000. */
   RENDERMILL_QUEUED_RECHECK_MS: envVariable(durationMs(100, 3_600_000).default(10_000)),
+  /**
+   * Whether OPENAI_API_KEY's account offers OpenAI's Batch API (`/v1/files`, `/v1/batches`) for
+   * batches in `provider_batch` mode. Default: on when OPENAI_BASE_URL is OpenAI's own, off for
+   * a gateway.
+   */
+  RENDERMILL_BATCH_API: envVariable(booleanFlag.optional()),
+  /**
+   * The most tokens OPENAI_API_KEY's account may have enqueued in provider batches per model
+   * (OpenAI's "batch queue limit"); submissions wait for room. Default: no limit known.
+   */
+  RENDERMILL_BATCH_QUEUE_TOKENS: envVariable(wholeNumber(1, 1e12).optional()),
+  /** How often a provider batch is looked at while it runs, in ms. Default 60 000. */
+  RENDERMILL_PROVIDER_BATCH_POLL_MS: envVariable(durationMs(100, 3_600_000).default(60_000)),
+  /**
+   * How long enrolment in a provider batch may pause before what has gathered is submitted, in
+   * ms (a batch whose every item is enrolled is submitted at once). Default 5 000.
+   */
+  RENDERMILL_PROVIDER_BATCH_GATHER_MS: envVariable(durationMs(0, 3_600_000).default(5_000)),
+  /** The most request lines in one provider batch file (OpenAI's limit: 50 000). */
+  RENDERMILL_PROVIDER_BATCH_MAX_LINES: envVariable(wholeNumber(1, 50_000).default(50_000)),
+  /** The largest provider batch file, in MB (OpenAI's limit: 200). */
+  RENDERMILL_PROVIDER_BATCH_MAX_MB: envVariable(wholeNumber(1, 200).default(200)),
   /** A model registry file replacing the built-in one. Default: the built-in registry. */
   RENDERMILL_MODELS_FILE: optionalString,
   /** The model of a request that names none. Default `gpt-image-2`. */

@@ -25,6 +25,14 @@ export interface RouteModelConfig {
   /** This model's limits on this route, replacing the tier's figures. */
   imagesPerMinute?: number | undefined;
   tokensPerMinute?: number | undefined;
+  /** The route's price per image in its Batch API, replacing the registry's batch price. */
+  batchPriceUsd?: number | undefined;
+}
+
+/** A route's Batch API (OpenAI's `/v1/files` and `/v1/batches`): half price, within 24 h. */
+export interface RouteBatchConfig {
+  /** The most tokens the account may have enqueued per model; submissions wait for room. */
+  queueTokens?: number | undefined;
 }
 
 /** One route, as the configuration gives it: an account on one API and what it serves. */
@@ -51,6 +59,8 @@ export interface RouteConfig {
   model?: string | undefined;
   /** `openai-responses` routes: the model that calls the image tool. Default: the adapter's. */
   responsesModel?: string | undefined;
+  /** Present when the route offers its provider's Batch API (`openai` routes only). */
+  batch?: RouteBatchConfig | undefined;
 }
 
 /** The providers file, read: the routes in order and the default routing. */
@@ -63,6 +73,7 @@ const routeModel = z
   .object({
     remote: z.string().min(1).max(200).optional(),
     price_usd: z.number().nonnegative().max(100).optional(),
+    batch_price_usd: z.number().nonnegative().max(100).optional(),
     ...perMinuteFigures,
   })
   .strict();
@@ -74,9 +85,20 @@ const routeEntry = z
     /** A model id → what the route says about it (`{}`: the registry's price and limits). */
     models: z.record(z.string().min(1), routeModel.nullable()).optional(),
     responses_model: z.string().min(1).optional(),
+    /** Whether the route offers OpenAI's Batch API. Default: on for OpenAI's own API. */
+    batch_api: z.boolean().optional(),
+    /** The most tokens enqueued in provider batches per model (OpenAI's batch queue limit). */
+    batch_queue_tokens: z.number().int().positive().optional(),
   })
   .strict()
   .superRefine((route, ctx) => {
+    if (route.batch_api && route.kind !== 'openai') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batch_api'],
+        message: 'the Batch API is offered on routes of kind openai only',
+      });
+    }
     if ((route.kind === 'replicate' || route.kind === 'fal') && !route.models) {
       ctx.addIssue({
         code: 'custom',
@@ -155,6 +177,10 @@ export function readProvidersFile(
       rateLimit: accountRateLimit(route, defaults.tier, `route "${route.name}"`),
       models: route.models && routeModels(route.models),
       responsesModel: route.responses_model,
+      batch:
+        route.kind === 'openai' && (route.batch_api ?? defaults.isOpenAI(route.base_url))
+          ? { queueTokens: route.batch_queue_tokens }
+          : undefined,
     })),
   };
 }
@@ -170,6 +196,7 @@ function routeModels(
         priceUsd: model?.price_usd,
         imagesPerMinute: model?.images_per_minute,
         tokensPerMinute: model?.tokens_per_minute,
+        batchPriceUsd: model?.batch_price_usd,
       },
     ]),
   );

@@ -37,6 +37,8 @@ export interface StoredImage {
 export interface RenderedBy {
   /** The route's name (the providers file's `name`; `primary` for OPENAI_API_KEY's account). */
   provider: string;
+  /** The provider's batch id, when its Batch API rendered the images (`provider_batch` mode). */
+  provider_batch?: string | undefined;
   /** The route's API: openai, openai-responses, replicate or fal (absent in older records). */
   kind?: string | undefined;
   /** The registry's model id. */
@@ -70,6 +72,24 @@ export interface PendingRender {
   lock_token?: string | undefined;
 }
 
+/**
+ * An item enrolled in its batch's provider batch (see ItemRecord.batched): its variants go as
+ * request lines of a file the provider renders within its window, at the batch price.
+ */
+export interface BatchedRender {
+  /** The route whose Batch API renders it, and the model. */
+  route: string;
+  model: string;
+  /** The item's variants (indexes) the lines render. */
+  variants: number[];
+  /** What the item holds reserved (the batch price): released when its lines settle. */
+  held_micros: number;
+  /** The render lock's token, handed on until the lines are stored. */
+  lock_token?: string | undefined;
+  /** When it was enrolled (epoch ms). */
+  enrolled_at: number;
+}
+
 export interface ItemRecord {
   id: string;
   index: number;
@@ -96,6 +116,11 @@ export interface ItemRecord {
    * back to follow it, never to start another. The item keeps its hold meanwhile.
    */
   pending?: PendingRender | undefined;
+  /**
+   * Enrolled in its batch's provider batch, which renders it: the item stays `running`, holding
+   * the batch price, until the provider's results are stored (jobs/provider-batch.ts).
+   */
+  batched?: BatchedRender | undefined;
   error?: { code: string; message: string } | undefined;
   /** What was asked and what is done instead, when they differ (never silently). */
   warnings?: ItemWarning[] | undefined;
@@ -124,6 +149,16 @@ export interface BatchRecord {
   routing?: string | undefined;
   /** The schedule whose run created this batch. */
   schedule_id?: string | undefined;
+  /**
+   * How it is rendered: `realtime`, or `provider_batch` (the provider's Batch API, at its
+   * price). Absent in records older than the mode: realtime.
+   */
+  mode?: 'realtime' | 'provider_batch' | undefined;
+  /** `auto` when the mode was chosen by rendermill, from `complete_by`. */
+  mode_requested?: 'auto' | undefined;
+  complete_by?: string | undefined;
+  /** What becomes of items an expired provider batch never reached (default `fail`). */
+  on_expiry?: 'fail' | 'realtime' | undefined;
 }
 
 /** How many items of a batch are in each state, and what their cache hits saved. */

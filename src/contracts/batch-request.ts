@@ -49,6 +49,29 @@ export const batchItemSchema = z
 
 export const MAX_ITEMS_PER_REQUEST = 10_000;
 
+/**
+ * How a batch is rendered: `realtime` (each image as soon as the route's limit allows, full
+ * price), `provider_batch` (through the provider's own Batch API: half price, within 24 h), or
+ * `auto` (provider batch when `complete_by` leaves room for its 24 h window and every item can
+ * go in one, realtime otherwise).
+ */
+export const BATCH_MODES = ['realtime', 'provider_batch', 'auto'] as const;
+export type BatchMode = (typeof BATCH_MODES)[number];
+
+/** What becomes of items a provider batch never reached before it expired. */
+export const ON_EXPIRY = ['fail', 'realtime'] as const;
+
+const modeOptions = {
+  mode: z.enum(BATCH_MODES).optional(),
+  /** `auto` only: when the batch must be complete (ISO 8601 with an offset). */
+  complete_by: z.iso.datetime({ offset: true }).optional(),
+  /**
+   * `fail` (default): items an expired provider batch never reached fail, saying so.
+   * `realtime`: they are rendered realtime, within what is left of the budget.
+   */
+  on_expiry: z.enum(ON_EXPIRY).optional(),
+};
+
 export const batchRequestSchema = z
   .object({
     ...renderOptions,
@@ -59,6 +82,7 @@ export const batchRequestSchema = z
      * file's `routing`.
      */
     routing: z.enum(ROUTING_STRATEGIES).optional(),
+    ...modeOptions,
     /**
      * `reuse` (default): an image already rendered for the same request is reused at $0.
      * `refresh`: render anew; the new images replace the cached ones for later batches.
@@ -119,6 +143,15 @@ export const catalogOptionsSchema = z
       .enum(ROUTING_STRATEGIES)
       .optional()
       .describe('`priority`, `cheapest` or `spread`; default: the providers file’s routing.'),
+    mode: modeOptions.mode.describe(
+      '`realtime` (default), `provider_batch` (the provider’s Batch API, half price, within 24 h) or `auto` (with complete_by).',
+    ),
+    complete_by: modeOptions.complete_by.describe(
+      'With mode=auto: when the batch must be complete (ISO 8601); a provider batch is used only if its 24 h window fits.',
+    ),
+    on_expiry: modeOptions.on_expiry.describe(
+      '`fail` (default) or `realtime`: what becomes of items an expired provider batch never reached.',
+    ),
     cache: z.enum(['reuse', 'refresh']).optional(),
     webhook_url: z
       .url({ protocol: /^https?$/ })

@@ -16,6 +16,11 @@ export const renderItemPayload = z
     spec: renderSpecSchema,
     /** The batch's routing; absent: the workers' default (the providers file's). */
     routing: z.enum(ROUTING_STRATEGIES).optional(),
+    /**
+     * `provider_batch`: the item is enrolled in its batch's provider batch instead of being
+     * rendered now (jobs/provider-batch.ts renders it). Absent: realtime.
+     */
+    mode: z.literal('provider_batch').optional(),
   })
   .strict();
 
@@ -23,6 +28,9 @@ export const renderItemPayload = z
 export const renderItemRef = z.object({ batchId: z.string().min(1), itemId: z.string().min(1) });
 
 export const finalizeBatchPayload = z.object({ batchId: z.string().min(1) }).strict();
+
+/** Gathers, submits and follows a batch's provider batches (jobs/provider-batch.ts). */
+export const providerBatchPayload = z.object({ batchId: z.string().min(1) }).strict();
 
 /** One signed event to POST to a tenant's webhook URL (jobs/deliver-webhook.ts). */
 export const deliverWebhookPayload = z
@@ -64,6 +72,18 @@ export const JOB_CATALOG = {
       attempts: 10,
       backoff: { type: 'exponential', delay: 1_000 },
       removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    },
+  },
+  'provider-batch': {
+    queue: 'provider-batches',
+    payload: providerBatchPayload,
+    options: {
+      // Each run does one step and comes back later without using an attempt; attempts count
+      // only failures (the provider or Redis away), retried for about an hour.
+      attempts: 12,
+      backoff: { type: 'exponential', delay: 2_000 },
+      removeOnComplete: { age: 7 * 24 * 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
     },
   },

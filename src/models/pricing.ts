@@ -81,6 +81,20 @@ export function maxCostMicros(model: ModelSpec, req: PricedRequest): Micros {
 }
 
 /**
+ * The most tokens a request can weigh (input and output): what a provider's batch queue counts
+ * it as. Models priced per image weigh none.
+ */
+export function maxTokens(model: ModelSpec, req: PricedRequest): number {
+  const pricing = model.pricing;
+  if (pricing.kind === 'per_image') return 0;
+  return (
+    req.n * outputTokensPerImage(pricing, req.size, billedQuality(req.quality, 'max')) +
+    req.promptChars +
+    req.inputImages * pricing.max_input_tokens_per_image
+  );
+}
+
+/**
  * What a finished request cost. Per-token models are settled from the response's usage;
  * when a gateway omits usage we fall back to the registry's typical tokens per image.
  */

@@ -173,6 +173,19 @@ export const modelSpecSchema = z
       .optional(),
     edit_input: editInput.optional(),
     pricing: z.discriminatedUnion('kind', [perImagePricing, perTokenPricing]),
+    /**
+     * The provider's own Batch API (OpenAI's `/v1/batches`) takes this model's requests at
+     * `price_factor` × its price (½ for GPT Image): a route offering it may render batches in
+     * `provider_batch` mode. Absent: the model is not offered in batches.
+     */
+    batch: z
+      .object({
+        price_factor: z.number().positive().max(1),
+        source: z.string().min(1),
+        checked_on: z.iso.date(),
+      })
+      .strict()
+      .optional(),
     /** The model's limits at each OpenAI usage tier (src/models/rate-limits.ts reads them). */
     rate_limits: rateLimits,
     /** The day OpenAI stopped serving the model (YYYY-MM-DD). Gateways may still serve it. */

@@ -4,6 +4,7 @@ import { PaidResultError } from '../errors.js';
 import type { ProviderUsage } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec } from '../models/registry-schema.js';
+import type { RenderSpec } from '../models/render-spec.js';
 import type {
   ImageProvider,
   InputImage,
@@ -81,14 +82,9 @@ export class OpenAIImageProvider implements ImageProvider {
       let call: APIPromise<OpenAI.Images.ImagesResponse>;
       if (spec.operation === 'generate') {
         call = this.client.images.generate({
-          ...common,
-          prompt: spec.prompt ?? '',
-          ...optional('quality', spec.quality),
-          ...optional('style', spec.style),
-          ...optional('background', spec.background),
-          ...optional('output_format', spec.output_format),
-          ...optional('output_compression', spec.output_compression),
-        } as OpenAI.Images.ImageGenerateParamsNonStreaming);
+          ...generationParams(spec, common.model),
+          ...responseFormat,
+        });
       } else if (spec.operation === 'edit') {
         const files = await Promise.all(images.map(upload));
         call = this.client.images.edit({
@@ -141,14 +137,41 @@ export class OpenAIImageProvider implements ImageProvider {
         usage,
       });
     }
-    if (!datum.b64_json) {
-      throw new PaidResultError('provider answered without b64_json or url', usage);
-    }
-    const data = Buffer.from(datum.b64_json, 'base64');
-    const format = sniffImageFormat(data);
-    if (!format) throw new PaidResultError('provider returned bytes that are not an image', usage);
-    return { data, format };
+    return decodeB64Image(datum.b64_json, usage);
   }
+}
+
+/**
+ * The Images API's body for a generation (`response_format` aside): what a realtime call sends
+ * and what a provider batch's request line carries.
+ */
+export function generationParams(
+  spec: RenderSpec,
+  remoteModel: string,
+): OpenAI.Images.ImageGenerateParamsNonStreaming {
+  return {
+    model: remoteModel,
+    n: spec.n,
+    size: spec.size,
+    prompt: spec.prompt ?? '',
+    ...optional('quality', spec.quality),
+    ...optional('style', spec.style),
+    ...optional('background', spec.background),
+    ...optional('output_format', spec.output_format),
+    ...optional('output_compression', spec.output_compression),
+  } as OpenAI.Images.ImageGenerateParamsNonStreaming;
+}
+
+/** A paid image answered as base64: its bytes and format, or PaidResultError if it is none. */
+export function decodeB64Image(
+  b64: string | undefined,
+  usage: ProviderUsage | undefined,
+): RenderedImage {
+  if (!b64) throw new PaidResultError('provider answered without b64_json or url', usage);
+  const data = Buffer.from(b64, 'base64');
+  const format = sniffImageFormat(data);
+  if (!format) throw new PaidResultError('provider returned bytes that are not an image', usage);
+  return { data, format };
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {

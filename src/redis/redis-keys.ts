@@ -35,6 +35,12 @@ export function batchKeys(prefix: string = RM_PREFIX) {
     tenantBatches: (tenant: string) => `${base}:tenant:${tenant}:batches`,
     /** Hash `spent`, `reserved`: one spend counter (a SpendCap id: a tenant's month, a day). */
     spendCounter: (capId: string) => `${base}:spend:${capId}`,
+    /** Hash: part number → one provider batch of the batch (provider-batch-store.ts). */
+    providerBatches: (batchId: string) => `${base}:batch:${batchId}:provider-batches`,
+    /** Sorted set: item ids enrolled and not yet in a part, by enrolment time. */
+    enrolled: (batchId: string) => `${base}:batch:${batchId}:enrolled`,
+    /** Hash: `batchId:part` → tokens it has enqueued at a route's Batch API for one model. */
+    batchQueue: (route: string, model: string) => `${base}:batch-queue:${route}:${model}`,
   };
 }
 

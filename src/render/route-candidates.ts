@@ -24,6 +24,8 @@ export interface Candidate {
   capabilities: ProviderCapabilities;
   /** The route's flat price per image, when it sets one; else the registry prices it. */
   imagePriceMicros?: Micros | undefined;
+  /** Through the route's Batch API: the registry's price times this (its flat price aside). */
+  priceFactor?: number | undefined;
   /** The most the item can cost on this route: what the budget must hold for it. */
   maxMicros: Micros;
 }
@@ -62,14 +64,53 @@ export function candidatesFor(
   });
 }
 
-/** What a rendered request cost on the candidate's route: its flat price, or the registry's. */
+/**
+ * The routes whose Batch API can take an item (`provider_batch` mode), in the configured
+ * order, priced at the batch price: the route's flat `batch_price_usd`, else the registry's
+ * price times the model's `batch.price_factor`. Generations only.
+ */
+export function batchCandidatesFor(
+  routes: readonly ProviderRoute[],
+  spec: RenderSpec,
+  priced: PricedRequest,
+  registry: ModelRegistry,
+): Candidate[] {
+  if (spec.operation !== 'generate') return [];
+  return candidatesFor(
+    routes.filter((route) => route.batch),
+    spec,
+    priced,
+    registry,
+  ).flatMap((candidate): Candidate[] => {
+    const flat = candidate.route.models?.get(candidate.model.id)?.batchImagePriceMicros;
+    if (flat !== undefined) {
+      return [{ ...candidate, imagePriceMicros: flat, maxMicros: flat * priced.n }];
+    }
+    const factor = candidate.model.batch?.price_factor;
+    // A route's realtime flat price says nothing of its batch price: only the registry's does.
+    if (factor === undefined || candidate.imagePriceMicros !== undefined) return [];
+    return [
+      {
+        ...candidate,
+        priceFactor: factor,
+        maxMicros: Math.ceil(maxCostMicros(candidate.model, priced) * factor),
+      },
+    ];
+  });
+}
+
+/**
+ * What a rendered request cost on the candidate's route: its flat price, or the registry's
+ * (times the batch price factor through a Batch API).
+ */
 export function costOn(
   candidate: Candidate,
   priced: PricedRequest,
   usage: ProviderUsage | undefined,
 ): Micros {
   if (candidate.imagePriceMicros !== undefined) return candidate.imagePriceMicros * priced.n;
-  return actualCostMicros(candidate.model, priced, usage);
+  const cost = actualCostMicros(candidate.model, priced, usage);
+  return candidate.priceFactor === undefined ? cost : Math.ceil(cost * candidate.priceFactor);
 }
 
 /**

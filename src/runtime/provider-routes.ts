@@ -7,6 +7,7 @@ import { usdToMicros } from '../models/pricing.js';
 import type { ImageProvider } from '../providers/image-provider.js';
 import { FalImageProvider } from '../providers/fal-provider.js';
 import { OpenAIImageProvider } from '../providers/openai-provider.js';
+import { OpenAIBatchApi } from '../providers/openai-batch-api.js';
 import { ReplicateImageProvider } from '../providers/replicate-provider.js';
 import { OpenAIResponsesImageProvider } from '../providers/openai-responses-provider.js';
 import type { ProviderRoute, RouteModel } from '../providers/provider-route.js';
@@ -66,6 +67,14 @@ export async function connectProviderRoutes(
       gate,
       models: config.models && routeModels(config, deps.registry),
       model: config.model,
+      batch: config.batch && {
+        api: new OpenAIBatchApi({
+          baseUrl: config.baseURL,
+          apiKey: config.apiKey,
+          timeoutMs: deps.requestTimeoutMs,
+        }),
+        queueTokens: config.batch.queueTokens,
+      },
     });
   }
   return routes;
@@ -99,6 +108,8 @@ function routeModels(config: ProviderConfig, registry: ModelRegistry) {
     models.set(id, {
       remote: model.remote ?? registry.get(id)?.remote_ids?.[config.kind] ?? id,
       imagePriceMicros: model.priceUsd === undefined ? undefined : usdToMicros(model.priceUsd),
+      batchImagePriceMicros:
+        model.batchPriceUsd === undefined ? undefined : usdToMicros(model.batchPriceUsd),
     });
   }
   return models;

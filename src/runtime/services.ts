@@ -157,6 +157,7 @@ export async function startServices(
           apiKey: 'sk-simulator',
           enforceRetirements: false,
           rateLimit: config.rateLimit,
+          batch: {},
         },
       ];
       embedded.push(

@@ -1,0 +1,151 @@
+import type { JobHandler, JobPayload } from '../src/contracts/job-catalog.js';
+import { batchEnded } from '../src/contracts/item-status.js';
+import { ComeBackLaterError } from '../src/errors.js';
+import {
+  partEnded,
+  partOpen,
+  type ProviderBatchPart,
+} from '../src/batches/provider-batch-store.js';
+import { ENDED_STATUSES, type ProviderBatchState } from '../src/providers/openai-batch-api.js';
+import { collectPart } from './provider-batch/collect.js';
+import {
+  batchRoute,
+  openConductor,
+  type Conductor,
+  type ProviderBatchDeps,
+} from './provider-batch/context.js';
+import { gatherDue, makeParts } from './provider-batch/gather.js';
+import { cancelWaiting, giveUpParts } from './provider-batch/stop.js';
+import { applyState, queueOwner, submitPart } from './provider-batch/submit.js';
+
+export type { ProviderBatchDeps } from './provider-batch/context.js';
+
+/**
+ * A batch's provider-batch job: one per rendermill batch in `provider_batch` mode, alive until
+ * the batch has ended. Each run does what is due and comes back later without holding a
+ * worker slot (ComeBackLaterError) — for a day if the provider takes its whole window:
+ * - gathers the items enrolled by their render jobs into parts (gather.ts) once enrolment has
+ *   paused, every item has been looked at, or a file is full;
+ * - submits each part: JSONL uploaded, provider batch created, ids recorded (submit.ts);
+ * - follows each part's status and counts (the batch view shows them), asks the provider to
+ *   cancel parts of a cancelled batch;
+ * - collects each ended part: images stored, items settled at their lines' price (collect.ts).
+ * Every step is recorded before the next, so a run killed anywhere is resumed by the next one.
+ */
+export function createProviderBatchProcessor(deps: ProviderBatchDeps) {
+  return async function conductProviderBatch({
+    batchId,
+  }: JobPayload<'provider-batch'>): Promise<void> {
+    const batch = await deps.store.get(batchId);
+    if (!batch) return;
+    const conductor = openConductor(deps, batch);
+    const cancelling = batch.status === 'cancelling';
+    for (const part of await deps.parts.parts(batchId)) {
+      if (partOpen(part)) await advance(conductor, part, cancelling);
+    }
+    const waiting = await deps.parts.waiting(batchId);
+    if (waiting.items.length > 0 && cancelling) {
+      await cancelWaiting(conductor, waiting.items);
+    } else if (gatherDue(conductor, waiting)) {
+      const made = await makeParts(conductor, waiting.items, await deps.parts.parts(batchId));
+      for (const part of made) await submitPart(conductor, part);
+    }
+    const now = await deps.store.get(batchId);
+    const open = (await deps.parts.parts(batchId)).filter(partOpen);
+    const stillWaiting = await deps.parts.waiting(batchId);
+    if (now && batchEnded(now.status) && open.length === 0 && stillWaiting.items.length === 0) {
+      conductor.log.info('every provider batch of the batch is stored; done');
+      return;
+    }
+    throw new ComeBackLaterError(
+      'provider batches still running',
+      Date.now() + nextLookMs(conductor, open, stillWaiting),
+    );
+  };
+}
+
+/** One step of an open part: submit it, follow it, or collect it once the provider is done. */
+async function advance(
+  conductor: Conductor,
+  part: ProviderBatchPart,
+  cancelling: boolean,
+): Promise<void> {
+  const { parts } = conductor.deps;
+  const batchId = conductor.batch.id;
+  if (!part.batch_id && !partEnded(part)) {
+    if (cancelling) {
+      // Never submitted (or its creation's answer was lost: the provider may hold it).
+      await giveUpParts(conductor, [part]);
+      return;
+    }
+    part = await submitPart(conductor, part);
+    if (!part.batch_id) return;
+  }
+  const api = batchRoute(conductor, part.route)?.batch?.api;
+  let state: ProviderBatchState | undefined;
+  if (part.batch_id && api) {
+    if (cancelling && !part.cancel_requested && !partEnded(part)) {
+      await api.cancelBatch(part.batch_id).catch((error: Error) => {
+        conductor.log.warn({ part: part.part, err: error.message }, 'cancel refused');
+      });
+      part.cancel_requested = true;
+    }
+    state = await api.getBatch(part.batch_id);
+    if (state.status === 'failed' && state.errors.some((e) => e.code === 'token_limit_exceeded')) {
+      // Refused for the route's enqueued-token limit, nothing rendered or billed: the same file
+      // goes again as a new batch once there is room.
+      part.attempt += 1;
+      part.batch_id = undefined;
+      part.status = 'waiting_for_room';
+      await parts.setEnqueued(part.route, part.model, queueOwner(batchId, part), 0);
+      await parts.save(batchId, part);
+      conductor.log.info(
+        { part: part.part },
+        'the provider’s batch queue was full; resubmitting later',
+      );
+      return;
+    }
+    applyState(part, state);
+    await parts.save(batchId, part);
+  }
+  if (!partEnded(part)) return;
+  await collectPart(conductor, part, state);
+  part.status = 'stored';
+  part.times.stored = Date.now();
+  await parts.save(batchId, part);
+  await parts.setEnqueued(part.route, part.model, queueOwner(batchId, part), 0);
+  conductor.log.info(
+    { part: part.part, provider_batch: part.batch_id, ended: state?.status, counts: part.counts },
+    'provider batch results stored',
+  );
+}
+
+/** When to look again: soon while items gather, at the poll interval while batches run. */
+function nextLookMs(
+  conductor: Conductor,
+  open: readonly ProviderBatchPart[],
+  waiting: { items: string[]; lastAt: number | undefined },
+): number {
+  const { pollMs, gatherMs } = conductor.deps.settings;
+  const gathering =
+    waiting.items.length > 0
+      ? Math.max(100, gatherMs - (Date.now() - (waiting.lastAt ?? 0)))
+      : gatherMs;
+  const running = open.some((part) => part.batch_id && !ENDED_STATUSES.has(part.status as never));
+  return Math.max(100, Math.min(running ? pollMs : gatherMs, gathering));
+}
+
+/** The provider-batch job as workers run it, and what happens if it never finishes. */
+export function createProviderBatchHandler(deps: ProviderBatchDeps): JobHandler<'provider-batch'> {
+  return {
+    process: createProviderBatchProcessor(deps),
+    onGiveUp: async (data) => {
+      const batchId = (data as { batchId?: string }).batchId;
+      const batch = batchId ? await deps.store.get(batchId) : undefined;
+      if (!batch) return;
+      const conductor = openConductor(deps, batch);
+      await cancelWaiting(conductor, (await deps.parts.waiting(batch.id)).items, 'gave_up');
+      await giveUpParts(conductor, (await deps.parts.parts(batch.id)).filter(partOpen));
+    },
+  };
+}
