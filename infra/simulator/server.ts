@@ -1,8 +1,9 @@
 /**
  * A stand-in for OpenAI's Images API: the three endpoints, real images of the requested size,
  * per-minute limits on requests, images and tokens enforced with real 429s in the shape
- * of a bucket, a sliding or a fixed window, fault knobs and exact counters. Tests
- * and benchmarks drive it; `rendermill render` and `start` use it when no key is configured.
+ * of a bucket, a sliding or a fixed window, fault knobs and exact counters; also its Files and
+ * Batches APIs, for batches of image requests. Tests and benchmarks drive it; `rendermill
+ * render` and `start` use it when no key is configured.
  */
 
 import multipart from '@fastify/multipart';
