@@ -78,6 +78,8 @@ interface SimBatch {
   errorFileId: string | null;
   /** The expiry came while a line was rendering: it takes effect once that line is recorded. */
   expiryDue: boolean;
+  /** Cleared when the batch ends, so an ended batch is not held by a 24 h timer. */
+  expiryTimer?: NodeJS.Timeout;
   lineRunning: boolean;
 }
 
@@ -153,6 +155,7 @@ export class BatchJobs {
     }, this.context.state.knobs.batchExpireMs);
     expiry.unref();
     this.sleeping.set(expiry, () => {});
+    batch.expiryTimer = expiry;
     void this.run(batch, epoch);
     return batch;
   }
@@ -552,6 +555,10 @@ export class BatchJobs {
   private end(batch: SimBatch, status: 'failed' | 'completed' | 'expired' | 'cancelled'): void {
     batch.status = status;
     batch.times[status] = Date.now();
+    if (batch.expiryTimer) {
+      clearTimeout(batch.expiryTimer);
+      this.sleeping.delete(batch.expiryTimer);
+    }
     const { files } = this.context;
     if (batch.output.length > 0) {
       const filename = `${batch.id}_output.jsonl`;

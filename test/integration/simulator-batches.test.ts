@@ -1,7 +1,11 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startSimulator, textTokens, type RunningSimulator } from '../../infra/simulator/server.js';
-import { ProviderAuthError, ProviderRejectedError } from '../../src/errors.js';
+import {
+  ProviderAuthError,
+  ProviderRejectedError,
+  ProviderUnavailableError,
+} from '../../src/errors.js';
 import { outputTokensPerImage } from '../../src/models/pricing.js';
 import { ModelRegistry } from '../../src/models/model-registry.js';
 import type { PerTokenPricing } from '../../src/models/registry-schema.js';
@@ -216,6 +220,56 @@ describe('a batch through the client', () => {
     expect(final.counts).toEqual({ total: 1, completed: 1, failed: 0 });
     expect(output[0]).toMatchObject({ customId: 'edit-1', ok: true });
     expect(sim.stats().byEndpoint.edits).toBe(0);
+  });
+});
+
+describe('the client', () => {
+  it('uploads lines given one by one, each ended by a newline', async () => {
+    const client = api();
+    async function* input() {
+      yield JSON.stringify(generation('a'));
+      yield JSON.stringify(generation('b'));
+    }
+    const file = await client.uploadFile('streamed.jsonl', input());
+    expect(file.bytes).toBe(jsonl([generation('a'), generation('b')]).length);
+    const created = await client.createBatch({
+      inputFileId: file.id,
+      endpoint: '/v1/images/generations',
+      metadata: {},
+    });
+    expect((await follow(client, created.id)).at(-1)!.counts).toEqual({
+      total: 2,
+      completed: 2,
+      failed: 0,
+    });
+  });
+
+  it('streams lines however the chunks fall: CRLF, blank lines, long lines, multi-byte text', async () => {
+    const client = api();
+    // Longer than any chunk, and four-byte characters throughout: chunk boundaries split some.
+    const long = '🎨'.repeat(1_500_000);
+    const content = `first\r\n\r\n${long}\n   \nlast`;
+    const file = await client.uploadFile('lines.jsonl', Buffer.from(content));
+    expect(await lines(client, file.id)).toEqual(['first', long, 'last']);
+  });
+
+  it('gives a typed, retryable error when the server cannot be reached', async () => {
+    const closed = await startSimulator();
+    const url = closed.url;
+    await closed.stop();
+    const client = new OpenAIBatchApi({ baseUrl: url, apiKey: KEY });
+    const error = await client.getBatch('batch_x').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ProviderUnavailableError);
+    expect((error as ProviderUnavailableError).retryable).toBe(true);
+  });
+
+  it('answers an unknown batch or file as a refusal, not a missing model', async () => {
+    const client = api();
+    await expect(client.getBatch('batch_unknown')).rejects.toMatchObject({ code: 'not_found' });
+    const consume = async () => {
+      for await (const line of client.fileLines('file-unknown')) void line;
+    };
+    await expect(consume()).rejects.toBeInstanceOf(ProviderRejectedError);
   });
 });
 
