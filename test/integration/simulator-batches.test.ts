@@ -417,7 +417,7 @@ describe('validation', () => {
 
 describe('expiry and cancel', () => {
   it('expires a batch still running after batchExpireMs, the lines not reached in the error file', async () => {
-    sim.setKnobs({ batchLineMs: 40, batchExpireMs: 400 });
+    sim.setKnobs({ batchLineMs: 100, batchExpireMs: 600 });
     const input = Array.from({ length: 30 }, (_, index) => generation(`line-${index}`));
     const { final, output, errors } = await runBatch(input);
     expect(final.status).toBe('expired');
@@ -480,8 +480,8 @@ describe('the enqueued-token limit', () => {
     const pricing = registry.get('gpt-image-2')!.pricing as PerTokenPricing;
     const perLine =
       textTokens('prompt of line-0') + outputTokensPerImage(pricing, '256x256', 'medium');
-    // Room for three lines: a running batch of two leaves one.
-    sim.setKnobs({ batchQueueTokens: { 'gpt-image-2': perLine * 3 }, batchLineMs: 500 });
+    // Room for four lines: a running batch of three leaves one.
+    sim.setKnobs({ batchQueueTokens: { 'gpt-image-2': perLine * 4 }, batchLineMs: 500 });
     const client = api();
     const create = async (count: number) => {
       const input = Array.from({ length: count }, (_, index) => generation(`line-${index}`));
@@ -492,7 +492,7 @@ describe('the enqueued-token limit', () => {
         metadata: {},
       });
     };
-    const running = await create(2);
+    const running = await create(3);
     const refused = (await follow(client, (await create(2)).id)).at(-1)!;
     expect(refused.status).toBe('failed');
     expect(refused.errors[0]).toMatchObject({ code: 'token_limit_exceeded' });
