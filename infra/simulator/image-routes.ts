@@ -5,9 +5,12 @@ import { invalid } from './simulated-error.js';
 
 const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
 
-/** A JSON body of /generations, leniently read: wrong types count as absent, as validation then says. */
-function readJson(request: FastifyRequest): ImageRequest {
-  const body = (request.body ?? {}) as Record<string, unknown>;
+/**
+ * A JSON body of /generations (or of a batch line), leniently read: wrong types count as
+ * absent, as validation then says.
+ */
+export function readJsonBody(json: unknown): ImageRequest {
+  const body = (json ?? {}) as Record<string, unknown>;
   return {
     model: text(body.model) ?? 'dall-e-2',
     prompt: text(body.prompt),
@@ -59,7 +62,7 @@ export function registerImageRoutes(app: FastifyInstance, context: PipelineConte
       endpoint: 'generations',
       request,
       reply,
-      body: readJson(request),
+      body: readJsonBody(request.body),
     }),
   );
   app.post('/v1/images/edits', async (request, reply) =>

@@ -119,6 +119,29 @@ export const knobsSchema = z
     /** Queued APIs: the share of predictions that end `failed` (not billed), e.g. an NSFW filter. */
     queuedFailRate: z.number().min(0).max(1).default(0),
     urlTtlMs: z.number().int().positive().default(3_600_000),
+    /** Batch API: how long a batch stays `validating` before its input file is checked. */
+    batchValidatingMs: z.number().int().min(0).default(0),
+    /** Batch API: the time each line takes, on top of rendering it; lines run one after another. */
+    batchLineMs: z.number().int().min(0).default(5),
+    /** Batch API: how long a batch stays `finalizing` (and `cancelling`) before it ends. */
+    batchFinalizingMs: z.number().int().min(0).default(0),
+    /** Batch API: a batch not done this long after its creation expires (OpenAI's window: 24 h). */
+    batchExpireMs: z.number().int().positive().default(86_400_000),
+    /** Batch API: the most lines an input file may hold (OpenAI: 50,000). */
+    batchMaxLines: z.number().int().positive().default(50_000),
+    /** Batch API: the largest input file a batch accepts, in bytes (OpenAI: 200 MB). */
+    batchMaxBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(200 * 1024 * 1024),
+    /** Batch API: the share of lines that fail with a 500 `server_error` (not billed). */
+    batchLineFailRate: z.number().min(0).max(1).default(0),
+    /**
+     * Batch API: the enqueued-token limit per model (OpenAI's batch queue limit): the input +
+     * output tokens of the lines of its batches not yet ended. Absent or 0 = unlimited.
+     */
+    batchQueueTokens: z.record(z.string(), z.number().int().min(0)).default({}),
   })
   .strict();
 

@@ -1,12 +1,16 @@
 /**
  * A stand-in for OpenAI's Images API: the three endpoints, real images of the requested size,
  * per-minute limits on requests, images and tokens enforced with real 429s in the shape
- * of a bucket, a sliding or a fixed window, fault knobs and exact counters. Tests
- * and benchmarks drive it; `rendermill render` and `start` use it when no key is configured.
+ * of a bucket, a sliding or a fixed window, fault knobs and exact counters; also its Files and
+ * Batches APIs, for batches of image requests. Tests and benchmarks drive it; `rendermill
+ * render` and `start` use it when no key is configured.
  */
 
 import multipart from '@fastify/multipart';
 import Fastify from 'fastify';
+import { BatchFiles } from './batch-files.js';
+import { BatchJobs } from './batch-jobs.js';
+import { registerBatchRoutes } from './batch-routes.js';
 import { registerControlRoutes } from './control-routes.js';
 import { registerFalRoutes } from './fal-routes.js';
 import { registerImageRoutes } from './image-routes.js';
@@ -30,7 +34,7 @@ export interface RunningSimulator {
   setKnobs(knobs: Partial<SimulatorKnobs>): void;
   knobs(): SimulatorKnobs;
   stats(): SimulatorStats;
-  /** Zeroes the counters and refills every rate-limit window. */
+  /** Zeroes the counters, refills every rate-limit window and forgets the Batch API's files and batches. */
   reset(): void;
   stop(): Promise<void>;
 }
@@ -58,6 +62,13 @@ export async function startSimulator(
   registerReplicateRoutes(app, pipeline);
   registerFalRoutes(app, pipeline);
   registerControlRoutes(app, { state, files });
+  const batchFiles = new BatchFiles();
+  const jobs = new BatchJobs({ ...pipeline, files: batchFiles, served: files });
+  registerBatchRoutes(app, { state, files: batchFiles, jobs });
+  state.onReset(() => {
+    jobs.clear();
+    batchFiles.clear();
+  });
 
   await app.listen({ port, host });
   const address = app.server.address();
@@ -75,6 +86,7 @@ export async function startSimulator(
     reset: () => state.reset(),
     stop: async () => {
       files.close();
+      jobs.clear();
       // Requests still being answered (a slow one whose client gave up) are cut, not waited
       // for: a stopping provider owes nobody an answer.
       const closing = app.close();

@@ -17,6 +17,23 @@ export interface SimulatorStats {
     responses: number;
     predictions: number;
     queue: number;
+    /** Batch API: files uploaded. */
+    files: number;
+    /** Batch API: batches created. */
+    batches: number;
+  };
+  /**
+   * Batch API lines by their end. A completed line is billed here and in `billedImages`,
+   * `billedImagesByPrompt`, `billedImagesByModel` and `billedTokens` alike: this is the share
+   * billed at the batch price.
+   */
+  batch: {
+    linesCompleted: number;
+    linesFailed: number;
+    linesExpired: number;
+    linesCancelled: number;
+    billedImages: number;
+    billedTokens: { input: number; output: number };
   };
   byStatus: Record<string, number>;
   /** Rate-limit 429s (not `insufficient_quota` ones). */
@@ -43,7 +60,7 @@ export interface SimulatorStats {
 }
 
 /** The image endpoints, as counted in {@link SimulatorStats.byEndpoint}. */
-export type ImageEndpoint = keyof SimulatorStats['byEndpoint'];
+export type ImageEndpoint = Exclude<keyof SimulatorStats['byEndpoint'], 'files' | 'batches'>;
 
 /** The error the `failNext` knob asks for. */
 export type FailNextSpec = NonNullable<SimulatorKnobs['failNext']>;
@@ -72,7 +89,24 @@ function prng(seed: number) {
 function emptyStats(): SimulatorStats {
   return {
     requests: 0,
-    byEndpoint: { generations: 0, edits: 0, variations: 0, responses: 0, predictions: 0, queue: 0 },
+    byEndpoint: {
+      generations: 0,
+      edits: 0,
+      variations: 0,
+      responses: 0,
+      predictions: 0,
+      queue: 0,
+      files: 0,
+      batches: 0,
+    },
+    batch: {
+      linesCompleted: 0,
+      linesFailed: 0,
+      linesExpired: 0,
+      linesCancelled: 0,
+      billedImages: 0,
+      billedTokens: { input: 0, output: 0 },
+    },
     byStatus: {},
     rateLimited: 0,
     rateLimitedBy: { requests: 0, images: 0, tokens: 0 },
@@ -100,6 +134,7 @@ export class SimulatorState {
   private counters = emptyStats();
   private nextRandom: () => number;
   private readonly peak = new WindowPeak();
+  private readonly resetHooks: (() => void)[] = [];
 
   /**
    * @param initial knobs to start with; validated, missing ones take their defaults.
@@ -155,6 +190,12 @@ export class SimulatorState {
     this.counters = emptyStats();
     this.peak.clear();
     this.limits.reset();
+    for (const hook of this.resetHooks) hook();
+  }
+
+  /** Has `hook` run at every reset: what other parts keep (the Batch API's files) goes too. */
+  onReset(hook: () => void): void {
+    this.resetHooks.push(hook);
   }
 
   /** Counts an image request arriving at `endpoint`. */
@@ -179,6 +220,24 @@ export class SimulatorState {
   /** Counts an answer by its HTTP status. */
   answered(status: number): void {
     this.counters.byStatus[status] = (this.counters.byStatus[status] ?? 0) + 1;
+  }
+
+  /** Counts a Files or Batches API creation. */
+  batchApiCalled(endpoint: 'files' | 'batches'): void {
+    this.counters.byEndpoint[endpoint] += 1;
+  }
+
+  /** Counts a batch line by its end; a completed one was billed by {@link bill} and also here. */
+  batchLineEnded(end: 'completed' | 'failed' | 'expired' | 'cancelled', billed?: BilledAnswer) {
+    const batch = this.counters.batch;
+    if (end === 'completed') batch.linesCompleted += 1;
+    else if (end === 'failed') batch.linesFailed += 1;
+    else if (end === 'expired') batch.linesExpired += 1;
+    else batch.linesCancelled += 1;
+    if (!billed) return;
+    batch.billedImages += billed.images;
+    batch.billedTokens.input += billed.tokens?.input ?? 0;
+    batch.billedTokens.output += billed.tokens?.output ?? 0;
   }
 
   /** Counts a request refused by the rate limit of `dimension`. */
