@@ -14,6 +14,8 @@ import {
 } from '../contracts/batch-records.js';
 import { batchItemSchema } from '../contracts/batch-request.js';
 import type { BatchSource } from './batch-source.js';
+import { whyNotBatchable } from './batch-mode.js';
+import type { RouteOffers } from './route-offers.js';
 
 export interface ResolveDeps {
   /** When given, items whose every image is already cached are settled at once, $0, no job. */
@@ -21,6 +23,8 @@ export interface ResolveDeps {
   registry: ModelRegistry;
   defaultModel: string;
   enforceRetirements: boolean;
+  /** The routes serving a model, their prices, limits and Batch APIs. */
+  routeOffers?: RouteOffers | undefined;
 }
 
 /** Items resolved and handed on in groups of this many: memory stays flat whatever the size. */
@@ -33,6 +37,8 @@ export interface ResolvedItems {
   problems: FieldProblem[];
   /** Rows rejected in all. */
   rejected: number;
+  /** Accepted items no provider batch could take (mode `auto` only; else 0). */
+  unbatchable: number;
 }
 
 /**
@@ -55,11 +61,15 @@ export async function resolveItems(
     webhook_url: _webhook,
     cache,
     derive,
+    mode,
+    complete_by: _completeBy,
+    on_expiry: _onExpiry,
     ...defaults
   } = source.options;
   const catalog = source.format !== 'json';
   const problems: FieldProblem[] = [];
   let rejected = 0;
+  let unbatchable = 0;
   const duplicateDerivations = findDuplicateDerivations(derive ?? []);
   if (duplicateDerivations) throw validationError([duplicateDerivations], 'invalid_request');
 
@@ -130,6 +140,15 @@ export async function resolveItems(
       reject(resolved.problems.map((p) => ({ ...p, field: local(p.field, index), line })));
       continue;
     }
+    const notBatchable =
+      mode === 'provider_batch' || mode === 'auto'
+        ? whyNotBatchable(resolved.spec, deps.registry, deps.routeOffers)
+        : undefined;
+    if (notBatchable && mode === 'provider_batch') {
+      reject([{ field: catalog ? 'mode' : `items[${index}]`, message: notBatchable, line }]);
+      continue;
+    }
+    if (notBatchable) unbatchable += 1;
     if (refusing()) continue;
     chunk.push({
       id: input.id,
@@ -169,7 +188,7 @@ export async function resolveItems(
       catalog ? 'invalid_rows' : 'invalid_item',
     );
   }
-  return { tally, problems, rejected };
+  return { tally, problems, rejected, unbatchable };
 }
 
 /** The cache index's entries for the items' requests (generations; edits are hashed by workers). */

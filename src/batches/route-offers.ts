@@ -15,6 +15,11 @@ export interface RouteOffer {
   imagePriceMicros?: Micros | undefined;
   /** Undefined when the route's tier has no limit for the model in the registry. */
   imagesPerMinute?: number | undefined;
+  /**
+   * Present when the route's Batch API takes the model: its flat batch price per image, if
+   * it sets one (else the registry's price times the model's batch price factor).
+   */
+  batch?: { imagePriceMicros?: Micros | undefined } | undefined;
 }
 
 /** The routes that serve a model, in the configured order. */
@@ -32,7 +37,7 @@ export function routeOffers(
   const configured =
     routes.length > 0
       ? routes
-      : [{ name: 'primary', kind: 'openai' as const, rateLimit: fallbackRateLimit }];
+      : [{ name: 'primary', kind: 'openai' as const, rateLimit: fallbackRateLimit, batch: {} }];
   return (modelId) =>
     configured.flatMap((route) => {
       const models = 'models' in route ? route.models : undefined;
@@ -40,6 +45,14 @@ export function routeOffers(
       if (substitute && substitute !== modelId) return [];
       if (models && !(modelId in models)) return [];
       const own = models?.[modelId];
+      const batchPrice =
+        own?.batchPriceUsd === undefined ? undefined : usdToMicros(own.batchPriceUsd);
+      // Like the workers' batch candidates: a flat batch price, or the registry's factor on the
+      // registry's price (a route's flat realtime price says nothing of its batch price).
+      const inBatches =
+        route.batch !== undefined &&
+        (batchPrice !== undefined ||
+          (own?.priceUsd === undefined && registry.get(modelId)?.batch !== undefined));
       return [
         {
           route: route.name,
@@ -50,6 +63,7 @@ export function routeOffers(
             imagesPerMinute: own?.imagesPerMinute ?? route.rateLimit.imagesPerMinute,
             tokensPerMinute: own?.tokensPerMinute ?? route.rateLimit.tokensPerMinute,
           }),
+          batch: inBatches ? { imagePriceMicros: batchPrice } : undefined,
         },
       ];
     });

@@ -6,15 +6,14 @@ import type { BatchStore } from './batch-store.js';
 import type { BatchRecord, ItemRecord } from '../contracts/batch-records.js';
 import type { BatchRequest } from '../contracts/batch-request.js';
 import type { RoutingStrategy } from '../config/route-kinds.js';
-import type { RouteOffers } from './route-offers.js';
 import { jsonBatchSource, type BatchSource } from './batch-source.js';
 import { resolveItems, type ResolveDeps } from './resolve-items.js';
+import { modeProblems, resolveMode } from './batch-mode.js';
+import { validationError } from '../request-validation.js';
 
 export interface SubmitBatchDeps extends ResolveDeps {
   store: BatchStore;
   queue: JobQueue;
-  /** The routes serving a model, their prices and limits: what an estimate plans with. */
-  routeOffers?: RouteOffers;
   /** The routing of batches that name none (the providers file's). */
   routing?: RoutingStrategy;
   /** Refuses a webhook URL rendermill must not call (private, loopback, link-local …). */
@@ -68,6 +67,8 @@ export async function submitFromSource(
   if (request.webhook_url) await deps.checkWebhookUrl?.(request.webhook_url);
   const now = deps.now?.() ?? new Date();
   const batchId = options.batchId ?? newBatchId(now);
+  const problems = modeProblems(request, now);
+  if (problems.length > 0) throw validationError(problems, 'invalid_request');
   if (options.batchId) {
     const existing = await deps.store.get(batchId);
     if (existing) {
@@ -75,7 +76,7 @@ export async function submitFromSource(
       // ids make that harmless) and answer with it, rather than submit, and pay, twice.
       if (existing.tenant !== tenant)
         throw new Error(`batch id ${batchId} belongs to another tenant`);
-      await queueRenders(deps, tenant, batchId, request.routing);
+      await queueRenders(deps, existing, request.routing);
       return { batch: existing, rejected: { count: 0, rows: [] } };
     }
   }
@@ -88,6 +89,7 @@ export async function submitFromSource(
     await deps.store.discardStaged(batchId);
     throw error;
   }
+  const mode = resolveMode(request, resolved.unbatchable, now);
   await deps.store.publish(
     {
       id: batchId,
@@ -101,11 +103,14 @@ export async function submitFromSource(
       webhook_url: request.webhook_url,
       routing: request.routing,
       schedule_id: options.scheduleId,
+      ...mode,
+      complete_by: request.complete_by,
+      on_expiry: request.on_expiry,
     },
     resolved.tally,
   );
   try {
-    await queueRenders(deps, tenant, batchId, request.routing);
+    await queueRenders(deps, { id: batchId, tenant, mode: mode.mode }, request.routing);
     if (resolved.tally.counts.queued === 0) {
       // Every item came from the cache: the batch is complete already, its manifest is due.
       await deps.queue.add('finalize-batch', { batchId }, `finalize-${batchId}`);
@@ -120,13 +125,17 @@ export async function submitFromSource(
   return { batch, rejected: { count: resolved.rejected, rows: resolved.problems } };
 }
 
-/** One render job per queued item, read back from Redis a chunk at a time. */
+/**
+ * One render job per queued item, read back from Redis a chunk at a time. In `provider_batch`
+ * mode the job enrols the item in the batch's provider batch rather than rendering it.
+ */
 async function queueRenders(
   deps: SubmitBatchDeps,
-  tenant: string,
-  batchId: string,
+  batch: Pick<BatchRecord, 'id' | 'tenant' | 'mode'>,
   routing: RoutingStrategy | undefined,
 ) {
+  const { id: batchId, tenant } = batch;
+  const mode = batch.mode === 'provider_batch' ? ('provider_batch' as const) : undefined;
   for await (const chunk of deps.store.scanItems(batchId)) {
     await deps.queue.addBulk(
       'render-item',
@@ -134,7 +143,7 @@ async function queueRenders(
         .filter((item) => item.status === 'queued')
         .map((item) => ({
           jobId: `${batchId}-${item.index}`,
-          payload: { batchId, itemId: item.id, tenant, spec: item.spec, routing },
+          payload: { batchId, itemId: item.id, tenant, spec: item.spec, routing, mode },
         })),
     );
   }
