@@ -46,9 +46,24 @@ export function createProviderBatchProcessor(deps: ProviderBatchDeps) {
     const waiting = await deps.parts.waiting(batchId);
     if (waiting.items.length > 0 && cancelling) {
       await cancelWaiting(conductor, waiting.items);
-    } else if (gatherDue(conductor, waiting)) {
-      const made = await makeParts(conductor, waiting.items, await deps.parts.parts(batchId));
-      for (const part of made) await submitPart(conductor, part);
+    } else {
+      // The batch as it is now: collecting a part above may have taken a while.
+      const current = (await deps.store.get(batchId)) ?? batch;
+      const existing = await deps.parts.parts(batchId);
+      const due = gatherDue(conductor, current, waiting, existing);
+      // While enrolment goes on, only whole files go: the rest waits for the items behind it.
+      const { maxLines } = deps.settings;
+      const take =
+        due === 'full'
+          ? waiting.items.slice(0, Math.floor(waiting.items.length / maxLines) * maxLines)
+          : due === 'all'
+            ? waiting.items
+            : [];
+      if (take.length > 0) {
+        for (const part of await makeParts(conductor, take, existing)) {
+          await submitPart(conductor, part);
+        }
+      }
     }
     const now = await deps.store.get(batchId);
     const open = (await deps.parts.parts(batchId)).filter(partOpen);
@@ -120,20 +135,26 @@ async function advance(
   );
 }
 
-/** When to look again: soon while items gather, at the poll interval while batches run. */
+/**
+ * When to look again: while items are still being enrolled, every half second at most (the
+ * batch goes as soon as its last item is enrolled, or when enrolment has paused for the gather
+ * time); while provider batches run, at the poll interval.
+ */
 function nextLookMs(
   conductor: Conductor,
   open: readonly ProviderBatchPart[],
   waiting: { items: string[]; lastAt: number | undefined },
 ): number {
   const { pollMs, gatherMs } = conductor.deps.settings;
-  const gathering =
-    waiting.items.length > 0
-      ? Math.max(100, gatherMs - (Date.now() - (waiting.lastAt ?? 0)))
-      : gatherMs;
   const running = open.some((part) => part.batch_id && !ENDED_STATUSES.has(part.status as never));
-  return Math.max(100, Math.min(running ? pollMs : gatherMs, gathering));
+  const gathering = conductor.batch.counts.queued > 0 || waiting.items.length > 0;
+  if (!gathering) return Math.max(100, running ? pollMs : gatherMs);
+  const quietLeft = gatherMs - (Date.now() - (waiting.lastAt ?? Date.now()));
+  return Math.max(100, Math.min(GATHER_LOOK_MS, quietLeft, running ? pollMs : GATHER_LOOK_MS));
 }
+
+/** The longest pause between looks while items are being enrolled. */
+const GATHER_LOOK_MS = 500;
 
 /** The provider-batch job as workers run it, and what happens if it never finishes. */
 export function createProviderBatchHandler(deps: ProviderBatchDeps): JobHandler<'provider-batch'> {

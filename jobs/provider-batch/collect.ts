@@ -58,6 +58,9 @@ export async function collectPart(
   }
 }
 
+/** Error codes of lines the provider never ran: OpenAI writes expired ones to the error file. */
+const NOT_RUN: ReadonlySet<string> = new Set(['batch_expired', 'batch_cancelled']);
+
 /** One result line: its image stored and its cost counted, or its error kept for the item. */
 async function takeLine(
   conductor: Conductor,
@@ -68,7 +71,10 @@ async function takeLine(
   outcome: LineOutcomes,
 ): Promise<void> {
   if (!result.ok) {
-    outcome.errors.push({ code: result.code, message: result.message });
+    // A line the provider never ran (its window ended first) is no failure of the item's own:
+    // the part's ending decides what becomes of it (settle-items.ts).
+    if (!NOT_RUN.has(result.code))
+      outcome.errors.push({ code: result.code, message: result.message });
     return;
   }
   const body = result.body as {

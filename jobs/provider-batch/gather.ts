@@ -1,5 +1,5 @@
-import type { ProviderBatchPart } from '../../src/batches/provider-batch-store.js';
-import type { ItemRecord } from '../../src/contracts/batch-records.js';
+import { partOpen, type ProviderBatchPart } from '../../src/batches/provider-batch-store.js';
+import type { BatchRecord, ItemRecord } from '../../src/contracts/batch-records.js';
 import { maxTokens, pricedRequest } from '../../src/models/pricing.js';
 import { generationParams } from '../../src/providers/openai-provider.js';
 import { isEnrolled } from '../render-item/enrol.js';
@@ -9,21 +9,24 @@ import { customIdOf, lineCandidate, type Conductor } from './context.js';
 export const GENERATIONS_ENDPOINT = '/v1/images/generations';
 
 /**
- * Whether the items waiting should go to the provider now: every item of the batch has been
- * looked at (none left queued), enrolment has paused for the gather time, or a file is full.
+ * Which of the waiting items should go to the provider now: `all` once every item of the batch
+ * has been looked at (none queued, every running one enrolled) or enrolment has paused for the
+ * gather time; only whole files' worth (`full`) while enrolment goes on; else none.
  */
 export function gatherDue(
   conductor: Conductor,
+  batch: BatchRecord,
   waiting: { items: string[]; lastAt: number | undefined },
+  parts: readonly ProviderBatchPart[],
   now = Date.now(),
-): boolean {
-  if (waiting.items.length === 0) return false;
+): 'all' | 'full' | undefined {
+  if (waiting.items.length === 0) return undefined;
   const { gatherMs, maxLines } = conductor.deps.settings;
-  return (
-    conductor.batch.counts.queued === 0 ||
-    now - (waiting.lastAt ?? 0) >= gatherMs ||
-    waiting.items.length >= maxLines
-  );
+  const { counts } = batch;
+  const inParts = parts.filter(partOpen).reduce((sum, part) => sum + part.items.length, 0);
+  const allEnrolled = counts.queued === 0 && counts.running <= waiting.items.length + inParts;
+  if (allEnrolled || now - (waiting.lastAt ?? 0) >= gatherMs) return 'all';
+  return waiting.items.length >= maxLines ? 'full' : undefined;
 }
 
 /**
