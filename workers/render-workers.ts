@@ -50,6 +50,7 @@ export function startRenderWorkers(
         registry,
         queue,
         providerBatches,
+        providerBatchPollMs: config.providerBatch.pollMs,
         logger,
         retryPolicy: config.retry,
         allowPrivateUrls: config.allowPrivateUrls,

@@ -43,6 +43,8 @@ export interface RenderItemDeps {
    * Absent: such items cannot be taken (a worker wired before the mode existed, some tests).
    */
   providerBatches?: ProviderBatchStore | undefined;
+  /** How often provider batches are looked at (RENDERMILL_PROVIDER_BATCH_POLL_MS). */
+  providerBatchPollMs?: number | undefined;
   logger: Logger;
   /** Retries and waits of a provider call (the configuration's `retry`). */
   retryPolicy: ProviderRetryPolicy;

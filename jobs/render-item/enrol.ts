@@ -44,7 +44,8 @@ export async function enrol(
     await queueFinalizeIfComplete(run.deps, run.batchId);
     return;
   }
-  await run.lease?.handOff(PROVIDER_BATCH_LOCK_MS);
+  // Identical items look again as often as the provider batch is looked at: not every 5 s for a day.
+  await run.lease?.handOff(PROVIDER_BATCH_LOCK_MS, run.deps.providerBatchPollMs ?? 60_000);
   await reEnrol(run.deps, run.batchId, run.itemId);
   run.log.debug(
     { route: batched.route, variants: batched.variants },

@@ -18,6 +18,7 @@ import {
 } from './attempt.js';
 import { queueFinalizeIfComplete } from './record.js';
 import { finish } from './settle.js';
+import { HANDED_ON_RECHECK_MS } from './single-flight.js';
 
 /**
  * Settles a run that `error` ended after the item started running, and tells the queue what
@@ -105,7 +106,7 @@ async function handBackPending(run: RenderAttempt, error: PredictionPendingError
     await queueFinalizeIfComplete(run.deps, run.batchId);
     return;
   }
-  await run.lease?.handOff(untilNextCheck + HANDED_ON_LOCK_MS);
+  await run.lease?.handOff(untilNextCheck + HANDED_ON_LOCK_MS, HANDED_ON_RECHECK_MS);
   run.log.info(
     { route: pending.route, prediction: pending.prediction.id, recheck_in_ms: untilNextCheck },
     'queued prediction still running; the job comes back to follow it',

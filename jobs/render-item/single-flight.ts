@@ -40,12 +40,14 @@ export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<
       usable = await lookUpCache(run, hash, true);
       break;
     }
-    if (await locks.handedOn(run.scope, hash)) {
-      // A queued prediction renders it, collected later: wait in the queue, not in a slot.
+    const recheckMs = await locks.handedOn(run.scope, hash);
+    if (recheckMs !== undefined) {
+      // A queued prediction or a provider batch renders it, collected later: wait in the
+      // queue, not in a slot, looking again as often as its holder said.
       throw new AccountPausedError(
-        'the same request is being rendered by a queued prediction; this item waits in the queue to reuse it',
+        'the same request is being rendered by a queued prediction or a provider batch; this item waits in the queue to reuse it',
         'waiting_for_prediction',
-        Date.now() + HANDED_ON_RECHECK_MS,
+        Date.now() + recheckMs,
       );
     }
     run.log.debug({ hash }, 'the same request is being rendered elsewhere; waiting to reuse it');
@@ -67,7 +69,7 @@ export async function releaseRenderLock(run: RenderAttempt): Promise<void> {
 }
 
 /** How soon an item waiting for another item's queued prediction looks again. */
-const HANDED_ON_RECHECK_MS = 5_000;
+export const HANDED_ON_RECHECK_MS = 5_000;
 
 export const byIndex = (a: CachedImage, b: CachedImage) => a.index - b.index;
 

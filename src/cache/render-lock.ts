@@ -11,11 +11,12 @@ export interface RenderLease {
   /** Lets the waiters go. Safe to call twice; never releases a lock someone else now holds. */
   release(): Promise<void>;
   /**
-   * Stops renewing and keeps the lock for `ms` more: a queued prediction will be followed by
-   * another run, which takes the lock over with the token (`RenderLocks.takeOver`). Waiters
-   * keep waiting rather than buying the same image. Release is a no-op afterwards.
+   * Stops renewing and keeps the lock for `ms` more: a queued prediction (or a provider batch)
+   * will be collected by another run, which takes the lock over with the token
+   * (`RenderLocks.takeOver`). Waiters go back to the queue rather than buy the same image, and
+   * look again every `waitersRecheckMs`. Release is a no-op afterwards.
    */
-  handOff(ms: number): Promise<void>;
+  handOff(ms: number, waitersRecheckMs: number): Promise<void>;
 }
 
 export interface RenderLockOptions {
@@ -71,9 +72,13 @@ export class RenderLocks {
     return this.lease(key, token, this.keys.renderLockHandedOn(scope, hash));
   }
 
-  /** Whether the lock is handed on with a queued prediction (see `RenderLease.handOff`). */
-  async handedOn(scope: string, hash: string): Promise<boolean> {
-    return (await this.redis.exists(this.keys.renderLockHandedOn(scope, hash))) === 1;
+  /**
+   * When the lock is handed on (see `RenderLease.handOff`): how often its waiters should look
+   * again. Undefined when it is not handed on.
+   */
+  async handedOn(scope: string, hash: string): Promise<number | undefined> {
+    const recheckMs = await this.redis.get(this.keys.renderLockHandedOn(scope, hash));
+    return recheckMs === null ? undefined : Number(recheckMs) || 0;
   }
 
   /**
@@ -111,13 +116,13 @@ export class RenderLocks {
         clearInterval(renew);
         await this.scripts.rmCompareAndDelete(key, token);
       },
-      handOff: async (ms: number) => {
+      handOff: async (ms: number, waitersRecheckMs: number) => {
         if (released) return;
         released = true;
         clearInterval(renew);
         const keep = Math.max(1, Math.round(ms));
         if ((await this.scripts.rmCompareAndPexpire(key, token, keep)) === 1) {
-          await this.redis.set(handedOnKey, token, 'PX', keep);
+          await this.redis.set(handedOnKey, String(waitersRecheckMs), 'PX', keep);
         }
       },
     };
