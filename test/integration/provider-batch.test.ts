@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { textTokens } from '../../infra/simulator/server.js';
+import { ProviderBatchStore } from '../../src/batches/provider-batch-store.js';
 import { auth, startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
 
 /** gpt-image-2's token rates (USD per million = micro-dollars per token) and low 256² output. */
@@ -225,6 +226,40 @@ describe('provider batch mode', () => {
       h.sim.setKnobs({ batchLineMs: 1, batchQueueTokens: {} });
     }
   }, 90_000);
+
+  it('keeps within a known batch queue limit: parts of one route wait for room, never refused', async () => {
+    h.sim.reset();
+    // The route's limit as the providers file would give it (`batch_queue_tokens`), set on the
+    // very route object the in-process workers use; the provider enforces the same figure.
+    const route = h.services.routes[0]!;
+    const known = route.batch!;
+    route.batch = { ...known, queueTokens: 300 };
+    h.sim.setKnobs({ batchLineMs: 100, batchQueueTokens: { 'gpt-image-2': 300 } });
+    try {
+      // 24 lines, each weighed at most 38 tokens (a prompt's characters bound its tokens):
+      // parts of at most 7 lines, one enqueued at a time.
+      const batch = await finished({
+        ...base,
+        mode: 'provider_batch',
+        items: items(24, 'green vase'),
+      });
+      expect(batch.counts.succeeded).toBe(24);
+      const parts = await new ProviderBatchStore(h.services.state).parts(batch.id);
+      expect(parts.length).toBeGreaterThanOrEqual(4);
+      for (const part of parts) expect(part.tokens).toBeLessThanOrEqual(300);
+      const stats = h.sim.stats();
+      // Each part created once: none was refused for the queue; each waited for the one before.
+      expect(stats.byEndpoint.files).toBe(parts.length);
+      expect(stats.byEndpoint.batches).toBe(parts.length);
+      expect(parts.every((part) => part.attempt === 0)).toBe(true);
+      for (let i = 1; i < parts.length; i++) {
+        expect(parts[i]!.times.submitted!).toBeGreaterThanOrEqual(parts[i - 1]!.times.stored!);
+      }
+    } finally {
+      route.batch = known;
+      h.sim.setKnobs({ batchLineMs: 1, batchQueueTokens: {} });
+    }
+  }, 60_000);
 
   it('refuses what no provider batch can take, and auto picks by the deadline', async () => {
     const edit = await submit(h, {
