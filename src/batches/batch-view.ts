@@ -68,7 +68,8 @@ export function providerBatchPartView(part: ProviderBatchPart) {
     lines: part.lines,
     completed: part.counts.completed,
     failed: part.counts.failed,
-    submitted_at: isoOrNull(t.submitted ?? t.created),
+    // The provider's own time when it has one: its phases are in its clock, to the second.
+    submitted_at: isoOrNull(t.created ?? t.submitted),
     in_progress_at: isoOrNull(t.in_progress),
     finalizing_at: isoOrNull(t.finalizing),
     ended_at: isoOrNull(endedAt.length > 0 ? Math.min(...endedAt) : undefined),

@@ -138,7 +138,9 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
         body: batchRequestSchema,
         querystring: catalogOptionsSchema,
         response: {
-          200: answer('Price, cache hits and time at the tier limit'),
+          200: answer(
+            'Price, cache hits and time at the tier limit; in provider_batch `mode`, at the Batch API’s price within its 24 h window',
+          ),
           ...errorResponses(400, 413, 415),
         },
       },
