@@ -1,9 +1,122 @@
 import { csvCell } from '../catalog/csv-cell.js';
 import { microsToUsd } from '../models/pricing.js';
 import type { BatchRecord, ItemRecord, ItemWarning } from '../contracts/batch-records.js';
+import { batchEnded } from '../contracts/item-status.js';
+import {
+  partEnded,
+  type PartStatus,
+  type ProviderBatchPart,
+  type ProviderBatchStore,
+} from './provider-batch-store.js';
 
-/** A batch as the API and manifests show it: money in USD, counts by item status. */
-export function batchView(batch: BatchRecord) {
+/** Where a provider_batch batch's parts stand, as read from the provider batch store. */
+export interface ProviderBatchProgress {
+  parts: ProviderBatchPart[];
+  /** Items enrolled and waiting for the next part. */
+  waiting: number;
+}
+
+/** Reads a batch's provider batch progress; nothing for a realtime batch. */
+export async function providerBatchProgress(
+  store: ProviderBatchStore,
+  batch: BatchRecord,
+): Promise<ProviderBatchProgress | undefined> {
+  if (batch.mode !== 'provider_batch') return undefined;
+  const [parts, waiting] = await Promise.all([store.parts(batch.id), store.waitingCount(batch.id)]);
+  return { parts, waiting };
+}
+
+/**
+ * Where a provider batch as a whole stands: a part's own status, `gathering` while items wait
+ * for a part, and `storing` once the provider has ended a part whose results are not stored yet
+ * — the summary reads the phase a person waits on, the parts keep the provider's word.
+ */
+export type ProviderBatchPhase =
+  'gathering' | Exclude<PartStatus, 'completed' | 'failed' | 'expired' | 'cancelled'> | 'storing';
+
+/** Phases in the order a part passes them: the summary shows the least advanced. */
+const PHASE_ORDER: readonly ProviderBatchPhase[] = [
+  'gathering',
+  'submitting',
+  'waiting_for_room',
+  'validating',
+  'in_progress',
+  'finalizing',
+  'cancelling',
+  'storing',
+  'stored',
+];
+
+const phaseOf = (part: ProviderBatchPart): ProviderBatchPhase =>
+  partEnded(part) ? 'storing' : (part.status as ProviderBatchPhase);
+
+const isoOrNull = (ms: number | undefined) =>
+  ms === undefined ? null : new Date(ms).toISOString();
+
+/** One provider batch of a batch, as the API shows it: its phase, counts and times (ISO). */
+export function providerBatchPartView(part: ProviderBatchPart) {
+  const t = part.times;
+  const endedAt = [t.completed, t.failed, t.expired, t.cancelled].filter(
+    (at): at is number => at !== undefined,
+  );
+  return {
+    part: part.part,
+    route: part.route,
+    model: part.model,
+    provider_batch_id: part.batch_id ?? null,
+    status: part.status,
+    lines: part.lines,
+    completed: part.counts.completed,
+    failed: part.counts.failed,
+    // The provider's own time when it has one: its phases are in its clock, to the second.
+    submitted_at: isoOrNull(t.created ?? t.submitted),
+    in_progress_at: isoOrNull(t.in_progress),
+    finalizing_at: isoOrNull(t.finalizing),
+    ended_at: isoOrNull(endedAt.length > 0 ? Math.min(...endedAt) : undefined),
+    stored_at: isoOrNull(t.stored),
+    error: part.error ?? null,
+  };
+}
+
+export type ProviderBatchPartView = ReturnType<typeof providerBatchPartView>;
+
+/** The provider batches of a batch together: the least advanced phase, lines and counts summed. */
+export interface ProviderBatchSummary {
+  status: ProviderBatchPhase;
+  lines: number;
+  completed: number;
+  failed: number;
+}
+
+/**
+ * The summary of a batch's parts, or null when there is nothing to follow: no part, no item
+ * waiting for one, and the batch ended (every item came from the cache, or it was cancelled).
+ */
+export function providerBatchSummary(
+  batch: BatchRecord,
+  progress: ProviderBatchProgress,
+): ProviderBatchSummary | null {
+  const { parts, waiting } = progress;
+  if (parts.length === 0 && waiting === 0 && batchEnded(batch.status)) return null;
+  // Items not yet in a part (still enrolling, or waiting) are the batch's first phase.
+  const phases = parts.map(phaseOf);
+  if (waiting > 0 || parts.length === 0) phases.push('gathering');
+  const status = phases.reduce((least, phase) =>
+    PHASE_ORDER.indexOf(phase) < PHASE_ORDER.indexOf(least) ? phase : least,
+  );
+  return {
+    status,
+    lines: parts.reduce((sum, part) => sum + part.lines, 0),
+    completed: parts.reduce((sum, part) => sum + part.counts.completed, 0),
+    failed: parts.reduce((sum, part) => sum + part.counts.failed, 0),
+  };
+}
+
+/**
+ * A batch as the API and manifests show it: money in USD, counts by item status, its mode and,
+ * given its provider batch progress, the provider batches that render it.
+ */
+export function batchView(batch: BatchRecord, progress?: ProviderBatchProgress) {
   return {
     id: batch.id,
     status: batch.status,
@@ -20,6 +133,16 @@ export function batchView(batch: BatchRecord) {
     webhook_url: batch.webhook_url ?? null,
     schedule_id: batch.schedule_id ?? null,
     routing: batch.routing ?? null,
+    mode: batch.mode ?? 'realtime',
+    ...(batch.mode_requested === undefined ? {} : { mode_requested: batch.mode_requested }),
+    ...(batch.complete_by === undefined ? {} : { complete_by: batch.complete_by }),
+    ...(batch.on_expiry === undefined ? {} : { on_expiry: batch.on_expiry }),
+    ...(progress === undefined
+      ? {}
+      : {
+          provider_batch: providerBatchSummary(batch, progress),
+          provider_batches: progress.parts.map(providerBatchPartView),
+        }),
   };
 }
 
@@ -36,6 +159,8 @@ export interface ManifestItem {
   provider: string | null;
   /** The same route's name, under the name the providers file gives it. */
   route: string | null;
+  /** The provider's batch id, when its Batch API rendered the images (`provider_batch` mode). */
+  provider_batch: string | null;
   /** The provider's own id for the model on that route (Replicate's `owner/name` …). */
   provider_model: string | null;
   size: string;
@@ -89,11 +214,13 @@ export interface Manifest {
 /**
  * What happened to every item of a batch and what it cost. `urlFor` decides what an image's
  * URL is: a presigned link for an API response, a stable s3:// URI in the stored manifest.
+ * `progress` (a provider_batch batch's parts) puts its provider batches in the batch section.
  */
 export async function buildManifest(
   batch: BatchRecord,
   items: ItemRecord[],
   urlFor: (key: string) => Promise<string> | string,
+  progress?: ProviderBatchProgress,
 ): Promise<Manifest> {
   const manifestItems: ManifestItem[] = [];
   for (const item of items) {
@@ -105,6 +232,7 @@ export async function buildManifest(
       requested_model: item.spec.model,
       provider: item.rendered_by?.provider ?? null,
       route: item.rendered_by?.provider ?? null,
+      provider_batch: item.rendered_by?.provider_batch ?? null,
       provider_model: item.rendered_by
         ? (item.rendered_by.remote_model ?? item.rendered_by.model)
         : null,
@@ -133,7 +261,7 @@ export async function buildManifest(
       warnings: item.warnings ?? [],
     });
   }
-  const view = batchView(batch);
+  const view = batchView(batch, progress);
   const images = manifestItems.flatMap((item) => item.images);
   return {
     batch: view,
@@ -164,6 +292,7 @@ const CSV_COLUMNS = [
   'model',
   'provider',
   'provider_model',
+  'provider_batch',
   'size',
   'n',
   'cost_usd',
@@ -190,6 +319,7 @@ export function manifestCsv(manifest: Manifest): string {
       item.model,
       item.provider ?? '',
       item.provider_model ?? '',
+      item.provider_batch ?? '',
       item.size,
       item.n,
       item.cost_usd,

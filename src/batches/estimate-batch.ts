@@ -6,6 +6,8 @@ import {
   usdToMicros,
 } from '../models/pricing.js';
 import type { FieldProblem } from '../errors.js';
+import { validationError } from '../request-validation.js';
+import { PROVIDER_BATCH_WINDOW_MS, modeProblems, resolveMode } from './batch-mode.js';
 import type { BatchSource } from './batch-source.js';
 import { resolveItems } from './resolve-items.js';
 import type { SubmitBatchDeps } from './submit-batch.js';
@@ -21,12 +23,19 @@ export interface RoutePlan {
   typical_usd: number;
   /** The route's limit for the model; null when its tier has none in the registry. */
   images_per_minute: number | null;
-  /** Its images at that limit. */
+  /** Its images at that limit; in provider_batch mode the provider's 24 h window. */
   eta_seconds: number | null;
 }
 
 /** What a batch would cost, and how long it would take, before it is submitted. */
 export interface BatchEstimate {
+  /**
+   * How the batch would render, as submission would decide it: `provider_batch` prices it at
+   * the Batch API's price (`auto` resolves as it would on submission).
+   */
+  mode: 'realtime' | 'provider_batch';
+  /** `auto` when the mode was chosen by rendermill. */
+  mode_requested?: 'auto' | undefined;
   items: number;
   /** Items the cache already holds entirely: $0, no provider call. */
   items_cached: number;
@@ -43,12 +52,17 @@ export interface BatchEstimate {
   budget_usd: number | null;
   /** Whether the budget holds the maximum: every item renders whatever the prices turn out to be. */
   fits_budget: boolean | null;
-  /** The images per minute the batch renders at: the planned routes' limits together (null when the batch mixes models). */
+  /**
+   * The images per minute the batch renders at: the planned routes' limits together (null when
+   * the batch mixes models, and in provider_batch mode, which the routes' limits do not pace).
+   */
   images_per_minute: number | null;
   /**
    * The least time the renders can take under the routes' limits: each route and model is
    * its own window, so the slowest of them. The provider's latency adds to it for small
-   * batches; other batches sharing an account slow it down.
+   * batches; other batches sharing an account slow it down. In provider_batch mode: the
+   * provider's completion window (24 h), the most it takes — a provider batch may end sooner
+   * but promises nothing more.
    */
   eta_seconds: number | null;
   /** The plan per route and model: images, cost, time at its limit. */
@@ -72,62 +86,80 @@ export async function estimateFromSource(
 ): Promise<BatchEstimate> {
   // Checked as submission checks it: an estimate that passes promises the submission will.
   if (source.options.webhook_url) await deps.checkWebhookUrl?.(source.options.webhook_url);
+  const now = deps.now?.() ?? new Date();
+  const problems = modeProblems(source.options, now);
+  if (problems.length > 0) throw validationError(problems, 'invalid_request');
   const routing = source.options.routing ?? deps.routing ?? 'priority';
-  const plans = new Map<string, RoutePlan & { maxMicros: number; typicalMicros: number }>();
+  const realtimePlans: Plans = new Map();
+  // `auto` is decided once every item is read: both plans are kept until then.
+  const batchPlans: Plans | undefined =
+    (source.options.mode ?? 'realtime') === 'realtime' ? undefined : new Map();
   let saved = 0;
   let images = 0;
   let cached = 0;
-  const resolved = await resolveItems(
-    deps,
-    tenant,
-    source,
-    deps.now?.() ?? new Date(),
-    async (items) => {
-      for (const item of items) {
-        if (item.status === 'cached') {
-          cached += 1;
-          saved += item.saved_micros ?? 0;
-          continue;
-        }
-        // resolveItems checked the model against the registry: it is there.
-        const model = deps.registry.get(item.spec.model)!;
-        const priced = pricedRequest(item.spec);
-        images += item.spec.n;
-        const offers = deps.routeOffers?.(model.id) ?? [];
-        const priceOf = (offer: RouteOffer | undefined, bound: 'max' | 'typical') =>
-          offer?.imagePriceMicros !== undefined
-            ? offer.imagePriceMicros * priced.n
-            : bound === 'max'
-              ? maxCostMicros(model, priced)
-              : actualCostMicros(model, priced, undefined);
-        for (const { offer, share } of sharesOf(offers, routing, (o) => priceOf(o, 'max'))) {
-          const key = `${offer?.route ?? ''}\u0000${model.id}`;
-          const plan = plans.get(key) ?? {
-            route: offer?.route ?? 'none',
-            model: model.id,
-            images: 0,
-            max_usd: 0,
-            typical_usd: 0,
-            images_per_minute: offer?.imagesPerMinute ?? null,
-            eta_seconds: null,
-            maxMicros: 0,
-            typicalMicros: 0,
-          };
-          plan.images += item.spec.n * share;
-          plan.maxMicros += priceOf(offer, 'max') * share;
-          plan.typicalMicros += priceOf(offer, 'typical') * share;
-          plans.set(key, plan);
-        }
+  const resolved = await resolveItems(deps, tenant, source, now, async (items) => {
+    for (const item of items) {
+      if (item.status === 'cached') {
+        cached += 1;
+        saved += item.saved_micros ?? 0;
+        continue;
       }
-    },
-  );
+      // resolveItems checked the model against the registry: it is there.
+      const model = deps.registry.get(item.spec.model)!;
+      const priced = pricedRequest(item.spec);
+      images += item.spec.n;
+      const offers = deps.routeOffers?.(model.id) ?? [];
+      const priceOf: PriceOf = (offer, bound) =>
+        offer?.imagePriceMicros !== undefined
+          ? offer.imagePriceMicros * priced.n
+          : bound === 'max'
+            ? maxCostMicros(model, priced)
+            : actualCostMicros(model, priced, undefined);
+      addShares(
+        realtimePlans,
+        model.id,
+        item.spec.n,
+        sharesOf(offers, routing, (o) => priceOf(o, 'max')),
+        priceOf,
+      );
+      if (!batchPlans) continue;
+      // As the workers price an enrolment: a route's flat batch price, else the registry's
+      // price times the model's factor, rounded up per item; bought from the cheapest.
+      const factor = model.batch?.price_factor ?? 1;
+      const batchPriceOf: PriceOf = (offer, bound) =>
+        offer?.batch?.imagePriceMicros !== undefined
+          ? offer.batch.imagePriceMicros * priced.n
+          : Math.ceil(
+              (bound === 'max'
+                ? maxCostMicros(model, priced)
+                : actualCostMicros(model, priced, undefined)) * factor,
+            );
+      addShares(
+        batchPlans,
+        model.id,
+        item.spec.n,
+        sharesOf(
+          offers.filter((o) => o.batch),
+          'cheapest',
+          (o) => batchPriceOf(o, 'max'),
+        ),
+        batchPriceOf,
+      );
+    }
+  });
+  const mode = resolveMode(source.options, resolved.unbatchable, now);
+  const inBatch = mode.mode === 'provider_batch';
+  const plans = inBatch && batchPlans ? batchPlans : realtimePlans;
+  const windowSeconds = PROVIDER_BATCH_WINDOW_MS / 1000;
   const routes: RoutePlan[] = [...plans.values()].map(({ maxMicros, typicalMicros, ...plan }) => ({
     ...plan,
     images: Math.round(plan.images * 100) / 100,
     max_usd: microsToUsd(Math.ceil(maxMicros)),
     typical_usd: microsToUsd(Math.ceil(typicalMicros)),
-    eta_seconds:
-      plan.images_per_minute === null
+    images_per_minute: inBatch ? null : plan.images_per_minute,
+    eta_seconds: inBatch
+      ? windowSeconds
+      : plan.images_per_minute === null
         ? null
         : Math.ceil((plan.images / plan.images_per_minute) * 60),
   }));
@@ -138,6 +170,7 @@ export async function estimateFromSource(
   const known = routes.length > 0 && routes.every((r) => r.eta_seconds !== null);
   const models = new Set(routes.map((r) => r.model));
   return {
+    ...mode,
     items: resolved.tally.total,
     items_cached: cached,
     items_to_render: resolved.tally.total - cached,
@@ -149,13 +182,47 @@ export async function estimateFromSource(
     budget_usd: budget === undefined ? null : microsToUsd(budget),
     fits_budget: budget === undefined ? null : max <= budget,
     images_per_minute:
-      models.size === 1 && known
+      models.size === 1 && known && !inBatch
         ? routes.reduce((sum, r) => sum + (r.images_per_minute ?? 0), 0)
         : null,
     eta_seconds: known ? Math.max(...routes.map((r) => r.eta_seconds ?? 0)) : null,
     routes,
     rejected: { count: resolved.rejected, rows: resolved.problems },
   };
+}
+
+/** An item's price on a route (no route: the registry's), at its most or typically. */
+type PriceOf = (offer: RouteOffer | undefined, bound: 'max' | 'typical') => number;
+
+/** Plans by route and model, with their sums in micro-dollars (fractions while shared). */
+type Plans = Map<string, RoutePlan & { maxMicros: number; typicalMicros: number }>;
+
+/** Adds an item's images and price to the plans of the routes it is shared among. */
+function addShares(
+  plans: Plans,
+  modelId: string,
+  n: number,
+  shares: { offer: RouteOffer | undefined; share: number }[],
+  priceOf: PriceOf,
+): void {
+  for (const { offer, share } of shares) {
+    const key = `${offer?.route ?? ''}\u0000${modelId}`;
+    const plan = plans.get(key) ?? {
+      route: offer?.route ?? 'none',
+      model: modelId,
+      images: 0,
+      max_usd: 0,
+      typical_usd: 0,
+      images_per_minute: offer?.imagesPerMinute ?? null,
+      eta_seconds: null,
+      maxMicros: 0,
+      typicalMicros: 0,
+    };
+    plan.images += n * share;
+    plan.maxMicros += priceOf(offer, 'max') * share;
+    plan.typicalMicros += priceOf(offer, 'typical') * share;
+    plans.set(key, plan);
+  }
 }
 
 /**

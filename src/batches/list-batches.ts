@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { pageQueryFields } from '../contracts/page-query.js';
 import { RequestValidationError } from '../errors.js';
 import type { BatchStore } from './batch-store.js';
-import { batchView, type BatchView } from './batch-view.js';
+import { batchView, providerBatchProgress, type BatchView } from './batch-view.js';
+import type { ProviderBatchStore } from './provider-batch-store.js';
 import { BATCH_STATUSES } from '../contracts/item-status.js';
 
 export const listBatchesQuery = z
@@ -18,11 +19,15 @@ export type ListBatchesQuery = z.infer<typeof listBatchesQuery>;
 /** A filtered page reads at most this many batches, then hands back a cursor to go on from. */
 const MAX_SCANNED_PER_PAGE = 2_000;
 
-/** A page of the tenant's batches, newest first. `next_cursor` is null on the last page. */
+/**
+ * A page of the tenant's batches, newest first. `next_cursor` is null on the last page. With
+ * `providerBatches`, provider_batch batches show their provider batches' progress.
+ */
 export async function listBatches(
   store: BatchStore,
   tenant: string,
   query: ListBatchesQuery,
+  providerBatches?: ProviderBatchStore,
 ): Promise<{ data: BatchView[]; next_cursor: string | null }> {
   const data: BatchView[] = [];
   let cursor = query.cursor;
@@ -44,7 +49,8 @@ export async function listBatches(
       if (!batch) continue;
       if (query.status && batch.status !== query.status) continue;
       if (query.schedule_id && batch.schedule_id !== query.schedule_id) continue;
-      data.push(batchView(batch));
+      const progress = providerBatches && (await providerBatchProgress(providerBatches, batch));
+      data.push(batchView(batch, progress));
       if (data.length === query.limit) break;
     }
   }

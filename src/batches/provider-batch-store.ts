@@ -77,6 +77,11 @@ export class ProviderBatchStore {
     return { items, lastAt };
   }
 
+  /** How many items wait for a part: what a progress view needs, without reading them all. */
+  async waitingCount(batchId: string): Promise<number> {
+    return this.redis.zcard(this.keys.enrolled(batchId));
+  }
+
   /** Stops items waiting: they are in a part now, or ended without one. */
   async unenrol(batchId: string, itemIds: readonly string[]): Promise<void> {
     if (itemIds.length > 0) await this.redis.zrem(this.keys.enrolled(batchId), ...itemIds);

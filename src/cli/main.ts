@@ -10,6 +10,7 @@ import { ApiError, ApiUnreachableError, ClientUsageError } from './client/client
 import { registerClientCommands } from './client/register-client-commands.js';
 import { CLIENT_EXIT } from './client/exit-codes.js';
 import { newKeyCommand } from './keys-command.js';
+import { addModeOptions } from './mode-options.js';
 
 // The AWS SDK warns once per process that it will need Node 22 from 2027. rendermill supports
 // Node 20.19+ until then (README), so the warning is noise for our users; set the variable to
@@ -35,9 +36,13 @@ const program = new Command('rendermill')
   )
   .showHelpAfterError();
 
-program
-  .command('render')
-  .description('render a catalog as one batch, with everything not configured started in-process')
+addModeOptions(
+  program
+    .command('render')
+    .description(
+      'render a catalog as one batch, with everything not configured started in-process',
+    ),
+)
   .argument('<catalog>', 'catalog file: .csv with a header row, .jsonl, or .json array')
   .requiredOption(
     '-t, --template <file|text>',

@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import type { BatchRecord } from '../contracts/batch-records.js';
 import { TERMINAL_STATUSES } from '../contracts/item-status.js';
 import { microsToUsd } from '../models/pricing.js';
+import type { ProviderBatchSummary } from '../batches/batch-view.js';
 
 export const formatUsd = (micros: number) => `$${microsToUsd(micros).toFixed(4)}`;
 export const formatDollars = (usd: number) => `$${usd.toFixed(4)}`;
@@ -19,11 +20,28 @@ export interface ProgressSnapshot {
   failed: number;
   spendUsd: number;
   budgetUsd: number | null;
+  /** Where its provider batches stand (provider_batch mode): their phase and line counts. */
+  providerBatch?: ProviderBatchSummary | null | undefined;
+}
+
+/**
+ * `provider batch in_progress 312/1000`: lines the provider has answered of those sent. Items
+ * wait for hours in a provider batch while the item counts stand still; this is what moves.
+ */
+export function providerBatchLabel(summary: ProviderBatchSummary | null | undefined): string {
+  if (!summary) return '';
+  const counted =
+    summary.lines > 0 ? ` ${summary.completed + summary.failed}/${summary.lines}` : '';
+  return `provider batch ${summary.status}${counted}`;
 }
 
 /** A batch record of the store as a {@link ProgressSnapshot}. */
-export function recordSnapshot(batch: BatchRecord): ProgressSnapshot {
+export function recordSnapshot(
+  batch: BatchRecord,
+  providerBatch?: ProviderBatchSummary | null,
+): ProgressSnapshot {
   return {
+    providerBatch,
     done: TERMINAL_STATUSES.reduce((sum, s) => sum + batch.counts[s], 0),
     total: batch.total,
     cached: batch.counts.cached,
@@ -47,21 +65,14 @@ export function progressFields(snapshot: ProgressSnapshot, startedAt: number) {
     budget: snapshot.budgetUsd === null ? 'no budget' : formatDollars(snapshot.budgetUsd),
     rate: rate.toFixed(1),
     etaText: rate > 0 && done < total ? `${Math.ceil((total - done) / rate)}s` : '-',
+    /** The provider batch's phase, ending in a separator, or nothing for a realtime batch. */
+    stage: snapshot.providerBatch ? `${providerBatchLabel(snapshot.providerBatch)} | ` : '',
   };
 }
 
-export interface ProgressDisplay<T = BatchRecord> {
-  update(batch: T): void;
+export interface ProgressDisplay<T = ProgressSnapshot> {
+  update(snapshot: T): void;
   stop(): void;
-}
-
-/** The progress of a batch record of the store (`rendermill render`). */
-export function createProgressDisplay(
-  stream: NodeJS.WriteStream,
-  startedAt: number,
-): ProgressDisplay {
-  const display = createSnapshotDisplay(stream, startedAt);
-  return { update: (batch) => display.update(recordSnapshot(batch)), stop: () => display.stop() };
 }
 
 /**
@@ -71,13 +82,13 @@ export function createProgressDisplay(
 export function createSnapshotDisplay(
   stream: NodeJS.WriteStream,
   startedAt: number,
-): ProgressDisplay<ProgressSnapshot> {
+): ProgressDisplay {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
         stream,
         format:
-          ' {bar} {done}/{total} | cached {cached} | failed {failed} | spend {spend} of {budget} | {rate} img/s | ETA {etaText}',
+          ' {stage}{bar} {done}/{total} | cached {cached} | failed {failed} | spend {spend} of {budget} | {rate} img/s | ETA {etaText}',
         hideCursor: true,
         clearOnComplete: false,
       },
@@ -97,16 +108,18 @@ export function createSnapshotDisplay(
     };
   }
   let lastPrinted = 0;
-  let lastDone = -1;
+  let lastShown = '';
   return {
     update(snapshot) {
       const f = progressFields(snapshot, startedAt);
       const finished = f.done === f.total;
-      if ((Date.now() - lastPrinted < 2000 && !finished) || f.done === lastDone) return;
+      // A provider batch's lines move while its items stand still: either is news.
+      const shown = `${f.done} ${f.stage}`;
+      if ((Date.now() - lastPrinted < 2000 && !finished) || shown === lastShown) return;
       lastPrinted = Date.now();
-      lastDone = f.done;
+      lastShown = shown;
       stream.write(
-        `  ${f.done}/${f.total} done | cached ${f.cached} | failed ${f.failed} | spend ${f.spend} of ${f.budget} | ${f.rate} img/s | ETA ${f.etaText}\n`,
+        `  ${f.stage}${f.done}/${f.total} done | cached ${f.cached} | failed ${f.failed} | spend ${f.spend} of ${f.budget} | ${f.rate} img/s | ETA ${f.etaText}\n`,
       );
     },
     stop: () => undefined,

@@ -1,7 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { buildManifest, type Manifest } from '../batches/batch-view.js';
+import {
+  buildManifest,
+  providerBatchProgress,
+  providerBatchSummary,
+  type Manifest,
+} from '../batches/batch-view.js';
+import { ProviderBatchStore } from '../batches/provider-batch-store.js';
 import type { BatchRecord } from '../contracts/batch-records.js';
 import { submitBatch } from '../batches/submit-batch.js';
 import { catalogToBatch } from '../catalog/catalog-batch.js';
@@ -16,10 +22,12 @@ import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
 import { rateLimitLine, submitDepsFor } from '../runtime/wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import { EXIT } from './exit-codes.js';
-import { createProgressDisplay, formatUsd } from './progress.js';
+import { createSnapshotDisplay, formatUsd, recordSnapshot } from './progress.js';
 import { manifestKey } from '../batches/manifest-files.js';
+import { modeFields, type ModeFlags } from './mode-options.js';
+import { modeLine } from './client/batch-summary.js';
 
-export interface RenderOptions {
+export interface RenderOptions extends ModeFlags {
   template: string;
   size?: string;
   model?: string;
@@ -53,6 +61,7 @@ export async function renderCommand(catalogPath: string, options: RenderOptions)
       n: options.n,
       budget_usd: options.budget,
       routing: options.routing,
+      ...modeFields(options),
       metadata: { source: path.basename(catalogPath) },
     },
   });
@@ -93,8 +102,11 @@ export async function renderCommand(catalogPath: string, options: RenderOptions)
     const finished = await waitForManifest(services, batch.id, startedAt);
     const seconds = (Date.now() - startedAt) / 1000;
 
-    const manifest = await buildManifest(finished, await services.store.items(batch.id), (key) =>
-      services.storage.uri(key),
+    const manifest = await buildManifest(
+      finished,
+      await services.store.items(batch.id),
+      (key) => services.storage.uri(key),
+      await providerBatchProgress(new ProviderBatchStore(services.state), finished),
     );
     const outDir = path.resolve(options.out ?? path.join(config.dataDir, 'output', batch.id));
     await exportBatch(services, manifest, outDir);
@@ -120,12 +132,14 @@ async function waitForManifest(
   batchId: string,
   startedAt: number,
 ): Promise<BatchRecord> {
-  const progress = createProgressDisplay(process.stdout, startedAt);
+  const progress = createSnapshotDisplay(process.stdout, startedAt);
+  const providerBatches = new ProviderBatchStore(services.state);
   try {
     for (;;) {
       const batch = await services.store.get(batchId);
       if (!batch) throw new Error(`batch ${batchId} disappeared from Redis`);
-      progress.update(batch);
+      const parts = await providerBatchProgress(providerBatches, batch);
+      progress.update(recordSnapshot(batch, parts && providerBatchSummary(batch, parts)));
       if (batch.status === 'completed' && batch.manifest_key) return batch;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
@@ -173,6 +187,7 @@ function printSummary(
     `  spend     ${formatUsd(batch.spent_micros)}${batch.budget_micros === undefined ? '' : ` of ${formatUsd(batch.budget_micros)} budget`}${batch.saved_micros > 0 ? ` · ${formatUsd(batch.saved_micros)} saved by the cache` : ''}`,
   );
   say(`  routes    ${routeLine(manifest)}`);
+  say(`  mode      ${modeLine(manifest.batch)}`);
   say(`  images    s3://${bucket}/images/`);
   say(`  manifest  s3://${bucket}/${manifestKey(batch.id, 'json')} (and .csv, .jsonl)`);
   say(`  local     ${outDir}/ (images and manifest.json)`);

@@ -94,6 +94,41 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
     return wrap;
   }
 
+  /** The provider batch phase and the lines it has answered: provider_batch items wait for hours. */
+  function providerBatchText(summary) {
+    if (!summary) return null;
+    return 'provider batch ' + summary.status + (summary.lines > 0 ? ' ' + (summary.completed + summary.failed) + '/' + summary.lines : '');
+  }
+
+  /** How the batch renders: realtime, or its provider batch's phase with counts. */
+  function modeCell(batch) {
+    var mode = batch.mode || 'realtime';
+    var wrap = el('div', { className: 'mode', 'data-mode': mode }, [el('span', { className: 'mode-name', text: mode + (batch.mode_requested ? ' (' + batch.mode_requested + ')' : '') })]);
+    var phase = providerBatchText(batch.provider_batch);
+    if (phase) wrap.appendChild(el('div', { className: 'provider-batch muted', 'data-phase': batch.provider_batch.status, text: phase }));
+    return wrap;
+  }
+
+  /** Each provider batch of a batch: its provider id, phase, lines answered and error. */
+  function providerBatchTable(batch) {
+    var parts = batch.provider_batches || [];
+    if (parts.length === 0) return null;
+    return el('table', { id: 'provider-batches' }, [
+      el('thead', {}, [el('tr', {}, ['Part', 'Provider batch', 'Route', 'Status', 'Lines', 'Submitted', 'Ended'].map(function (h) { return el('th', { text: h }); }))]),
+      el('tbody', {}, parts.map(function (part) {
+        return el('tr', { 'data-part': part.part }, [
+          el('td', { text: part.part }),
+          el('td', { className: 'mono', text: part.provider_batch_id || '-' }),
+          el('td', { text: part.route + ' · ' + part.model }),
+          el('td', {}, [statusBadge(part.status), part.error ? el('div', { className: 'error', text: part.error }) : null]),
+          el('td', { text: (part.completed + part.failed) + '/' + part.lines + (part.failed ? ' (' + part.failed + ' failed)' : '') }),
+          el('td', { className: 'muted', text: when(part.submitted_at) }),
+          el('td', { className: 'muted', text: when(part.ended_at) }),
+        ]);
+      })),
+    ]);
+  }
+
   function statusBadge(status) { return el('span', { className: 'status ' + status, text: status }); }
 
   function legend() {
@@ -110,6 +145,7 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
       el('td', {}, [el('a', { className: 'mono', href: '#/batches/' + encodeURIComponent(batch.id), text: batch.id })]),
       el('td', {}, [statusBadge(batch.status)]),
       el('td', {}, [progressBar(batch)]),
+      el('td', {}, [modeCell(batch)]),
       el('td', {}, [spendVsBudget(batch)]),
       el('td', { className: 'muted', text: when(batch.created_at) }),
       el('td', { className: 'mono muted', text: batch.schedule_id || '-' }),
@@ -119,7 +155,7 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
   async function showHome() {
     var tbody = el('tbody');
     var table = el('table', { id: 'batches' }, [
-      el('thead', {}, [el('tr', {}, ['Batch', 'Status', 'Progress', 'Spend vs budget', 'Created', 'Schedule'].map(function (h) { return el('th', { text: h }); }))]),
+      el('thead', {}, [el('tr', {}, ['Batch', 'Status', 'Progress', 'Mode', 'Spend vs budget', 'Created', 'Schedule'].map(function (h) { return el('th', { text: h }); }))]),
       tbody,
     ]);
     var more = el('button', { className: 'more', type: 'button', text: 'Load more', hidden: true });
@@ -228,8 +264,9 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
 
   function batchSummary(batch) {
     var id = encodeURIComponent(batch.id);
-    return el('div', { className: 'summary' }, [
+    var summary = el('div', { className: 'summary' }, [
       el('div', { className: 'card' }, [el('div', { className: 'muted', text: 'Progress' }), progressBar(batch), legend()]),
+      el('div', { className: 'card' }, [el('div', { className: 'muted', text: 'Mode' }), modeCell(batch)]),
       el('div', { className: 'card' }, [el('div', { className: 'muted', text: 'Spend vs budget' }), el('div', { className: 'big' }, [spendVsBudget(batch)]), el('div', { className: 'muted', text: 'saved by the cache ' + usd(batch.saved_usd) })]),
       el('div', { className: 'card' }, [
         el('div', { className: 'muted', text: 'Created ' + when(batch.created_at) }),
@@ -237,6 +274,8 @@ export const DASHBOARD_SCRIPT = String.raw`'use strict';
         el('div', {}, ['Manifest: ', el('a', { href: '/v1/batches/' + id + '/manifest', target: '_blank', text: 'JSON' }), ' · ', el('a', { href: '/v1/batches/' + id + '/manifest?format=csv', text: 'CSV' })]),
       ]),
     ]);
+    var parts = providerBatchTable(batch);
+    return parts ? el('div', {}, [summary, el('h2', { text: 'Provider batches' }), parts]) : summary;
   }
 
   async function showBatch(id) {

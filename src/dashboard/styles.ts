@@ -49,6 +49,10 @@ tr:last-child td { border-bottom: 0; }
 .grid img { display: block; width: 100%; aspect-ratio: 1; object-fit: cover; background: #eceff4; }
 .grid figcaption { padding: 4px 6px; font-size: 12px; display: flex; justify-content: space-between; gap: 4px; }
 .badge { font-size: 11px; padding: 0 6px; border-radius: 8px; background: #e3edfb; color: var(--cached); }
+.mode .provider-batch { font-size: 12px; white-space: nowrap; }
+#provider-batches { margin-bottom: 8px; }
+.status.validating, .status.in_progress, .status.finalizing, .status.submitting, .status.waiting_for_room { background: var(--running); }
+.status.expired { background: #f7dcdc; } .status.stored { background: #d9f2e3; }
 .runs { margin: 0; padding: 0; list-style: none; }
 .more { margin-top: 10px; }
 `;

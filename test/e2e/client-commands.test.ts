@@ -22,7 +22,14 @@ let env: NodeJS.ProcessEnv;
 let dir: string;
 
 beforeAll(async () => {
-  h = await startHarness();
+  // The primary route's Batch API on, for the provider_batch mode flags; realtime is unchanged.
+  h = await startHarness({
+    env: {
+      RENDERMILL_BATCH_API: 'true',
+      RENDERMILL_PROVIDER_BATCH_POLL_MS: '100',
+      RENDERMILL_PROVIDER_BATCH_GATHER_MS: '300',
+    },
+  });
   await h.api.listen({ port: 0, host: '127.0.0.1' });
   apiUrl = `http://127.0.0.1:${(h.api.server.address() as AddressInfo).port}`;
   env = cleanEnv({ RENDERMILL_URL: apiUrl, RENDERMILL_API_KEY: TENANTS.acme });
@@ -349,6 +356,61 @@ describe('rendermill estimate', () => {
     ) as { items: number; items_cached: number; max_usd: number };
     expect(cached).toMatchObject({ items: 6, items_cached: 6, max_usd: 0 });
     expect(h.sim.stats().billedImages).toBe(before);
+  });
+});
+
+describe('provider_batch mode from the command line', () => {
+  const BATCHED = [...CHEAP, '--model', 'gpt-image-2', '--mode', 'provider_batch'];
+
+  it('estimate prices it at the Batch API’s price and says so', async () => {
+    const file = await csvCatalog('batch-estimate.csv', 4, 'batch-estimate');
+    const realtime = await rendermill(['estimate', file, ...CHEAP, '--model', 'gpt-image-2']);
+    expect(realtime.stdout).toMatch(/mode {6}realtime\n/);
+    const run = await rendermill(['estimate', file, ...BATCHED]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      /price {5}up to \$0\.\d{4} · typically \$0\.\d{4} \(the Batch API’s price\)/,
+    );
+    expect(run.stdout).toMatch(/mode {6}provider_batch\n/);
+    expect(run.stdout).toMatch(/time {6}within 24\.0 h: the provider batch’s window/);
+    const far = new Date(Date.now() + 3 * 86_400_000).toISOString();
+    const auto = JSON.parse(
+      (
+        await rendermill([
+          'estimate',
+          file,
+          ...CHEAP,
+          '--model',
+          'gpt-image-2',
+          '--mode',
+          'auto',
+          '--complete-by',
+          far,
+          '--json',
+        ])
+      ).stdout,
+    ) as { mode: string; mode_requested: string };
+    expect(auto).toMatchObject({ mode: 'provider_batch', mode_requested: 'auto' });
+  });
+
+  it('submit --mode provider_batch --wait renders through the Batch API and names its batch', async () => {
+    const file = await csvCatalog('batch-submit.csv', 3, 'batch-submit');
+    const run = await rendermill(['submit', file, ...BATCHED, '--on-expiry', 'realtime', '--wait']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const id = batchIdOf(run);
+    const batch = await batchById(id);
+    expect(batch).toMatchObject({ mode: 'provider_batch', on_expiry: 'realtime' });
+    expect(run.stdout).toMatch(/mode {6}provider_batch · provider batch batch_\w+\n/);
+    const status = await rendermill(['status', id]);
+    expect(status.stdout).toMatch(/mode {6}provider_batch · provider batch batch_\w+\n/);
+    expect(status.stdout).toMatch(/progress {2}provider batch stored 3\/3\n/);
+  }, 60_000);
+
+  it('refuses a mode it does not know before sending anything', async () => {
+    const file = await csvCatalog('batch-bad.csv', 1, 'batch-bad');
+    const run = await rendermill(['submit', file, ...CHEAP, '--mode', 'overnight']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/--mode/);
   });
 });
 

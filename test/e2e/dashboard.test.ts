@@ -156,6 +156,9 @@ describe.skipIf(!haveChromium)('the dashboard, in Chromium', () => {
       `$${batch.spend_usd.toFixed(4)} of $1.0000`,
     );
     expect(await row.locator('.status').textContent()).toBe('completed');
+    // A realtime batch: its mode, and no provider batch phase.
+    expect(await row.locator('.mode-name').textContent()).toBe('realtime');
+    expect(await row.locator('.provider-batch').count()).toBe(0);
   });
 
   it('shows the schedule with its next runs', async () => {

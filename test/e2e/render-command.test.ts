@@ -182,3 +182,42 @@ describe('rendermill render, refusing what it cannot do', () => {
     );
   });
 });
+
+describe('rendermill render --mode provider_batch', () => {
+  it('renders through the Batch API, following its phase, and names the provider batch', async () => {
+    const catalog = path.join(dataDir, 'batched.csv');
+    await writeFile(catalog, 'sku,title\nB1,Teapot\nB2,Kettle\nB3,Saucer\n');
+    const result = await runCli(
+      [
+        'render',
+        catalog,
+        '--template',
+        'Photo of a {{title}} on linen',
+        '--model',
+        'gpt-image-2',
+        '--size',
+        '256x256',
+        '--quality',
+        'low',
+        '--mode',
+        'provider_batch',
+        '--out',
+        path.join(dataDir, 'batched'),
+      ],
+      cleanEnv({
+        RENDERMILL_DATA_DIR: dataDir,
+        RENDERMILL_BATCH_API: 'true',
+        RENDERMILL_PROVIDER_BATCH_POLL_MS: '100',
+        RENDERMILL_PROVIDER_BATCH_GATHER_MS: '300',
+      }),
+    );
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/3 total · 3 rendered/);
+    expect(result.stdout).toMatch(/provider batch (storing|stored) 3\/3 \| 3\/3 done/);
+    expect(result.stdout).toMatch(/mode {6}provider_batch · provider batch batch_\w+\n/);
+    const manifest = JSON.parse(
+      await readFile(path.join(dataDir, 'batched', 'manifest.json'), 'utf8'),
+    ) as { batch: { provider_batches: { provider_batch_id: string }[] } };
+    expect(manifest.batch.provider_batches).toHaveLength(1);
+  }, 120_000);
+});

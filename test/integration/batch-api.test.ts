@@ -555,3 +555,221 @@ describe('the OpenAPI document', () => {
     expect(page.headers['content-type']).toMatch(/text\/html/);
   });
 });
+
+describe('provider batch mode in the batch view, the manifest and the estimate', () => {
+  let pb: Harness;
+  beforeAll(async () => {
+    pb = await startHarness({
+      env: {
+        RENDERMILL_BATCH_API: 'true',
+        RENDERMILL_PROVIDER_BATCH_POLL_MS: '100',
+        RENDERMILL_PROVIDER_BATCH_GATHER_MS: '300',
+      },
+      // Phases long enough for a look every 50 ms to find the provider batch under way.
+      simulator: { batchValidatingMs: 600, batchLineMs: 30, batchFinalizingMs: 300 },
+    });
+  }, 60_000);
+  afterAll(async () => pb?.stop());
+
+  const pbGet = (url: string) => pb.api.inject({ method: 'GET', url, headers: auth() });
+  const pbPost = (url: string, payload: object) =>
+    pb.api.inject({ method: 'POST', url, headers: auth(), payload });
+  const base = { model: 'gpt-image-2', size: '256x256', quality: 'low' };
+  const skus = (count: number, prefix: string) =>
+    Array.from({ length: count }, (_, i) => ({ id: `sku-${i}`, prompt: `${prefix} ${i}` }));
+
+  interface PartView {
+    part: number;
+    route: string;
+    model: string;
+    provider_batch_id: string | null;
+    status: string;
+    lines: number;
+    completed: number;
+    failed: number;
+    submitted_at: string | null;
+    in_progress_at: string | null;
+    finalizing_at: string | null;
+    ended_at: string | null;
+    stored_at: string | null;
+    error: string | null;
+  }
+  interface Summary {
+    status: string;
+    lines: number;
+    completed: number;
+    failed: number;
+  }
+
+  it('shows the mode, the provider batch phase with counts while it runs, and each part with its times', async () => {
+    const completeBy = new Date(Date.now() + 3 * 86_400_000).toISOString();
+    const submitted = await pbPost('/v1/batches', {
+      ...base,
+      mode: 'auto',
+      complete_by: completeBy,
+      on_expiry: 'realtime',
+      items: skus(10, 'walnut tray'),
+    });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    const { id, mode, mode_requested } = submitted.json<{
+      id: string;
+      mode: string;
+      mode_requested: string;
+    }>();
+    expect({ mode, mode_requested }).toEqual({ mode: 'provider_batch', mode_requested: 'auto' });
+
+    const seen: Summary[] = [];
+    let finished;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+      const view = (await pbGet(`/v1/batches/${id}`)).json<{
+        status: string;
+        manifest_key: string | null;
+        provider_batch: Summary | null;
+      }>();
+      if (view.provider_batch) seen.push(view.provider_batch);
+      if (view.status === 'completed' && view.manifest_key) {
+        finished = view;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(finished, 'the batch did not complete').toBeDefined();
+    const phases = [...new Set(seen.map((summary) => summary.status))];
+    expect(
+      phases.some((phase) => ['validating', 'in_progress', 'finalizing'].includes(phase)),
+    ).toBe(true);
+    // Phases only move forward, and lines answered never go back.
+    const order = [
+      'gathering',
+      'submitting',
+      'waiting_for_room',
+      'validating',
+      'in_progress',
+      'finalizing',
+      'storing',
+      'stored',
+    ];
+    const ranks = seen.map((summary) => order.indexOf(summary.status));
+    expect(ranks.every((rank) => rank >= 0)).toBe(true);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+    const answered = seen.map((summary) => summary.completed + summary.failed);
+    expect(answered).toEqual([...answered].sort((a, b) => a - b));
+
+    const view = (await pbGet(`/v1/batches/${id}`)).json<{
+      mode: string;
+      mode_requested: string;
+      complete_by: string;
+      on_expiry: string;
+      provider_batch: Summary;
+      provider_batches: PartView[];
+    }>();
+    expect(view).toMatchObject({
+      mode: 'provider_batch',
+      mode_requested: 'auto',
+      complete_by: completeBy,
+      on_expiry: 'realtime',
+      provider_batch: { status: 'stored', lines: 10, completed: 10, failed: 0 },
+    });
+    expect(view.provider_batches).toHaveLength(1);
+    const [part] = view.provider_batches;
+    expect(part).toMatchObject({
+      part: 1,
+      route: 'primary',
+      model: 'gpt-image-2',
+      status: 'stored',
+      lines: 10,
+      completed: 10,
+      failed: 0,
+      error: null,
+    });
+    expect(part!.provider_batch_id).toMatch(/^batch_/);
+    const times = [
+      part!.submitted_at,
+      part!.in_progress_at,
+      part!.finalizing_at,
+      part!.ended_at,
+      part!.stored_at,
+    ];
+    for (const time of times) expect(time).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+    // In the order the phases came.
+    const epochs = times.map((time) => Date.parse(time!));
+    expect(epochs).toEqual([...epochs].sort((a, b) => a - b));
+
+    // The list shows the same progress; the manifest names each item's provider batch.
+    const listed = (await pbGet('/v1/batches?limit=5')).json<{
+      data: { id: string; provider_batch?: Summary }[];
+    }>();
+    expect(listed.data.find((batch) => batch.id === id)?.provider_batch?.status).toBe('stored');
+    const manifest = (await pbGet(`/v1/batches/${id}/manifest`)).json<{
+      batch: { provider_batches: PartView[] };
+      items: { id: string; provider_batch: string | null }[];
+    }>();
+    expect(manifest.batch.provider_batches.map((p) => p.provider_batch_id)).toEqual([
+      part!.provider_batch_id,
+    ]);
+    expect(manifest.items.map((item) => item.provider_batch)).toEqual(
+      Array(10).fill(part!.provider_batch_id),
+    );
+    const csv = (await pbGet(`/v1/batches/${id}/manifest?format=csv`)).body.split('\n');
+    const header = csv[0]!.split(',');
+    const column = header.indexOf('provider_batch');
+    expect(column).toBeGreaterThan(0);
+    expect(csv[1]!.split(',')[column]).toBe(part!.provider_batch_id);
+  }, 90_000);
+
+  it('shows a realtime batch as realtime, without provider batches', async () => {
+    const submitted = await pbPost('/v1/batches', { ...base, items: skus(1, 'oak stool') });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    const view = (await pbGet(`/v1/batches/${submitted.json<{ id: string }>().id}`)).json<
+      Record<string, unknown>
+    >();
+    expect(view.mode).toBe('realtime');
+    expect(view).not.toHaveProperty('provider_batches');
+    expect(view).not.toHaveProperty('mode_requested');
+  });
+
+  it('estimates a provider batch at the batch price, with the 24 h window as its time', async () => {
+    const items = skus(20, 'linen napkin');
+    const estimate = async (options: object) => {
+      const response = await pbPost('/v1/batches/estimate', { ...base, ...options, items });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json<{
+        mode: string;
+        mode_requested?: string;
+        max_usd: number;
+        typical_usd: number;
+        eta_seconds: number | null;
+        images_per_minute: number | null;
+        routes: { route: string; max_usd: number; eta_seconds: number | null }[];
+      }>();
+    };
+    const realtime = await estimate({});
+    const batched = await estimate({ mode: 'provider_batch' });
+    expect(realtime.mode).toBe('realtime');
+    expect(realtime.eta_seconds).not.toBe(86_400);
+    expect(batched).toMatchObject({ mode: 'provider_batch', eta_seconds: 86_400 });
+    expect(batched.images_per_minute).toBeNull();
+    expect(batched.routes).toMatchObject([{ route: 'primary', eta_seconds: 86_400 }]);
+    // Half price (registry factor 0.5), rounded up per item as the workers reserve it.
+    const micros = (usd: number) => Math.round(usd * 1_000_000);
+    const half = micros(realtime.max_usd) / 2;
+    expect(micros(batched.max_usd)).toBeGreaterThanOrEqual(half);
+    expect(micros(batched.max_usd)).toBeLessThanOrEqual(half + items.length);
+    expect(micros(batched.typical_usd)).toBeLessThan(micros(realtime.typical_usd));
+
+    const far = new Date(Date.now() + 3 * 86_400_000).toISOString();
+    const soon = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    expect(await estimate({ mode: 'auto', complete_by: far })).toMatchObject({
+      mode: 'provider_batch',
+      mode_requested: 'auto',
+      max_usd: batched.max_usd,
+    });
+    expect(await estimate({ mode: 'auto', complete_by: soon })).toMatchObject({
+      mode: 'realtime',
+      mode_requested: 'auto',
+      max_usd: realtime.max_usd,
+    });
+    const refused = await pbPost('/v1/batches/estimate', { ...base, complete_by: far, items });
+    expect(refused.statusCode).toBe(400);
+  });
+});

@@ -8,7 +8,15 @@ import {
   jsonBatchSource,
   type BatchSource,
 } from '../../batches/batch-source.js';
-import { batchView, buildManifest, manifestCsv } from '../../batches/batch-view.js';
+import {
+  batchView,
+  buildManifest,
+  manifestCsv,
+  providerBatchProgress,
+} from '../../batches/batch-view.js';
+import { ProviderBatchStore } from '../../batches/provider-batch-store.js';
+import type { BatchRecord } from '../../contracts/batch-records.js';
+import type { RedisConnection } from '../../redis/redis-connection.js';
 import { cancelBatch } from '../../batches/cancel-batch.js';
 import { estimateFromSource } from '../../batches/estimate-batch.js';
 import { batchEnded } from '../../contracts/item-status.js';
@@ -41,6 +49,8 @@ export interface BatchRouteDeps extends SubmitBatchDeps {
   catalogLimitBytes: number;
   /** Longest catalog line read; a longer one refuses the catalog with 413 (RENDERMILL_MAX_CATALOG_LINE_KB). */
   maxCatalogLineBytes: number;
+  /** rendermill's state connection: where the provider batches of provider_batch batches are. */
+  redis: RedisConnection;
 }
 
 export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): Promise<void> {
@@ -88,6 +98,11 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
     return batch;
   };
 
+  const providerBatches = new ProviderBatchStore(deps.redis);
+  /** A batch with its provider batches' progress, for the views that follow one batch. */
+  const followedView = async (batch: BatchRecord) =>
+    batchView(batch, await providerBatchProgress(providerBatches, batch));
+
   app.post(
     '/v1/batches',
     {
@@ -123,7 +138,9 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
         body: batchRequestSchema,
         querystring: catalogOptionsSchema,
         response: {
-          200: answer('Price, cache hits and time at the tier limit'),
+          200: answer(
+            'Price, cache hits and time at the tier limit; in provider_batch `mode`, at the Batch API’s price within its 24 h window',
+          ),
           ...errorResponses(400, 413, 415),
         },
       },
@@ -142,7 +159,12 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
       },
     },
     async (request) =>
-      listBatches(deps.store, request.tenant, parseRequest(listBatchesQuery, request.query)),
+      listBatches(
+        deps.store,
+        request.tenant,
+        parseRequest(listBatchesQuery, request.query),
+        providerBatches,
+      ),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -152,10 +174,15 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
         summary: 'A batch and its progress',
         tags: ['batches'],
         params: batchParams,
-        response: { 200: answer('The batch'), ...errorResponses(404) },
+        response: {
+          200: answer(
+            'The batch; in provider_batch mode with `provider_batch` (the phase and counts of its provider batches together) and `provider_batches` (each part)',
+          ),
+          ...errorResponses(404),
+        },
       },
     },
-    async (request) => batchView(await tenantBatch(request)),
+    async (request) => followedView(await tenantBatch(request)),
   );
 
   app.post<{ Params: { id: string } }>(
@@ -171,7 +198,7 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
         },
       },
     },
-    async (request) => batchView(await cancelBatch(deps, await tenantBatch(request))),
+    async (request) => followedView(await cancelBatch(deps, await tenantBatch(request))),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -189,8 +216,11 @@ export async function batchRoutes(app: FastifyInstance, deps: BatchRouteDeps): P
       const { format } = parseRequest(manifestQuery, request.query);
       const batch = await tenantBatch(request);
       const ttl = deps.urlTtlSeconds;
-      const manifest = await buildManifest(batch, await deps.store.items(batch.id), (key) =>
-        deps.storage.presignedUrl(key, ttl),
+      const manifest = await buildManifest(
+        batch,
+        await deps.store.items(batch.id),
+        (key) => deps.storage.presignedUrl(key, ttl),
+        await providerBatchProgress(providerBatches, batch),
       );
       if (format === 'json') {
         return { ...manifest, urls_expire_at: new Date(Date.now() + ttl * 1000).toISOString() };

@@ -1,4 +1,4 @@
-import { formatDollars } from '../progress.js';
+import { formatDollars, providerBatchLabel } from '../progress.js';
 import type { BatchView, Manifest } from './api-types.js';
 import { CLIENT_EXIT, type ClientExitCode } from './exit-codes.js';
 import { say, shortTime } from './output.js';
@@ -41,6 +41,28 @@ export function spendLine(batch: BatchView): string {
   return `${formatDollars(batch.spend_usd)}${budget}${saved}`;
 }
 
+/** Provider batch ids named in a line; the view lists every one. */
+const PROVIDER_BATCH_IDS_SHOWN = 5;
+
+/**
+ * `provider_batch (auto) · provider batches batch_a, batch_b`: how the batch is rendered and,
+ * in provider_batch mode, the provider's ids to look the batches up by at the provider.
+ */
+export function modeLine(batch: BatchView): string {
+  // Servers older than the mode say nothing of it: realtime.
+  const mode = `${batch.mode ?? 'realtime'}${batch.mode_requested ? ` (${batch.mode_requested})` : ''}`;
+  const ids = (batch.provider_batches ?? []).flatMap((part) =>
+    part.provider_batch_id ? [part.provider_batch_id] : [],
+  );
+  if (ids.length === 0) return mode;
+  const more =
+    ids.length > PROVIDER_BATCH_IDS_SHOWN
+      ? ` … and ${ids.length - PROVIDER_BATCH_IDS_SHOWN} more`
+      : '';
+  const label = ids.length === 1 ? 'provider batch' : 'provider batches';
+  return `${mode} · ${label} ${ids.slice(0, PROVIDER_BATCH_IDS_SHOWN).join(', ')}${more}`;
+}
+
 /** Where a batch stands: `rendermill status`. */
 export function printBatch(batch: BatchView): void {
   const c = batch.counts;
@@ -50,6 +72,8 @@ export function printBatch(batch: BatchView): void {
   const waiting = c.queued + c.running > 0 ? ` · ${c.queued} queued · ${c.running} running` : '';
   say(`  done      ${itemsDone(batch)}/${c.total}${waiting}`);
   say(`  items     ${itemCounts(batch)}`);
+  say(`  mode      ${modeLine(batch)}`);
+  if (batch.provider_batch) say(`  progress  ${providerBatchLabel(batch.provider_batch)}`);
   const reserved = batch.reserved_usd > 0 ? ` (${formatDollars(batch.reserved_usd)} reserved)` : '';
   say(`  spend     ${spendLine(batch)}${reserved}`);
   if (batch.manifest_key) say(`  manifest  ${batch.manifest_key}`);
@@ -69,6 +93,7 @@ export function printSummary(batch: BatchView, seconds: number, manifest?: Manif
   say(`Batch ${batch.id} ${batch.status} in ${seconds.toFixed(1)} s${images}`);
   say(`  items     ${itemCounts(batch)}`);
   say(`  spend     ${spendLine(batch)}`);
+  say(`  mode      ${modeLine(batch)}`);
   say(
     `  manifest  ${batch.manifest_key ? `${batch.manifest_key} · ` : ''}rendermill manifest ${batch.id} [--format csv] [--out file]`,
   );

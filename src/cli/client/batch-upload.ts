@@ -4,9 +4,10 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { ClientUsageError } from './client-errors.js';
+import { modeFields, type ModeFlags } from '../mode-options.js';
 
 /** The options `submit` and `estimate` share: how to turn a catalog into a batch. */
-export interface BatchOptions {
+export interface BatchOptions extends ModeFlags {
   /** A prompt template with `{{column}}` placeholders, or a file holding one. */
   template?: string;
   size?: string;
@@ -50,6 +51,9 @@ const REQUEST_FIELDS = {
   budget: 'budget_usd',
   webhook: 'webhook_url',
   cache: 'cache',
+  mode: 'mode',
+  completeBy: 'complete_by',
+  onExpiry: 'on_expiry',
 } as const satisfies Partial<Record<keyof BatchOptions, string>>;
 
 /**
@@ -116,6 +120,7 @@ async function catalogQuery(options: BatchOptions): Promise<Record<string, strin
     id_column: options.idColumn,
     webhook_url: options.webhook,
     cache: options.cache,
+    ...modeFields(options),
   };
   return Object.fromEntries(
     Object.entries(query)

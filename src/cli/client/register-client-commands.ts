@@ -10,6 +10,7 @@ import {
 } from './schedule-commands.js';
 import { stopQuietlyWhenStdoutCloses } from './output.js';
 import { estimateCommand, submitCommand } from './submit-commands.js';
+import { addModeOptions } from '../mode-options.js';
 
 const positive = (name: string, integer: boolean) => (value: string) => {
   const parsed = Number(value);
@@ -44,7 +45,7 @@ const client = () => {
 
 /** The options `submit` and `estimate` share. */
 function batchOptions(command: Command): Command {
-  return command
+  return addModeOptions(command)
     .argument(
       '<file>',
       'catalog: .csv with a header row, .jsonl/.ndjson (rows or OpenAI Batch API lines), .json (array of rows, or a batch request object)',

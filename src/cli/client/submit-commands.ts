@@ -110,22 +110,35 @@ function printEstimate(e: EstimateAnswer): void {
   say(
     `Estimate: ${e.items} items · ${e.items_cached} cached · ${e.items_to_render} to render (${e.images_to_render} images)`,
   );
-  say(`  price     up to ${formatDollars(e.max_usd)} · typically ${formatDollars(e.typical_usd)}`);
+  const batchPrice = e.mode === 'provider_batch' ? ' (the Batch API’s price)' : '';
+  say(
+    `  price     up to ${formatDollars(e.max_usd)} · typically ${formatDollars(e.typical_usd)}${batchPrice}`,
+  );
+  // Absent from servers older than the mode.
+  if (e.mode) say(`  mode      ${e.mode}${e.mode_requested ? ` (${e.mode_requested})` : ''}`);
   if (e.saved_usd > 0) say(`  cache     ${formatDollars(e.saved_usd)} saved`);
   if (e.budget_usd !== null) {
     say(
       `  budget    ${formatDollars(e.budget_usd)}: ${e.fits_budget ? 'fits' : `may not fit — items past it end budget_exceeded (the most it can cost is ${formatDollars(e.max_usd)})`}`,
     );
   }
-  if (e.eta_seconds !== undefined && e.eta_seconds !== null) {
+  if (e.mode === 'provider_batch') {
+    if (e.eta_seconds)
+      say(`  time      within ${formatSeconds(e.eta_seconds)}: the provider batch’s window`);
+  } else if (e.eta_seconds !== undefined && e.eta_seconds !== null) {
     const rate = e.images_per_minute ? ` at ${e.images_per_minute} images/min` : '';
     say(`  time      ~${formatSeconds(e.eta_seconds)}${rate}`);
   }
   // The plan per route, as the batch's routing would share it.
   if (e.routes?.length) say(`  routing   ${e.routing}`);
   for (const r of e.routes ?? []) {
-    const limit = r.images_per_minute === null ? 'no limit known' : `${r.images_per_minute}/min`;
-    const time = r.eta_seconds === null ? '' : ` · ~${formatSeconds(r.eta_seconds)}`;
+    const inBatch = e.mode === 'provider_batch';
+    const limit = inBatch
+      ? 'Batch API'
+      : r.images_per_minute === null
+        ? 'no limit known'
+        : `${r.images_per_minute}/min`;
+    const time = r.eta_seconds === null || inBatch ? '' : ` · ~${formatSeconds(r.eta_seconds)}`;
     say(
       `    ${r.route}  ${r.model}: ${r.images} images · up to ${formatDollars(r.max_usd)} · ${limit}${time}`,
     );

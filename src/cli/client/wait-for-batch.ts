@@ -41,6 +41,7 @@ const snapshotOf = (batch: BatchView): ProgressSnapshot => ({
   failed: batch.counts.failed + batch.counts.budget_exceeded,
   spendUsd: batch.spend_usd,
   budgetUsd: batch.budget_usd,
+  providerBatch: batch.provider_batch,
 });
 
 /**
