@@ -1,6 +1,12 @@
 import type { Logger } from 'pino';
 import type { BatchStore } from '../src/batches/batch-store.js';
-import { buildManifest, manifestCsv, manifestJsonl } from '../src/batches/batch-view.js';
+import {
+  buildManifest,
+  manifestCsv,
+  manifestJsonl,
+  providerBatchProgress,
+} from '../src/batches/batch-view.js';
+import type { ProviderBatchStore } from '../src/batches/provider-batch-store.js';
 import { batchEnded } from '../src/contracts/item-status.js';
 import type { ImageStorage } from '../src/storage/image-storage.js';
 import type { BatchWebhooks } from '../src/webhooks/batch-webhooks.js';
@@ -17,6 +23,8 @@ export interface FinalizeBatchDeps {
   logger: Logger;
   /** Queues the batch's webhook event once it has ended (none for checkpoints). */
   webhooks: Pick<BatchWebhooks, 'queueFor'>;
+  /** The provider batches of batches in `provider_batch` mode, for the manifest's progress. */
+  providerBatches?: ProviderBatchStore | undefined;
 }
 
 /**
@@ -58,8 +66,14 @@ async function writeManifest(
 ): Promise<'final' | 'checkpoint' | 'no_batch'> {
   const batch = await deps.store.get(batchId);
   if (!batch) return 'no_batch';
-  const manifest = await buildManifest(batch, await deps.store.items(batchId), (key) =>
-    deps.storage.uri(key),
+  const progress = deps.providerBatches
+    ? await providerBatchProgress(deps.providerBatches, batch)
+    : undefined;
+  const manifest = await buildManifest(
+    batch,
+    await deps.store.items(batchId),
+    (key) => deps.storage.uri(key),
+    progress,
   );
   manifest.batch.manifest_key = manifestKey(batchId, 'json');
   const bodies: Record<ManifestFormat, string> = {

@@ -71,7 +71,13 @@ export function startRenderWorkers(
         metrics: services.metrics,
       }),
       'finalize-batch': {
-        process: createFinalizeBatchProcessor({ store, storage, logger, webhooks: batchWebhooks }),
+        process: createFinalizeBatchProcessor({
+          store,
+          storage,
+          logger,
+          webhooks: batchWebhooks,
+          providerBatches,
+        }),
       },
       'deliver-webhook': createDeliverWebhookHandler({
         secrets: new WebhookSecrets(services.state, { fixed: config.webhooks.secrets }),
