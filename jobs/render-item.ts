@@ -9,6 +9,7 @@ import { record } from './render-item/record.js';
 import { readRequest } from './render-item/render-request.js';
 import { reserve, resumePurchase } from './render-item/reserve.js';
 import { settleFailure } from './render-item/settle-failure.js';
+import { storeFromSpool } from './render-item/spooled.js';
 import { settle, succeeded } from './render-item/settle.js';
 import { byIndex, releaseRenderLock, takeRenderLock } from './render-item/single-flight.js';
 
@@ -19,7 +20,8 @@ export type { RenderItemDeps } from './render-item/attempt.js';
  * cache (every variant stored? done, $0) → single-flight (someone else rendering it? wait and
  * reuse) → reserve the chosen route's price against every cap → call the provider for the
  * missing variants (rate-limited, retried, other routes) — or follow the queued prediction the
- * item already started → upload to S3 and index → settle the actual
+ * item already started → upload to S3 (or, when S3 will not take them, keep them in the spool
+ * and come back to upload them from there) and index → settle the actual
  * price and record the outcome. Each step's failure has one meaning: retryable errors leave
  * the item queued for the next attempt, everything else ends the item with a reason. Every
  * transition after `running` releases what the item reserved; what the provider billed is
@@ -40,7 +42,9 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // the item's records carry it only if it is still running (settle-failure.ts).
       const pending = run.item.pending;
       run.item.pending = undefined;
-      if (missing.length > 0) {
+      if (run.item.spooled) {
+        rendered = await storeFromSpool(run, request);
+      } else if (missing.length > 0) {
         const purchase = pending
           ? resumePurchase(run, missing, pending)
           : await reserve(run, missing);

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
-import { AccountPausedError, PredictionPendingError, ShutdownError } from '../src/errors.js';
+import { AccountPausedError, ComeBackLaterError, ShutdownError } from '../src/errors.js';
 import { bullPrefixFor } from '../src/redis/redis-keys.js';
 import type { RedisConnection } from '../src/redis/redis-connection.js';
 import type { Logger } from 'pino';
@@ -86,8 +86,9 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
             await job.moveToDelayed(error.resumeAt + handBackJitterMs(), token);
             throw new DelayedError();
           }
-          // A queued prediction still running: the job comes back to follow it, its slot free.
-          if (error instanceof PredictionPendingError) {
+          // Paid for and not finished yet (a queued prediction still running, images waiting
+          // for S3): the job comes back to finish it, its slot free meanwhile.
+          if (error instanceof ComeBackLaterError) {
             await job.moveToDelayed(error.recheckAt, token);
             throw new DelayedError();
           }

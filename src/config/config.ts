@@ -148,6 +148,11 @@ export interface Config {
    * Provider calls already sent are never cut: they may be billed.
    */
   shutdownGraceMs: number;
+  /**
+   * Where paid images wait while S3 refuses them: at most `maxBytes` of them in Redis, all
+   * workers together (RENDERMILL_SPOOL_MAX_MB).
+   */
+  spool: { maxBytes: number };
   webhooks: WebhookConfig;
   schedules: ScheduleQuotas;
   /**
@@ -259,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.RENDERMILL_REQUEST_TIMEOUT_MS,
     queued: { followMs: e.RENDERMILL_QUEUED_FOLLOW_MS, recheckMs: e.RENDERMILL_QUEUED_RECHECK_MS },
     shutdownGraceMs: e.RENDERMILL_SHUTDOWN_GRACE_MS,
+    spool: { maxBytes: megabytesToBytes(e.RENDERMILL_SPOOL_MAX_MB) },
     webhooks: {
       secrets: e.RENDERMILL_WEBHOOK_SECRETS,
       retryBaseMs: e.RENDERMILL_WEBHOOK_RETRY_BASE_MS,
