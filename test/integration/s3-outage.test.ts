@@ -9,7 +9,7 @@ import { startServices, type Services } from '../../src/runtime/services.js';
 import { ImageSpool } from '../../src/storage/image-spool.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import type { RunningWorkers } from '../../workers/worker.js';
-import { startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
+import { auth, startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
 
 /**
  * S3 goes away for 15 s in the middle of a batch rendered by two worker processes: images
@@ -105,6 +105,106 @@ it('buys every image once through a 15 s S3 outage mid-batch, with two workers',
   expect(await spool.entries()).toEqual([]);
   expect(await spool.usedBytes()).toBe(0);
 }, 200_000);
+
+it('fails an item whose paid images the full spool cannot keep, its price counted, never bought again', async () => {
+  // A spool of about 1 KB: no image fits.
+  await withOwnBucket({ RENDERMILL_SPOOL_MAX_MB: '0.001' }, async (own, bucket) => {
+    const id = await submitTwo(own, 'full spool');
+    await until(async () => own.sim.stats().inFlight === 2);
+    await bucket.stop();
+    await until(async () => (await own.services.store.get(id))?.counts.failed === 2);
+    await bucket.start();
+    const batch = await waitForBatch(own, id, 60_000);
+
+    expect(own.sim.stats().billedImages).toBe(2);
+    expect(batch.spent_micros).toBe(2 * DALL_E_2_256_MICROS);
+    for (const item of await own.services.store.items(id)) {
+      expect(item.status).toBe('failed');
+      expect(item.error?.code).toBe('spool_full');
+      expect(item.error?.message).toMatch(/\$0\.016, stays counted as spent/);
+      expect(item.cost_micros).toBe(DALL_E_2_256_MICROS);
+    }
+    expect(await spoolOf(own).entries()).toEqual([]);
+  });
+}, 120_000);
+
+it('stores the spooled images of a cancelled batch for reuse once S3 is back', async () => {
+  await withOwnBucket({}, async (own, bucket) => {
+    const id = await submitTwo(own, 'cancelled while spooled');
+    await until(async () => own.sim.stats().inFlight === 2);
+    await bucket.stop();
+    await until(async () => (await spoolOf(own).entries()).length === 2);
+    const cancel = await own.api.inject({
+      method: 'POST',
+      url: `/v1/batches/${id}/cancel`,
+      headers: auth(),
+    });
+    expect(cancel.statusCode, cancel.body).toBe(200);
+    await bucket.start();
+    const batch = await waitForBatch(own, id, 60_000);
+
+    expect(batch.status).toBe('cancelled');
+    expect(batch.counts.cancelled).toBe(2);
+    expect(batch.spent_micros).toBe(2 * DALL_E_2_256_MICROS);
+    expect(await spoolOf(own).entries()).toEqual([]);
+    // Paid for, so kept: the same prompts again cost nothing.
+    const again = await submitTwo(own, 'cancelled while spooled');
+    const rerun = await waitForBatch(own, again, 30_000);
+    expect(rerun.counts.cached).toBe(2);
+    expect(rerun.spent_micros).toBe(0);
+    expect(own.sim.stats().billedImages).toBe(2);
+  });
+}, 120_000);
+
+/**
+ * Runs `test` against a harness of its own whose bucket it may stop and start, with slow
+ * renders (1.5 s) so that S3 can be stopped with calls in flight.
+ */
+async function withOwnBucket(
+  env: Record<string, string>,
+  test: (own: Harness, bucket: { stop(): Promise<void>; start(): Promise<void> }) => Promise<void>,
+) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'rendermill-s3-own-'));
+  let server = await startBucketServer(dir);
+  let running = true;
+  const bucket = {
+    stop: async () => {
+      running = false;
+      await server.stop();
+    },
+    start: async () => {
+      server = await startBucketServer(dir, server.port);
+      running = true;
+    },
+  };
+  const own = await startHarness({
+    simulator: { latencyMs: 1_500 },
+    env: { AWS_ENDPOINT_URL_S3: server.endpoint, ...env },
+  });
+  try {
+    await test(own, bucket);
+  } finally {
+    await own.stop();
+    if (running) await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Submits two dall-e-2 items with prompts starting `prompt`; returns the batch id. */
+async function submitTwo(own: Harness, prompt: string): Promise<string> {
+  const response = await submit(own, {
+    model: 'dall-e-2',
+    size: '256x256',
+    items: [
+      { id: 'a', prompt: `${prompt} a` },
+      { id: 'b', prompt: `${prompt} b` },
+    ],
+  });
+  expect(response.statusCode, response.body).toBe(202);
+  return response.json<{ id: string }>().id;
+}
+
+const spoolOf = (own: Harness) => new ImageSpool(own.services.state, own.services.config.spool);
 
 async function until(condition: () => Promise<boolean>, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
