@@ -43,6 +43,7 @@ async function storedBefore(
   const usable = await lookUpCache(run, hash, true);
   const found = spooled.variants.map((index) => usable.get(index));
   if (found.every((image) => image !== undefined)) return found;
+  run.item.spooled = undefined; // nothing left to come back for
   throw new PaidImagesLostError(
     `the image(s) this item paid for waited in the spool for S3 since ${spooled.since} and ` +
       `expired there before S3 took them: their price, $${microsToUsd(run.item.cost_micros)}, ` +
