@@ -1,6 +1,6 @@
 import type { JobHandler, JobPayload } from '../src/contracts/job-catalog.js';
 import { batchEnded } from '../src/contracts/item-status.js';
-import { ComeBackLaterError } from '../src/errors.js';
+import { ProviderBatchRunningError } from '../src/errors.js';
 import {
   partEnded,
   partOpen,
@@ -23,7 +23,7 @@ export type { ProviderBatchDeps } from './provider-batch/context.js';
 /**
  * A batch's provider-batch job: one per rendermill batch in `provider_batch` mode, alive until
  * the batch has ended. Each run does what is due and comes back later without holding a
- * worker slot (ComeBackLaterError) — for a day if the provider takes its whole window:
+ * worker slot (ProviderBatchRunningError) — for a day if the provider takes its whole window:
  * - gathers the items enrolled by their render jobs into parts (gather.ts) once enrolment has
  *   paused, every item has been looked at, or a file is full;
  * - submits each part: JSONL uploaded, provider batch created, ids recorded (submit.ts);
@@ -72,7 +72,7 @@ export function createProviderBatchProcessor(deps: ProviderBatchDeps) {
       conductor.log.info('every provider batch of the batch is stored; done');
       return;
     }
-    throw new ComeBackLaterError(
+    throw new ProviderBatchRunningError(
       'provider batches still running',
       Date.now() + nextLookMs(conductor, open, stillWaiting),
     );

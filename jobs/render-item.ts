@@ -10,6 +10,7 @@ import { record } from './render-item/record.js';
 import { readRequest } from './render-item/render-request.js';
 import { reserve, resumePurchase } from './render-item/reserve.js';
 import { settleFailure } from './render-item/settle-failure.js';
+import { storeFromSpool } from './render-item/spooled.js';
 import { settle, succeeded } from './render-item/settle.js';
 import { byIndex, releaseRenderLock, takeRenderLock } from './render-item/single-flight.js';
 
@@ -22,7 +23,8 @@ export type { RenderItemDeps } from './render-item/attempt.js';
  * enrol the item in its batch's provider batch (jobs/provider-batch.ts renders it) — else
  * call the provider for the
  * missing variants (rate-limited, retried, other routes) — or follow the queued prediction the
- * item already started → upload to S3 and index → settle the actual
+ * item already started → upload to S3 (or, when S3 will not take them, keep them in the spool
+ * and come back to upload them from there) and index → settle the actual
  * price and record the outcome. Each step's failure has one meaning: retryable errors leave
  * the item queued for the next attempt, everything else ends the item with a reason. Every
  * transition after `running` releases what the item reserved; what the provider billed is
@@ -43,12 +45,13 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // the item's records carry it only if it is still running (settle-failure.ts).
       const pending = run.item.pending;
       run.item.pending = undefined;
-      if (missing.length > 0 && run.mode === 'provider_batch' && !pending) {
+      if (run.item.spooled) {
+        rendered = await storeFromSpool(run, request);
+      } else if (missing.length > 0 && run.mode === 'provider_batch' && !pending) {
         const purchase = await reserve(run, missing, 'provider_batch');
         if (purchase) await enrol(run, purchase, missing);
         return; // the provider batch renders it, or the budget could not hold it (recorded)
-      }
-      if (missing.length > 0) {
+      } else if (missing.length > 0) {
         const purchase = pending
           ? resumePurchase(run, missing, pending)
           : await reserve(run, missing);

@@ -192,14 +192,29 @@ export class AccountPausedError extends RendermillError {
 }
 
 /**
+ * The item has paid for something it cannot finish yet (a queued prediction still running,
+ * images S3 would not take): it stays `running` with what any worker needs to finish it, and
+ * its job comes back at `recheckAt` without using an attempt — never to buy it again.
+ */
+export abstract class ComeBackLaterError extends RendermillError {
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    /** When to look again (epoch ms). */
+    readonly recheckAt: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * A queued prediction (Replicate, fal) was submitted and has not ended: its worker slot is
  * not held for it. The item keeps the money at stake and the handle, and its job comes back at
  * `recheckAt` to follow the same prediction — never to submit another.
  */
-export class PredictionPendingError extends RendermillError {
+export class PredictionPendingError extends ComeBackLaterError {
   override name = 'PredictionPendingError';
   readonly code = 'prediction_pending';
-  override readonly retryable = true;
   constructor(
     message: string,
     /** What any worker needs to follow it (src/providers/image-provider.ts). */
@@ -208,30 +223,45 @@ export class PredictionPendingError extends RendermillError {
       urls: { status: string; result?: string | undefined; cancel?: string | undefined };
       submittedAt: number;
     },
-    /** When to look again (epoch ms). */
-    readonly recheckAt: number,
+    recheckAt: number,
     /** How many images the prediction renders (set by the render path, which knows the call). */
     readonly images?: number,
+  ) {
+    super(message, recheckAt);
+  }
+}
+
+/**
+ * Paid images that S3 would not take, even after the uploads' own retries, wait in the spool
+ * (src/storage/image-spool.ts): the job comes back at `recheckAt` to upload them from there.
+ */
+export class ImagesSpooledError extends ComeBackLaterError {
+  override name = 'ImagesSpooledError';
+  readonly code = 'storage_unavailable';
+}
+
+/**
+ * Paid images that can be neither stored nor kept for later (the spool is full, or its entry
+ * expired before S3 came back): the item fails with their price counted as spent, never
+ * bought again. `code`: spool_full or spool_expired.
+ */
+export class PaidImagesLostError extends RendermillError {
+  override name = 'PaidImagesLostError';
+  constructor(
+    message: string,
+    readonly code: string,
   ) {
     super(message);
   }
 }
 
 /**
- * A job that waits on something outside rendermill (a provider's batch) and has nothing to do
- * until `at`: the worker moves it to the delayed set without using an attempt, its slot free.
+ * A batch's provider batches are still gathering or running at the provider: its
+ * provider-batch job has nothing to do until `recheckAt`, and gives its slot up meanwhile.
  */
-export class ComeBackLaterError extends RendermillError {
-  override name = 'ComeBackLaterError';
-  readonly code = 'come_back_later';
-  override readonly retryable = true;
-  constructor(
-    message: string,
-    /** When the job is worth running again (epoch ms). */
-    readonly at: number,
-  ) {
-    super(message);
-  }
+export class ProviderBatchRunningError extends ComeBackLaterError {
+  override name = 'ProviderBatchRunningError';
+  readonly code = 'provider_batch_running';
 }
 
 /** The batch's budget cannot hold this item's maximum price. */

@@ -9,6 +9,7 @@ import { submitDepsFor } from '../src/runtime/wiring.js';
 import { ScheduleStore } from '../src/schedules/schedule-store.js';
 import { SCHEDULE_QUEUE } from '../src/schedules/schedules.js';
 import type { Services } from '../src/runtime/services.js';
+import { ImageSpool } from '../src/storage/image-spool.js';
 import { BatchWebhooks } from '../src/webhooks/batch-webhooks.js';
 import { WebhookSecrets } from '../src/webhooks/webhook-secrets.js';
 import { startWorkers, type RunningWorkers } from './worker.js';
@@ -40,6 +41,7 @@ export function startRenderWorkers(
       'render-item': createRenderItemHandler({
         store,
         storage,
+        spool: new ImageSpool(services.state, config.spool),
         cache,
         locks,
         caps,

@@ -1,11 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import pRetry from 'p-retry';
-import {
-  AccountPausedError,
-  ComeBackLaterError,
-  PredictionPendingError,
-  ShutdownError,
-} from '../src/errors.js';
+import { AccountPausedError, ComeBackLaterError, ShutdownError } from '../src/errors.js';
 import { bullPrefixFor } from '../src/redis/redis-keys.js';
 import type { RedisConnection } from '../src/redis/redis-connection.js';
 import type { Logger } from 'pino';
@@ -91,14 +86,10 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
             await job.moveToDelayed(error.resumeAt + handBackJitterMs(), token);
             throw new DelayedError();
           }
-          // A queued prediction still running: the job comes back to follow it, its slot free.
-          if (error instanceof PredictionPendingError) {
-            await job.moveToDelayed(error.recheckAt, token);
-            throw new DelayedError();
-          }
-          // A job following a provider's batch: nothing to do until its next look.
+          // Paid for and not finished yet (a queued prediction still running, images waiting
+          // for S3, a provider's batch): the job comes back to finish it, its slot free meanwhile.
           if (error instanceof ComeBackLaterError) {
-            await job.moveToDelayed(error.at, token);
+            await job.moveToDelayed(error.recheckAt, token);
             throw new DelayedError();
           }
           throw error;

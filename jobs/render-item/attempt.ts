@@ -4,7 +4,11 @@ import type { ProviderBatchStore } from '../../src/batches/provider-batch-store.
 import type { RenderLease, RenderLocks } from '../../src/cache/render-lock.js';
 import type { CachedImage, ResultCache } from '../../src/cache/result-cache.js';
 import type { ReuseRules } from '../../src/cache/reuse.js';
-import type { ItemRecord, PendingRender } from '../../src/contracts/batch-records.js';
+import type {
+  ItemRecord,
+  PendingRender,
+  SpooledRender,
+} from '../../src/contracts/batch-records.js';
 import type { RoutingStrategy } from '../../src/config/route-kinds.js';
 import type { RouteLoad } from '../../src/render/route-load.js';
 import type { AttemptInfo, JobPayload } from '../../src/contracts/job-catalog.js';
@@ -16,11 +20,15 @@ import type { RenderSpec } from '../../src/models/render-spec.js';
 import type { ProviderRoute } from '../../src/providers/provider-route.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import type { ProviderRetryPolicy } from '../../src/render/call-provider.js';
+import { storeSpooled, type SpoolSlot, type StoreTarget } from '../../src/render/store-images.js';
 import type { ImageStorage } from '../../src/storage/image-storage.js';
+import type { ImageSpool } from '../../src/storage/image-spool.js';
 
 export interface RenderItemDeps {
   store: BatchStore;
   storage: ImageStorage;
+  /** Where paid images wait while S3 refuses them, for any worker to upload later. */
+  spool: ImageSpool;
   cache: ResultCache;
   locks: RenderLocks;
   /** The tenant's monthly and the day's spend counters, with their caps. */
@@ -117,6 +125,11 @@ export interface RenderAttempt {
    * item when the run hands the job back (settle-failure.ts), with the render lock handed on.
    */
   pending: PendingRender | undefined;
+  /**
+   * Paid images this run could not store and left in the spool: recorded on the item when
+   * the run hands the job back (settle-failure.ts), with the render lock handed on.
+   */
+  spooled: SpooledRender | undefined;
 }
 
 /** The state of a run that found `item` to render, a dead run's billed hold charged to it. */
@@ -151,6 +164,7 @@ export function openAttempt(
     providerGaveUp: false,
     settled: false,
     pending: undefined,
+    spooled: undefined,
   };
 }
 
@@ -196,6 +210,44 @@ export async function cancelPrediction(run: RenderAttempt, pending: PendingRende
     run.log.warn(
       { route: pending.route, prediction: pending.prediction.id, err: (error as Error).message },
       'queued prediction could not be cancelled; it runs on, counted as spent',
+    );
+  }
+}
+
+/** Where the item's images go: the bucket and the cache index of request `hash`. */
+export const storeTarget = (run: RenderAttempt, hash: string): StoreTarget => ({
+  storage: run.deps.storage,
+  cache: run.deps.cache,
+  scope: run.scope,
+  hash,
+});
+
+/** The item's place in the spool: one entry per item, whichever run fills or empties it. */
+export const spoolSlot = (run: RenderAttempt): SpoolSlot => ({
+  spool: run.deps.spool,
+  entry: `${run.batchId}:${run.itemId}`,
+});
+
+/**
+ * Deals with the spooled images of an item nobody will record them on (its batch was
+ * cancelled). They are paid for: if S3 takes them now they are stored and indexed, for later
+ * requests to reuse at $0; otherwise they are dropped from the spool. Best effort: their price
+ * stays counted as spent either way.
+ */
+export async function storeOrDropSpooled(
+  run: RenderAttempt,
+  spooled: SpooledRender,
+): Promise<void> {
+  const slot = { ...spoolSlot(run), entry: spooled.entry };
+  try {
+    if (!run.item.hash) throw new Error('the item has no request hash');
+    await storeSpooled(storeTarget(run, run.item.hash), slot, run.rules.derive);
+    run.log.info({ entry: spooled.entry }, 'spooled images of a cancelled item stored for reuse');
+  } catch (error) {
+    await slot.spool.remove(slot.entry).catch(() => undefined); // it expires by itself
+    run.log.warn(
+      { entry: spooled.entry, err: (error as Error).message },
+      'spooled images of a cancelled item dropped; their price stays counted as spent',
     );
   }
 }

@@ -1,6 +1,11 @@
 import type { CachedImage } from '../../src/cache/result-cache.js';
 import type { ItemWarning, PendingRender } from '../../src/contracts/batch-records.js';
-import { PaidResultError, PredictionPendingError, RendermillError } from '../../src/errors.js';
+import {
+  ImagesSpooledError,
+  PaidResultError,
+  PredictionPendingError,
+  RendermillError,
+} from '../../src/errors.js';
 import type { RenderSpec } from '../../src/models/render-spec.js';
 import type { RenderedImage } from '../../src/providers/image-provider.js';
 import { convertImage } from '../../src/render/convert-format.js';
@@ -8,7 +13,7 @@ import { checkInputImages } from '../../src/render/input-images.js';
 import { renderWithFallbacks } from '../../src/render/render-with-fallbacks.js';
 import { costOn } from '../../src/render/route-candidates.js';
 import { storeRendered } from '../../src/render/store-images.js';
-import type { RenderAttempt } from './attempt.js';
+import { spoolSlot, type RenderAttempt } from './attempt.js';
 import type { RenderRequest } from './render-request.js';
 import { reservationHooks, type Purchase } from './reserve.js';
 
@@ -21,7 +26,8 @@ import { reservationHooks, type Purchase } from './reserve.js';
  * with their derived copies, to S3 and the cache index. Returns the stored images. When the
  * routes give up it throws the last error, with `run.providerGaveUp` set for a provider's own
  * failure and `run.paidMicros` for a billed but unusable result; a prediction still running
- * is left in `run.pending` for the job to come back to.
+ * is left in `run.pending`, and images S3 would not take in `run.spooled` (they wait in the
+ * spool), for the job to come back to.
  */
 export async function callAndStore(
   run: RenderAttempt,
@@ -85,13 +91,28 @@ export async function callAndStore(
     ...outcome.warnings,
     ...delivered.warnings,
   ]);
-  return storeRendered(
-    request.target,
-    delivered.images,
-    missing,
-    { paidMicros: run.paidMicros, model: candidate.model.id },
-    run.rules.derive,
-  );
+  const slot = spoolSlot(run);
+  try {
+    return await storeRendered(
+      request.target,
+      delivered.images,
+      missing,
+      { paidMicros: run.paidMicros, model: candidate.model.id },
+      run.rules.derive,
+      slot,
+    );
+  } catch (error) {
+    if (error instanceof ImagesSpooledError) {
+      run.spooled = {
+        entry: slot.entry,
+        variants: missing,
+        tries: 1,
+        since: new Date().toISOString(),
+        lock_token: run.lease?.token,
+      };
+    }
+    throw error;
+  }
 }
 
 /**

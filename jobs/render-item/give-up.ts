@@ -24,6 +24,8 @@ export function recordGiveUp(deps: RenderItemDeps) {
       await queueFinalizeIfComplete(deps, batchId);
       return;
     }
+    // Images it left in the spool are paid for and counted in its cost: nobody will store them.
+    if (item.spooled) await deps.spool.remove(item.spooled.entry).catch(() => undefined);
     const { item: charged, held } = await deps.store.chargeDeadRun(batchId, item);
     const failed: ItemRecord = {
       ...charged,

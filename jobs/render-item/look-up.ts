@@ -7,6 +7,7 @@ import {
   countSpent,
   itemWith,
   openAttempt,
+  storeOrDropSpooled,
   type RenderAttempt,
   type RenderItemDeps,
 } from './attempt.js';
@@ -48,8 +49,9 @@ export async function lookUp(
   const run = openAttempt(deps, payload, info, { item, heldByDeadRun: held, started, log });
   // A dead run's billed hold is spent by the `running` transition: such an item goes through
   // it even when the cache has every image.
-  // An item following a queued prediction collects it, whatever the cache holds.
-  if (item.hash && held === 0 && !item.pending) {
+  // An item following a queued prediction collects it, whatever the cache holds; one whose
+  // images wait in the spool stores them.
+  if (item.hash && held === 0 && !item.pending && !item.spooled) {
     run.firstLook = await lookUpCache(run, item.hash);
     const hit = completeHit(run.firstLook, run.rules);
     if (hit) {
@@ -88,6 +90,7 @@ export async function startRunning(run: RenderAttempt): Promise<boolean> {
     run.metrics.itemFinished({ status: 'cancelled', model: run.spec.model, images: {} });
     // A queued prediction it was waiting for will not be collected: stop it at the provider.
     if (run.item.pending) await cancelPrediction(run, run.item.pending);
+    if (run.item.spooled) await storeOrDropSpooled(run, run.item.spooled);
   }
   if (start === 'ignored' || start === 'cancelled') {
     await queueFinalizeIfComplete(run.deps, run.batchId);

@@ -2,7 +2,7 @@ import { contentHash, requestHash } from '../../src/models/request-hash.js';
 import type { InputImage } from '../../src/providers/image-provider.js';
 import { checkInputRef, loadInputImage } from '../../src/render/input-images.js';
 import type { StoreTarget } from '../../src/render/store-images.js';
-import type { RenderAttempt } from './attempt.js';
+import { storeTarget, type RenderAttempt } from './attempt.js';
 
 /** What exactly the item asks for, and where its images go. */
 export interface RenderRequest {
@@ -21,6 +21,10 @@ export interface RenderRequest {
  */
 export async function readRequest(run: RenderAttempt): Promise<RenderRequest> {
   const { deps, spec, item } = run;
+  // Its images are bought and wait in the spool: the inputs (read from S3, maybe) are not needed.
+  if (item.spooled && item.hash) {
+    return { hash: item.hash, images: [], mask: undefined, target: storeTarget(run, item.hash) };
+  }
   const ownRenders = deps.cache.scopeFolder(run.scope);
   for (const ref of [...(spec.images ?? []), ...(spec.mask ? [spec.mask] : [])]) {
     checkInputRef(ref, ownRenders);
@@ -41,6 +45,6 @@ export async function readRequest(run: RenderAttempt): Promise<RenderRequest> {
     hash,
     images,
     mask,
-    target: { storage: deps.storage, cache: deps.cache, scope: run.scope, hash },
+    target: storeTarget(run, hash),
   };
 }

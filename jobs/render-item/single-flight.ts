@@ -19,15 +19,15 @@ export interface CacheShare {
  */
 export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<CacheShare> {
   const { locks } = run.deps;
-  const pending = run.item.pending;
-  if (pending) {
-    // Following a queued prediction this item paid for: the lock its first run handed on, and
-    // the variants it renders are collected whatever the cache holds meanwhile.
-    if (pending.lock_token) run.lease = await locks.takeOver(run.scope, hash, pending.lock_token);
+  const paid = run.item.pending ?? run.item.spooled;
+  if (paid) {
+    // Following a queued prediction, or storing spooled images, this item paid for: the lock
+    // its first run handed on, and those variants are stored whatever the cache holds meanwhile.
+    if (paid.lock_token) run.lease = await locks.takeOver(run.scope, hash, paid.lock_token);
     const usable = await lookUpCache(run, hash);
     return {
-      reused: [...usable.values()].filter((image) => !pending.variants.includes(image.index)),
-      missing: pending.variants,
+      reused: [...usable.values()].filter((image) => !paid.variants.includes(image.index)),
+      missing: paid.variants,
     };
   }
   let usable = run.firstLook ?? (await lookUpCache(run, hash));

@@ -161,6 +161,11 @@ export interface Config {
    * Provider calls already sent are never cut: they may be billed.
    */
   shutdownGraceMs: number;
+  /**
+   * Where paid images wait while S3 refuses them: at most `maxBytes` of them in Redis, all
+   * workers together (RENDERMILL_SPOOL_MAX_MB).
+   */
+  spool: { maxBytes: number };
   webhooks: WebhookConfig;
   schedules: ScheduleQuotas;
   /**
@@ -282,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: megabytesToBytes(e.RENDERMILL_PROVIDER_BATCH_MAX_MB),
     },
     shutdownGraceMs: e.RENDERMILL_SHUTDOWN_GRACE_MS,
+    spool: { maxBytes: megabytesToBytes(e.RENDERMILL_SPOOL_MAX_MB) },
     webhooks: {
       secrets: e.RENDERMILL_WEBHOOK_SECRETS,
       retryBaseMs: e.RENDERMILL_WEBHOOK_RETRY_BASE_MS,

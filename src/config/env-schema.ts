@@ -227,6 +227,11 @@ const workerVariables = {
   RENDERMILL_SHUTDOWN_GRACE_MS: envVariable(durationMs(0, 600_000).default(10_000)),
   /** How often a running batch's manifest is written to S3, in ms. Default 30 000. */
   RENDERMILL_MANIFEST_CHECKPOINT_MS: envVariable(durationMs(1000).default(30_000)),
+  /**
+   * Most bytes of paid images kept in Redis while S3 refuses them, all workers together, in
+   * MiB. Default 256.
+   */
+  RENDERMILL_SPOOL_MAX_MB: envVariable(sizeInMegabytes(65_536).default(256)),
 };
 
 /** Batches' webhooks. */

@@ -90,6 +90,20 @@ export interface BatchedRender {
   enrolled_at: number;
 }
 
+/** Paid images of an item that S3 would not take, waiting in the spool (see ItemRecord.spooled). */
+export interface SpooledRender {
+  /** The spool entry holding them (src/storage/image-spool.ts). */
+  entry: string;
+  /** The item's variants (indexes) they are: what the run that uploads them stores. */
+  variants: number[];
+  /** Upload rounds that failed so far, the inline one included: the next wait doubles with it. */
+  tries: number;
+  /** When they were spooled (ISO). */
+  since: string;
+  /** The render lock's token, handed from run to run until they are stored. */
+  lock_token?: string | undefined;
+}
+
 export interface ItemRecord {
   id: string;
   index: number;
@@ -121,6 +135,11 @@ export interface ItemRecord {
    * the batch price, until the provider's results are stored (jobs/provider-batch.ts).
    */
   batched?: BatchedRender | undefined;
+  /**
+   * Images this item paid for that wait in the spool for S3: its job comes back to upload
+   * them, never to buy them again. Their price is already counted in its cost and spend.
+   */
+  spooled?: SpooledRender | undefined;
   error?: { code: string; message: string } | undefined;
   /** What was asked and what is done instead, when they differ (never silently). */
   warnings?: ItemWarning[] | undefined;

@@ -72,6 +72,13 @@ export interface LuaCommands {
   rmCompareAndDelete(key: string, token: string): Promise<number>;
   rmCompareAndPexpire(key: string, token: string, ms: number): Promise<number>;
   rmCompareAndSet(lock: string, key: string, token: string, value: string): Promise<'OK' | 0>;
+  // The spool of paid images waiting for S3 (image-spool.ts).
+  rmSpoolPut(
+    sizes: string,
+    expiry: string,
+    entry: string,
+    ...args: (string | number | Buffer)[]
+  ): Promise<[number, number]>;
   // Webhooks (webhook-secrets.ts).
   rmRotateWebhookSecret(
     current: string,
@@ -100,6 +107,7 @@ export const LUA_SCRIPTS = {
   rmCompareAndPexpire: { file: 'compare-and-pexpire', numberOfKeys: 1 },
   rmCompareAndSet: { file: 'compare-and-set', numberOfKeys: 2 },
   rmRotateWebhookSecret: { file: 'rotate-webhook-secret', numberOfKeys: 2 },
+  rmSpoolPut: { file: 'spool-put', numberOfKeys: 3 },
 } as const satisfies Record<keyof LuaCommands, LuaScriptSpec>;
 
 /** A script's command name. */

@@ -85,6 +85,23 @@ export function cacheKeys(prefix: string = RM_PREFIX) {
 }
 
 /**
+ * The spool of paid images waiting for S3 (image-spool.ts). Every key shares the hash tag
+ * `{spool}`: one script checks the spool's total size against its cap and adds an entry, so
+ * the sizes, the expiry times and the entries must be in one slot.
+ */
+export function spoolKeys(prefix: string = RM_PREFIX) {
+  const base = `${prefix}:spool:{spool}`;
+  return {
+    /** Hash: entry id → its bytes. */
+    sizes: `${base}:sizes`,
+    /** Sorted set: entry id → when it expires (ms). */
+    expiry: `${base}:expiry`,
+    /** Hash with a TTL: `about` (JSON) and the objects' bodies by position (`0`, `1`, …). */
+    entry: (id: string) => `${base}:entry:${id}`,
+  };
+}
+
+/**
  * The id of one provider account's limiter: the first 16 hex digits of the account id's
  * SHA-256 (account ids carry a key fingerprint) in a hash tag, so that the account's pause and
  * its models' rate windows share one slot, as the rate scripts need. Not prefixed:

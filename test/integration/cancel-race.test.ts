@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createRenderItemProcessor } from '../../jobs/render-item.js';
+import { ImageSpool } from '../../src/storage/image-spool.js';
 import { BatchCancelledError } from '../../src/errors.js';
 import { RouteLoad } from '../../src/render/route-load.js';
 import { auth, startHarness, type Harness } from '../support/harness.js';
@@ -40,6 +41,7 @@ function renderItem() {
   return createRenderItemProcessor({
     store: s.store,
     storage: s.storage,
+    spool: new ImageSpool(s.state, s.config.spool),
     cache: s.cache,
     locks: s.locks,
     caps: s.caps,

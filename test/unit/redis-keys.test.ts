@@ -10,6 +10,7 @@ import {
   limiterId,
   limiterKeys,
   rateWindowKeys,
+  spoolKeys,
   scheduleKeys,
   sessionKey,
   webhookQueuedKey,
@@ -43,6 +44,14 @@ describe('Redis keys', () => {
     expect(keys.epoch).toBe('rm:cache:{index}:epoch');
     expect(keys.rebuildLock).toBe('rm:cache:{index}:rebuild');
     expect(cacheKeys('x').epoch).toBe('x:cache:{index}:epoch');
+  });
+
+  it('names the spool of paid images, every key in the {spool} slot', () => {
+    const keys = spoolKeys();
+    expect(keys.sizes).toBe('rm:spool:{spool}:sizes');
+    expect(keys.expiry).toBe('rm:spool:{spool}:expiry');
+    expect(keys.entry('b1:i1')).toBe('rm:spool:{spool}:entry:b1:i1');
+    expect(spoolKeys('x').sizes).toBe('x:spool:{spool}:sizes');
   });
 
   it('names a provider account’s pause and each model’s rate window, in one slot', () => {
