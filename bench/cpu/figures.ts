@@ -25,6 +25,8 @@ export interface FigureRow {
   timesSdk: number;
   rawBullmqMs: number;
   timesRawBullmq: number;
+  /** Redis commands per image over the batch (median over runs). */
+  redisCallsPerImage: number;
   /** Every run's own figure, to show the spread. */
   oursByRun: number[];
 }
@@ -57,6 +59,7 @@ export function figures(runs: Run[], concurrency: number): FigureRow[] {
           sequential: sdkAt(1),
           concurrent: sdkAt(concurrency),
           raw: run.rawBullmq.cpuMsPerJob,
+          redis: ours.redisCallsPerImage ?? NaN,
         },
       ];
     });
@@ -72,6 +75,7 @@ export function figures(runs: Run[], concurrency: number): FigureRow[] {
       timesSdk: median(perRun.map((r) => r.ours / r.concurrent)),
       rawBullmqMs: median(perRun.map((r) => r.raw)),
       timesRawBullmq: median(perRun.map((r) => r.ours / r.raw)),
+      redisCallsPerImage: median(perRun.map((r) => r.redis)),
       oursByRun: perRun.map((r) => Math.round(r.ours * 100) / 100),
     };
   });

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChild, type Child } from '../support/children.js';
+import { PhaseMeter } from '../dedupe/load.js';
 import { cpuSeconds } from '../support/cpu.js';
 import { startRendermillProcesses, type BatchView } from '../support/deployment.js';
 import { callApi } from '../support/rendermill-api.js';
@@ -69,6 +70,11 @@ export interface RendermillRowResult {
   seconds: number;
   cpuSeconds: { api: number; workers: number };
   cpuMsPerImage: number;
+  /** Redis commands sent over the batch, by command, and their total per image. */
+  redisCalls: Record<string, number>;
+  redisCallsPerImage: number;
+  /** CPU seconds the rest of the machine used during the batch (other work on a shared machine). */
+  otherCpuSeconds: number;
 }
 
 /** One api + W workers, kept up over several batches so each batch is measured warm. */
@@ -76,11 +82,14 @@ export interface RendermillUnderTest {
   api: Child;
   workers: Child[];
   /** Submits one batch and measures the CPU of api + workers until it completes. */
-  batch(input: {
-    size: string;
-    prompts: string[];
-    log: (line: string) => void;
-  }): Promise<{ view: BatchView; seconds: number; cpuSeconds: { api: number; workers: number } }>;
+  batch(input: { size: string; prompts: string[]; log: (line: string) => void }): Promise<{
+    view: BatchView;
+    seconds: number;
+    cpuSeconds: { api: number; workers: number };
+    redisCalls: Record<string, number>;
+    /** CPU seconds the rest of the machine (not this bench's processes) used meanwhile. */
+    otherCpuSeconds: number;
+  }>;
   stop(): Promise<void>;
 }
 
@@ -94,17 +103,21 @@ export async function startRendermillUnderTest(
     env?: Record<string, string>;
   },
 ): Promise<RendermillUnderTest> {
-  const processes = await startRendermillProcesses(stack, {
-    workers: options.workers,
-    env: {
-      OPENAI_BASE_URL: provider.baseUrl,
-      RENDERMILL_IMAGES_PER_MINUTE: String(options.imagesPerMinute),
-      // The tier's tokens per minute would pace 1024x1024 images; only images are limited here.
-      RENDERMILL_TOKENS_PER_MINUTE: '1000000000',
-      RENDERMILL_CONCURRENCY: String(options.concurrency),
-      ...options.env,
-    },
-  });
+  const start = () =>
+    startRendermillProcesses(stack, {
+      workers: options.workers,
+      env: {
+        OPENAI_BASE_URL: provider.baseUrl,
+        RENDERMILL_IMAGES_PER_MINUTE: String(options.imagesPerMinute),
+        // The tier's tokens per minute would pace 1024x1024 images; only images are limited here.
+        RENDERMILL_TOKENS_PER_MINUTE: '1000000000',
+        RENDERMILL_CONCURRENCY: String(options.concurrency),
+        ...options.env,
+      },
+    });
+  // On a shared 2-core machine five processes starting at once can miss the 30 s readiness
+  // bound; a second try is cheaper than losing the run.
+  const processes = await start().catch(() => start());
   const { api, workers, apiUrl } = processes;
   const cpuNow = () => ({
     api: cpuSeconds(api.pid) ?? NaN,
@@ -115,6 +128,12 @@ export async function startRendermillUnderTest(
     workers,
     stop: processes.stop,
     async batch({ size, prompts, log }) {
+      const callsBefore = await redisCommandCalls(stack);
+      const machine = new PhaseMeter();
+      for (const child of [api, ...workers, provider.child, stack.s3.child])
+        machine.track(child.name, child.pid);
+      machine.track('redis', stack.redisPid);
+      machine.track('driver', process.pid);
       const before = cpuNow();
       const started = performance.now();
       const submitted = await callApi<BatchView>(apiUrl, 'POST', '/v1/batches', {
@@ -130,6 +149,8 @@ export async function startRendermillUnderTest(
         if (view.status === 'completed' || Date.now() > deadline) {
           const seconds = (performance.now() - started) / 1000;
           const after = cpuNow();
+          const callsAfter = await redisCommandCalls(stack);
+          const otherCpuSeconds = machine.finish().other ?? 0;
           const errors = processes.errorLines();
           if (view.status !== 'completed' || (view.counts.failed ?? 0) > 0)
             log(
@@ -139,6 +160,13 @@ export async function startRendermillUnderTest(
             view,
             seconds,
             cpuSeconds: { api: after.api - before.api, workers: after.workers - before.workers },
+            redisCalls: Object.fromEntries(
+              Object.entries(callsAfter)
+                .map(([command, calls]) => [command, calls - (callsBefore[command] ?? 0)] as const)
+                .filter(([, calls]) => calls > 0)
+                .sort((a, b) => b[1] - a[1]),
+            ),
+            otherCpuSeconds,
           };
         }
         if (Date.now() - lastLog >= 5_000) {
@@ -150,6 +178,18 @@ export async function startRendermillUnderTest(
       }
     },
   };
+}
+
+/**
+ * Calls per Redis command so far (`INFO commandstats`): over a batch, what rendermill's
+ * processes sent, plus the driver's two INFO calls and what its status polls make the api read.
+ */
+async function redisCommandCalls(stack: Stack): Promise<Record<string, number>> {
+  const info = await stack.redisClient.info('commandstats');
+  const calls: Record<string, number> = {};
+  for (const match of info.matchAll(/^cmdstat_([\w|-]+):calls=(\d+)/gm))
+    calls[match[1]!] = Number(match[2]);
+  return calls;
 }
 
 /** A miss row, then (when asked) the hit row of the same prompts: CPU per image of each. */
@@ -170,6 +210,8 @@ export async function measureRendermillRows(
       view,
       seconds,
       cpuSeconds: cpu,
+      redisCalls,
+      otherCpuSeconds,
     } = await rendermill.batch({
       size: row.size,
       prompts,
@@ -188,12 +230,16 @@ export async function measureRendermillRows(
       seconds,
       cpuSeconds: { api: round(cpu.api), workers: round(cpu.workers) },
       cpuMsPerImage: ((cpu.api + cpu.workers) * 1000) / Math.max(1, succeeded),
+      redisCalls,
+      otherCpuSeconds,
+      redisCallsPerImage:
+        Object.values(redisCalls).reduce((sum, calls) => sum + calls, 0) / Math.max(1, succeeded),
     };
     log(
       `rendermill ${row.size} ${row.answer} ${cache} ×${rendermill.workers.length}: ` +
         `${succeeded}/${row.images} ok in ${seconds.toFixed(1)} s, ` +
         `api ${cpu.api.toFixed(2)} s + workers ${cpu.workers.toFixed(2)} s CPU = ` +
-        `${result.cpuMsPerImage.toFixed(2)} ms/image`,
+        `${result.cpuMsPerImage.toFixed(2)} ms/image, ${result.redisCallsPerImage.toFixed(1)} Redis calls/image; rest of the machine ${otherCpuSeconds.toFixed(1)} CPU s`,
     );
     results.push(result);
   }

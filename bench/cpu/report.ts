@@ -28,6 +28,7 @@ export function markdownTable(rows: FigureRow[], concurrency: number): string {
     'ours ÷ anchor',
     'raw BullMQ no-op ms / job',
     'ours ÷ raw BullMQ',
+    'Redis calls / image',
   ];
   return [
     line(header),
@@ -46,6 +47,7 @@ export function markdownTable(rows: FigureRow[], concurrency: number): string {
         `${format(r.timesSdk, 2)}×`,
         format(r.rawBullmqMs, 3),
         `${format(r.timesRawBullmq, 1)}×`,
+        format(r.redisCallsPerImage, 1),
       ]),
     ),
   ].join('\n');
@@ -92,6 +94,38 @@ function anchorTable(runs: Run[]): string {
   ].join('\n');
 }
 
+/** What the 256x256 b64 miss row (one worker) sent to Redis per image, by command. */
+function redisSection(runs: Run[]): string[] {
+  const row = runs
+    .map((run) =>
+      run.rendermill.find(
+        (r) => r.size === '256x256' && r.answer === 'b64' && r.cache === 'miss' && r.workers === 1,
+      ),
+    )
+    .find((r) => r?.redisCalls);
+  if (!row?.redisCalls) return [];
+  const perImage = (calls: number) => format(calls / Math.max(1, row.succeeded), 2);
+  return [
+    '## Redis commands per image (256x256 b64 miss, one worker, first run)',
+    '',
+    'From `INFO commandstats` before and after the batch: api + worker, plus the api reads the ' +
+      "driver's status polls (every 200 ms) cause. `evalsha` / `eval` are Lua scripts (BullMQ's, " +
+      "Bottleneck's and rendermill's).",
+    '',
+    line(['command', 'calls', 'per image']),
+    line(['---', '---', '---']),
+    ...Object.entries(row.redisCalls).map(([command, calls]) =>
+      line([command, String(calls), perImage(calls)]),
+    ),
+    line([
+      '**all**',
+      String(row.redisCallsPerImage * row.succeeded),
+      perImage(row.redisCallsPerImage * row.succeeded),
+    ]),
+    '',
+  ];
+}
+
 function memorySection(memory: MemoryRowResult): string {
   return [
     '### Memory: one worker, every slot held by a slow provider',
@@ -119,13 +153,17 @@ function memorySection(memory: MemoryRowResult): string {
 export function markdownReport(input: {
   rows: FigureRow[];
   runs: Run[];
+  failures: string[];
   concurrency: number;
   profiles: ProfileRun[];
   memory: MemoryRowResult | undefined;
   context: { date: string; commit: string; machine: string; parameters: string };
 }): string {
   const { rows, runs, concurrency, profiles, memory, context } = input;
-  const notes = runs.flatMap((run) => run.notes.map((note) => `- run ${run.run}: ${note}`));
+  const notes = [
+    ...input.failures.map((failure) => `- failed: ${failure.split('\n')[0]}`),
+    ...runs.flatMap((run) => run.notes.map((note) => `- run ${run.run}: ${note}`)),
+  ];
   return [
     `# CPU per image — ${context.date}`,
     '',
@@ -145,6 +183,7 @@ export function markdownReport(input: {
           '',
         ]
       : []),
+    ...redisSection(runs),
     ...(profiles.length
       ? [
           '## Profile (V8 sampling profiler, 1 ms) of the 256x256 b64 miss row',

@@ -235,6 +235,14 @@ async function runOnce(
           ),
         );
   for (const row of rendermill)
+    notes.push(
+      ...otherLoadNote(
+        `rendermill ${row.size} ${row.answer} ${row.cache} ×${row.workers}`,
+        { other: row.otherCpuSeconds },
+        row.seconds,
+      ),
+    );
+  for (const row of rendermill)
     if (row.succeeded < row.images)
       notes.push(
         `${row.size} ${row.answer} ${row.cache} ×${row.workers}: ${row.succeeded}/${row.images} images`,
@@ -331,17 +339,27 @@ async function main() {
   onInterrupt(() => stack.stop());
   const provider = await startBenchProvider();
   const runs: Run[] = [];
+  const failures: string[] = [];
   let profiles: ProfileRun[] = [];
   let memory: MemoryRowResult | undefined;
   try {
     if (options.matrix)
       for (let run = 1; run <= options.runs; run++) {
         process.stdout.write(`\n[run ${run}/${options.runs}]\n`);
-        runs.push(await runOnce(stack, provider, options, run));
+        // A run that fails (a start-up bound missed on a busy machine) is reported, not fatal.
+        try {
+          runs.push(await runOnce(stack, provider, options, run));
+        } catch (error) {
+          failures.push(`run ${run}: ${error instanceof Error ? error.message : String(error)}`);
+          process.stdout.write(`run ${run} failed: ${failures.at(-1)!.slice(0, 2000)}\n`);
+        }
       }
     if (options.profile) {
       process.stdout.write('\n[profile]\n');
-      profiles = await runProfile(stack, provider, options);
+      profiles = await runProfile(stack, provider, options).catch((error: unknown) => {
+        failures.push(`profile: ${String(error)}`);
+        return [];
+      });
     }
     if (options.memory) {
       process.stdout.write('\n[memory]\n');
@@ -357,7 +375,10 @@ async function main() {
           size: '1024x1024',
         },
         logger(Date.now()),
-      );
+      ).catch((error: unknown) => {
+        failures.push(`memory: ${String(error)}`);
+        return undefined;
+      });
     }
   } finally {
     await provider.child.stop();
@@ -373,12 +394,14 @@ async function main() {
       parameters: { ...options, model: MODEL, quality: QUALITY },
       figures: rows,
       runs,
+      failures,
       profiles,
       memory,
     },
     markdownReport({
       rows,
       runs,
+      failures,
       concurrency: options.concurrency,
       profiles,
       memory,
