@@ -39,15 +39,18 @@ export interface ProfileSummary {
   natives: ProfileLine[];
 }
 
-const VM_FRAMES: Record<string, string> = {
-  '(garbage collector)': 'V8: garbage collector',
-  '(program)': 'V8: (program) — native code outside JS frames',
-  '(root)': 'V8: (root)',
-};
+const VM_FRAMES = new Map<string, string>(
+  Object.entries({
+    '(garbage collector)': 'V8: garbage collector',
+    '(program)': 'V8: (program) — native code outside JS frames',
+    '(root)': 'V8: (root)',
+  }),
+);
 
 /** Where a frame's code lives: a package, a part of rendermill, Node itself, or V8. */
 export function areaOf(url: string, functionName: string): string | undefined {
-  if (VM_FRAMES[functionName]) return VM_FRAMES[functionName];
+  const vm = VM_FRAMES.get(functionName);
+  if (vm) return vm;
   if (url === '') return undefined;
   const modules = url.lastIndexOf('/node_modules/');
   if (modules >= 0) {
@@ -148,7 +151,7 @@ export function summariseProfile(
       continue;
     }
     const name = functionName || '(anonymous)';
-    if (url === '' && !VM_FRAMES[functionName]) add(natives, `${name} (builtin)`, ms);
+    if (url === '' && !VM_FRAMES.has(functionName)) add(natives, `${name} (builtin)`, ms);
     add(
       functions,
       url === '' ? `${name} (builtin)` : `${name} ${shortUrl(url)}:${lineNumber + 1}`,
