@@ -90,7 +90,7 @@ export function registerBatchRoutes(app: FastifyInstance, context: BatchRoutesCo
 
   app.post(
     '/v1/files',
-    route(async (request) => {
+    route(async (request, reply) => {
       if (!request.isMultipart()) throw invalid('Expected multipart/form-data.', 'file');
       let purpose: string | undefined;
       let upload: { filename: string; chunks: Buffer[] } | undefined;
@@ -164,7 +164,7 @@ export function registerBatchRoutes(app: FastifyInstance, context: BatchRoutesCo
 
   app.post(
     '/v1/batches',
-    route((request) => {
+    route((request, reply) => {
       const body = (request.body ?? {}) as Record<string, unknown>;
       const endpoint = body.endpoint;
       if (!BATCH_ENDPOINTS.includes(endpoint as BatchEndpoint)) {
