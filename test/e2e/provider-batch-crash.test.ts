@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startSimulator, textTokens } from '../../infra/simulator/server.js';
 import type { BatchView, Manifest } from '../../src/batches/batch-view.js';
 import { ProviderBatchStore } from '../../src/batches/provider-batch-store.js';
@@ -155,6 +155,9 @@ async function expectEveryImageStored(manifest: Manifest) {
 
 describe('a provider batch across killed workers', () => {
   it('completes after every worker is killed while it runs and while its results are stored, buying each image once at half price', async () => {
+    const connection = new Redis(redis.url);
+    onTestFinished(() => connection.disconnect());
+    const parts = new ProviderBatchStore(connection);
     const t0 = Date.now();
     let workers = await startWorkers(WORKERS);
     const { id } = await acme.post({ ...base, mode: 'provider_batch' });
@@ -178,18 +181,16 @@ describe('a provider batch across killed workers', () => {
 
     // 2. Every worker killed twice while the results are being stored: first while the images
     // go to S3 and no item is settled yet, then while the items are being settled.
-    const uploading = await until(
-      'the images to be going to S3, no item settled yet',
-      async () => {
-        if ((await s3.storage.list('images/')).length === 0) return undefined;
-        return batchView(id);
-      },
+    // The part is saved `completed` by the run that then collects it, in the same run.
+    await until(
+      'the provider batch to have ended and its results to be collected',
+      async () => ((await parts.parts(id))[0]?.status === 'completed' ? true : undefined),
       180_000,
-      100,
+      20,
     );
     const secondKillAt = Date.now();
     await killAll(workers);
-    expect(uploading.counts.succeeded).toBe(0);
+    expect((await batchView(id)).counts.succeeded).toBe(0);
     const imagesAtSecondKill = (await s3.storage.list('images/')).length;
     workers = await startWorkers(WORKERS);
 
@@ -227,12 +228,9 @@ describe('a provider batch across killed workers', () => {
     expect(spendMicros(manifest)).toBe(batchSpend);
     expect(manifest.batch.reserved_usd).toBe(0);
 
-    const connection = new Redis(redis.url);
-    const parts = await new ProviderBatchStore(connection).parts(id).finally(() => {
-      connection.disconnect();
-    });
-    expect(parts).toHaveLength(1);
-    const [part] = parts;
+    const stored = await parts.parts(id);
+    expect(stored).toHaveLength(1);
+    const [part] = stored;
     expect(part).toMatchObject({ status: 'stored', attempt: 0, lines: UNIQUE });
 
     // 3. The same catalog realtime, for another tenant (its own cache): twice the price, less
