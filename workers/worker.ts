@@ -101,6 +101,7 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
         concurrency: options.concurrency,
         lockDuration: options.lockMs,
         stalledInterval: options.lockMs,
+        maxStalledCount: maxStallsOf(queueName),
       },
     );
     worker.on('failed', (job, error) => {
@@ -144,6 +145,18 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
       );
     },
   };
+}
+
+/**
+ * How often a job may be found stalled (its worker died while running it) before BullMQ fails
+ * it for good. BullMQ counts stalls over a job's whole life, and a provider-batch job comes back
+ * every poll for up to a day: its own default of 1 would abandon every item of the batch — their
+ * holds charged — the second time a worker is killed while it happens to run. A stall of it
+ * counts as a failed attempt would; other jobs keep BullMQ's 1.
+ */
+function maxStallsOf(queueName: string): number {
+  const providerBatch = JOB_CATALOG['provider-batch'];
+  return queueName === providerBatch.queue ? providerBatch.options.attempts : 1;
 }
 
 /** Spreads jobs handed back for the same pause, so they do not all return in the same instant. */

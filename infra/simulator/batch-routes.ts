@@ -49,6 +49,12 @@ function metadataOf(value: unknown): Record<string, string> | null {
   return Object.fromEntries(entries) as Record<string, string>;
 }
 
+/** The `batchDropAnswers` knob: what was asked is done, and the client never hears of it. */
+function dropAnswer(request: FastifyRequest, reply: FastifyReply) {
+  request.raw.socket.destroy();
+  return reply.hijack();
+}
+
 /**
  * OpenAI's Files API (purpose `batch`) and Batches API for the image endpoints. Every route
  * checks the bearer key as the Images API does; none is rate limited or counted in `requests`.
@@ -84,7 +90,7 @@ export function registerBatchRoutes(app: FastifyInstance, context: BatchRoutesCo
 
   app.post(
     '/v1/files',
-    route(async (request) => {
+    route(async (request, reply) => {
       if (!request.isMultipart()) throw invalid('Expected multipart/form-data.', 'file');
       let purpose: string | undefined;
       let upload: { filename: string; chunks: Buffer[] } | undefined;
@@ -109,7 +115,9 @@ export function registerBatchRoutes(app: FastifyInstance, context: BatchRoutesCo
       }
       if (!upload) throw invalid('file is required.', 'file');
       state.batchApiCalled('files');
-      return fileObject(files.add({ ...upload, purpose: purpose as FilePurpose }));
+      const stored = fileObject(files.add({ ...upload, purpose: purpose as FilePurpose }));
+      if (state.takeDroppedAnswer('files')) return dropAnswer(request, reply);
+      return stored;
     }),
   );
 
@@ -156,7 +164,7 @@ export function registerBatchRoutes(app: FastifyInstance, context: BatchRoutesCo
 
   app.post(
     '/v1/batches',
-    route((request) => {
+    route((request, reply) => {
       const body = (request.body ?? {}) as Record<string, unknown>;
       const endpoint = body.endpoint;
       if (!BATCH_ENDPOINTS.includes(endpoint as BatchEndpoint)) {
@@ -179,6 +187,7 @@ export function registerBatchRoutes(app: FastifyInstance, context: BatchRoutesCo
       }
       state.batchApiCalled('batches');
       const batch = jobs.create({ inputFile, endpoint: endpoint as BatchEndpoint, metadata });
+      if (state.takeDroppedAnswer('batches')) return dropAnswer(request, reply);
       return BatchJobs.answer(batch);
     }),
   );

@@ -142,6 +142,18 @@ export const knobsSchema = z
      * output tokens of the lines of its batches not yet ended. Absent or 0 = unlimited.
      */
     batchQueueTokens: z.record(z.string(), z.number().int().min(0)).default({}),
+    /**
+     * Batch API: the next `files` uploads and `batches` creations are carried out — the file
+     * stored, the batch created and run — and then their connection is dropped without an
+     * answer, as a network failure after the provider acted would. Each count runs down.
+     */
+    batchDropAnswers: z
+      .object({
+        files: z.number().int().min(0).default(0),
+        batches: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .default({ files: 0, batches: 0 }),
   })
   .strict();
 

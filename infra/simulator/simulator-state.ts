@@ -185,6 +185,21 @@ export class SimulatorState {
     return fail;
   }
 
+  /**
+   * Uses up one of `batchDropAnswers`' count for `endpoint`: whether the Files or Batches call
+   * just carried out must lose its answer.
+   */
+  takeDroppedAnswer(endpoint: 'files' | 'batches'): boolean {
+    const drops = this.current.batchDropAnswers;
+    if (drops[endpoint] <= 0) return false;
+    // Not through setKnobs, as failNext: the knob running down, not a change to validate.
+    this.current = {
+      ...this.current,
+      batchDropAnswers: { ...drops, [endpoint]: drops[endpoint] - 1 },
+    };
+    return true;
+  }
+
   /** Zeroes the counters and refills every rate-limit window; the knobs stay. */
   reset(): void {
     this.counters = emptyStats();
