@@ -24,7 +24,7 @@ export interface LineOutcomes {
  * - no line reached it → `cancelled` (the batch was cancelled), `queued` again for a realtime
  *   render (an expired provider batch and `on_expiry: realtime`), or `failed` saying why.
  * Only an item still `running` moves: a run that died after settling it changes nothing. Its
- * render lock is released, and the manifest queued when the batch is complete.
+ * render lock is released first, and the manifest queued when the batch is complete.
  */
 export async function settleBatchedItem(
   conductor: Conductor,
@@ -36,6 +36,11 @@ export async function settleBatchedItem(
   const { deps, batch } = conductor;
   const paid = lines?.paidMicros ?? 0;
   const next = await outcomeOf(conductor, item, part, state, lines);
+  // The lock first: its images are stored (or there are none to wait for), and a run that died
+  // between the two must not leave identical items waiting out the lock's 25 h.
+  const scope = deps.cache.scopeFor(batch.tenant);
+  const token = item.batched?.lock_token;
+  if (item.hash && token) await (await deps.locks.takeOver(scope, item.hash, token))?.release();
   const outcome = await deps.store.transition(batch.id, next, {
     spendMicros: paid,
     savedMicros: next.saved_micros,
@@ -52,9 +57,6 @@ export async function settleBatchedItem(
       images: imageOutcomes({ ...next, status }, item.spec.n, 0),
     });
   }
-  const scope = deps.cache.scopeFor(batch.tenant);
-  const token = item.batched?.lock_token;
-  if (item.hash && token) await (await deps.locks.takeOver(scope, item.hash, token))?.release();
   if (status === 'queued') await queueRealtime(conductor, next);
   await afterTransition(deps, batch.id, outcome);
 }

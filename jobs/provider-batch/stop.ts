@@ -88,7 +88,7 @@ const NEVER_SENT: Ending = {
   message: 'rendermill gave up submitting this item’s provider batch; nothing was bought',
 };
 
-/** Ends an enrolled item, `spent` added to its cost, its hold released and its lock too. */
+/** Ends an enrolled item, `spent` added to its cost, its lock released and its hold too. */
 async function endItem(
   conductor: Conductor,
   item: ItemRecord,
@@ -104,6 +104,11 @@ async function endItem(
     error: { code: ending.code, message: ending.message },
     updated_at: new Date().toISOString(),
   };
+  const token = item.batched?.lock_token;
+  if (item.hash && token) {
+    const scope = deps.cache.scopeFor(batch.tenant);
+    await (await deps.locks.takeOver(scope, item.hash, token))?.release();
+  }
   // The hold charged (if any) is on the spend already: the transition adds nothing more.
   const outcome = await deps.store.transition(batch.id, next, {
     caps: deps.caps.for(batch.tenant),
@@ -112,10 +117,5 @@ async function endItem(
   if (outcome === 'ignored') return;
   conductor.metrics.spent(batch.tenant, spent);
   conductor.metrics.itemFinished({ status: ending.status, model: item.spec.model, images: {} });
-  const token = item.batched?.lock_token;
-  if (item.hash && token) {
-    const scope = deps.cache.scopeFor(batch.tenant);
-    await (await deps.locks.takeOver(scope, item.hash, token))?.release();
-  }
   await afterTransition(deps, batch.id, outcome);
 }
