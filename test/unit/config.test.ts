@@ -45,6 +45,8 @@ describe('loadConfig', () => {
       apiKey: 'sk-real',
       enforceRetirements: true,
       rateLimit: { tier: 3, imagesPerMinute: undefined, tokensPerMinute: undefined },
+      // OpenAI's own API: its Batch API is offered, with no queue limit known.
+      batch: { queueTokens: undefined },
     });
     expect(config.rateLimit).toEqual({ tier: 3 });
     // Plain keys are hashed as they are read: the configuration object holds no key.

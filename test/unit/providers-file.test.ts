@@ -68,13 +68,45 @@ describe('the providers file', () => {
     const config = loadConfig({ ...KEYS, RENDERMILL_PROVIDERS_FILE: providersFile(EXAMPLE) });
     const offers = routeOffers(config.routes, ModelRegistry.load(), config.rateLimit);
     expect(offers('dall-e-2')).toEqual([
-      { route: 'aimlapi', kind: 'openai', imagePriceMicros: 26_000, imagesPerMinute: 300 },
+      // A gateway offers no Batch API unless its route says `batch_api: true`.
+      {
+        route: 'aimlapi',
+        kind: 'openai',
+        imagePriceMicros: 26_000,
+        imagesPerMinute: 300,
+        batch: undefined,
+      },
     ]);
     // The registry's tier table when the route names no figure: gpt-image-2 at tier 3.
+    // OpenAI's own API offers its Batch API by default: the model's batch price applies there.
     expect(offers('gpt-image-2')).toEqual([
-      { route: 'openai-main', kind: 'openai', imagePriceMicros: undefined, imagesPerMinute: 50 },
+      {
+        route: 'openai-main',
+        kind: 'openai',
+        imagePriceMicros: undefined,
+        imagesPerMinute: 50,
+        batch: { imagePriceMicros: undefined },
+      },
     ]);
     expect(offers('dall-e-3')).toEqual([]);
+  });
+
+  it('reads a gateway’s Batch API: on when it says so, with its queue limit and batch prices', () => {
+    const yaml = [
+      'routes:',
+      '  - name: gateway',
+      '    base_url: https://gw.test/v1',
+      '    api_key_env: OPENAI_API_KEY',
+      '    batch_api: true',
+      '    batch_queue_tokens: 90000',
+      '    models:',
+      '      gpt-image-1: { price_usd: 0.02, batch_price_usd: 0.009 }',
+    ].join('\n');
+    const config = loadConfig({ ...KEYS, RENDERMILL_PROVIDERS_FILE: providersFile(yaml) });
+    expect(config.routes[0]!.batch).toEqual({ queueTokens: 90_000 });
+    expect(config.routes[0]!.models?.['gpt-image-1']?.batchPriceUsd).toBe(0.009);
+    const offers = routeOffers(config.routes, ModelRegistry.load(), config.rateLimit);
+    expect(offers('gpt-image-1')[0]!.batch).toEqual({ imagePriceMicros: 9_000 });
   });
 
   it('keeps today’s variables as the one-route case when there is no file', () => {
@@ -91,6 +123,11 @@ describe('the providers file', () => {
       'a route without a key',
       'routes:\n  - name: a\n    base_url: https://x.test/v1\n    api_key_env: MISSING_KEY\n',
       /route "a": MISSING_KEY is not set/,
+    ],
+    [
+      'a Batch API on a route that is not of kind openai',
+      'routes:\n  - name: r\n    kind: replicate\n    base_url: https://x.test/v1\n    api_key_env: REPLICATE_API_TOKEN\n    batch_api: true\n    models:\n      flux-schnell: {}\n',
+      /routes\.0\.batch_api: the Batch API is offered on routes of kind openai only/,
     ],
     [
       'an unknown kind',
