@@ -242,6 +242,7 @@ describe('the result cache', () => {
     });
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json()).toEqual({
+      mode: 'realtime',
       items: 7,
       items_cached: 3,
       items_to_render: 4,
