@@ -11,9 +11,9 @@ import { installCleanup, startChild } from '../support/children.js';
  * PNG; S3 never looks inside, so random bytes stand in for it), at most `--concurrency` at once,
  * to an s3rver child process so that only the client's CPU is counted. Two ways, run in turns so
  * that other load on the machine falls on both alike: S3ImageStorage.put, and the SDK's
- * `client.send(PutObjectCommand)` with the client S3ImageStorage configures for its other calls
- * (what `put` was before it went around the command pipeline). Prints each run's CPU per put and
- * the medians, after a warm-up of each.
+ * `client.send(PutObjectCommand)` with the client S3ImageStorage configures but none of what
+ * `put` trims (the body's SHA-256 signed, the logger middleware in place): what `put` was
+ * before. Prints each run's CPU per put and the medians, after a warm-up of each.
  *
  *   tsx bench/cpu/s3-put.ts [--puts 2000] [--concurrency 16] [--bytes 139000] [--runs 3]
  */
