@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -91,6 +92,22 @@ describe('parseImagesAnswer', () => {
     const unicode = [...b64].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
     const text = `\uFEFF{"data":[{"b64_json":"${unicode.join('')}"}],"usage":{"input_tokens":1}}`;
     expect(parse(text)).toEqual({ data: [{ b64: bytesOf(b64) }], usage: { input_tokens: 1 } });
+  });
+
+  it('decodes every length, padded or not, URL-safe or odd, small or large, as Buffer.from does', () => {
+    const decoded = (b64: string) => parse(`{"data":[{"b64_json":"${b64}"}]}`).data![0]!.b64;
+    const cases: string[] = [];
+    for (let length = 1; length < 40; length++) {
+      const b64 = randomBytes(length).toString('base64');
+      cases.push(b64, b64.replace(/=+$/, ''), b64.replaceAll('+', '-').replaceAll('/', '_'));
+    }
+    cases.push('QUJD=REVG', 'QUJD REVG', 'QUJD\\u0000', 'Q', 'QUJDR', '====', 'QQ=', '¿QUJD?');
+    // Over ~1 MB a payload takes the other path: Node's own decoder.
+    cases.push(randomBytes(900_000).toString('base64'), randomBytes(3).toString('base64'));
+    for (const b64 of cases) {
+      const expected = Buffer.from(JSON.parse(`"${b64}"`) as string, 'base64');
+      expect(decoded(b64) ?? Buffer.alloc(0), b64.slice(0, 20)).toEqual(expected);
+    }
   });
 
   it('reads url answers, empty or missing payloads and answers without data as JSON does', () => {
