@@ -15,9 +15,9 @@ export interface ImagesAnswer {
 }
 
 /**
- * Answers read at once in this process. An answer of 1024x1024 images weighs megabytes, and
- * a request in flight costs nothing until its answer is read: the rest wait with their
- * sockets unread, so TCP keeps their bytes out of the heap however many requests are in flight.
+ * Answers read at once in this process. An answer of 1024x1024 images weighs megabytes; the
+ * answers beyond these wait with their sockets unread, so TCP backpressure keeps most of
+ * their bytes out of the heap however many requests are in flight.
  */
 export const ANSWERS_READ_AT_ONCE = 8;
 const answerReads = pLimit(ANSWERS_READ_AT_ONCE);
