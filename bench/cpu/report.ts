@@ -133,7 +133,7 @@ function memorySection(memory: MemoryRowResult): string {
     `${memory.items} items of ${memory.size} b64 (~2.9 MB of JSON an answer), provider latency ` +
       `${memory.latencyMs} ms, worker concurrency ${memory.concurrency}` +
       (memory.concurrency < memory.concurrencyAsked
-        ? ` (asked ${memory.concurrencyAsked}: RENDERMILL_CONCURRENCY allows at most 256)`
+        ? ` (asked ${memory.concurrencyAsked}: RENDERMILL_CONCURRENCY allows at most 1,024)`
         : '') +
       '.',
     '',

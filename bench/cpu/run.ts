@@ -380,7 +380,7 @@ async function main() {
         {
           items: options.memoryItems,
           concurrencyAsked: options.memoryConcurrency,
-          concurrency: Math.min(256, options.memoryConcurrency),
+          concurrency: Math.min(1024, options.memoryConcurrency),
           latencyMs: options.memoryLatencyMs,
           size: '1024x1024',
         },

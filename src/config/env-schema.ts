@@ -214,7 +214,7 @@ const budgetVariables = {
 /** Worker processes and their jobs. */
 const workerVariables = {
   /** Jobs processed at once per queue, per worker process. Default 8. */
-  RENDERMILL_CONCURRENCY: envVariable(wholeNumber(1, 256).default(8)),
+  RENDERMILL_CONCURRENCY: envVariable(wholeNumber(1, 1024).default(8)),
   /**
    * How long a worker's claim on a job (and on a request it renders) outlives the worker, in
    * ms. Default 30 000 (BullMQ's).

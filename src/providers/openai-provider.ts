@@ -15,6 +15,7 @@ import type {
 } from './image-provider.js';
 import { accountIdFor } from './account-id.js';
 import { downloadPaidImage } from './download-image.js';
+import { readImagesAnswer, type AnsweredImage } from './images-answer.js';
 import { toProviderError } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
 import { sniffImageFormat } from './sniff-format.js';
@@ -103,10 +104,11 @@ export class OpenAIImageProvider implements ImageProvider {
           image: await upload(images[0]!),
         } as OpenAI.Images.ImageCreateVariationParams);
       }
-      const { data: response, response: raw } = await call.withResponse();
+      // The SDK makes the request and turns refusals into its errors; the answer's bytes are
+      // rendermill's to read, without copying its base64 images through JSON.parse.
+      const raw = await call.asResponse();
       // From here on the call is paid for: failures must not make anyone call again.
-      const usage = response.usage;
-      const data = response.data ?? [];
+      const { data = [], usage } = await readImagesAnswer(raw, this.options.timeoutMs);
       if (data.length !== spec.n) {
         throw new PaidResultError(
           `provider returned ${data.length} image(s) where ${spec.n} were asked for`,
@@ -126,7 +128,7 @@ export class OpenAIImageProvider implements ImageProvider {
   }
 
   private async decode(
-    datum: OpenAI.Images.Image,
+    datum: AnsweredImage,
     usage: ProviderUsage | undefined,
   ): Promise<RenderedImage> {
     if (datum.url) {
@@ -137,7 +139,7 @@ export class OpenAIImageProvider implements ImageProvider {
         usage,
       });
     }
-    return decodeB64Image(datum.b64_json, usage);
+    return paidImage(datum.b64, usage);
   }
 }
 
@@ -167,8 +169,12 @@ export function decodeB64Image(
   b64: string | undefined,
   usage: ProviderUsage | undefined,
 ): RenderedImage {
-  if (!b64) throw new PaidResultError('provider answered without b64_json or url', usage);
-  const data = Buffer.from(b64, 'base64');
+  return paidImage(b64 ? Buffer.from(b64, 'base64') : undefined, usage);
+}
+
+/** A paid image's decoded bytes and their format, or PaidResultError if they are none. */
+function paidImage(data: Buffer | undefined, usage: ProviderUsage | undefined): RenderedImage {
+  if (!data) throw new PaidResultError('provider answered without b64_json or url', usage);
   const format = sniffImageFormat(data);
   if (!format) throw new PaidResultError('provider returned bytes that are not an image', usage);
   return { data, format };

@@ -1,0 +1,233 @@
+import pLimit from 'p-limit';
+import { ProviderUnavailableError } from '../errors.js';
+import type { ProviderUsage } from '../errors.js';
+
+/** One image of an Images API answer: its decoded `b64_json` bytes, or the `url` to fetch. */
+export interface AnsweredImage {
+  b64?: Buffer;
+  url?: string;
+}
+
+/** What rendermill reads from an Images API answer (`data`, `usage`). */
+export interface ImagesAnswer {
+  data: AnsweredImage[] | undefined;
+  usage: ProviderUsage | undefined;
+}
+
+/**
+ * Answers read at once in this process. An answer of 1024x1024 images weighs megabytes; the
+ * answers beyond these wait with their sockets unread, so TCP backpressure keeps most of
+ * their bytes out of the heap however many requests are in flight.
+ */
+export const ANSWERS_READ_AT_ONCE = 8;
+const answerReads = pLimit(ANSWERS_READ_AT_ONCE);
+
+/** How many answers are being read now, and how many wait for their turn. */
+export function answerReadLoad(): { reading: number; waiting: number } {
+  return { reading: answerReads.activeCount, waiting: answerReads.pendingCount };
+}
+
+/**
+ * Reads an Images API answer from its raw response, at most ANSWERS_READ_AT_ONCE at a time.
+ * `timeoutMs` bounds the reading itself, not the wait for a turn: the answer is already paid
+ * for, and the wait is rendermill's own (every read ahead of it is bounded the same way).
+ */
+export function readImagesAnswer(response: Response, timeoutMs: number): Promise<ImagesAnswer> {
+  return answerReads(async () => {
+    if (!isJson(response.headers.get('content-type'))) {
+      // The SDK would hand such a body back as text: an answer without images.
+      await response.body?.cancel().catch(() => undefined);
+      return { data: undefined, usage: undefined };
+    }
+    return parseImagesAnswer(await readBody(response, timeoutMs));
+  });
+}
+
+function isJson(contentType: string | null): boolean {
+  const mediaType = contentType?.split(';')[0]?.trim();
+  return !!mediaType && (mediaType.includes('application/json') || mediaType.endsWith('+json'));
+}
+
+async function readBody(response: Response, timeoutMs: number): Promise<Buffer> {
+  const body = response.body;
+  if (!body) return Buffer.alloc(0);
+  const reader = body.getReader();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => undefined);
+  }, timeoutMs);
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (timedOut) {
+        throw new ProviderUnavailableError(
+          `the provider's answer did not arrive within ${timeoutMs} ms`,
+          true,
+        );
+      }
+      if (done) break;
+      chunks.push(value);
+      length += value.byteLength;
+    }
+  } catch (error) {
+    if (error instanceof ProviderUnavailableError) throw error;
+    throw new ProviderUnavailableError(
+      `the provider's answer broke off: ${(error as Error).message}`,
+      true,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  return Buffer.concat(chunks, length);
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const KEY = Buffer.from('"b64_json"', 'latin1');
+
+/**
+ * An Images API answer from its bytes. Every `b64_json` string is cut out of the bytes and
+ * decoded on its own; only the rest (usage, urls, revised prompts …) goes through JSON.parse,
+ * so megabytes of base64 are never decoded as UTF-8 or copied into a JavaScript string twice.
+ * Each cut-out string is replaced by its index in the list of cut-outs, a number where the
+ * API only ever sends strings, and put back decoded where the parsed answer names it.
+ */
+export function parseImagesAnswer(bytes: Buffer): ImagesAnswer {
+  const payloads: Array<[start: number, end: number]> = [];
+  const rest: Buffer[] = [];
+  let copied = hasByteOrderMark(bytes) ? 3 : 0;
+  for (let at = bytes.indexOf(KEY, copied); at !== -1; at = bytes.indexOf(KEY, at + 1)) {
+    if (isEscaped(bytes, at)) continue;
+    let open = skipWhitespace(bytes, at + KEY.length);
+    if (bytes[open] !== COLON) continue;
+    open = skipWhitespace(bytes, open + 1);
+    if (bytes[open] !== QUOTE) continue;
+    const close = closingQuote(bytes, open + 1);
+    // Left to JSON.parse: an empty string (answered as "no image") or one never closed.
+    if (close === -1 || close === open + 1) continue;
+    rest.push(bytes.subarray(copied, open), Buffer.from(String(payloads.length), 'latin1'));
+    payloads.push([open + 1, close]);
+    copied = close + 1;
+    at = close;
+  }
+  rest.push(bytes.subarray(copied));
+  const parsed = JSON.parse(Buffer.concat(rest).toString('utf8')) as unknown;
+  if (!isRecord(parsed)) return { data: undefined, usage: undefined };
+  const data = Array.isArray(parsed.data)
+    ? parsed.data.map((datum: unknown): AnsweredImage => {
+        if (!isRecord(datum)) return {};
+        const { b64_json: b64, url } = datum;
+        return {
+          ...(typeof url === 'string' && url ? { url } : {}),
+          ...(typeof b64 === 'number'
+            ? { b64: decodePayload(bytes, payloads[b64]!) }
+            : typeof b64 === 'string' && b64
+              ? { b64: Buffer.from(b64, 'base64') }
+              : {}),
+        };
+      })
+    : undefined;
+  return { data, usage: isRecord(parsed.usage) ? (parsed.usage as ProviderUsage) : undefined };
+}
+
+function decodePayload(bytes: Buffer, [start, end]: [number, number]): Buffer {
+  const text = bytes.subarray(start, end);
+  // Base64 has no `"` or `\`; an escape is a server writing `/` as `\/`, or something odder
+  // that JSON.parse reads as the JSON it is.
+  if (text.indexOf(BACKSLASH) !== -1) {
+    return Buffer.from(JSON.parse(`"${text.toString('utf8')}"`) as string, 'base64');
+  }
+  // Node copies a latin1 text under ~1 MB into a V8 heap string, measured at ~3× the cost of
+  // decoding the bytes in place; a longer one becomes an external string, which is cheaper.
+  if (text.length < IN_PLACE_BELOW) {
+    const decoded = decodeBase64Bytes(text);
+    if (decoded) return decoded;
+  }
+  return Buffer.from(text.toString('latin1'), 'base64');
+}
+
+/** Where Node starts making external strings (its EXTERN_APEX). */
+const IN_PLACE_BELOW = 0xfbee9;
+const BASE64_VALUES = new Int16Array(256).fill(-1);
+for (const [value, char] of [
+  ...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/',
+].entries()) {
+  BASE64_VALUES[char.charCodeAt(0)] = value;
+}
+// The URL-safe alphabet, as Buffer.from(…, 'base64') takes it too.
+BASE64_VALUES[0x2d] = 62;
+BASE64_VALUES[0x5f] = 63;
+const PAD = 0x3d;
+
+/**
+ * Plain base64 (padded or not) decoded straight from its bytes; undefined for anything else
+ * (whitespace, a stray byte), which Buffer.from's lenient decoder then reads as it always has.
+ */
+function decodeBase64Bytes(text: Buffer): Buffer | undefined {
+  let length = text.length;
+  if (length > 0 && text[length - 1] === PAD) length--;
+  if (length > 0 && text[length - 1] === PAD) length--;
+  const tail = length & 3;
+  if (tail === 1) return undefined;
+  const out = Buffer.allocUnsafe((length * 3) >> 2);
+  const whole = length - tail;
+  let o = 0;
+  let i = 0;
+  for (; i < whole; i += 4) {
+    const n =
+      (BASE64_VALUES[text[i]!]! << 18) |
+      (BASE64_VALUES[text[i + 1]!]! << 12) |
+      (BASE64_VALUES[text[i + 2]!]! << 6) |
+      BASE64_VALUES[text[i + 3]!]!;
+    if (n < 0) return undefined;
+    out[o++] = n >> 16;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
+  }
+  if (tail > 0) {
+    const n =
+      (BASE64_VALUES[text[i]!]! << 18) |
+      (BASE64_VALUES[text[i + 1]!]! << 12) |
+      (tail === 3 ? BASE64_VALUES[text[i + 2]!]! << 6 : 0);
+    if (n < 0) return undefined;
+    out[o++] = n >> 16;
+    if (tail === 3) out[o++] = (n >> 8) & 0xff;
+  }
+  return out;
+}
+
+/** The quote that ends the string whose text starts at `from`, or -1. */
+function closingQuote(bytes: Buffer, from: number): number {
+  for (let at = bytes.indexOf(QUOTE, from); at !== -1; at = bytes.indexOf(QUOTE, at + 1)) {
+    if (!isEscaped(bytes, at)) return at;
+  }
+  return -1;
+}
+
+/** Whether the byte at `at` follows an odd run of backslashes, inside a JSON string. */
+function isEscaped(bytes: Buffer, at: number): boolean {
+  let backslashes = 0;
+  while (at - backslashes - 1 >= 0 && bytes[at - backslashes - 1] === BACKSLASH) backslashes++;
+  return backslashes % 2 === 1;
+}
+
+function skipWhitespace(bytes: Buffer, at: number): number {
+  while (at < bytes.length) {
+    const byte = bytes[at];
+    if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) break;
+    at++;
+  }
+  return at;
+}
+
+function hasByteOrderMark(bytes: Buffer): boolean {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
