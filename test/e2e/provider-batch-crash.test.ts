@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { startSimulator, textTokens } from '../../infra/simulator/server.js';
+import { startSimulator } from '../../infra/simulator/server.js';
 import type { BatchView, Manifest } from '../../src/batches/batch-view.js';
 import { ProviderBatchStore } from '../../src/batches/provider-batch-store.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
@@ -8,6 +8,7 @@ import { apiClient } from '../support/api-client.js';
 import { processEnv, startCli } from '../support/cli.js';
 import { startTestRedis } from '../support/redis-server.js';
 import { startTestS3 } from '../support/s3-server.js';
+import { realtimeMicros, batchMicros } from '../support/batch-prices.js';
 
 /**
  * A catalog of hundreds of items through the Batch API, the way production runs it: `rendermill api` and
@@ -27,15 +28,6 @@ const UNIQUE = Math.round(ITEMS * 0.9);
 /** Each line's time at the provider: the batch is in progress for about 4.5 s whatever its size. */
 const LINE_MS = Math.ceil(4_500 / UNIQUE);
 const KEYS = { acme: 'acme-key-0123456789abcdef', globex: 'globex-key-0123456789abcd' };
-
-/** gpt-image-2's token rates (micro-dollars per token) and its output tokens for 256² low. */
-const RATES = { text: 5, output: 32 };
-const OUTPUT_TOKENS_256_LOW = Math.ceil((272 * 256 * 256) / (1024 * 1024));
-/** One 256² low image of `prompt` realtime, in micro-dollars (whole: the rates are). */
-const realtimeMicros = (prompt: string) =>
-  textTokens(prompt) * RATES.text + OUTPUT_TOKENS_256_LOW * RATES.output;
-/** The same through the Batch API: half, rounded up per line as rendermill settles it. */
-const batchMicros = (prompt: string) => Math.ceil(realtimeMicros(prompt) * 0.5);
 
 const prompts = Array.from(
   { length: UNIQUE },

@@ -1,18 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { textTokens } from '../../infra/simulator/server.js';
 import { ProviderBatchStore } from '../../src/batches/provider-batch-store.js';
 import { startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
+import { batchMicros, productItems } from '../support/batch-prices.js';
 
-/** gpt-image-2's token rates (micro-dollars per token) and its output tokens for 256² low. */
-const RATES = { text: 5, output: 32 };
-const OUTPUT_TOKENS_256_LOW = Math.ceil((272 * 256 * 256) / (1024 * 1024));
-
-/** One 256² low image of `prompt` through the Batch API: half the realtime price, rounded up. */
-const batchMicros = (prompt: string) =>
-  Math.ceil((textTokens(prompt) * RATES.text + OUTPUT_TOKENS_256_LOW * RATES.output) * 0.5);
-
-const items = (count: number, prefix: string) =>
-  Array.from({ length: count }, (_, i) => ({ id: `sku-${i}`, prompt: `${prefix} product ${i}` }));
+const items = productItems;
 
 /**
  * The provider carries out an upload or a batch creation and the answer never arrives (the

@@ -1,20 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { textTokens } from '../../infra/simulator/server.js';
 import { ProviderBatchStore } from '../../src/batches/provider-batch-store.js';
 import { auth, startHarness, submit, waitForBatch, type Harness } from '../support/harness.js';
+import { realtimeMicros, batchMicros, productItems } from '../support/batch-prices.js';
 
-/** gpt-image-2's token rates (USD per million = micro-dollars per token) and low 256² output. */
-const RATES = { text: 5, output: 32 };
-const OUTPUT_TOKENS_256_LOW = Math.ceil((272 * 256 * 256) / (1024 * 1024));
-
-/** What one 256² low image of `prompt` costs realtime, in micro-dollars. */
-const realtimeMicros = (prompt: string) =>
-  Math.ceil(textTokens(prompt) * RATES.text + OUTPUT_TOKENS_256_LOW * RATES.output);
-/** The same at the Batch API's half price, rounded up per line as rendermill settles it. */
-const batchMicros = (prompt: string) => Math.ceil(realtimeMicros(prompt) * 0.5);
-
-const items = (count: number, prefix: string) =>
-  Array.from({ length: count }, (_, i) => ({ id: `sku-${i}`, prompt: `${prefix} product ${i}` }));
+const items = productItems;
 
 const base = { model: 'gpt-image-2', size: '256x256', quality: 'low' };
 
