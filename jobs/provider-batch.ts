@@ -6,7 +6,7 @@ import {
   partOpen,
   type ProviderBatchPart,
 } from '../src/batches/provider-batch-store.js';
-import { ENDED_STATUSES, type ProviderBatchState } from '../src/providers/openai-batch-api.js';
+import type { ProviderBatchState } from '../src/providers/openai-batch-api.js';
 import { collectPart } from './provider-batch/collect.js';
 import {
   batchRoute,
@@ -14,7 +14,7 @@ import {
   type Conductor,
   type ProviderBatchDeps,
 } from './provider-batch/context.js';
-import { gatherDue, makeParts } from './provider-batch/gather.js';
+import { dueItems, makeParts } from './provider-batch/gather.js';
 import { cancelWaiting, giveUpParts } from './provider-batch/stop.js';
 import { applyState, queueOwner, submitPart } from './provider-batch/submit.js';
 
@@ -50,15 +50,7 @@ export function createProviderBatchProcessor(deps: ProviderBatchDeps) {
       // The batch as it is now: collecting a part above may have taken a while.
       const current = (await deps.store.get(batchId)) ?? batch;
       const existing = await deps.parts.parts(batchId);
-      const due = gatherDue(conductor, current, waiting, existing);
-      // While enrolment goes on, only whole files go: the rest waits for the items behind it.
-      const { maxLines } = deps.settings;
-      const take =
-        due === 'full'
-          ? waiting.items.slice(0, Math.floor(waiting.items.length / maxLines) * maxLines)
-          : due === 'all'
-            ? waiting.items
-            : [];
+      const take = dueItems(conductor, current, waiting, existing);
       if (take.length > 0) {
         for (const part of await makeParts(conductor, take, existing)) {
           await submitPart(conductor, part);
@@ -146,7 +138,7 @@ function nextLookMs(
   waiting: { items: string[]; lastAt: number | undefined },
 ): number {
   const { pollMs, gatherMs } = conductor.deps.settings;
-  const running = open.some((part) => part.batch_id && !ENDED_STATUSES.has(part.status as never));
+  const running = open.some((part) => part.batch_id && !partEnded(part));
   const gathering = conductor.batch.counts.queued > 0 || waiting.items.length > 0;
   if (!gathering) return Math.max(100, running ? pollMs : gatherMs);
   const quietLeft = gatherMs - (Date.now() - (waiting.lastAt ?? Date.now()));

@@ -46,6 +46,18 @@ export function openConductor(deps: ProviderBatchDeps, batch: BatchRecord): Cond
   };
 }
 
+/**
+ * Releases the render lock an enrolled item's render job handed on to its provider batch, so
+ * identical items waiting for it go on (and reuse what was stored).
+ */
+export async function releaseItemLock(conductor: Conductor, item: ItemRecord): Promise<void> {
+  const token = item.batched?.lock_token;
+  if (!item.hash || !token) return;
+  const { cache, locks } = conductor.deps;
+  const scope = cache.scopeFor(conductor.batch.tenant);
+  await (await locks.takeOver(scope, item.hash, token))?.release();
+}
+
 /** The route named `name` if it still offers a Batch API. */
 export const batchRoute = (conductor: Conductor, name: string) =>
   conductor.deps.routes.find((route) => route.name === name && route.batch);

@@ -9,24 +9,26 @@ import { customIdOf, lineCandidate, type Conductor } from './context.js';
 export const GENERATIONS_ENDPOINT = '/v1/images/generations';
 
 /**
- * Which of the waiting items should go to the provider now: `all` once every item of the batch
- * has been looked at (none queued, every running one enrolled) or enrolment has paused for the
- * gather time; only whole files' worth (`full`) while enrolment goes on; else none.
+ * The waiting items that should go to the provider now: all of them once every item of the
+ * batch has been looked at (none queued, every running one enrolled) or enrolment has paused
+ * for the gather time; while enrolment goes on, only whole files' worth (the rest waits for the
+ * items behind it); else none.
  */
-export function gatherDue(
+export function dueItems(
   conductor: Conductor,
   batch: BatchRecord,
   waiting: { items: string[]; lastAt: number | undefined },
   parts: readonly ProviderBatchPart[],
   now = Date.now(),
-): 'all' | 'full' | undefined {
-  if (waiting.items.length === 0) return undefined;
+): string[] {
+  const { items } = waiting;
+  if (items.length === 0) return [];
   const { gatherMs, maxLines } = conductor.deps.settings;
   const { counts } = batch;
   const inParts = parts.filter(partOpen).reduce((sum, part) => sum + part.items.length, 0);
-  const allEnrolled = counts.queued === 0 && counts.running <= waiting.items.length + inParts;
-  if (allEnrolled || now - (waiting.lastAt ?? 0) >= gatherMs) return 'all';
-  return waiting.items.length >= maxLines ? 'full' : undefined;
+  const allEnrolled = counts.queued === 0 && counts.running <= items.length + inParts;
+  if (allEnrolled || now - (waiting.lastAt ?? 0) >= gatherMs) return items;
+  return items.slice(0, Math.floor(items.length / maxLines) * maxLines);
 }
 
 /**

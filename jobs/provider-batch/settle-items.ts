@@ -5,7 +5,7 @@ import type { CachedImage } from '../../src/cache/result-cache.js';
 import type { ItemRecord } from '../../src/contracts/batch-records.js';
 import type { ProviderBatchState } from '../../src/providers/openai-batch-api.js';
 import { afterTransition, imageOutcomes } from '../render-item/record.js';
-import type { Conductor } from './context.js';
+import { releaseItemLock, type Conductor } from './context.js';
 
 /** What the result lines of one item brought: images stored, money paid, errors. */
 export interface LineOutcomes {
@@ -38,9 +38,7 @@ export async function settleBatchedItem(
   const next = await outcomeOf(conductor, item, part, state, lines);
   // The lock first: its images are stored (or there are none to wait for), and a run that died
   // between the two must not leave identical items waiting out the lock's 25 h.
-  const scope = deps.cache.scopeFor(batch.tenant);
-  const token = item.batched?.lock_token;
-  if (item.hash && token) await (await deps.locks.takeOver(scope, item.hash, token))?.release();
+  await releaseItemLock(conductor, item);
   const outcome = await deps.store.transition(batch.id, next, {
     spendMicros: paid,
     savedMicros: next.saved_micros,

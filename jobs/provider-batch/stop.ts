@@ -2,7 +2,7 @@ import type { ProviderBatchPart } from '../../src/batches/provider-batch-store.j
 import type { ItemRecord } from '../../src/contracts/batch-records.js';
 import { isEnrolled } from '../render-item/enrol.js';
 import { afterTransition } from '../render-item/record.js';
-import { batchRoute, type Conductor } from './context.js';
+import { batchRoute, releaseItemLock, type Conductor } from './context.js';
 import { applyState, partMetadata, queueOwner } from './submit.js';
 
 /**
@@ -104,11 +104,7 @@ async function endItem(
     error: { code: ending.code, message: ending.message },
     updated_at: new Date().toISOString(),
   };
-  const token = item.batched?.lock_token;
-  if (item.hash && token) {
-    const scope = deps.cache.scopeFor(batch.tenant);
-    await (await deps.locks.takeOver(scope, item.hash, token))?.release();
-  }
+  await releaseItemLock(conductor, item);
   // The hold charged (if any) is on the spend already: the transition adds nothing more.
   const outcome = await deps.store.transition(batch.id, next, {
     caps: deps.caps.for(batch.tenant),
