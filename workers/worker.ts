@@ -149,14 +149,18 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
 
 /**
  * How often a job may be found stalled (its worker died while running it) before BullMQ fails
- * it for good. BullMQ counts stalls over a job's whole life, and a provider-batch job comes back
- * every poll for up to a day: its own default of 1 would abandon every item of the batch — their
- * holds charged — the second time a worker is killed while it happens to run. A stall of it
- * counts as a failed attempt would; other jobs keep BullMQ's 1.
+ * it for good: as often as it may fail. BullMQ counts stalls over a job's whole life, and jobs
+ * here come back many times without using an attempt — a provider-batch job every poll for up
+ * to a day, a render job waiting for the same request's provider batch, prediction or spooled
+ * upload every few seconds. With BullMQ's default of 1, the second time every worker was killed
+ * while such a job happened to be running failed it for good (`job_failed`), however briefly it
+ * ran each time.
  */
 function maxStallsOf(queueName: string): number {
-  const providerBatch = JOB_CATALOG['provider-batch'];
-  return queueName === providerBatch.queue ? providerBatch.options.attempts : 1;
+  const attempts = Object.values(JOB_CATALOG)
+    .filter((definition) => definition.queue === queueName)
+    .map((definition) => definition.options.attempts);
+  return Math.max(1, ...attempts);
 }
 
 /** Spreads jobs handed back for the same pause, so they do not all return in the same instant. */

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchView, Manifest } from '../../src/batches/batch-view.js';
 import { DEFAULT_API_URL } from '../../src/cli/client/client-config.js';
 import { loadConfig } from '../../src/config/config.js';
-import { findFreePort } from '../../src/runtime/free-port.js';
+import { closedPort } from '../support/closed-port.js';
 import { cleanEnv, runCli, startCli, type CliRun } from '../support/cli.js';
 import { startHarness, TENANTS, type Harness } from '../support/harness.js';
 
@@ -534,7 +534,7 @@ describe('when the command cannot do its job: exit 1, one line', () => {
   });
 
   it('the API down', async () => {
-    const port = await findFreePort();
+    const port = await closedPort();
     const run = await rendermill(['list'], { RENDERMILL_URL: `http://127.0.0.1:${port}` });
     expectOneLineError(
       run,

@@ -139,11 +139,13 @@ async function expectEveryImageStored(manifest: Manifest) {
   expect(manifest.partial).toBe(false);
   expect(manifest.items).toHaveLength(ITEMS);
   const outcomes: Record<string, number> = {};
+  const errors = new Set<string>();
   for (const item of manifest.items) {
     const outcome = item.error ? `${item.status}: ${item.error.code}` : item.status;
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    if (item.error) errors.add(item.error.message);
   }
-  expect(outcomes).toEqual({ succeeded: UNIQUE, cached: ITEMS - UNIQUE });
+  expect(outcomes, [...errors].join('; ')).toEqual({ succeeded: UNIQUE, cached: ITEMS - UNIQUE });
   const keys = new Set(await s3.storage.list('images/'));
   for (const item of manifest.items) {
     expect(item.images).toHaveLength(1);
