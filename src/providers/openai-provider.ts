@@ -13,6 +13,7 @@ import type {
   ProviderResult,
   RenderedImage,
 } from './image-provider.js';
+import { createHttpFetch } from '../net/http-fetch.js';
 import { accountIdFor } from './account-id.js';
 import { downloadPaidImage } from './download-image.js';
 import { readImagesAnswer, type AnsweredImage } from './images-answer.js';
@@ -53,6 +54,9 @@ export class OpenAIImageProvider implements ImageProvider {
       baseURL: options.baseURL,
       maxRetries: 0,
       timeout: options.timeoutMs,
+      // The calls themselves over node:http (net/http-fetch.ts): a millisecond of CPU less per
+      // call than Node's fetch. Edits' multipart bodies still go through `fetchImpl`.
+      fetch: createHttpFetch(this.fetchImpl),
     });
   }
 

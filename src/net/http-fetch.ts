@@ -1,0 +1,140 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+
+/**
+ * A `fetch` for the provider SDKs' API calls, over node:http with kept-alive connections.
+ *
+ * Node's own `fetch` (undici) costs about a millisecond of CPU per call before a byte of the
+ * answer is read — building and validating the Request, running the Fetch standard's steps as
+ * promise turns, and asking for a compressed answer it then inflates — which is as much as
+ * everything else rendermill does for an image. A provider call needs none of that: a POST of
+ * a JSON body to one origin, an answer read once. Compression is not asked for: base64 images
+ * barely compress and inflating them costs more CPU than the bytes saved; an answer that comes
+ * compressed all the same is inflated.
+ *
+ * Anything this does not cover goes to the global `fetch` unchanged: a `Request` object, a body
+ * other than text or bytes (the SDK's multipart uploads for edits), a redirect to follow. What
+ * it returns is a standard `Response`, with the body as a web stream over the socket: read as
+ * slowly as the reader reads, so an answer nobody reads yet stays in the kernel's buffers.
+ * Errors are the global fetch's: a `TypeError('fetch failed')` with the network error as its
+ * `cause` (the SDKs read the cause's code), and the signal's reason on abort.
+ */
+export function createHttpFetch(fallback: typeof fetch = fetch): typeof fetch {
+  const agents = {
+    'http:': new HttpAgent({ keepAlive: true }),
+    'https:': new HttpsAgent({ keepAlive: true }),
+  };
+  const httpFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const body = init?.body;
+    const simpleBody =
+      body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
+    if (input instanceof Request || !simpleBody) return fallback(input, init);
+    const url = typeof input === 'string' ? new URL(input) : input;
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return fallback(input, init);
+    return send(url, init ?? {}, body ?? undefined, agents[url.protocol]);
+  };
+  return httpFetch as typeof fetch;
+}
+
+function send(
+  url: URL,
+  init: RequestInit,
+  body: string | Uint8Array | undefined,
+  agent: HttpAgent,
+): Promise<Response> {
+  const signal = init.signal ?? undefined;
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<Response>((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+      url,
+      { method: init.method ?? 'GET', headers: plainHeaders(init.headers), agent },
+      (incoming) => {
+        signal?.removeEventListener('abort', onAbort);
+        let response: Response;
+        try {
+          response = toResponse(incoming, url, signal);
+        } catch (error) {
+          incoming.destroy();
+          reject(error as Error);
+          return;
+        }
+        resolve(response);
+      },
+    );
+    const onAbort = () => {
+      request.destroy();
+      reject(abortReason(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(Object.assign(new TypeError('fetch failed'), { cause: error }));
+    });
+    request.end(body);
+  });
+}
+
+function toResponse(
+  incoming: IncomingMessage,
+  url: URL,
+  signal: AbortSignal | undefined,
+): Response {
+  const status = incoming.statusCode ?? 0;
+  const headers = new Headers();
+  const raw = incoming.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+  if (status >= 300 && status < 400 && headers.has('location')) {
+    // A redirect the global fetch would follow: not something an API call does.
+    incoming.destroy();
+    throw Object.assign(new TypeError('fetch failed'), {
+      cause: new Error(`redirected (${status}) to ${headers.get('location')}`),
+    });
+  }
+  const noBody = status === 204 || status === 304;
+  let stream: Readable = incoming;
+  const decoder = decoderFor(headers.get('content-encoding'));
+  if (decoder && !noBody) {
+    stream = incoming.pipe(decoder);
+    incoming.on('error', (error) => decoder.destroy(error));
+  }
+  if (signal) {
+    const onAbort = () => stream.destroy(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', onAbort));
+  }
+  const response = new Response(
+    noBody ? null : (Readable.toWeb(stream) as ReadableStream<Uint8Array>),
+    { status, statusText: incoming.statusMessage ?? '', headers },
+  );
+  Object.defineProperty(response, 'url', { value: url.href });
+  return response;
+}
+
+function decoderFor(encoding: string | null) {
+  switch (encoding?.trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return createGunzip();
+    case 'deflate':
+      return createInflate();
+    case 'br':
+      return createBrotliDecompress();
+    default:
+      return undefined;
+  }
+}
+
+function plainHeaders(headers: RequestInit['headers']): Record<string, string> {
+  if (!headers) return {};
+  if (headers instanceof Headers) return Object.fromEntries(headers.entries());
+  if (Array.isArray(headers)) return Object.fromEntries(headers);
+  return { ...(headers as Record<string, string>) };
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error
+    ? signal.reason
+    : new DOMException('This operation was aborted', 'AbortError');
+}
