@@ -60,9 +60,12 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       }
       // Reused images get the derived copies the batch asks for and they lack.
       const complete = await completeDerivations(request.target, reused, run.rules.derive);
-      await releaseRenderLock(run);
       const next = succeeded(run, [...complete, ...rendered].sort(byIndex), complete);
+      // The waiters are let go and the item settled in one round trip, the release first. A
+      // release that fails changes nothing for this item: the lock lapses by itself.
+      const released = releaseRenderLock(run).catch(() => undefined);
       const outcome = await settle(run, next, { spendMicros: run.paidMicros });
+      await released;
       const derivedCopies = derivedCount(rendered) + derivedCount(complete) - derivedCount(reused);
       await record(run, next, outcome, derivedCopies);
     } catch (error) {

@@ -64,12 +64,12 @@ export async function lookUp(
 
 /**
  * The stored variants of request `hash` the item may reuse. `verify`: ask S3 about whatever
- * Redis lacks, even a miss the index vouches for.
+ * Redis lacks, even a miss the index vouches for (once it resolves true, when a promise).
  */
 export const lookUpCache = async (
   run: RenderAttempt,
   hash: string,
-  verify = false,
+  verify: boolean | Promise<boolean> = false,
 ): Promise<Map<number, CachedImage>> =>
   reusable(await run.deps.cache.lookup(run.scope, hash, run.spec.n, { verify }), run.rules);
 

@@ -32,12 +32,21 @@ export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<
   }
   let usable = run.firstLook ?? (await lookUpCache(run, hash));
   while (usable.size < run.spec.n) {
-    run.lease = await locks.tryAcquire(run.scope, hash);
+    const taking = locks.tryAcquire(run.scope, hash);
+    // The index is read again in the same round trip as the lock is taken — after it, on the
+    // same connection and Cluster slot — and, with the lock, the bucket is asked too: about to
+    // pay, the bucket itself, not only the index, must lack what we buy. The last holder may
+    // have stored it just before, a crashed run may have uploaded it without indexing it, a
+    // failed-over Redis may have lost its entry.
+    const lookedAgain = lookUpCache(
+      run,
+      hash,
+      taking.then((lease) => lease !== undefined),
+    );
+    lookedAgain.catch(() => undefined); // its failure is the lock's, thrown below, or not needed
+    run.lease = await taking;
     if (run.lease) {
-      // About to pay: the bucket itself, not only the index, must lack what we buy. The
-      // last holder may have stored it just before, a crashed run may have uploaded it
-      // without indexing it, a failed-over Redis may have lost its entry.
-      usable = await lookUpCache(run, hash, true);
+      usable = await lookedAgain;
       break;
     }
     const recheckMs = await locks.handedOn(run.scope, hash);

@@ -115,18 +115,21 @@ export class ResultCache {
   /**
    * The stored variants among 0 … want-1, by index. Redis first; if any is missing there and
    * the index cannot vouch for the miss, S3 is asked as well and what it has is indexed again.
+   * `verify`: ask S3 about a miss even when the index vouches for it. It may be a promise — a
+   * render lock being taken in the same round trip as the index is read — and S3 is asked only
+   * if it comes true.
    */
   async lookup(
     scope: string,
     hash: string,
     want: number,
-    options: { verify?: boolean } = {},
+    options: { verify?: boolean | Promise<boolean> } = {},
   ): Promise<Map<number, CachedImage>> {
     const key = this.indexKey(scope, hash);
     const [raw, trusted] = await Promise.all([this.redis.hgetall(key), this.indexTrusted()]);
     const found = parseIndex(raw);
     if (countBelow(found, want) === want) return found;
-    if (trusted && raw[IN_STORAGE] === undefined && !options.verify) return found;
+    if (trusted && raw[IN_STORAGE] === undefined && !(await options.verify)) return found;
     const fromS3 = await this.scanStorage(scope, hash, found);
     if (fromS3.length > 0) await this.record(scope, hash, fromS3);
     if (raw[IN_STORAGE] !== undefined) await this.redis.hdel(key, IN_STORAGE);
