@@ -18,6 +18,7 @@ import { accountIdFor } from './account-id.js';
 import { toProviderError } from './provider-errors.js';
 import { rateReport } from './rate-limit-headers.js';
 import { sniffImageFormat } from './sniff-format.js';
+import { createHttpFetch } from '../net/http-fetch.js';
 
 /**
  * The mainline model that calls the image tool: the one OpenAI's image-generation tool guide
@@ -77,6 +78,8 @@ export class OpenAIResponsesImageProvider implements ImageProvider {
       baseURL: options.baseURL,
       maxRetries: 0,
       timeout: options.timeoutMs,
+      // Over node:http, as the Images API adapter calls (net/http-fetch.ts).
+      fetch: createHttpFetch(),
     });
   }
 
