@@ -1,16 +1,15 @@
 /**
  * The answers' bytes a worker process may hold at once between reading a provider's answer
- * and the end of storing its images: 48 MiB, ~16 answers of one 1024x1024 image in base64
- * (~2.9 MB each, ~2.2 MB decoded). Requests in flight cost little while they wait for the
- * provider; what costs memory is their answers once read — the body, then the decoded images
- * until S3 has them. Without a bound, a worker with 1,000 requests in flight reads answers
- * faster than it uploads them and holds a few hundred decoded images at once. An answer beyond
- * the budget waits with its socket unread, so TCP keeps its bytes out of the process.
- *
- * Far above what a worker at the default concurrency (8) ever holds, so it only binds where
- * hundreds of answers land together.
+ * and the end of storing its images: 24 MiB, 8 answers of one 1024x1024 image in base64
+ * (~2.9 MB each, ~2.2 MB decoded) — what a worker at the default concurrency (8) holds at
+ * most anyway, so the budget binds only where more answers land together than that. Requests
+ * in flight cost little while they wait for the provider; what costs memory is their answers
+ * once read — the body, then the decoded images until S3 has them. Without a bound, a worker
+ * with 1,000 requests in flight reads answers as fast as it can and holds as many decoded
+ * images as S3 is behind. An answer beyond the budget waits with its socket unread, so TCP
+ * keeps most of its bytes out of the process.
  */
-export const ANSWER_BUDGET_BYTES = 48 * 1024 * 1024;
+export const ANSWER_BUDGET_BYTES = 24 * 1024 * 1024;
 
 /**
  * What an answer is taken to weigh when its length is not known before it is read (no
