@@ -49,6 +49,7 @@ export async function callAndStore(
   }
 }
 
+/** callAndStore's work, every provider call of it reading its answer under `hold`. */
 async function renderAndStore(
   run: RenderAttempt,
   request: RenderRequest,
