@@ -1,3 +1,4 @@
+import { AnswerBudget } from '../src/limits/answer-budget.js';
 import { RouteLoad } from '../src/render/route-load.js';
 import { createFinalizeBatchProcessor } from '../jobs/finalize-batch.js';
 import { createProviderBatchHandler } from '../jobs/provider-batch.js';
@@ -16,11 +17,12 @@ import { startWorkers, type RunningWorkers } from './worker.js';
 
 /**
  * Starts this process's workers for every job of the catalog, wired to the services and their
- * configuration. `shutdownGraceMs` replaces RENDERMILL_SHUTDOWN_GRACE_MS (tests stop quickly).
+ * configuration. `shutdownGraceMs` replaces RENDERMILL_SHUTDOWN_GRACE_MS (tests stop quickly);
+ * `answerBudget` replaces the process's own (of ANSWER_BUDGET_BYTES), for tests to make it bind.
  */
 export function startRenderWorkers(
   services: Services,
-  options: { shutdownGraceMs?: number } = {},
+  options: { shutdownGraceMs?: number; answerBudget?: AnswerBudget } = {},
 ): RunningWorkers {
   const { store, storage, cache, locks, caps, routes, registry, queue, logger, redis, config } =
     services;
@@ -57,6 +59,7 @@ export function startRenderWorkers(
         retryPolicy: config.retry,
         allowPrivateUrls: config.allowPrivateUrls,
         metrics: services.metrics,
+        answerBudget: options.answerBudget ?? new AnswerBudget(),
       }),
       'provider-batch': createProviderBatchHandler({
         store,

@@ -13,6 +13,7 @@ import type { RoutingStrategy } from '../../src/config/route-kinds.js';
 import type { RouteLoad } from '../../src/render/route-load.js';
 import type { AttemptInfo, JobPayload } from '../../src/contracts/job-catalog.js';
 import { RendermillError } from '../../src/errors.js';
+import type { AnswerBudget } from '../../src/limits/answer-budget.js';
 import type { SpendCap, SpendCaps } from '../../src/ledger/spend-caps.js';
 import { NO_RENDER_METRICS, type RenderMetrics } from '../../src/metrics/render-metrics.js';
 import type { ModelRegistry } from '../../src/models/model-registry.js';
@@ -60,6 +61,11 @@ export interface RenderItemDeps {
   allowPrivateUrls: boolean;
   /** Where outcomes, spend and provider calls are counted. Default: nowhere. */
   metrics?: RenderMetrics | undefined;
+  /**
+   * The process's budget of answer bytes held between reading an answer and storing its
+   * images (answer-budget.ts). Absent: answers are read without one (some tests).
+   */
+  answerBudget?: AnswerBudget | undefined;
 }
 
 /**

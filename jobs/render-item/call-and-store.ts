@@ -6,6 +6,7 @@ import {
   PredictionPendingError,
   RendermillError,
 } from '../../src/errors.js';
+import type { AnswerHold } from '../../src/limits/answer-budget.js';
 import type { RenderSpec } from '../../src/models/render-spec.js';
 import type { RenderedImage } from '../../src/providers/image-provider.js';
 import { convertImage } from '../../src/render/convert-format.js';
@@ -38,9 +39,29 @@ export async function callAndStore(
 ): Promise<CachedImage[]> {
   const { images, mask } = request;
   await checkInputImages(purchase.primary.model, images, mask);
+  // The answer's room in the process's budget, taken when the answer is read: released here
+  // whatever happens next — stored, spooled, failed, handed back — or the budget shrinks for good.
+  const hold = run.deps.answerBudget?.hold();
+  try {
+    return await renderAndStore(run, request, purchase, missing, pending, hold);
+  } finally {
+    hold?.release();
+  }
+}
+
+/** callAndStore's work, every provider call of it reading its answer under `hold`. */
+async function renderAndStore(
+  run: RenderAttempt,
+  request: RenderRequest,
+  purchase: Purchase,
+  missing: number[],
+  pending: PendingRender | undefined,
+  hold: AnswerHold | undefined,
+): Promise<CachedImage[]> {
+  const { images, mask } = request;
   const outcome = await renderWithFallbacks(
     purchase.candidates,
-    { spec: purchase.ask, images, mask },
+    { spec: purchase.ask, images, mask, hold },
     {
       policy: run.deps.retryPolicy,
       shutdown: run.signal,

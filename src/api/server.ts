@@ -17,7 +17,7 @@ import { adminQueueRoutes, type AdminQueueRouteDeps } from './routes/admin-queue
 import { dashboardRoutes } from './routes/dashboard.js';
 import { DashboardSessions } from './sessions.js';
 
-/** Everything the API needs, each route's dependencies together; wired in runtime/wiring.ts. */
+/** Everything the API needs, each route's dependencies together; wired in runtime/api-wiring.ts. */
 export interface ApiDeps
   extends
     BatchRouteDeps,

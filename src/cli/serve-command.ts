@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config.js';
 import { createLogger } from '../logging.js';
-import { buildApiForServices, rateLimitLine } from '../runtime/wiring.js';
+import { rateLimitLine } from '../runtime/wiring.js';
 import { startServices } from '../runtime/services.js';
 import { installFatalErrorPolicy } from '../metrics/fatal-errors.js';
 import { LISTEN_HOST, startWorkerMetricsServer } from '../runtime/metrics-server.js';
@@ -51,7 +51,10 @@ export async function serveCommand(options: ServeOptions): Promise<void> {
       'worker started',
     );
   }
-  const api = options.api ? buildApiForServices(services) : undefined;
+  // Loaded only here: a worker alone never loads the API's modules (Fastify, Bull Board …).
+  const api = options.api
+    ? (await import('../runtime/api-wiring.js')).buildApiForServices(services)
+    : undefined;
   if (api) {
     const address = await api.listen({ port: config.port, host: LISTEN_HOST });
     logger.info({ address }, 'API listening');

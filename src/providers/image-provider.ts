@@ -2,6 +2,7 @@ import type { ProviderRateReport, ProviderUsage } from '../errors.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import type { ModelSpec, Operation, RouteKind } from '../models/registry-schema.js';
 import type { ImageFormat, RenderSpec } from '../models/render-spec.js';
+import type { AnswerHold } from '../limits/answer-budget.js';
 
 /** An input image, already fetched, for an edit or variation. */
 export interface InputImage {
@@ -24,6 +25,11 @@ export interface ProviderRequest {
   /** Input images for edits and variations, in order. */
   images: InputImage[];
   mask?: InputImage | undefined;
+  /**
+   * The render attempt's share of the process's answer budget: an adapter that reads an
+   * answer of images takes room in it first (see readImagesAnswer). The attempt releases it.
+   */
+  hold?: AnswerHold | undefined;
 }
 
 export interface RenderedImage {

@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import { ProviderUnavailableError } from '../errors.js';
 import type { ProviderUsage } from '../errors.js';
+import { UNKNOWN_ANSWER_BYTES, type AnswerHold } from '../limits/answer-budget.js';
 
 /** One image of an Images API answer: its decoded `b64_json` bytes, or the `url` to fetch. */
 export interface AnsweredImage {
@@ -29,18 +30,34 @@ export function answerReadLoad(): { reading: number; waiting: number } {
 
 /**
  * Reads an Images API answer from its raw response, at most ANSWERS_READ_AT_ONCE at a time.
- * `timeoutMs` bounds the reading itself, not the wait for a turn: the answer is already paid
- * for, and the wait is rendermill's own (every read ahead of it is bounded the same way).
+ * With a `hold`, room for the answer's bytes is taken in the process's answer budget first
+ * (answer-budget.ts), and stays taken until the hold's attempt releases it — after its images
+ * are stored — so that answers are read no faster than their images leave the process.
+ * `timeoutMs` bounds the reading itself, not the waits for the budget or a turn: the answer is
+ * already paid for, and the waits are rendermill's own (every read ahead is bounded the same way).
  */
-export function readImagesAnswer(response: Response, timeoutMs: number): Promise<ImagesAnswer> {
-  return answerReads(async () => {
-    if (!isJson(response.headers.get('content-type'))) {
-      // The SDK would hand such a body back as text: an answer without images.
-      await response.body?.cancel().catch(() => undefined);
-      return { data: undefined, usage: undefined };
-    }
-    return parseImagesAnswer(await readBody(response, timeoutMs));
-  });
+export async function readImagesAnswer(
+  response: Response,
+  timeoutMs: number,
+  hold?: AnswerHold,
+): Promise<ImagesAnswer> {
+  if (!isJson(response.headers.get('content-type'))) {
+    // The SDK would hand such a body back as text: an answer without images.
+    await response.body?.cancel().catch(() => undefined);
+    return { data: undefined, usage: undefined };
+  }
+  const declared = declaredLength(response);
+  await hold?.take(declared ?? UNKNOWN_ANSWER_BYTES);
+  const bytes = await answerReads(() => readBody(response, timeoutMs, declared));
+  if (declared === undefined) hold?.correct(UNKNOWN_ANSWER_BYTES, bytes.length);
+  return parseImagesAnswer(bytes);
+}
+
+/** The body's length from `Content-Length`, when the answer says it plainly (not compressed). */
+function declaredLength(response: Response): number | undefined {
+  if (response.headers.get('content-encoding')) return undefined;
+  const length = Number(response.headers.get('content-length') ?? NaN);
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
 function isJson(contentType: string | null): boolean {
@@ -48,7 +65,15 @@ function isJson(contentType: string | null): boolean {
   return !!mediaType && (mediaType.includes('application/json') || mediaType.endsWith('+json'));
 }
 
-async function readBody(response: Response, timeoutMs: number): Promise<Buffer> {
+/**
+ * The whole body. Of a declared length, read into one buffer of that length as it arrives:
+ * no list of chunks to concatenate, so an answer of megabytes leaves half the garbage.
+ */
+async function readBody(
+  response: Response,
+  timeoutMs: number,
+  declared: number | undefined,
+): Promise<Buffer> {
   const body = response.body;
   if (!body) return Buffer.alloc(0);
   const reader = body.getReader();
@@ -57,6 +82,7 @@ async function readBody(response: Response, timeoutMs: number): Promise<Buffer> 
     timedOut = true;
     reader.cancel().catch(() => undefined);
   }, timeoutMs);
+  let whole = declared === undefined ? undefined : Buffer.allocUnsafe(declared);
   const chunks: Uint8Array[] = [];
   let length = 0;
   try {
@@ -69,7 +95,14 @@ async function readBody(response: Response, timeoutMs: number): Promise<Buffer> 
         );
       }
       if (done) break;
-      chunks.push(value);
+      if (whole && length + value.byteLength <= whole.length) {
+        whole.set(value, length);
+      } else {
+        // More than declared (undici would refuse it, another fetch might not): keep it all.
+        if (whole) chunks.push(whole.subarray(0, length));
+        whole = undefined;
+        chunks.push(value);
+      }
       length += value.byteLength;
     }
   } catch (error) {
@@ -81,7 +114,7 @@ async function readBody(response: Response, timeoutMs: number): Promise<Buffer> 
   } finally {
     clearTimeout(timer);
   }
-  return Buffer.concat(chunks, length);
+  return whole ? whole.subarray(0, length) : Buffer.concat(chunks, length);
 }
 
 const QUOTE = 0x22;

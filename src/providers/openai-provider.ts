@@ -72,7 +72,13 @@ export class OpenAIImageProvider implements ImageProvider {
     };
   }
 
-  async render({ spec, remoteModel, images, mask }: ProviderRequest): Promise<ProviderResult> {
+  async render({
+    spec,
+    remoteModel,
+    images,
+    mask,
+    hold,
+  }: ProviderRequest): Promise<ProviderResult> {
     const model = this.options.registry.get(spec.model);
     const responseFormat = model?.response_formats
       ? { response_format: this.options.responseFormat ?? 'b64_json' }
@@ -112,7 +118,7 @@ export class OpenAIImageProvider implements ImageProvider {
       // rendermill's to read, without copying its base64 images through JSON.parse.
       const raw = await call.asResponse();
       // From here on the call is paid for: failures must not make anyone call again.
-      const { data = [], usage } = await readImagesAnswer(raw, this.options.timeoutMs);
+      const { data = [], usage } = await readImagesAnswer(raw, this.options.timeoutMs, hold);
       if (data.length !== spec.n) {
         throw new PaidResultError(
           `provider returned ${data.length} image(s) where ${spec.n} were asked for`,

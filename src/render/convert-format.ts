@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import { loadSharp } from './load-sharp.js';
 import type { RenderedImage } from '../providers/image-provider.js';
 import type { ImageFormat } from '../models/render-spec.js';
 
@@ -18,6 +18,7 @@ export async function convertImage(
 ): Promise<RenderedImage> {
   if (image.format === format) return image;
   const quality = compression === undefined ? {} : { quality: Math.max(1, compression) };
+  const sharp = await loadSharp();
   const input = sharp(image.data);
   const encoded =
     format === 'png'

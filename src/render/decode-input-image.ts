@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import { loadSharp } from './load-sharp.js';
 import { InputImageError } from '../errors.js';
 
 /**
@@ -24,6 +24,7 @@ export interface DecodedInputImage {
  */
 export async function decodeInputImage(data: Buffer, filename: string): Promise<DecodedInputImage> {
   const options = { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' } as const;
+  const sharp = await loadSharp();
   try {
     const { width, height, hasAlpha } = await sharp(data, options).metadata();
     // Reading every pixel is what finds a corrupt body behind a good header.

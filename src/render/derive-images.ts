@@ -1,8 +1,9 @@
-import sharp from 'sharp';
+import { loadSharp } from './load-sharp.js';
 import type { DeriveSpec } from '../contracts/derive-spec.js';
 
 /** Makes one smaller copy of an image: fit inside px × px, aspect ratio kept. */
 export async function deriveImage(original: Buffer, spec: DeriveSpec): Promise<Buffer> {
+  const sharp = await loadSharp();
   const resized = sharp(original).resize({
     width: spec.px,
     height: spec.px,

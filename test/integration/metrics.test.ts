@@ -3,7 +3,7 @@ import { windowAllowance } from '../../src/limits/redis-rate-limiter.js';
 import { limiterId } from '../../src/redis/redis-keys.js';
 import { startWorkerMetricsServer } from '../../src/runtime/metrics-server.js';
 import { findFreePort } from '../../src/runtime/free-port.js';
-import { buildApiForServices } from '../../src/runtime/wiring.js';
+import { buildApiForServices } from '../../src/runtime/api-wiring.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import {
   auth,

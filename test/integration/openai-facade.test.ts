@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/batches/batch-view.js';
 import { contentHash } from '../../src/models/request-hash.js';
-import { buildApiForServices } from '../../src/runtime/wiring.js';
+import { buildApiForServices } from '../../src/runtime/api-wiring.js';
 import {
   TENANTS,
   auth,

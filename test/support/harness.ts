@@ -5,7 +5,7 @@ import { batchEnded } from '../../src/contracts/item-status.js';
 import { startSimulator } from '../../infra/simulator/server.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/logging.js';
-import { buildApiForServices } from '../../src/runtime/wiring.js';
+import { buildApiForServices } from '../../src/runtime/api-wiring.js';
 import { startServices, type Services } from '../../src/runtime/services.js';
 import { startRenderWorkers } from '../../workers/render-workers.js';
 import type { RunningWorkers } from '../../workers/worker.js';
