@@ -19,7 +19,7 @@ import { finish, succeeded } from './settle.js';
  * Look up: reads the item and, when its request hash is known, what the cache holds for it.
  * Returns nothing when the job has nothing left to do: the item is gone, or already has an
  * outcome (its manifest is queued if that was missed), or — the common case of a re-run
- * catalog, in three round trips — every variant is stored with its derived copies, and the
+ * catalog, in two round trips — every variant is stored with its derived copies, and the
  * item is recorded `cached` at $0 with no reservation, lock or call. Otherwise returns the
  * run's state, with what a run that died mid-call held charged to the item.
  */
@@ -30,6 +30,11 @@ export async function lookUp(
 ): Promise<RenderAttempt | undefined> {
   const started = Date.now();
   const log = deps.logger.child({ batch: payload.batchId, item: payload.itemId });
+  // With the request hash in the job, the cache is read in the same round trip as the item.
+  const cached = payload.hash
+    ? deps.cache.lookup(deps.cache.scopeFor(payload.tenant), payload.hash, payload.spec.n)
+    : undefined;
+  cached?.catch(() => undefined); // not needed if the item has nothing left to do
   const stored = await deps.store.item(payload.batchId, payload.itemId);
   if (!stored) {
     log.warn('item no longer exists; nothing to render');
@@ -52,7 +57,10 @@ export async function lookUp(
   // An item following a queued prediction collects it, whatever the cache holds; one whose
   // images wait in the spool stores them.
   if (item.hash && held === 0 && !item.pending && !item.spooled) {
-    run.firstLook = await lookUpCache(run, item.hash);
+    run.firstLook =
+      cached && item.hash === payload.hash
+        ? reusable(await cached, run.rules)
+        : await lookUpCache(run, item.hash);
     const hit = completeHit(run.firstLook, run.rules);
     if (hit) {
       await finish(run, succeeded(run, hit, hit), { spendMicros: 0 });

@@ -143,7 +143,15 @@ async function queueRenders(
         .filter((item) => item.status === 'queued')
         .map((item) => ({
           jobId: `${batchId}-${item.index}`,
-          payload: { batchId, itemId: item.id, tenant, spec: item.spec, routing, mode },
+          payload: {
+            batchId,
+            itemId: item.id,
+            tenant,
+            spec: item.spec,
+            routing,
+            mode,
+            ...(item.hash ? { hash: item.hash } : {}),
+          },
         })),
     );
   }

@@ -21,6 +21,11 @@ export const renderItemPayload = z
      * rendered now (jobs/provider-batch.ts renders it). Absent: realtime.
      */
     mode: z.literal('provider_batch').optional(),
+    /**
+     * The item's request hash, when its submission knew it (not for edits of inputs fetched
+     * later): the job then reads the cache in the same round trip as the item.
+     */
+    hash: z.string().min(1).optional(),
   })
   .strict();
 
