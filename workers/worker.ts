@@ -1,4 +1,5 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { setMaxListeners } from 'node:events';
 import pRetry from 'p-retry';
 import { AccountPausedError, ComeBackLaterError, ShutdownError } from '../src/errors.js';
 import { bullPrefixFor } from '../src/redis/redis-keys.js';
@@ -48,6 +49,9 @@ export function startWorkers(options: WorkerOptions): RunningWorkers {
   if (missing.length > 0) throw new Error(`no processor for job(s): ${missing.join(', ')}`);
 
   const shutdown = new AbortController();
+  // Every job in flight may listen for it (a wait in the rate limiter, between retries): as many
+  // listeners as RENDERMILL_CONCURRENCY, each removed when its wait ends — not a leak to warn of.
+  setMaxListeners(0, shutdown.signal);
   const givingUp = new Set<Promise<void>>();
   /** Jobs handed back to the queue because this process is shutting down, for the log. */
   const handedBack: string[] = [];
