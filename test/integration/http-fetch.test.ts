@@ -132,6 +132,15 @@ describe('createHttpFetch', () => {
     await expect(reader.read()).rejects.toMatchObject({ name: 'AbortError' });
   });
 
+  it('fails the body’s read when the connection closes before the body ends', async () => {
+    handler = (_request, _body, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      response.write('{"data": [', () => response.socket?.destroy());
+    };
+    const response = await createHttpFetch()(`${base}/cut`);
+    await expect(response.text()).rejects.toThrow();
+  });
+
   it('hands what it does not cover to the fallback: Request objects, multipart bodies', async () => {
     const handed: unknown[] = [];
     const fallback = ((input: unknown) => {
