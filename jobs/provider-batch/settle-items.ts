@@ -158,7 +158,6 @@ export async function queueRealtime(conductor: Conductor, item: ItemRecord): Pro
       tenant: batch.tenant,
       spec: item.spec,
       routing: batch.routing as RoutingStrategy | undefined,
-      ...(item.hash ? { hash: item.hash } : {}),
     },
     `${batch.id}-${item.index}-realtime`,
   );

@@ -18,6 +18,15 @@ export const ANSWER_BUDGET_BYTES = 24 * 1024 * 1024;
 export const UNKNOWN_ANSWER_BYTES = 3 * 1024 * 1024;
 
 /**
+ * The longest a paid answer waits for room before it is read all the same, over the budget.
+ * Room comes back as fast as S3 takes the images before it; when S3 is slow, an answer left
+ * unread in its socket for minutes could be cut off by the provider or a load balancer
+ * between — and an answer lost is an image bought again. Past this wait memory gives way, not
+ * money.
+ */
+export const ANSWER_MAX_WAIT_MS = 10_000;
+
+/**
  * A process-wide budget of answer bytes. Each render attempt gets its own `AnswerHold`, which
  * takes room before the first answer is read and gives it all back when the attempt is done
  * with the images (stored, spooled, failed or cancelled).
@@ -27,8 +36,13 @@ export class AnswerBudget {
   private holders = 0;
   private peakHolders = 0;
   private readonly waiting: Array<{ bytes: number; go: () => void }> = [];
+  /** Holders let in past a full budget because they had waited ANSWER_MAX_WAIT_MS. */
+  private overdrawn = 0;
 
-  constructor(readonly maxBytes: number = ANSWER_BUDGET_BYTES) {
+  constructor(
+    readonly maxBytes: number = ANSWER_BUDGET_BYTES,
+    private readonly maxWaitMs: number = ANSWER_MAX_WAIT_MS,
+  ) {
     if (!(maxBytes > 0)) throw new Error(`an answer budget needs room: ${maxBytes} bytes`);
   }
 
@@ -37,13 +51,23 @@ export class AnswerBudget {
     return new AnswerHold(this);
   }
 
-  /** Bytes held now, holds holding them, holds waiting for room, and the most that held at once. */
-  load(): { bytes: number; holders: number; waiting: number; peakHolders: number } {
+  /**
+   * Bytes held now, holds holding them, holds waiting for room, the most that held at once,
+   * and how many were let in over the budget after waiting too long.
+   */
+  load(): {
+    bytes: number;
+    holders: number;
+    waiting: number;
+    peakHolders: number;
+    overdrawn: number;
+  } {
     return {
       bytes: this.held,
       holders: this.holders,
       waiting: this.waiting.length,
       peakHolders: this.peakHolders,
+      overdrawn: this.overdrawn,
     };
   }
 
@@ -57,18 +81,46 @@ export class AnswerBudget {
       this.admit(bytes);
       return Promise.resolve();
     }
-    return new Promise<void>((go) => this.waiting.push({ bytes, go }));
+    return new Promise<void>((resolve) => {
+      const waiter = {
+        bytes,
+        go: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        // Waited too long: read it anyway (ANSWER_MAX_WAIT_MS says why).
+        const at = this.waiting.indexOf(waiter);
+        if (at < 0) return;
+        this.waiting.splice(at, 1);
+        this.overdrawn++;
+        this.admit(bytes);
+        resolve();
+      }, this.maxWaitMs);
+      timer.unref();
+      this.waiting.push(waiter);
+    });
   }
 
-  /** More bytes for a holder that already holds: never waits (see AnswerHold.take). */
+  /**
+   * More bytes for a holder that already holds: never waits (see AnswerHold.take). Fewer (a
+   * guess corrected down) may let waiters in.
+   */
   add(bytes: number): void {
     this.held += bytes;
+    if (bytes < 0) this.letIn();
   }
 
   /** Gives back all that a holder held. */
   giveBack(bytes: number): void {
     this.held -= bytes;
     this.holders--;
+    this.letIn();
+  }
+
+  /** Lets in the waiters that now fit, in order. */
+  private letIn(): void {
     for (let next = this.waiting[0]; next && this.fits(next.bytes); next = this.waiting[0]) {
       this.waiting.shift();
       this.admit(next.bytes);
@@ -103,7 +155,7 @@ export class AnswerHold {
 
   /**
    * Takes room for `bytes` of answer. The first take waits for room; later ones (the next
-   * call of an item split over several, a URL answer's download) add to the hold without
+   * call of an item split over several) add to the hold without
    * waiting: a hold that waited for more while holding could wait for holds that wait in
    * turn for it, and the process would read nothing more.
    */

@@ -14,17 +14,27 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
  * barely compress and inflating them costs more CPU than the bytes saved; an answer that comes
  * compressed all the same is inflated.
  *
- * Anything this does not cover goes to the global `fetch` unchanged: a `Request` object, a body
- * other than text or bytes (the SDK's multipart uploads for edits), a redirect to follow. What
- * it returns is a standard `Response`, with the body as a web stream over the socket: read as
- * slowly as the reader reads, so an answer nobody reads yet stays in the kernel's buffers.
- * Errors are the global fetch's: a `TypeError('fetch failed')` with the network error as its
- * `cause` (the SDKs read the cause's code), and the signal's reason on abort.
+ * Anything this does not cover goes to `fallback` (the global `fetch`) unchanged: a `Request`
+ * object, a body other than text or bytes (the SDK's multipart uploads for edits). A redirect
+ * is refused (an API call is not redirected). What it returns is a standard `Response`, with
+ * the body as a web stream over the socket: read as slowly as the reader reads, so an answer
+ * nobody reads yet stays in the kernel's buffers — but a read that gets nothing for
+ * `bodyIdleMs` fails (the SDKs bound only the wait for the headers, and undici bounded the body
+ * too). Errors are the global fetch's: a `TypeError('fetch failed')` with the network error as
+ * its `cause` (the SDKs read the cause's code), and the signal's reason on abort.
  */
-export function createHttpFetch(fallback: typeof fetch = fetch): typeof fetch {
+export function createHttpFetch(
+  options: { fallback?: typeof fetch; bodyIdleMs?: number } = {},
+): typeof fetch {
+  const fallback = options.fallback ?? fetch;
+  const bodyIdleMs = options.bodyIdleMs ?? BODY_IDLE_MS;
+  // A connection the server may have closed is not reused: undici drops idle ones after 4 s,
+  // and Node's agent keeps them for ever unless the server says how long it will. (The timeout
+  // closes idle connections only: one in use just gets a 'timeout' event nobody acts on.)
+  const agentOptions = { keepAlive: true, timeout: IDLE_CONNECTION_MS };
   const agents = {
-    'http:': new HttpAgent({ keepAlive: true }),
-    'https:': new HttpsAgent({ keepAlive: true }),
+    'http:': new HttpAgent(agentOptions),
+    'https:': new HttpsAgent(agentOptions),
   };
   const httpFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
@@ -33,7 +43,7 @@ export function createHttpFetch(fallback: typeof fetch = fetch): typeof fetch {
     if (input instanceof Request || !simpleBody) return fallback(input, init);
     const url = typeof input === 'string' ? new URL(input) : input;
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return fallback(input, init);
-    return send(url, init ?? {}, body ?? undefined, agents[url.protocol]);
+    return send(url, init ?? {}, body ?? undefined, agents[url.protocol], bodyIdleMs);
   };
   return httpFetch as typeof fetch;
 }
@@ -43,6 +53,7 @@ function send(
   init: RequestInit,
   body: string | Uint8Array | undefined,
   agent: HttpAgent,
+  bodyIdleMs: number,
 ): Promise<Response> {
   const signal = init.signal ?? undefined;
   if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -54,7 +65,7 @@ function send(
         signal?.removeEventListener('abort', onAbort);
         let response: Response;
         try {
-          response = toResponse(incoming, url, signal);
+          response = toResponse(incoming, url, signal, bodyIdleMs);
         } catch (error) {
           incoming.destroy();
           reject(error as Error);
@@ -80,6 +91,7 @@ function toResponse(
   incoming: IncomingMessage,
   url: URL,
   signal: AbortSignal | undefined,
+  bodyIdleMs: number,
 ): Response {
   const status = incoming.statusCode ?? 0;
   const headers = new Headers();
@@ -98,13 +110,15 @@ function toResponse(
   if (decoder && !noBody) {
     stream = incoming.pipe(decoder);
     incoming.on('error', (error) => decoder.destroy(error));
+    // Cancelled or aborted, the decoder is destroyed: the socket under it must go too.
+    decoder.on('close', () => incoming.destroy());
   }
   if (signal) {
     const onAbort = () => stream.destroy(abortReason(signal));
     signal.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal.removeEventListener('abort', onAbort));
   }
-  const response = new Response(noBody ? null : pulledOnDemand(stream), {
+  const response = new Response(noBody ? null : pulledOnDemand(stream, bodyIdleMs), {
     status,
     statusText: incoming.statusMessage ?? '',
     headers,
@@ -119,7 +133,7 @@ function toResponse(
  * landed but was not read yet held ~200 KB of socket reads instead of one (~64 KB), and a
  * worker with 1,000 answers landed at once held that many.
  */
-function pulledOnDemand(stream: Readable): ReadableStream<Uint8Array> {
+function pulledOnDemand(stream: Readable, idleMs: number): ReadableStream<Uint8Array> {
   let failure: Error | undefined;
   let ended = false;
   stream.once('end', () => (ended = true));
@@ -136,7 +150,14 @@ function pulledOnDemand(stream: Readable): ReadableStream<Uint8Array> {
           return finish(() => reject(new Error('the connection closed before the body ended')));
         }
       };
+      const idle = setTimeout(() => {
+        const error = Object.assign(new Error(`no byte of the body came in ${idleMs} ms`), {
+          code: 'ETIMEDOUT',
+        });
+        stream.destroy(error);
+      }, idleMs);
       const finish = (settle: () => void) => {
+        clearTimeout(idle);
         stream.off('readable', attempt);
         stream.off('end', attempt);
         stream.off('error', attempt);
@@ -184,6 +205,11 @@ function plainHeaders(headers: RequestInit['headers']): Record<string, string> {
   if (Array.isArray(headers)) return Object.fromEntries(headers);
   return { ...(headers as Record<string, string>) };
 }
+
+/** How long a read of the body may wait for a byte; the provider adapters pass their timeout. */
+const BODY_IDLE_MS = 120_000;
+/** How long a kept-alive connection may sit unused before it is closed. */
+const IDLE_CONNECTION_MS = 4_000;
 
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error

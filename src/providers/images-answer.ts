@@ -82,7 +82,12 @@ async function readBody(
     timedOut = true;
     reader.cancel().catch(() => undefined);
   }, timeoutMs);
-  let whole = declared === undefined ? undefined : Buffer.allocUnsafe(declared);
+  // Taken at its word only up to a sane size: a broken or hostile Content-Length must not
+  // allocate gigabytes; a longer answer is read in chunks all the same.
+  let whole =
+    declared === undefined || declared > MAX_PREALLOCATED_BYTES
+      ? undefined
+      : Buffer.allocUnsafe(declared);
   const chunks: Uint8Array[] = [];
   let length = 0;
   try {
@@ -116,6 +121,9 @@ async function readBody(
   }
   return whole ? whole.subarray(0, length) : Buffer.concat(chunks, length);
 }
+
+/** The largest answer read into one buffer of its declared length (4 images of 4K, in base64). */
+const MAX_PREALLOCATED_BYTES = 256 * 1024 * 1024;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -56,7 +56,7 @@ export class OpenAIImageProvider implements ImageProvider {
       timeout: options.timeoutMs,
       // The calls themselves over node:http (net/http-fetch.ts): a millisecond of CPU less per
       // call than Node's fetch. Edits' multipart bodies still go through `fetchImpl`.
-      fetch: createHttpFetch(this.fetchImpl),
+      fetch: createHttpFetch({ fallback: this.fetchImpl, bodyIdleMs: options.timeoutMs }),
     });
   }
 

@@ -79,7 +79,7 @@ export class OpenAIResponsesImageProvider implements ImageProvider {
       maxRetries: 0,
       timeout: options.timeoutMs,
       // Over node:http, as the Images API adapter calls (net/http-fetch.ts).
-      fetch: createHttpFetch(),
+      fetch: createHttpFetch({ bodyIdleMs: options.timeoutMs }),
     });
   }
 

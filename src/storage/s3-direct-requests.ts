@@ -13,9 +13,10 @@ import type { S3Client } from '@aws-sdk/client-s3';
  * decides what goes on the wire is still the SDK's: the endpoint and signing region come from
  * the client's own endpoint resolver, the credentials from its credential chain (refreshed as
  * it refreshes them), the signature from its signer (`@smithy/signature-v4`, as S3 signs: no
- * double-encoded path), the clock from its skew correction. What is left out is retry (the
- * callers retry, store-images.ts), checksums (`WHEN_REQUIRED`: none for these) and the XML
- * deserialiser: a listing that holds anything goes back to the SDK to be read.
+ * double-encoded path), the clock from its skew correction. What is left out is retry (uploads
+ * are retried by store-images.ts; a listing that fails here is asked again through the SDK,
+ * which retries), checksums (`WHEN_REQUIRED`: none for these) and the XML deserialiser: a
+ * listing that holds anything goes back to the SDK to be read.
  */
 export class S3DirectRequests {
   private readonly signer: SignatureV4;
@@ -40,23 +41,32 @@ export class S3DirectRequests {
     const https = base.protocol === 'https:';
     // Kept alive, as the SDK's own handler keeps them: a new TCP (and TLS) connection per image
     // would cost more than everything this class saves.
-    const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
+    // Idle ones are closed after IDLE_CONNECTION_MS, before a server closes them under a request.
+    const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS, timeout: IDLE_CONNECTION_MS };
     this.agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
     this.send = https ? httpsRequest : httpRequest;
   }
 
   /**
    * Direct requests for `bucket` as `client` would address it, or undefined where the SDK must
-   * do it all: an endpoint rule it would sign another way (S3 Express, SigV4a, access points).
+   * do it all: FIPS, dual-stack or accelerated endpoints (as the client's own configuration or
+   * AWS_USE_FIPS_ENDPOINT … say), or an endpoint rule it would sign another way (S3 Express,
+   * SigV4a, access points).
    */
-  static forBucket(
+  static async forBucket(
     client: S3Client,
     bucket: string,
     settings: { region: string; endpoint?: string; forcePathStyle: boolean; timeoutMs?: number },
-  ): S3DirectRequests | undefined {
+  ): Promise<S3DirectRequests | undefined> {
     let resolved: { url: URL; properties?: { authSchemes?: unknown } };
     try {
-      resolved = client.config.endpointProvider({
+      const config = client.config;
+      const [fips, dualStack] = await Promise.all([
+        config.useFipsEndpoint(),
+        config.useDualstackEndpoint(),
+      ]);
+      if (fips || dualStack || config.useAccelerateEndpoint) return undefined;
+      resolved = config.endpointProvider({
         Bucket: bucket,
         Region: settings.region,
         Endpoint: settings.endpoint,
@@ -225,5 +235,7 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 /** Connections kept per S3 endpoint, as the SDK's own handler allows. */
 const MAX_SOCKETS = 50;
+/** How long a kept-alive connection may sit unused before it is closed (undici's default). */
+const IDLE_CONNECTION_MS = 4_000;
 /** A request S3 has not answered in this long is abandoned (and retried by the caller). */
 const REQUEST_TIMEOUT_MS = 60_000;

@@ -45,8 +45,8 @@ export class S3ImageStorage implements ImageStorage {
   private readonly client: S3Client;
   private readonly region: string;
   private readonly listPageSize: number;
-  /** PutObject and the empty listing, sent without the SDK's middleware stack. */
-  private readonly direct: S3DirectRequests | undefined;
+  /** PutObject and the empty listing, sent without the SDK's middleware stack, where it can. */
+  private readonly direct: Promise<S3DirectRequests | undefined>;
 
   constructor(opts: S3ImageStorageOptions) {
     this.bucket = opts.bucket;
@@ -100,7 +100,8 @@ export class S3ImageStorage implements ImageStorage {
 
   async put(input: PutObjectInput): Promise<void> {
     const body = typeof input.body === 'string' ? Buffer.from(input.body) : input.body;
-    if (this.direct) return this.direct.put({ ...input, body });
+    const direct = await this.direct;
+    if (direct) return direct.put({ ...input, body });
     await this.client.send(
       new PutObjectCommand({
         Bucket: this.bucket,
@@ -154,7 +155,9 @@ export class S3ImageStorage implements ImageStorage {
    */
   async list(prefix: string): Promise<string[]> {
     // A render asks for its request's folder right before paying, and it is nearly always empty.
-    if (this.direct && (await this.direct.isEmpty(prefix))) return [];
+    // Anything else — something there, or the quick look failing — is read through the SDK.
+    const direct = await this.direct;
+    if (direct && (await direct.isEmpty(prefix).catch(() => false))) return [];
     const keys: string[] = [];
     let marker: string | undefined;
     for (;;) {
@@ -192,7 +195,7 @@ export class S3ImageStorage implements ImageStorage {
   }
 
   close(): void {
-    this.direct?.close();
+    void this.direct.then((direct) => direct?.close());
     this.client.destroy();
   }
 }

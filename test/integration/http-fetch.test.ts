@@ -132,6 +132,19 @@ describe('createHttpFetch', () => {
     await expect(reader.read()).rejects.toMatchObject({ name: 'AbortError' });
   });
 
+  it('fails a read of the body that gets nothing for bodyIdleMs, and closes its connection', async () => {
+    let closed = false;
+    handler = (request, _body, response) => {
+      request.socket.once('close', () => (closed = true));
+      response.writeHead(500, { 'content-type': 'application/json' });
+      response.write('{"error": '); // and stalls
+    };
+    const response = await createHttpFetch({ bodyIdleMs: 100 })(`${base}/stall`);
+    expect(response.status).toBe(500);
+    await expect(response.text()).rejects.toThrow();
+    await expect.poll(() => closed).toBe(true);
+  });
+
   it('fails the body’s read when the connection closes before the body ends', async () => {
     handler = (_request, _body, response) => {
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
@@ -147,7 +160,7 @@ describe('createHttpFetch', () => {
       handed.push(input);
       return Promise.resolve(new Response('fallback'));
     }) as typeof fetch;
-    const httpFetch = createHttpFetch(fallback);
+    const httpFetch = createHttpFetch({ fallback });
     const form = new FormData();
     form.append('prompt', 'a mug');
     expect(await (await httpFetch(`${base}/edit`, { method: 'POST', body: form })).text()).toBe(

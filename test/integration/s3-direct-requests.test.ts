@@ -26,6 +26,7 @@ afterAll(() => s3?.stop());
 beforeEach(() => {
   s3.received.length = 0;
   s3.list([]);
+  s3.failListingsWith(undefined);
 });
 
 function storage(secretAccessKey = CREDENTIALS.secretAccessKey, endpoint = s3.url) {
@@ -65,6 +66,20 @@ describe('the verifying server', () => {
     await client.send(new ListObjectsCommand({ Bucket: 'images', Prefix: 'images/acme/ab/' }));
     client.destroy();
     expect(s3.received.map((r) => r.refused)).toEqual([undefined, undefined]);
+
+    // Signed for another region than the bucket's: refused, as S3 refuses it.
+    const elsewhere = new S3ImageStorage({
+      bucket: 'images',
+      endpoint: s3.url,
+      region: 'us-west-2',
+      ...CREDENTIALS,
+      forcePathStyle: true,
+    });
+    await expect(
+      elsewhere.put({ key: 'x.png', body: BODY, contentType: 'image/png' }),
+    ).rejects.toMatchObject({ name: 'SignatureDoesNotMatch' });
+    elsewhere.close();
+    expect(s3.received.at(-1)?.refused).toBe('signed for region us-west-2, not eu-west-1');
 
     const wrong = storage('not-the-secret');
     await expect(
@@ -116,7 +131,7 @@ describe('PutObject without the SDK', () => {
   it('signs the body’s hash over plain http to another host', async () => {
     // 127.0.0.2 is this machine too, but not one of the loopback names the storage trusts
     // (localhost, 127.0.0.1, ::1): it stands for another host.
-    const other = await startSigV4Server(CREDENTIALS, '127.0.0.2');
+    const other = await startSigV4Server(CREDENTIALS, { host: '127.0.0.2' });
     const store = storage(CREDENTIALS.secretAccessKey, other.url);
     await store.put({ key: 'b/1.png', body: BODY, contentType: 'image/png' });
     store.close();
@@ -138,6 +153,18 @@ describe('PutObject without the SDK', () => {
 });
 
 describe('listing a request’s folder', () => {
+  it('fails, never answers "empty", when S3 cannot list: no image is bought on a listing that failed', async () => {
+    s3.failListingsWith(500);
+    const store = storage();
+    await expect(store.list('images/acme/ab/0123/')).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 500 },
+    });
+    store.close();
+    // The quick look failed, then the SDK's listing with its own retries.
+    expect(s3.received.length).toBeGreaterThan(2);
+    expect(s3.received.every((r) => r.method === 'GET' && r.refused === undefined)).toBe(true);
+  });
+
   it('answers an empty folder from one signed request, and reads a full one through the SDK', async () => {
     const store = storage();
     expect(await store.list('images/acme/ab/0123/')).toEqual([]);

@@ -22,16 +22,20 @@ export interface ReceivedRequest {
  */
 export async function startSigV4Server(
   credentials: { accessKeyId: string; secretAccessKey: string },
-  host = '127.0.0.1',
+  options: { host?: string; region?: string } = {},
 ) {
+  const host = options.host ?? '127.0.0.1';
+  const region = options.region ?? 'eu-west-1';
   const received: ReceivedRequest[] = [];
   let listing: string[] = [];
+  /** Answers every listing with this status (a server error) while set. */
+  let failListings: number | undefined;
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const body = Buffer.concat(chunks);
-      const refused = verify(request, body, credentials);
+      const refused = verify(request, body, credentials, region);
       received.push({
         method: request.method ?? '',
         url: request.url ?? '',
@@ -43,6 +47,13 @@ export async function startSigV4Server(
         response.writeHead(403, { 'content-type': 'application/xml' });
         response.end(
           `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>${refused}</Message></Error>`,
+        );
+        return;
+      }
+      if (request.method === 'GET' && failListings) {
+        response.writeHead(failListings, { 'content-type': 'application/xml' });
+        response.end(
+          '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>',
         );
         return;
       }
@@ -64,6 +75,10 @@ export async function startSigV4Server(
     list(keys: string[]) {
       listing = keys;
     },
+    /** Every listing fails with `status` from now on (undefined: they work again). */
+    failListingsWith(status: number | undefined) {
+      failListings = status;
+    },
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -83,16 +98,24 @@ function verify(
   request: IncomingMessage,
   body: Buffer,
   credentials: { accessKeyId: string; secretAccessKey: string },
+  expectedRegion: string,
 ): string | undefined {
   const match = AUTHORIZATION.exec(request.headers.authorization ?? '');
   if (!match) return 'no SigV4 Authorization header';
   const [, accessKeyId, day, region, signedHeaderList, signature] = match;
   if (accessKeyId !== credentials.accessKeyId) return 'unknown access key';
+  if (region !== expectedRegion) return `signed for region ${region}, not ${expectedRegion}`;
   const amzDate = String(request.headers['x-amz-date'] ?? '');
   if (!amzDate.startsWith(day!)) return 'x-amz-date is not the credential scope’s day';
   const signedHeaders = signedHeaderList!.split(';');
   if (!signedHeaders.includes('host')) return 'host is not signed';
   if (!signedHeaders.includes('x-amz-content-sha256')) return 'the payload hash is not signed';
+  // S3 wants every x-amz-* header signed (metadata included); the SDK's own user agent aside.
+  const unsigned = Object.keys(request.headers).filter(
+    (name) =>
+      name.startsWith('x-amz-') && name !== 'x-amz-user-agent' && !signedHeaders.includes(name),
+  );
+  if (unsigned.length > 0) return `headers not signed: ${unsigned.join(', ')}`;
   const payloadHash = String(request.headers['x-amz-content-sha256'] ?? '');
   if (payloadHash !== 'UNSIGNED-PAYLOAD' && payloadHash !== sha256(body)) {
     return 'x-amz-content-sha256 is not the body’s hash';

@@ -26,6 +26,26 @@ describe('AnswerBudget', () => {
     expect(budget.load()).toMatchObject({ bytes: 8, holders: 2, waiting: 0, peakHolders: 2 });
   });
 
+  it('lets a waiter in over the budget once it has waited too long: a paid answer is not left unread', async () => {
+    const budget = new AnswerBudget(10, 30);
+    await budget.hold().take(8);
+    const late = budget.hold().take(8);
+    expect(await settled(late)).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(await settled(late)).toBe(true);
+    expect(budget.load()).toMatchObject({ bytes: 16, holders: 2, waiting: 0, overdrawn: 1 });
+  });
+
+  it('lets waiters in when a guessed size is corrected down', async () => {
+    const budget = new AnswerBudget(10);
+    const guessed = budget.hold();
+    await guessed.take(9);
+    const next = budget.hold().take(4);
+    expect(await settled(next)).toBe(false);
+    guessed.correct(9, 5);
+    expect(await settled(next)).toBe(true);
+  });
+
   it('serves waiters in order: a small answer does not overtake a big one', async () => {
     const budget = new AnswerBudget(10);
     const first = budget.hold();
