@@ -21,10 +21,12 @@ export const UNKNOWN_ANSWER_BYTES = 3 * 1024 * 1024;
  * The longest a paid answer waits for room before it is read all the same, over the budget.
  * Room comes back as fast as S3 takes the images before it; when S3 is slow, an answer left
  * unread in its socket for minutes could be cut off by the provider or a load balancer
- * between — and an answer lost is an image bought again. Past this wait memory gives way, not
- * money.
+ * between (60 s of no traffic is a common idle timeout) — and an answer lost is an image
+ * bought again. Past this wait memory gives way, not money. (10 s was tried: 1,000 answers
+ * landing together take ~15 s to read at s3rver's pace, and the worker's peak went from 411 to
+ * 570 MB as the last ones were let in at once.)
  */
-export const ANSWER_MAX_WAIT_MS = 10_000;
+export const ANSWER_MAX_WAIT_MS = 30_000;
 
 /**
  * A process-wide budget of answer bytes. Each render attempt gets its own `AnswerHold`, which
