@@ -1,7 +1,8 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { keptAliveAgent } from './kept-alive-agent.js';
 
 /**
  * A `fetch` for the provider SDKs' API calls, over node:http with kept-alive connections.
@@ -28,14 +29,7 @@ export function createHttpFetch(
 ): typeof fetch {
   const fallback = options.fallback ?? fetch;
   const bodyIdleMs = options.bodyIdleMs ?? BODY_IDLE_MS;
-  // A connection the server may have closed is not reused: undici drops idle ones after 4 s,
-  // and Node's agent keeps them for ever unless the server says how long it will. (The timeout
-  // closes idle connections only: one in use just gets a 'timeout' event nobody acts on.)
-  const agentOptions = { keepAlive: true, timeout: IDLE_CONNECTION_MS };
-  const agents = {
-    'http:': new HttpAgent(agentOptions),
-    'https:': new HttpsAgent(agentOptions),
-  };
+  const agents = { 'http:': keptAliveAgent('http:'), 'https:': keptAliveAgent('https:') };
   const httpFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
     const simpleBody =
@@ -205,8 +199,6 @@ function plainHeaders(headers: RequestInit['headers']): Record<string, string> {
 
 /** How long a read of the body may wait for a byte; the provider adapters pass their timeout. */
 const BODY_IDLE_MS = 120_000;
-/** How long a kept-alive connection may sit unused before it is closed. */
-const IDLE_CONNECTION_MS = 4_000;
 
 function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error

@@ -1,7 +1,8 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { keptAliveAgent } from '../net/kept-alive-agent.js';
 
 /**
  * The two S3 requests a render makes for every image it buys — the PutObject of its bytes, and
@@ -39,11 +40,7 @@ export class S3DirectRequests {
       applyChecksum: false,
     });
     const https = base.protocol === 'https:';
-    // Kept alive, as the SDK's own handler keeps them: a new TCP (and TLS) connection per image
-    // would cost more than everything this class saves.
-    // Idle ones are closed after IDLE_CONNECTION_MS, before a server closes them under a request.
-    const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS, timeout: IDLE_CONNECTION_MS };
-    this.agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.agent = keptAliveAgent(https ? 'https:' : 'http:', { maxSockets: MAX_SOCKETS });
     this.send = https ? httpsRequest : httpRequest;
   }
 
@@ -235,7 +232,5 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 /** Connections kept per S3 endpoint, as the SDK's own handler allows. */
 const MAX_SOCKETS = 50;
-/** How long a kept-alive connection may sit unused before it is closed (undici's default). */
-const IDLE_CONNECTION_MS = 4_000;
 /** A request S3 has not answered in this long is abandoned (and retried by the caller). */
 const REQUEST_TIMEOUT_MS = 60_000;
