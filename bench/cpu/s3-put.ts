@@ -4,15 +4,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { S3ImageStorage } from '../../src/storage/s3-image-storage.js';
-import { installCleanup, startChild } from '../support/children.js';
+import { installCleanup } from '../support/children.js';
+import { startS3rverChild } from '../support/stack.js';
 
 /**
  * CPU per PutObject: `--puts` uploads of a 139 KB body (the size of the simulator's 256x256
  * PNG; S3 never looks inside, so random bytes stand in for it), at most `--concurrency` at once,
  * to an s3rver child process so that only the client's CPU is counted. Two ways, run in turns so
- * that other load on the machine falls on both alike: S3ImageStorage.put, and the SDK's
- * `client.send(PutObjectCommand)` with the client S3ImageStorage configures but none of what
- * `put` trims (the body's SHA-256 signed, the logger middleware in place): what `put` was
+ * that other load on the machine falls on both alike: S3ImageStorage.put (sent without the
+ * SDK's middleware stack: src/storage/s3-direct-requests.ts), and the SDK's
+ * `client.send(PutObjectCommand)` with the client S3ImageStorage configures: what `put` was
  * before. Prints each run's CPU per put and the medians, after a warm-up of each.
  *
  *   tsx bench/cpu/s3-put.ts [--puts 2000] [--concurrency 16] [--bytes 139000] [--runs 3]
@@ -28,27 +29,10 @@ const BUCKET = 'put-bench';
 
 installCleanup();
 const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rendermill-s3-put-'));
-const s3 = startChild(
-  's3rver',
-  process.execPath,
-  [
-    path.resolve('node_modules/s3rver/bin/s3rver.js'),
-    '--directory',
-    dataDir,
-    '--address',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--silent',
-    '--configure-bucket',
-    BUCKET,
-  ],
-  process.env,
-);
-const port = (await s3.waitFor(/S3rver listening on [\d.]+:(\d+)/))[1];
+const { child: s3, endpoint } = await startS3rverChild(dataDir, BUCKET);
 const storage = new S3ImageStorage({
   bucket: BUCKET,
-  endpoint: `http://127.0.0.1:${port}`,
+  endpoint,
   region: 'us-east-1',
   accessKeyId: 'S3RVER',
   secretAccessKey: 'S3RVER',
@@ -56,7 +40,7 @@ const storage = new S3ImageStorage({
 });
 const sdk = new S3Client({
   region: 'us-east-1',
-  endpoint: `http://127.0.0.1:${port}`,
+  endpoint,
   forcePathStyle: true,
   credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   requestChecksumCalculation: 'WHEN_REQUIRED',

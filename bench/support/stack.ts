@@ -27,6 +27,32 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/** s3rver in a child process of its own, with `bucket` made, on a free port of 127.0.0.1. */
+export async function startS3rverChild(
+  directory: string,
+  bucket: string,
+): Promise<{ child: Child; endpoint: string }> {
+  const child = startChild(
+    's3rver',
+    process.execPath,
+    [
+      S3RVER_BIN,
+      '--directory',
+      directory,
+      '--address',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--silent',
+      '--configure-bucket',
+      bucket,
+    ],
+    process.env,
+  );
+  const port = (await child.waitFor(/S3rver listening on [\d.]+:(\d+)/))[1];
+  return { child, endpoint: `http://127.0.0.1:${port}` };
+}
+
 export async function startStack(options: { latencyMs: number }): Promise<Stack> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'rendermill-bench-'));
   // No AOF: the bench never restarts Redis, and fsyncs would be a cost production tunes apart.
@@ -39,25 +65,10 @@ export async function startStack(options: { latencyMs: number }): Promise<Stack>
   const redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]);
 
   // s3rver runs as a child too, so its CPU shows up separately from the driver's.
-  const s3Child = startChild(
-    's3rver',
-    process.execPath,
-    [
-      S3RVER_BIN,
-      '--directory',
-      path.join(dataDir, 's3'),
-      '--address',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--silent',
-      '--configure-bucket',
-      S3_BUCKET,
-    ],
-    process.env,
+  const { child: s3Child, endpoint: s3Endpoint } = await startS3rverChild(
+    path.join(dataDir, 's3'),
+    S3_BUCKET,
   );
-  const s3Port = (await s3Child.waitFor(/S3rver listening on [\d.]+:(\d+)/))[1];
-  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
 
   const simPort = await findFreePort();
   const simChild = startChild(
