@@ -559,23 +559,17 @@ export class BatchJobs {
       clearTimeout(batch.expiryTimer);
       this.sleeping.delete(batch.expiryTimer);
     }
-    const { files } = this.context;
-    if (batch.output.length > 0) {
-      const filename = `${batch.id}_output.jsonl`;
-      batch.outputFileId = files.add({
-        filename,
-        purpose: 'batch_output',
-        chunks: batch.output,
-      }).id;
-    }
-    if (batch.errorsOut.length > 0) {
-      const filename = `${batch.id}_error.jsonl`;
-      batch.errorFileId = files.add({
-        filename,
-        purpose: 'batch_output',
-        chunks: batch.errorsOut,
-      }).id;
-    }
+    // The output and error files, each only if it has a line (as OpenAI leaves them out).
+    const save = (kind: 'output' | 'error', chunks: typeof batch.output) =>
+      chunks.length === 0
+        ? undefined
+        : this.context.files.add({
+            filename: `${batch.id}_${kind}.jsonl`,
+            purpose: 'batch_output',
+            chunks,
+          }).id;
+    batch.outputFileId = save('output', batch.output) ?? batch.outputFileId;
+    batch.errorFileId = save('error', batch.errorsOut) ?? batch.errorFileId;
     batch.output = [];
     batch.errorsOut = [];
   }
