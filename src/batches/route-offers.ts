@@ -1,7 +1,7 @@
 import type { RouteConfig } from '../config/providers-file.js';
 import type { RateLimitSettings } from '../config/rate-limit-settings.js';
 import type { ModelRegistry } from '../models/model-registry.js';
-import { usdToMicros, type Micros } from '../models/pricing.js';
+import { batchPricing, usdToMicros, type Micros } from '../models/pricing.js';
 import { registryRateLimit } from '../models/rate-limits.js';
 
 /**
@@ -45,25 +45,30 @@ export function routeOffers(
       if (substitute && substitute !== modelId) return [];
       if (models && !(modelId in models)) return [];
       const own = models?.[modelId];
-      const batchPrice =
-        own?.batchPriceUsd === undefined ? undefined : usdToMicros(own.batchPriceUsd);
-      // Like the workers' batch candidates: a flat batch price, or the registry's factor on the
-      // registry's price (a route's flat realtime price says nothing of its batch price).
+      const imagePriceMicros = own?.priceUsd === undefined ? undefined : usdToMicros(own.priceUsd);
+      // As the workers' batch candidates price it (batchPricing).
       const inBatches =
-        route.batch !== undefined &&
-        (batchPrice !== undefined ||
-          (own?.priceUsd === undefined && registry.get(modelId)?.batch !== undefined));
+        route.batch === undefined
+          ? undefined
+          : batchPricing(registry.get(modelId), {
+              flatBatchImageMicros:
+                own?.batchPriceUsd === undefined ? undefined : usdToMicros(own.batchPriceUsd),
+              flatImageMicros: imagePriceMicros,
+            });
       return [
         {
           route: route.name,
           kind: route.kind,
-          imagePriceMicros: own?.priceUsd === undefined ? undefined : usdToMicros(own.priceUsd),
+          imagePriceMicros,
           imagesPerMinute: limitOf(registry, modelId, {
             ...route.rateLimit,
             imagesPerMinute: own?.imagesPerMinute ?? route.rateLimit.imagesPerMinute,
             tokensPerMinute: own?.tokensPerMinute ?? route.rateLimit.tokensPerMinute,
           }),
-          batch: inBatches ? { imagePriceMicros: batchPrice } : undefined,
+          batch: inBatches && {
+            imagePriceMicros:
+              'flatImageMicros' in inBatches ? inBatches.flatImageMicros : undefined,
+          },
         },
       ];
     });

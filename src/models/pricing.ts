@@ -80,6 +80,28 @@ export function maxCostMicros(model: ModelSpec, req: PricedRequest): Micros {
   );
 }
 
+/** How a route prices a model in its provider's Batch API (see batchPricing). */
+export type BatchPricing = { flatImageMicros: Micros } | { factor: number };
+
+/**
+ * How a route prices `model` in its provider's Batch API: the route's own flat batch price per
+ * image, else the registry's price times the model's batch `price_factor` — never from a flat
+ * realtime price, which says nothing of the batch price. Undefined: the route cannot price the
+ * model in batches, so it does not offer it there. The workers' candidates and the API's plans
+ * both ask this.
+ */
+export function batchPricing(
+  model: ModelSpec | undefined,
+  route: { flatBatchImageMicros?: Micros | undefined; flatImageMicros?: Micros | undefined },
+): BatchPricing | undefined {
+  if (route.flatBatchImageMicros !== undefined) {
+    return { flatImageMicros: route.flatBatchImageMicros };
+  }
+  const factor = model?.batch?.price_factor;
+  if (factor === undefined || route.flatImageMicros !== undefined) return undefined;
+  return { factor };
+}
+
 /**
  * The most tokens a request can weigh (input and output): what a provider's batch queue counts
  * it as. Models priced per image weigh none.

@@ -4,6 +4,7 @@ import { whyModelCannotRender } from '../batches/validate-item.js';
 import type { ModelRegistry } from '../models/model-registry.js';
 import {
   actualCostMicros,
+  batchPricing,
   maxCostMicros,
   type Micros,
   type PricedRequest,
@@ -82,18 +83,20 @@ export function batchCandidatesFor(
     priced,
     registry,
   ).flatMap((candidate): Candidate[] => {
-    const flat = candidate.route.models?.get(candidate.model.id)?.batchImagePriceMicros;
-    if (flat !== undefined) {
+    const pricing = batchPricing(candidate.model, {
+      flatBatchImageMicros: candidate.route.models?.get(candidate.model.id)?.batchImagePriceMicros,
+      flatImageMicros: candidate.imagePriceMicros,
+    });
+    if (!pricing) return [];
+    if ('flatImageMicros' in pricing) {
+      const flat = pricing.flatImageMicros;
       return [{ ...candidate, imagePriceMicros: flat, maxMicros: flat * priced.n }];
     }
-    const factor = candidate.model.batch?.price_factor;
-    // A route's realtime flat price says nothing of its batch price: only the registry's does.
-    if (factor === undefined || candidate.imagePriceMicros !== undefined) return [];
     return [
       {
         ...candidate,
-        priceFactor: factor,
-        maxMicros: Math.ceil(maxCostMicros(candidate.model, priced) * factor),
+        priceFactor: pricing.factor,
+        maxMicros: Math.ceil(maxCostMicros(candidate.model, priced) * pricing.factor),
       },
     ];
   });

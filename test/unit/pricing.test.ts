@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ModelRegistry } from '../../src/models/model-registry.js';
-import { actualCostMicros, maxCostMicros, outputTokensPerImage } from '../../src/models/pricing.js';
+import {
+  actualCostMicros,
+  batchPricing,
+  maxCostMicros,
+  outputTokensPerImage,
+} from '../../src/models/pricing.js';
 import type { PerTokenPricing } from '../../src/models/registry-schema.js';
 
 const registry = ModelRegistry.load();
@@ -84,5 +89,30 @@ describe('prices in micro-dollars', () => {
     };
     expect(maxCostMicros(m, r)).toBeGreaterThanOrEqual(actualCostMicros(m, r, worstUsage));
     expect(maxCostMicros(m, r)).toBeGreaterThan(actualCostMicros(m, r, undefined));
+  });
+});
+
+describe('batchPricing: how a route prices a model in its provider’s Batch API', () => {
+  const gptImage = model('gpt-image-2');
+  const dalle = model('dall-e-3');
+
+  it('takes the route’s flat batch price first, for any model', () => {
+    expect(
+      batchPricing(gptImage, { flatBatchImageMicros: 7_000, flatImageMicros: 20_000 }),
+    ).toEqual({ flatImageMicros: 7_000 });
+    expect(batchPricing(dalle, { flatBatchImageMicros: 7_000 })).toEqual({
+      flatImageMicros: 7_000,
+    });
+  });
+
+  it('else the registry’s factor, but never on top of a flat realtime price', () => {
+    expect(batchPricing(gptImage, {})).toEqual({ factor: gptImage.batch!.price_factor });
+    expect(batchPricing(gptImage, { flatImageMicros: 20_000 })).toBeUndefined();
+  });
+
+  it('offers nothing for a model the Batch API does not take, or one it does not know', () => {
+    expect(dalle.batch).toBeUndefined();
+    expect(batchPricing(dalle, {})).toBeUndefined();
+    expect(batchPricing(undefined, {})).toBeUndefined();
   });
 });
