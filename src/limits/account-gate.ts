@@ -10,10 +10,18 @@ export interface AccountPause {
   remainingMs: number;
 }
 
+/** A pause as its key holds it (`value`, see pause()) with the time it has left. */
+export function readPause(value: string, remainingMs: number): AccountPause {
+  const { code, reason } = JSON.parse(value) as { code: string; reason: string };
+  return { code, reason, remainingMs };
+}
+
 /**
  * Whether a provider account may be called right now, shared by every worker: an account out
- * of quota or whose key was refused is left alone for a while. (A 429's wait is per model: it
- * blocks that model's rate window, see RateLimiter.)
+ * of quota or whose key was refused is left alone for a while. Before a call, the model's rate
+ * window reads the pause in the same round trip as it grants the turn (RateLimiter); this is
+ * the pause for everything else. (A 429's wait is per model: it blocks that model's rate
+ * window.)
  */
 export interface AccountGate {
   /** Pauses calls for `ms`. A pause is only ever extended, never cut short by a shorter one. */
@@ -42,14 +50,10 @@ export class RedisAccountGate implements AccountGate {
   }
 
   async current(): Promise<AccountPause | undefined> {
-    // Checked before every call: the usual answer, no pause, takes one small command.
-    if ((await this.redis.pttl(this.key)) <= 0) return undefined;
     const [[, value], [, ttl]] = (await this.redis.multi().get(this.key).pttl(this.key).exec()) as [
       [unknown, string | null],
       [unknown, number],
     ];
-    if (!value || ttl <= 0) return undefined;
-    const { code, reason } = JSON.parse(value) as { code: string; reason: string };
-    return { code, reason, remainingMs: ttl };
+    return value && ttl > 0 ? readPause(value, ttl) : undefined;
   }
 }

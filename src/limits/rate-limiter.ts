@@ -29,7 +29,9 @@ export interface RateLimiter {
   /**
    * Waits for the call's turn. If `shutdown` aborts first, ends with ShutdownError; if every
    * call must wait longer than `maxWaitMs` because the provider asked so (a 429's wait), ends
-   * with AccountPausedError so the item can go elsewhere or back to the queue.
+   * with AccountPausedError so the item can go elsewhere or back to the queue. A paused
+   * account (AccountGate: out of quota, key refused) gets no turn: AccountPausedError with the
+   * pause's code, and its reason as the message.
    */
   acquire(
     cost: CallCost,

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { AccountPausedError, ShutdownError, type ProviderRateReport } from '../errors.js';
 import { luaCommands, type LuaCommands } from '../redis/lua-scripts.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
-import { rateWindowKeys } from '../redis/redis-keys.js';
+import { limiterKeys, rateWindowKeys } from '../redis/redis-keys.js';
+import { readPause } from './account-gate.js';
 import { waitUnlessShutdown } from './backoff.js';
 import type { CallCost, RateGrant, RateLimiter } from './rate-limiter.js';
 
@@ -51,6 +52,7 @@ const WARM_UP_MS = 2_000;
 /** rate-acquire.lua's answers. */
 const GRANTED = 0;
 const BLOCKED = 2;
+const PAUSED = 3;
 
 /** How long a declared limit this process has passed on is trusted before it is passed on again. */
 const DECLARED_REFRESH_MS = 60_000;
@@ -73,11 +75,13 @@ export const windowAllowance = (imagesPerMinute: number) =>
  * releases a burst on top of its refill and so cannot promise "never more than the limit in
  * any window", and its clustered mode has every process publish a heartbeat to every other
  * (work that grows with the square of the processes, even when idle). Nothing here runs on a
- * timer: an idle worker costs nothing.
+ * timer: an idle worker costs nothing. A paused account (AccountGate) gets no turn: the script
+ * reads the pause in the turn's own round trip.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly scripts: LuaCommands;
   private readonly keys: ReturnType<typeof rateWindowKeys>;
+  private readonly pauseKey: string;
   /** The turn-takers of this process, one at a time, first come first served. */
   private readonly queue = new Bottleneck({ maxConcurrent: 1 });
   private allowance: number;
@@ -89,6 +93,7 @@ export class RedisRateLimiter implements RateLimiter {
   constructor(private readonly options: RedisRateLimiterOptions) {
     this.scripts = luaCommands(options.redis);
     this.keys = rateWindowKeys(options.accountId, options.model);
+    this.pauseKey = limiterKeys(options.accountId).pause;
     this.allowance = windowAllowance(options.limit.imagesPerMinute);
   }
 
@@ -137,6 +142,7 @@ export class RedisRateLimiter implements RateLimiter {
       const id = randomBytes(8).toString('hex');
       const [answer, first, second] = await this.scripts.rmRateAcquire(
         ...this.keyList(),
+        this.pauseKey,
         ...this.limitArgs(cost.images, cost.tokens, id),
         this.cold() ? COLD_START_MS : 0,
       );
@@ -144,9 +150,14 @@ export class RedisRateLimiter implements RateLimiter {
         this.allowance = first;
         return { id, cost };
       }
+      if (answer === PAUSED) {
+        // The message is the pause's reason: whoever calls names the route it was for.
+        const pause = readPause(String(second), first);
+        throw new AccountPausedError(pause.reason, pause.code, Date.now() + pause.remainingMs);
+      }
       const waitMs = first;
       const blocked = answer === BLOCKED;
-      if (!blocked) this.allowance = second;
+      if (!blocked) this.allowance = Number(second);
       if (blocked && maxWaitMs !== undefined && waitMs > maxWaitMs) {
         throw new AccountPausedError(
           `the provider asked every call of ${this.options.model} to wait ${Math.ceil(waitMs / 1000)} s`,

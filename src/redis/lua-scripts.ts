@@ -64,7 +64,9 @@ export interface LuaCommands {
     error: string,
   ): Promise<number>;
   // Provider limits (redis-rate-limiter.ts, account-gate.ts).
-  rmRateAcquire(...keysThenArgs: (string | number)[]): Promise<[number, number, number]>;
+  rmRateAcquire(
+    ...keysThenArgs: (string | number)[]
+  ): Promise<[number, number, number | string]>;
   rmRateObserve(...keysThenArgs: (string | number)[]): Promise<[number, number, number]>;
   rmRateHeadroom(...keysThenArgs: (string | number)[]): Promise<number>;
   rmExtendPause(key: string, ms: number, pause: string): Promise<number>;
@@ -99,7 +101,7 @@ export const LUA_SCRIPTS = {
   rmScheduleClaimRun: { file: 'schedule-claim-run', numberOfKeys: 1 },
   rmScheduleReleaseRun: { file: 'schedule-release-run', numberOfKeys: 1 },
   rmScheduleRecordRun: { file: 'schedule-record-run', numberOfKeys: 1 },
-  rmRateAcquire: { file: 'rate-acquire', numberOfKeys: 5 },
+  rmRateAcquire: { file: 'rate-acquire', numberOfKeys: 6 },
   rmRateObserve: { file: 'rate-observe', numberOfKeys: 5 },
   rmRateHeadroom: { file: 'rate-headroom', numberOfKeys: 5 },
   rmExtendPause: { file: 'extend-pause', numberOfKeys: 1 },

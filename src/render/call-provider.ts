@@ -219,10 +219,13 @@ function callOnce(options: CallProviderOptions, limiter: RateLimiter): Promise<P
   return pRetry(
     async () => {
       try {
-        const grant = await limiter.acquire(cost, { shutdown, maxWaitMs: policy.maxTimeoutMs });
-        // Checked once the window lets the call go: calls that were waiting when the account
-        // ran out of quota do not go on to call it.
-        await refuseIfPaused(route);
+        // The window gives no turn while the account is paused: calls that were waiting when
+        // it ran out of quota do not go on to call it.
+        const grant = await limiter
+          .acquire(cost, { shutdown, maxWaitMs: policy.maxTimeoutMs })
+          .catch((error: unknown) => {
+            throw pausedRoute(route, error);
+          });
         await beforeCall?.();
         let result: ProviderResult;
         try {
@@ -330,11 +333,12 @@ const paused = (route: ProviderRoute, code: string, reason: string, remainingMs:
 
 /**
  * An account out of quota or with a refused key ends the call with AccountPausedError: the
- * item waits in the queue, or goes to a fallback, instead of holding a worker.
+ * item waits in the queue, or goes to a fallback, instead of holding a worker. The window
+ * knows only the account; the item's error names the route.
  */
-async function refuseIfPaused(route: ProviderRoute): Promise<void> {
-  const pause = await route.gate.current();
-  if (pause) throw paused(route, pause.code, pause.reason, pause.remainingMs);
+function pausedRoute(route: ProviderRoute, error: unknown): unknown {
+  if (!(error instanceof AccountPausedError) || error.code === 'rate_limited') return error;
+  return paused(route, error.code, error.message, error.resumeAt - Date.now());
 }
 
 /** Pauses the account for every worker when the error says so; returns the error to throw. */

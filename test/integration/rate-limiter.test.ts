@@ -10,7 +10,9 @@ import {
   windowAllowance,
   type RouteRateLimit,
 } from '../../src/limits/redis-rate-limiter.js';
+import { RedisAccountGate } from '../../src/limits/account-gate.js';
 import { createLogger } from '../../src/logging.js';
+import { limiterKeys } from '../../src/redis/redis-keys.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/runtime/embedded-redis.js';
 
 const logger = createLogger('silent');
@@ -271,6 +273,38 @@ describe('RedisRateLimiter', () => {
     await expect(limiter.acquire({ images: 1, tokens: 0 }, { maxWaitMs: 1_000 })).rejects.toThrow(
       AccountPausedError,
     );
+  });
+
+  it("gives a paused account no turn, in the turn's own round trip, and takes nothing from the window", async () => {
+    const account = newAccount();
+    const limiter = workerLimiter(account, { imagesPerMinute: 60 });
+    const gateConnection = new Redis(server.url);
+    await new RedisAccountGate(gateConnection, account).pause(
+      2_000,
+      'provider_quota_exhausted',
+      'the account is out of quota',
+    );
+    gateConnection.disconnect();
+    const refused = await limiter.acquire({ images: 1, tokens: 0 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(AccountPausedError);
+    expect(refused).toMatchObject({
+      code: 'provider_quota_exhausted',
+      message: 'the account is out of quota',
+    });
+    const resumeAt = (refused as AccountPausedError).resumeAt - Date.now();
+    expect(resumeAt).toBeGreaterThan(1_000);
+    expect(resumeAt).toBeLessThanOrEqual(2_000);
+    // The refused call took no turn: with one image a second, a turn it had taken would hold
+    // the next call for about a second.
+    const probe = new Redis(server.url);
+    await probe.del(limiterKeys(account).pause);
+    probe.disconnect();
+    const started = Date.now();
+    await limiter.acquire({ images: 1, tokens: 0 });
+    expect(Date.now() - started).toBeLessThan(500);
   });
 
   it('holds the calls of a cold process a little longer in the window', async () => {

@@ -17,7 +17,8 @@
 --   (hash: images, tokens, requests in the window; the pace; the last grant's time),
 --   [4] learned (hash: lower limits the provider told or showed us, see rate-observe.lua),
 --   [5] block
---   (string with a TTL: every call waits while it exists).
+--   (string with a TTL: every call waits while it exists), [6] the account's pause (string
+--   with a TTL, account-gate.ts: out of quota, key refused): a paused account gets no turn.
 -- ARGV: [1] configured images/min (0 = none), [2] tokens/min (0 = none), [3] requests/min
 --   (0 = none), [4] the minute's length (ms), [5] the call's images, [6] its estimated tokens,
 --   [7] a new grant id, [8] base margin (fraction of the window), [9] extra time (ms) the
@@ -25,9 +26,16 @@
 --   later calls do (connections, code warming up), so they are held a little longer.
 -- Returns: {0, allowance in images, window ms} granted;
 --   {1, wait ms, allowance in images} not yet: ask again after the wait;
---   {2, wait ms, 0} every call waits: a 429 asked so (rate-observe.lua).
+--   {2, wait ms, 0} every call waits: a 429 asked so (rate-observe.lua);
+--   {3, pause ms left, the pause's value} the account is paused.
 
 --- @include "rate-window"
+
+-- Read here, in the turn's own round trip, rather than by a command of its own before each call.
+local paused = redis.call('pttl', KEYS[6])
+if paused > 0 then
+  return {3, paused, redis.call('get', KEYS[6]) or ''}
+end
 
 local now = redis_now_ms()
 local block = redis.call('pttl', KEYS[5])
