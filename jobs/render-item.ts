@@ -1,7 +1,7 @@
 import type { CachedImage } from '../src/cache/result-cache.js';
 import type { AttemptInfo, JobHandler, JobPayload } from '../src/contracts/job-catalog.js';
 import { completeDerivations } from '../src/render/store-images.js';
-import type { RenderItemDeps } from './render-item/attempt.js';
+import { indexHeld, type RenderAttempt, type RenderItemDeps } from './render-item/attempt.js';
 import { callAndStore } from './render-item/call-and-store.js';
 import { enrol } from './render-item/enrol.js';
 import { recordGiveUp } from './render-item/give-up.js';
@@ -12,7 +12,13 @@ import { reserve, resumePurchase } from './render-item/reserve.js';
 import { settleFailure } from './render-item/settle-failure.js';
 import { storeFromSpool } from './render-item/spooled.js';
 import { settle, succeeded } from './render-item/settle.js';
-import { byIndex, releaseRenderLock, takeRenderLock } from './render-item/single-flight.js';
+import {
+  byIndex,
+  earlyLockTry,
+  releaseRenderLock,
+  takeRenderLock,
+  type LockTry,
+} from './render-item/single-flight.js';
 
 export type { RenderItemDeps } from './render-item/attempt.js';
 
@@ -36,10 +42,18 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     info: AttemptInfo,
   ): Promise<void> {
     const run = await lookUp(deps, payload, info);
-    if (!run || !(await startRunning(run))) return;
+    if (!run) return;
+    // A miss tries the render lock in the round trip that starts the item running.
+    const lockTry = earlyLockTry(run);
+    const started = await startRunning(run).catch(async (error: unknown) => {
+      await letGo(run, lockTry);
+      throw error;
+    });
+    if (!started) return letGo(run, lockTry);
     try {
+      await lockTry?.taken; // held in run.lease from here, released below whatever happens
       const request = await readRequest(run);
-      const { reused, missing } = await takeRenderLock(run, request.hash);
+      const { reused, missing } = await takeRenderLock(run, request.hash, lockTry);
       let rendered: CachedImage[] = [];
       // A queued prediction the item started is collected, never bought again; from here on
       // the item's records carry it only if it is still running (settle-failure.ts).
@@ -61,22 +75,40 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       // Reused images get the derived copies the batch asks for and they lack.
       const complete = await completeDerivations(request.target, reused, run.rules.derive);
       const next = succeeded(run, [...complete, ...rendered].sort(byIndex), complete);
-      // The waiters are let go and the item settled in one round trip, the release first. A
-      // release that fails changes nothing for this item: the lock lapses by itself.
+      // The new images are indexed, the waiters let go and the item settled in one round trip,
+      // in that order. An index write or a release that fails changes nothing for this item:
+      // the images are in the bucket, the lock lapses by itself.
+      const indexed = indexHeld(run).catch((error: unknown) => unindexedWarning(run, error));
       const released = releaseRenderLock(run).catch(() => undefined);
       const outcome = await settle(run, next, { spendMicros: run.paidMicros });
-      await released;
+      await Promise.all([indexed, released]);
       const derivedCopies = derivedCount(rendered) + derivedCount(complete) - derivedCount(reused);
       await record(run, next, outcome, derivedCopies);
     } catch (error) {
       await settleFailure(run, error);
     } finally {
-      // Whatever happened, items waiting on this request may go on: reuse, or try themselves —
-      // unless a queued prediction is still running for it (its lock was handed on).
+      // Whatever happened, what was stored is indexed and items waiting on this request may go
+      // on: reuse, or try themselves — unless a queued prediction is still running for it (its
+      // lock was handed on).
+      await indexHeld(run).catch((error: unknown) => unindexedWarning(run, error));
       await releaseRenderLock(run).catch(() => undefined); // it lapses by itself if Redis is away
     }
   };
 }
+
+/** Releases the render lock an early try took for an item that did not start running. */
+async function letGo(run: RenderAttempt, lockTry: LockTry | undefined): Promise<void> {
+  if (!lockTry) return;
+  await lockTry.taken.catch(() => false);
+  await releaseRenderLock(run).catch(() => undefined);
+}
+
+/** Stored images the index does not name: the next run with the render lock finds them in the bucket. */
+const unindexedWarning = (run: RenderAttempt, error: unknown) =>
+  run.log.warn(
+    { err: (error as Error).message },
+    'stored images could not be indexed; a later request finds them in the bucket',
+  );
 
 /** Derived copies the images carry. */
 const derivedCount = (images: readonly CachedImage[]) =>

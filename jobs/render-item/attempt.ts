@@ -108,6 +108,11 @@ export interface RenderAttempt {
   firstLook: Map<number, CachedImage> | undefined;
   /** The request's render lock, once this run holds it. */
   lease: RenderLease | undefined;
+  /**
+   * Images this run stored that the cache index does not name yet: indexed right before the
+   * render lock is released, in the same round trip as the item's settlement (indexHeld).
+   */
+  unindexed: CachedImage[];
   /** What the provider billed for this run's images, usable or not. */
   paidMicros: number;
   /** Requests that got no answer, counted as spent in the ledger already. */
@@ -164,6 +169,7 @@ export function openAttempt(
     rules: { n: spec.n, reuseAfter: item.reuse_after, derive: item.derive ?? [] },
     firstLook: undefined,
     lease: undefined,
+    unindexed: [],
     paidMicros: 0,
     unansweredMicros: 0,
     holdCharged: false,
@@ -227,6 +233,25 @@ export const storeTarget = (run: RenderAttempt, hash: string): StoreTarget => ({
   scope: run.scope,
   hash,
 });
+
+/** Where the item's request stores its images, indexed by indexHeld rather than at once. */
+export const heldIndexTarget = (run: RenderAttempt, hash: string): StoreTarget => ({
+  ...storeTarget(run, hash),
+  index: async (images) => {
+    run.unindexed.push(...images);
+  },
+});
+
+/**
+ * Indexes what the run stored and has not indexed yet. Sent before the render lock's release
+ * on the same connection, so a waiter let go by it finds the images; a write that fails leaves
+ * them unindexed but in the bucket, where the next run with the lock looks before paying.
+ */
+export function indexHeld(run: RenderAttempt): Promise<void> {
+  const images = run.unindexed.splice(0);
+  if (images.length === 0 || !run.item.hash) return Promise.resolve();
+  return run.deps.cache.record(run.scope, run.item.hash, images);
+}
 
 /** The item's place in the spool: one entry per item, whichever run fills or empties it. */
 export const spoolSlot = (run: RenderAttempt): SpoolSlot => ({

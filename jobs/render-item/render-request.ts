@@ -2,7 +2,7 @@ import { contentHash, requestHash } from '../../src/models/request-hash.js';
 import type { InputImage } from '../../src/providers/image-provider.js';
 import { checkInputRef, loadInputImage } from '../../src/render/input-images.js';
 import type { StoreTarget } from '../../src/render/store-images.js';
-import { storeTarget, type RenderAttempt } from './attempt.js';
+import { heldIndexTarget, type RenderAttempt } from './attempt.js';
 
 /** What exactly the item asks for, and where its images go. */
 export interface RenderRequest {
@@ -23,7 +23,12 @@ export async function readRequest(run: RenderAttempt): Promise<RenderRequest> {
   const { deps, spec, item } = run;
   // Its images are bought and wait in the spool: the inputs (read from S3, maybe) are not needed.
   if (item.spooled && item.hash) {
-    return { hash: item.hash, images: [], mask: undefined, target: storeTarget(run, item.hash) };
+    return {
+      hash: item.hash,
+      images: [],
+      mask: undefined,
+      target: heldIndexTarget(run, item.hash),
+    };
   }
   const ownRenders = deps.cache.scopeFolder(run.scope);
   for (const ref of [...(spec.images ?? []), ...(spec.mask ? [spec.mask] : [])]) {
@@ -45,6 +50,6 @@ export async function readRequest(run: RenderAttempt): Promise<RenderRequest> {
     hash,
     images,
     mask,
-    target: storeTarget(run, hash),
+    target: heldIndexTarget(run, hash),
   };
 }

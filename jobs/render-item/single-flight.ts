@@ -11,13 +11,54 @@ export interface CacheShare {
   missing: number[];
 }
 
+/** One try at the render lock, and the cache read again in the same round trip. */
+export interface LockTry {
+  /** Whether the lock was taken (then held in `run.lease`). */
+  taken: Promise<boolean>;
+  /** What the cache holds, read after the lock; with the lock, the bucket is asked too. */
+  usable: Promise<Map<number, CachedImage>>;
+}
+
+/**
+ * The index is read again in the same round trip as the lock is taken — after it, on the same
+ * connection and Cluster slot — and, with the lock, the bucket is asked too: about to pay, the
+ * bucket itself, not only the index, must lack what we buy. The last holder may have stored it
+ * just before, a crashed run may have uploaded it without indexing it, a failed-over Redis may
+ * have lost its entry.
+ */
+function tryRenderLock(run: RenderAttempt, hash: string): LockTry {
+  const taken = run.deps.locks.tryAcquire(run.scope, hash).then((lease) => {
+    run.lease = lease;
+    return lease !== undefined;
+  });
+  const usable = lookUpCache(run, hash, taken);
+  usable.catch(() => undefined); // its failure is the lock's, thrown from `taken`, or not needed
+  return { taken, usable };
+}
+
+/**
+ * The first try at the render lock of an item whose first look at the cache missed, made
+ * before the item starts running so that both go out in one round trip. Undefined when the
+ * item may not need the lock; the caller releases it if the item does not start.
+ */
+export function earlyLockTry(run: RenderAttempt): LockTry | undefined {
+  const hash = run.item.hash;
+  if (!hash || !run.firstLook || run.firstLook.size >= run.spec.n) return undefined;
+  return tryRenderLock(run, hash);
+}
+
 /**
  * Single-flight: while another item, batch or worker renders the same request, waits for it
  * and reuses what it stored; takes the render lock (kept in `run.lease`) when it died or
- * rendered fewer variants than this item needs. With the lock, the bucket itself is checked,
- * not only the index, right before paying. A shutdown ends the wait with ShutdownError.
+ * rendered fewer variants than this item needs — `first`, an early try, counts as the first
+ * try. With the lock, the bucket itself is checked, not only the index, right before paying.
+ * A shutdown ends the wait with ShutdownError.
  */
-export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<CacheShare> {
+export async function takeRenderLock(
+  run: RenderAttempt,
+  hash: string,
+  first?: LockTry,
+): Promise<CacheShare> {
   const { locks } = run.deps;
   const paid = run.item.pending ?? run.item.spooled;
   if (paid) {
@@ -31,22 +72,12 @@ export async function takeRenderLock(run: RenderAttempt, hash: string): Promise<
     };
   }
   let usable = run.firstLook ?? (await lookUpCache(run, hash));
+  let next = first;
   while (usable.size < run.spec.n) {
-    const taking = locks.tryAcquire(run.scope, hash);
-    // The index is read again in the same round trip as the lock is taken — after it, on the
-    // same connection and Cluster slot — and, with the lock, the bucket is asked too: about to
-    // pay, the bucket itself, not only the index, must lack what we buy. The last holder may
-    // have stored it just before, a crashed run may have uploaded it without indexing it, a
-    // failed-over Redis may have lost its entry.
-    const lookedAgain = lookUpCache(
-      run,
-      hash,
-      taking.then((lease) => lease !== undefined),
-    );
-    lookedAgain.catch(() => undefined); // its failure is the lock's, thrown below, or not needed
-    run.lease = await taking;
-    if (run.lease) {
-      usable = await lookedAgain;
+    const attempt = next ?? tryRenderLock(run, hash);
+    next = undefined;
+    if (await attempt.taken) {
+      usable = await attempt.usable;
       break;
     }
     const recheckMs = await locks.handedOn(run.scope, hash);

@@ -25,7 +25,16 @@ export interface StoreTarget {
   cache: ResultCache;
   scope: string;
   hash: string;
+  /**
+   * Indexes stored images; by default the cache's record, awaited. A render job holds them
+   * back to index them in the round trip that settles the item (jobs/render-item.ts).
+   */
+  index?: (images: readonly CachedImage[]) => Promise<void>;
 }
+
+/** Names stored images in the cache index, once they are all in the bucket. */
+const indexStored = (target: StoreTarget, images: readonly CachedImage[]) =>
+  target.index ? target.index(images) : target.cache.record(target.scope, target.hash, images);
 
 const upload = (
   storage: ImageStorage,
@@ -193,7 +202,7 @@ async function storePaid(
       ),
     });
   }
-  await target.cache.record(target.scope, target.hash, stored);
+  await indexStored(target, stored);
   return stored;
 }
 
@@ -222,7 +231,7 @@ export async function completeDerivations(
     updated.push(next);
     result.push(next);
   }
-  await target.cache.record(target.scope, target.hash, updated);
+  await indexStored(target, updated);
   return result;
 }
 
