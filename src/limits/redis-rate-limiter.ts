@@ -84,6 +84,8 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly pauseKey: string;
   /** The turn-takers of this process, one at a time, first come first served. */
   private readonly queue = new Bottleneck({ maxConcurrent: 1 });
+  /** The turn being asked for outside the queue, until it ends (see acquire). */
+  private askingAtOnce: Promise<void> | undefined;
   private allowance: number;
   /** When the first answer came back (performance.now()), if one has. */
   private firstAnswerAt: number | undefined;
@@ -116,7 +118,16 @@ export class RedisRateLimiter implements RateLimiter {
   ): Promise<RateGrant> {
     const { shutdown } = options;
     if (shutdown?.aborted) throw new ShutdownError();
-    const turn = this.queue.schedule(() => this.takeTurn(cost, options));
+    // A caller with nobody ahead of it asks at once; callers that come meanwhile wait in the
+    // queue, the first of them for that turn to end: still one at a time, first come first
+    // served. (A call through the queue costs ~0.2 ms of CPU; most calls of a busy worker
+    // find nobody ahead.)
+    const turn = this.nobodyAhead()
+      ? this.askAtOnce(cost, options)
+      : this.queue.schedule(async () => {
+          await this.askingAtOnce;
+          return this.takeTurn(cost, options);
+        });
     if (!shutdown) return turn;
     // A shutdown ends the wait at once; the queued turn then finds the signal aborted.
     let onAbort: () => void = () => undefined;
@@ -130,6 +141,28 @@ export class RedisRateLimiter implements RateLimiter {
     } finally {
       shutdown.removeEventListener('abort', onAbort);
     }
+  }
+
+  private nobodyAhead(): boolean {
+    if (this.askingAtOnce) return false;
+    const { RECEIVED, QUEUED, RUNNING, EXECUTING } = this.queue.counts();
+    return RECEIVED + QUEUED + RUNNING + EXECUTING === 0;
+  }
+
+  private askAtOnce(
+    cost: CallCost,
+    options: { shutdown?: AbortSignal | undefined; maxWaitMs?: number | undefined },
+  ): Promise<RateGrant> {
+    const turn = this.takeTurn(cost, options);
+    const ended = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.askingAtOnce = ended;
+    void ended.then(() => {
+      if (this.askingAtOnce === ended) this.askingAtOnce = undefined;
+    });
+    return turn;
   }
 
   /** Asks Redis for a turn until one is given, sleeping exactly as long as the window says. */

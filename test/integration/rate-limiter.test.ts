@@ -307,6 +307,30 @@ describe('RedisRateLimiter', () => {
     expect(Date.now() - started).toBeLessThan(500);
   });
 
+  it('asks Redis for one turn at a time however many calls of the process wait, first come first served', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 120 }); // 2 images a second
+    const probe = new Redis(server.url);
+    const acquireCalls = async () => {
+      const stats = await probe.info('commandstats');
+      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    const before = await acquireCalls();
+    const order: number[] = [];
+    // The first asks at once; the other eleven come while it does, and queue.
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        limiter.acquire({ images: 1, tokens: 0 }).then(() => order.push(i)),
+      ),
+    );
+    const asked = (await acquireCalls()) - before;
+    probe.disconnect();
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    // Twelve grants over ~6 s of windows: each turn asked once, plus a few asks told to wait —
+    // not every waiting call asking again after each wait.
+    expect(asked).toBeGreaterThanOrEqual(12);
+    expect(asked).toBeLessThanOrEqual(30);
+  });
+
   it('holds the calls of a cold process a little longer in the window', async () => {
     // 100 ms (at most 10 % of the window): 1,015 ms becomes ~1,115.
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 60 }, { cold: true });
