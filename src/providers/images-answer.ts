@@ -182,63 +182,9 @@ function decodePayload(bytes: Buffer, [start, end]: [number, number]): Buffer {
   if (text.indexOf(BACKSLASH) !== -1) {
     return Buffer.from(JSON.parse(`"${text.toString('utf8')}"`) as string, 'base64');
   }
-  // Node copies a latin1 text under ~1 MB into a V8 heap string, measured at ~3× the cost of
-  // decoding the bytes in place; a longer one becomes an external string, which is cheaper.
-  if (text.length < IN_PLACE_BELOW) {
-    const decoded = decodeBase64Bytes(text);
-    if (decoded) return decoded;
-  }
+  // Node's decoder, through a one-byte copy of the text: ~0.2 ms cheaper per 139 KB image
+  // than decoding the bytes in place in JavaScript, garbage collection included.
   return Buffer.from(text.toString('latin1'), 'base64');
-}
-
-/** Where Node starts making external strings (its EXTERN_APEX). */
-const IN_PLACE_BELOW = 0xfbee9;
-const BASE64_VALUES = new Int16Array(256).fill(-1);
-for (const [value, char] of [
-  ...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/',
-].entries()) {
-  BASE64_VALUES[char.charCodeAt(0)] = value;
-}
-// The URL-safe alphabet, as Buffer.from(…, 'base64') takes it too.
-BASE64_VALUES[0x2d] = 62;
-BASE64_VALUES[0x5f] = 63;
-const PAD = 0x3d;
-
-/**
- * Plain base64 (padded or not) decoded straight from its bytes; undefined for anything else
- * (whitespace, a stray byte), which Buffer.from's lenient decoder then reads as it always has.
- */
-function decodeBase64Bytes(text: Buffer): Buffer | undefined {
-  let length = text.length;
-  if (length > 0 && text[length - 1] === PAD) length--;
-  if (length > 0 && text[length - 1] === PAD) length--;
-  const tail = length & 3;
-  if (tail === 1) return undefined;
-  const out = Buffer.allocUnsafe((length * 3) >> 2);
-  const whole = length - tail;
-  let o = 0;
-  let i = 0;
-  for (; i < whole; i += 4) {
-    const n =
-      (BASE64_VALUES[text[i]!]! << 18) |
-      (BASE64_VALUES[text[i + 1]!]! << 12) |
-      (BASE64_VALUES[text[i + 2]!]! << 6) |
-      BASE64_VALUES[text[i + 3]!]!;
-    if (n < 0) return undefined;
-    out[o++] = n >> 16;
-    out[o++] = (n >> 8) & 0xff;
-    out[o++] = n & 0xff;
-  }
-  if (tail > 0) {
-    const n =
-      (BASE64_VALUES[text[i]!]! << 18) |
-      (BASE64_VALUES[text[i + 1]!]! << 12) |
-      (tail === 3 ? BASE64_VALUES[text[i + 2]!]! << 6 : 0);
-    if (n < 0) return undefined;
-    out[o++] = n >> 16;
-    if (tail === 3) out[o++] = (n >> 8) & 0xff;
-  }
-  return out;
 }
 
 /** The quote that ends the string whose text starts at `from`, or -1. */
