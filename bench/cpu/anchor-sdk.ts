@@ -17,6 +17,8 @@ export interface SdkAnchorJob {
   warmup: number;
   /** Distinguishes keys between rows and runs. */
   label: string;
+  /** Measured images start no faster than this many a second (the warm-up is not paced). */
+  perSecond?: number | undefined;
 }
 
 export interface SdkAnchorResult {
@@ -67,12 +69,20 @@ async function oneImage(index: number): Promise<void> {
   );
 }
 
-/** `count` images from `first`, at most `concurrency` at once. */
-async function run(first: number, count: number): Promise<void> {
+/** `count` images from `first`, at most `concurrency` at once, and `perSecond` if given. */
+async function run(first: number, count: number, perSecond?: number): Promise<void> {
   let next = first;
   const end = first + count;
+  const started = performance.now();
   const lane = async () => {
-    while (next < end) await oneImage(next++);
+    while (next < end) {
+      const index = next++;
+      const wait = perSecond
+        ? started + ((index - first) * 1000) / perSecond - performance.now()
+        : 0;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await oneImage(index);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(job.concurrency, count) }, lane));
 }
@@ -82,7 +92,7 @@ await run(0, job.warmup);
 bytes = 0;
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
-await run(job.warmup, job.images);
+await run(job.warmup, job.images, job.perSecond);
 const cpu = process.cpuUsage(cpuBefore);
 const result: SdkAnchorResult = {
   images: job.images,

@@ -1,6 +1,6 @@
 import type { RawBullmqResult } from '../dedupe/raw-bullmq.js';
 import type { AnswerForm } from './provider.js';
-import type { CacheCase, RendermillRowResult, SdkAnchorRow } from './measure.js';
+import type { CacheCase, PacedAnchorRow, RendermillRowResult, SdkAnchorRow } from './measure.js';
 
 /** Everything one repetition measured. */
 export interface Run {
@@ -8,6 +8,8 @@ export interface Run {
   rendermill: RendermillRowResult[];
   rawBullmq: RawBullmqResult & { cpuMsPerJob: number };
   sdk: SdkAnchorRow[];
+  /** The multi-worker row's anchor at its pace, when there is such a row. */
+  paced?: PacedAnchorRow | undefined;
   notes: string[];
 }
 
@@ -29,6 +31,9 @@ export interface FigureRow {
   redisCallsPerImage: number;
   /** Every run's own figure, to show the spread. */
   oursByRun: number[];
+  /** Rows of several workers: the anchor at the same pace in as many processes, and ours − it. */
+  pacedAnchorMs?: number | undefined;
+  overPacedMs?: number | undefined;
 }
 
 export const median = (values: number[]): number => {
@@ -60,6 +65,7 @@ export function figures(runs: Run[], concurrency: number): FigureRow[] {
           concurrent: sdkAt(concurrency),
           raw: run.rawBullmq.cpuMsPerJob,
           redis: ours.redisCallsPerImage ?? NaN,
+          paced: workers > 1 ? (run.paced?.cpuMsPerImage ?? NaN) : NaN,
         },
       ];
     });
@@ -77,6 +83,10 @@ export function figures(runs: Run[], concurrency: number): FigureRow[] {
       timesRawBullmq: median(perRun.map((r) => r.ours / r.raw)),
       redisCallsPerImage: median(perRun.map((r) => r.redis)),
       oursByRun: perRun.map((r) => Math.round(r.ours * 100) / 100),
+      ...(workers > 1 && {
+        pacedAnchorMs: median(perRun.map((r) => r.paced)),
+        overPacedMs: median(perRun.map((r) => r.ours - r.paced)),
+      }),
     };
   });
 }

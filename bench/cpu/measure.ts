@@ -259,7 +259,14 @@ export interface SdkAnchorRow extends SdkAnchorResult {
 export async function measureSdkAnchor(
   stack: Stack,
   provider: BenchProvider,
-  row: { size: string; answer: AnswerForm; images: number; concurrency: number; label: string },
+  row: {
+    size: string;
+    answer: AnswerForm;
+    images: number;
+    concurrency: number;
+    label: string;
+    perSecond?: number;
+  },
   log: (line: string) => void,
 ): Promise<SdkAnchorRow> {
   await provider.setMode({ answer: row.answer, latencyMs: 0 });
@@ -276,6 +283,7 @@ export async function measureSdkAnchor(
     concurrency: row.concurrency,
     warmup: Math.min(30, row.images),
     label: row.label,
+    perSecond: row.perSecond,
   };
   const child = startChild(
     'sdk anchor',
@@ -304,6 +312,58 @@ export async function measureSdkAnchor(
   } finally {
     await child.stop();
   }
+}
+
+/** The unavoidable work at the pace of the multi-worker row, spread over as many processes. */
+export interface PacedAnchorRow {
+  processes: number;
+  perMinute: number;
+  images: number;
+  cpuMsPerImage: number;
+}
+
+/**
+ * The multi-worker row's anchor: `processes` SDK anchors at once, together starting
+ * `perMinute` images a minute of 256x256 b64 — what the same work costs at that pace, in as
+ * many processes, where nothing is shared between images that come one at a time.
+ */
+export async function measurePacedSdkAnchor(
+  stack: Stack,
+  provider: BenchProvider,
+  row: { processes: number; perMinute: number; images: number; concurrency: number; label: string },
+  log: (line: string) => void,
+): Promise<PacedAnchorRow> {
+  const each = Math.ceil(row.images / row.processes);
+  const results = await Promise.all(
+    Array.from({ length: row.processes }, (_, i) =>
+      measureSdkAnchor(
+        stack,
+        provider,
+        {
+          size: '256x256',
+          answer: 'b64',
+          images: each,
+          concurrency: row.concurrency,
+          label: `${row.label}-paced-${i}`,
+          perSecond: row.perMinute / 60 / row.processes,
+        },
+        () => undefined,
+      ),
+    ),
+  );
+  const images = results.reduce((sum, r) => sum + r.images, 0);
+  const cpuMs = results.reduce((sum, r) => sum + r.cpuMs, 0);
+  const out = {
+    processes: row.processes,
+    perMinute: row.perMinute,
+    images,
+    cpuMsPerImage: cpuMs / images,
+  };
+  log(
+    `sdk anchor 256x256 b64, ${row.processes} processes at ${row.perMinute}/min: ` +
+      `${out.cpuMsPerImage.toFixed(2)} ms/image`,
+  );
+  return out;
 }
 
 export interface MemoryRowResult {

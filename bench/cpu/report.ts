@@ -53,6 +53,37 @@ export function markdownTable(rows: FigureRow[], concurrency: number): string {
   ].join('\n');
 }
 
+/** Rows of several workers beside the same work at the same pace, in as many processes. */
+function pacedTable(rows: FigureRow[]): string[] {
+  const multi = rows.filter((r) => r.pacedAnchorMs !== undefined);
+  if (multi.length === 0) return [];
+  const header = [
+    'size',
+    'answer',
+    'workers',
+    'rendermill CPU ms / image',
+    'anchor at the same pace, in as many processes',
+    'ours − it (ms)',
+  ];
+  return [
+    '## Several workers against the same work at the same pace',
+    '',
+    line(header),
+    line(header.map(() => '---')),
+    ...multi.map((r) =>
+      line([
+        r.size,
+        r.answer,
+        String(r.workers),
+        format(r.oursMs, 2),
+        format(r.pacedAnchorMs ?? NaN, 2),
+        format(r.overPacedMs ?? NaN, 2),
+      ]),
+    ),
+    '',
+  ];
+}
+
 function anchorTable(runs: Run[]): string {
   const keys = new Map<string, { size: string; answer: string; concurrency: number }>();
   for (const run of runs)
@@ -181,6 +212,7 @@ export function markdownReport(input: {
           '',
           anchorTable(runs),
           '',
+          ...pacedTable(rows),
         ]
       : []),
     ...redisSection(runs),

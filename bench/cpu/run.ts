@@ -14,6 +14,7 @@ import { figures, type Run } from './figures.js';
 import {
   measureMemoryRow,
   measureRendermillRows,
+  measurePacedSdkAnchor,
   measureSdkAnchor,
   MODEL,
   QUALITY,
@@ -244,6 +245,21 @@ async function runOnce(
             log,
           ),
         );
+  const paced =
+    options.multiWorkers > 0
+      ? await measurePacedSdkAnchor(
+          stack,
+          provider,
+          {
+            processes: options.multiWorkers,
+            perMinute: options.multiPerMinute,
+            images: options.images['256x256']!,
+            concurrency: options.concurrency,
+            label,
+          },
+          log,
+        )
+      : undefined;
   for (const row of rendermill)
     notes.push(
       ...otherLoadNote(
@@ -257,7 +273,14 @@ async function runOnce(
       notes.push(
         `${row.size} ${row.answer} ${row.cache} ×${row.workers}: ${row.succeeded}/${row.images} images`,
       );
-  return { run, rendermill, rawBullmq: { ...raw, cpuMsPerJob: rawCpuMsPerJob }, sdk, notes };
+  return {
+    run,
+    rendermill,
+    rawBullmq: { ...raw, cpuMsPerJob: rawCpuMsPerJob },
+    sdk,
+    paced,
+    notes,
+  };
 }
 
 /**
