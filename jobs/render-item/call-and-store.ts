@@ -24,7 +24,7 @@ import { reservationHooks, type Purchase } from './reserve.js';
  * `reservationHooks` keep the ledger in step with every request) — or follows the queued
  * prediction the item already started — prices what was billed at the route's price, converts
  * images the route could not produce in the asked format, and uploads them as those variants,
- * with their derived copies, to S3 and the cache index. Returns the stored images. When the
+ * with their derived copies, to S3 (indexed by `indexHeld` when the item settles). Returns the stored images. When the
  * routes give up it throws the last error, with `run.providerGaveUp` set for a provider's own
  * failure and `run.paidMicros` for a billed but unusable result; a prediction still running
  * is left in `run.pending`, and images S3 would not take in `run.spooled` (they wait in the

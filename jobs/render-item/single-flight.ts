@@ -31,8 +31,11 @@ function tryRenderLock(run: RenderAttempt, hash: string): LockTry {
     run.lease = lease;
     return lease !== undefined;
   });
+  // Either may fail before anyone awaits it (an early try waits for the item's start first):
+  // whoever awaits `taken` gets its failure; the look's is the lock's, or not needed.
+  taken.catch(() => undefined);
   const usable = lookUpCache(run, hash, taken);
-  usable.catch(() => undefined); // its failure is the lock's, thrown from `taken`, or not needed
+  usable.catch(() => undefined);
   return { taken, usable };
 }
 

@@ -86,6 +86,7 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly queue = new Bottleneck({ maxConcurrent: 1 });
   /** The turn being asked for outside the queue, until it ends (see acquire). */
   private askingAtOnce: Promise<void> | undefined;
+  private stopped = false;
   private allowance: number;
   /** When the first answer came back (performance.now()), if one has. */
   private firstAnswerAt: number | undefined;
@@ -117,7 +118,7 @@ export class RedisRateLimiter implements RateLimiter {
     options: { shutdown?: AbortSignal | undefined; maxWaitMs?: number | undefined } = {},
   ): Promise<RateGrant> {
     const { shutdown } = options;
-    if (shutdown?.aborted) throw new ShutdownError();
+    if (shutdown?.aborted || this.stopped) throw new ShutdownError();
     // A caller with nobody ahead of it asks at once; callers that come meanwhile wait in the
     // queue, the first of them for that turn to end: still one at a time, first come first
     // served. (A call through the queue costs ~0.2 ms of CPU; most calls of a busy worker
@@ -257,6 +258,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.queue.stop({ dropWaitingJobs: true }).catch(() => undefined);
   }
 

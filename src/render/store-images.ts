@@ -115,7 +115,8 @@ export async function storeRendered(
 
 /**
  * Stores the images spooled as `slot.entry` as `storeRendered` would have (derived copies made
- * from them here), indexes them, and frees their room in the spool. Undefined when there is
+ * from them here), indexes them (or hands them to `target.index`, which may write later: the
+ * bucket has them either way), and frees their room in the spool. Undefined when there is
  * no such entry: stored and freed by a run that died before it recorded the item, or expired.
  * Throws the bucket's error while it still refuses them: the entry is kept.
  */

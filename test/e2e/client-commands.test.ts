@@ -205,7 +205,7 @@ describe('rendermill submit', () => {
       await child.waitFor(/^batch_\w+$/m);
       const id = /^(batch_\w+)$/m.exec(child.output())![1]!;
       child.child.kill('SIGINT');
-      expect(await child.exited).toBe(130);
+      expect(await child.exited, `${child.output()}\nsignal: ${child.child.signalCode}`).toBe(130);
       expect(child.output()).toMatch(
         new RegExp(
           `interrupted: batch ${id} carries on in the API; follow it with \`rendermill status ${id}\``,

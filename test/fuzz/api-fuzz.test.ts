@@ -164,14 +164,19 @@ async function fuzz<T>(
 ) {
   const statuses = new Map<number, number>();
   const started = Date.now();
-  // fast-check's time limit abandons the run under way rather than awaiting it: its request
-  // must still end before the next property looks at what requests left behind.
-  let running: Promise<unknown> = Promise.resolve();
+  // fast-check's time limit abandons the run under way rather than awaiting it, at any await:
+  // an abandoned run sends nothing once the property is over, and a request it already sent
+  // must end before the next property looks at what requests left behind.
+  let over = false;
+  const sending = new Set<Promise<unknown>>();
   await fc.assert(
     fc.asyncProperty(arbitrary, async (input) => {
       const before = await footprint();
+      if (over) return;
       const sent = send(input);
-      running = sent.catch(() => undefined);
+      const settled = sent.catch(() => undefined);
+      sending.add(settled);
+      void settled.then(() => sending.delete(settled));
       const response = await sent;
       statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1);
       checkAnswer(response, JSON.stringify(input)?.slice(0, 300) ?? String(input));
@@ -192,7 +197,8 @@ async function fuzz<T>(
       markInterruptAsFailure: false,
     },
   );
-  await running;
+  over = true;
+  await Promise.all([...sending]);
   if (process.env.FUZZ_VERBOSE) {
     const runs = [...statuses.values()].reduce((a, b) => a + b, 0);
     const codes = [...statuses].sort(([a], [b]) => a - b).map(([code, n]) => `${code}×${n}`);

@@ -369,6 +369,12 @@ describe('RedisRateLimiter', () => {
     await expect(waiting).rejects.toThrow(ShutdownError);
   });
 
+  it('grants nothing once stopped, with or without calls ahead', async () => {
+    const limiter = workerLimiter(newAccount(), { imagesPerMinute: 600 });
+    await limiter.stop();
+    await expect(limiter.acquire({ images: 1, tokens: 0 })).rejects.toThrow(ShutdownError);
+  });
+
   it('settles tokens from what the call used', async () => {
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 600, tokensPerMinute: 60_000 });
     // Estimated at the whole window's 1,000 tokens, the call used 100: the next goes at once.

@@ -188,7 +188,8 @@ describe('rendermill on a Redis Cluster of three masters', () => {
     expect(rotated.statusCode, rotated.body).toBe(200);
 
     const [account] = h.services.routes;
-    // The window's scripts touch five keys each: they must share the account's slot.
+    // The window's scripts touch five or six keys each (acquire reads the account's pause
+    // too): they must share the account's slot.
     const limiter = account!.limits.for('dall-e-2');
     const grant = await limiter.acquire({ images: 1, tokens: 0 });
     await limiter.observe(grant, {

@@ -322,10 +322,18 @@ describe("the simulator's predictions API on the wire", () => {
     });
     expect(created.urls.get).toBe(`${sim.url}/predictions/${created.id}`);
     expect(created.urls.cancel).toBe(`${sim.url}/predictions/${created.id}/cancel`);
-    await wait(400);
-    const done = (await (
-      await fetch(created.urls.get, { headers: { authorization: 'Bearer r8_test' } })
-    ).json()) as WirePrediction;
+    // Followed as a client does: it is `processing` for the queue's 200 ms and the rendering
+    // (longer on a loaded machine), then `succeeded`.
+    const follow = async () =>
+      (await (
+        await fetch(created.urls.get, { headers: { authorization: 'Bearer r8_test' } })
+      ).json()) as WirePrediction;
+    let done = await follow();
+    for (let tries = 0; done.status !== 'succeeded' && tries < 50; tries++) {
+      expect(['starting', 'processing']).toContain(done.status);
+      await wait(100);
+      done = await follow();
+    }
     expect(done.status).toBe('succeeded');
     expect(done.output).toHaveLength(1);
     const image = await fetch(done.output![0]!);

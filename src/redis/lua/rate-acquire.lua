@@ -105,6 +105,11 @@ if pace_wait == 0 and fits(0, 0, 0) then
   -- A cold path's extra hold, at most 10 % of the window (a shortened test minute).
   local cold = math.min(tonumber(ARGV[9]) or 0, w.ms * 0.1)
   local expiry = now + math.ceil(w.ms * stretch + cold)
+  -- The log is read in grant order by expiry (rate-observe.lua counts the grants before a
+  -- refused one by score): a grant made in the same millisecond as the last, or that would
+  -- leave before a longer-held one (a cold path's), leaves a millisecond after it instead.
+  local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= expiry then expiry = tonumber(last[2]) + 1 end
   redis.call('zadd', KEYS[1], expiry, ARGV[7])
   -- Weight, then when it was granted and when the grant before it was (rate-observe.lua reads
   -- the gap when a window of one image is refused).
