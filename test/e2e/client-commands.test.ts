@@ -204,6 +204,8 @@ describe('rendermill submit', () => {
       const child = startCli(['submit', file, ...CHEAP, '--wait'], env);
       await child.waitFor(/^batch_\w+$/m);
       const id = /^(batch_\w+)$/m.exec(child.output())![1]!;
+      // Its first progress line: it is following the batch.
+      await child.waitFor(/\d+\/12 done/);
       child.child.kill('SIGINT');
       expect(await child.exited, `${child.output()}\nsignal: ${child.child.signalCode}`).toBe(130);
       expect(child.output()).toMatch(
