@@ -1,5 +1,6 @@
 import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { escapeUri } from '@smithy/core/protocols';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { keptAliveAgent } from '../net/kept-alive-agent.js';
@@ -213,19 +214,13 @@ function s3Error(operation: string, subject: string, answer: Answer): Error {
 }
 
 /**
- * An object's path as S3 signs and reads it: every byte percent-encoded but the unreserved
- * characters and `/` (RFC 3986, which `encodeURIComponent` follows but for `!'()*`).
+ * An object's path as S3 signs and reads it: every byte percent-encoded but RFC 3986's
+ * unreserved characters and `/`, by the signer's own encoder (it encodes the query the same
+ * way when it signs it).
  */
 export function objectPath(key: string): string {
   return key.split('/').map(escapeUri).join('/');
 }
-
-/** Percent-encodes all but RFC 3986's unreserved characters, as SigV4 canonicalises. */
-const escapeUri = (text: string) =>
-  encodeURIComponent(text).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 /** The SHA-256 of nothing, the payload hash of a GET. */
