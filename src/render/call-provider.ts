@@ -324,12 +324,8 @@ const retriedHere = (error: unknown) =>
   !(error instanceof AccountPausedError) &&
   !(error instanceof PredictionPendingError);
 
-const paused = (route: ProviderRoute, code: string, reason: string, remainingMs: number) =>
-  new AccountPausedError(
-    `route "${route.name}" is paused: ${reason}`,
-    code,
-    Date.now() + remainingMs,
-  );
+const paused = (route: ProviderRoute, code: string, reason: string, resumeAt: number) =>
+  new AccountPausedError(`route "${route.name}" is paused: ${reason}`, code, resumeAt);
 
 /**
  * An account out of quota or with a refused key ends the call with AccountPausedError: the
@@ -338,7 +334,7 @@ const paused = (route: ProviderRoute, code: string, reason: string, remainingMs:
  */
 function pausedRoute(route: ProviderRoute, error: unknown): unknown {
   if (!(error instanceof AccountPausedError) || error.code === 'rate_limited') return error;
-  return paused(route, error.code, error.message, error.resumeAt - Date.now());
+  return paused(route, error.code, error.message, error.resumeAt);
 }
 
 /** Pauses the account for every worker when the error says so; returns the error to throw. */
@@ -357,7 +353,7 @@ async function pauseAccountOn(
       `${Math.round(policy.accountRecheckMs / 1000)} s — fix the account or its key`;
     // A pause that cannot be recorded (Redis briefly away) must not hide the provider's answer.
     await route.gate.pause(policy.accountRecheckMs, error.code, reason).catch(() => undefined);
-    return paused(route, error.code, reason, policy.accountRecheckMs);
+    return paused(route, error.code, reason, Date.now() + policy.accountRecheckMs);
   }
   return error;
 }
