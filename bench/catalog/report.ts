@@ -1,14 +1,11 @@
 import type { Ratio, Stat, UploadSummary } from './figures.js';
 import type { Upload } from './measure.js';
 import { SAMPLE_MS } from './memory.js';
-import { cpuLine, formatNumber as format } from '../support/results.js';
+import { cpuLine, formatNumber as format, markdownRows } from '../support/results.js';
 
 const MIB = 2 ** 20;
 const mib = (bytes: number) => format(bytes / MIB, 1);
 const times = (ratio: number) => (Number.isFinite(ratio) ? `${format(ratio, 2)}×` : '—');
-const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-const table = (header: string[], rows: string[][]) =>
-  [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 /** "median (each run)". */
 const cell = (figure: Stat, digits: number) =>
   `${format(figure.median, digits)} (${figure.values.map((v) => format(v, digits)).join(' · ')})`;
@@ -17,7 +14,7 @@ export const uploadLabel = (u: Pick<Upload, 'kind' | 'endpoint'>) =>
   `${u.kind === 'csv' ? 'CSV stream' : 'JSON body'} → ${u.endpoint === 'submit' ? '/v1/batches' : '/v1/batches/estimate'}`;
 
 export function markdownTables(summaries: UploadSummary[], ratios: Ratio[]): string {
-  const uploads = table(
+  const uploads = markdownRows(
     [
       'upload',
       'rows',
@@ -37,7 +34,7 @@ export function markdownTables(summaries: UploadSummary[], ratios: Ratio[]): str
       cell(s.redisUsedMiB, 1),
     ]),
   );
-  const growth = table(
+  const growth = markdownRows(
     ['peak RSS growth ratio', 'median', 'every run', 'reading'],
     ratios.map((r) => [
       r.label,

@@ -1,9 +1,7 @@
-import { formatNumber as format } from '../support/results.js';
+import { formatNumber as format, markdownRows } from '../support/results.js';
 import { median, type FigureRow, type Run } from './figures.js';
 import type { MemoryRowResult } from './measure.js';
 import { profileMarkdown, type ProfileSummary } from './profile.js';
-
-const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
 
 export interface ProfileRun {
   role: string;
@@ -30,27 +28,24 @@ export function markdownTable(rows: FigureRow[], concurrency: number): string {
     'ours ÷ raw BullMQ',
     'Redis calls / image',
   ];
-  return [
-    line(header),
-    line(header.map(() => '---')),
-    ...rows.map((r) =>
-      line([
-        r.size,
-        r.answer,
-        r.cache,
-        String(r.workers),
-        format(r.oursMs, 2),
-        r.oursByRun.map((v) => format(v, 2)).join(' · '),
-        format(r.sdkConcurrentMs, 2),
-        format(r.sdkSequentialMs, 2),
-        format(r.overSdkMs, 2),
-        `${format(r.timesSdk, 2)}×`,
-        format(r.rawBullmqMs, 3),
-        `${format(r.timesRawBullmq, 1)}×`,
-        format(r.redisCallsPerImage, 1),
-      ]),
-    ),
-  ].join('\n');
+  return markdownRows(
+    header,
+    rows.map((r) => [
+      r.size,
+      r.answer,
+      r.cache,
+      String(r.workers),
+      format(r.oursMs, 2),
+      r.oursByRun.map((v) => format(v, 2)).join(' · '),
+      format(r.sdkConcurrentMs, 2),
+      format(r.sdkSequentialMs, 2),
+      format(r.overSdkMs, 2),
+      `${format(r.timesSdk, 2)}×`,
+      format(r.rawBullmqMs, 3),
+      `${format(r.timesRawBullmq, 1)}×`,
+      format(r.redisCallsPerImage, 1),
+    ]),
+  );
 }
 
 /** Rows of several workers beside the same work at the same pace, in as many processes. */
@@ -68,10 +63,9 @@ function pacedTable(rows: FigureRow[]): string[] {
   return [
     '## Several workers against the same work at the same pace',
     '',
-    line(header),
-    line(header.map(() => '---')),
-    ...multi.map((r) =>
-      line([
+    markdownRows(
+      header,
+      multi.map((r) => [
         r.size,
         r.answer,
         String(r.workers),
@@ -94,7 +88,7 @@ function anchorTable(runs: Run[]): string {
         (s) => s.size === size && s.answer === answer && s.concurrency === concurrency,
       ),
     );
-    return line([
+    return [
       size,
       answer,
       String(concurrency),
@@ -102,21 +96,14 @@ function anchorTable(runs: Run[]): string {
       values.map((v) => format(v.cpuMsPerImage, 2)).join(' · '),
       format(median(values.map((v) => v.images / (v.wallMs / 1000))), 0),
       format(median(values.map((v) => v.bytes / v.images / 1024)), 0),
-    ]);
+    ];
   });
   const raw = runs.map((run) => run.rawBullmq);
   return [
-    line([
-      'size',
-      'answer',
-      'concurrency',
-      'CPU ms / image',
-      'every run',
-      'images / s',
-      'KB / image',
-    ]),
-    line(['---', '---', '---', '---', '---', '---', '---']),
-    ...rows,
+    markdownRows(
+      ['size', 'answer', 'concurrency', 'CPU ms / image', 'every run', 'images / s', 'KB / image'],
+      rows,
+    ),
     '',
     `Raw BullMQ no-op jobs (producer = the driver's addBulk + worker process): ` +
       `${format(median(raw.map((r) => r.cpuMsPerJob)), 3)} ms / job median ` +
@@ -143,16 +130,21 @@ function redisSection(runs: Run[]): string[] {
       "driver's status polls (every 200 ms) cause. `evalsha` / `eval` are Lua scripts (BullMQ's, " +
       "Bottleneck's and rendermill's).",
     '',
-    line(['command', 'calls', 'per image']),
-    line(['---', '---', '---']),
-    ...Object.entries(row.redisCalls).map(([command, calls]) =>
-      line([command, String(calls), perImage(calls)]),
+    markdownRows(
+      ['command', 'calls', 'per image'],
+      [
+        ...Object.entries(row.redisCalls).map(([command, calls]) => [
+          command,
+          String(calls),
+          perImage(calls),
+        ]),
+        [
+          '**all**',
+          String(row.redisCallsPerImage * row.succeeded),
+          perImage(row.redisCallsPerImage * row.succeeded),
+        ],
+      ],
     ),
-    line([
-      '**all**',
-      String(row.redisCallsPerImage * row.succeeded),
-      perImage(row.redisCallsPerImage * row.succeeded),
-    ]),
     '',
   ];
 }
@@ -168,15 +160,18 @@ function memorySection(memory: MemoryRowResult): string {
         : '') +
       '.',
     '',
-    line(['peak RSS (MB)', 'RSS at start (MB)', 'provider max in flight', 'items ok', 'seconds']),
-    line(['---', '---', '---', '---', '---']),
-    line([
-      String(memory.peakRssMb),
-      String(memory.rssAtStartMb),
-      String(memory.maxInFlight),
-      `${memory.succeeded}/${memory.items}`,
-      format(memory.seconds, 1),
-    ]),
+    markdownRows(
+      ['peak RSS (MB)', 'RSS at start (MB)', 'provider max in flight', 'items ok', 'seconds'],
+      [
+        [
+          String(memory.peakRssMb),
+          String(memory.rssAtStartMb),
+          String(memory.maxInFlight),
+          `${memory.succeeded}/${memory.items}`,
+          format(memory.seconds, 1),
+        ],
+      ],
+    ),
     '',
   ].join('\n');
 }

@@ -1,10 +1,9 @@
 import { rerunServedFromCache, type Figure, type Repetition } from './figures.js';
 import { POLL_MS } from './shape.js';
-import { cpuLine, formatNumber as format } from '../support/results.js';
+import { cpuLine, formatNumber as format, markdownRows } from '../support/results.js';
 
 const thousands = (value: number) => format(value, 0);
 const metCell = (met: boolean | null) => (met === null ? '' : met ? 'met' : 'MISSED');
-const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
 
 export function markdownTable(figures: Figure[], repetitions: Repetition[], items: number): string {
   const header = ['figure', 'median', 'every run', 'target', 'met'];
@@ -27,7 +26,7 @@ export function markdownTable(figures: Figure[], repetitions: Repetition[], item
     `${thousands(items)} / 0`,
     metCell(rerunServedFromCache(repetitions, items)),
   ]);
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+  return markdownRows(header, rows);
 }
 
 /** The markdown file: the table, how to read it, and what each repetition's figures rest on. */

@@ -1,3 +1,5 @@
+import { markdownRows } from '../support/results.js';
+
 /** One measured phase: N idle workers (0 = Redis alone). */
 export interface PhaseResult {
   workers: number;
@@ -52,8 +54,7 @@ export function markdownTable(results: PhaseResult[]): string {
     r.redisCommandsPerSecond.toFixed(1),
     verdict(r),
   ]);
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+  return markdownRows(header, rows);
 }
 
 export function markdownReport(

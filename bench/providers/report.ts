@@ -1,4 +1,4 @@
-import { cpuLine, formatNumber } from '../support/results.js';
+import { cpuLine, formatNumber, markdownRows } from '../support/results.js';
 import type { RowResult } from './measure.js';
 import { PRICES, ROUTES, type Options } from './plan.js';
 
@@ -21,8 +21,7 @@ export function markdownTable(results: RowResult[]): string {
     'handed back',
     'machine busy (cores, this bench)',
   ];
-  const lines = [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
-  for (const r of results) {
+  const rows = results.map((r) => {
     const billedOnce =
       r.promptsBilledTwiceOrMore === 0 && r.itemsNeverBilled === 0
         ? `✓ ${r.promptsBilledOnce}`
@@ -30,27 +29,25 @@ export function markdownTable(results: RowResult[]): string {
     const spend = r.spendMatches
       ? `✓ $${(r.spendMicros / 1e6).toFixed(6)}`
       : `✗ $${(r.spendMicros / 1e6).toFixed(6)} vs $${(r.expectedSpendMicros / 1e6).toFixed(6)}`;
-    lines.push(
-      `| ${[
-        r.row.strategy,
-        r.row.shape,
-        `${r.itemsSucceeded}/${r.row.items}`,
-        triple(r.itemsByRoute),
-        r.steadyPerSecond === null ? '—' : formatNumber(r.steadyPerSecond, 1),
-        formatNumber(r.row.targetPerSecond, 1),
-        pct(r.steadyFraction),
-        triple(r.rateLimitedByRoute),
-        billedOnce,
-        spend,
-        r.cpuMsPerImage === null ? '—' : formatNumber(r.cpuMsPerImage, 1),
-        r.itemsHandedBack === null ? '—' : String(r.itemsHandedBack),
-        r.machine
-          ? `${r.machine.busyCores.toFixed(2)} of ${r.machine.cores} (${r.machine.ownCores.toFixed(2)})`
-          : '—',
-      ].join(' | ')} |`,
-    );
-  }
-  return lines.join('\n');
+    return [
+      r.row.strategy,
+      r.row.shape,
+      `${r.itemsSucceeded}/${r.row.items}`,
+      triple(r.itemsByRoute),
+      r.steadyPerSecond === null ? '—' : formatNumber(r.steadyPerSecond, 1),
+      formatNumber(r.row.targetPerSecond, 1),
+      pct(r.steadyFraction),
+      triple(r.rateLimitedByRoute),
+      billedOnce,
+      spend,
+      r.cpuMsPerImage === null ? '—' : formatNumber(r.cpuMsPerImage, 1),
+      r.itemsHandedBack === null ? '—' : String(r.itemsHandedBack),
+      r.machine
+        ? `${r.machine.busyCores.toFixed(2)} of ${r.machine.cores} (${r.machine.ownCores.toFixed(2)})`
+        : '—',
+    ];
+  });
+  return markdownRows(header, rows);
 }
 
 export function markdownReport(

@@ -1,3 +1,4 @@
+import { markdownRows } from '../support/results.js';
 import type { ScenarioResult } from './measure.js';
 import { HEADER_VARIANTS } from './provider.js';
 
@@ -108,8 +109,7 @@ export function markdownTable(results: ScenarioResult[]): string {
     windowLabel(r),
     verdict(r),
   ]);
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+  return markdownRows(header, rows);
 }
 
 const rowName = (r: ScenarioResult) =>

@@ -1,4 +1,4 @@
-import { cpuLine, formatNumber as format } from '../support/results.js';
+import { cpuLine, formatNumber as format, markdownRows } from '../support/results.js';
 import { ONE_SECOND_BOUND, PROVIDER_SECOND, limitHeld, type RunResult } from './measure.js';
 import { LIMIT_PER_MINUTE, SAMPLE_MS, SCALING_TARGET } from './shape.js';
 import type { WindowCount } from './windows.js';
@@ -36,7 +36,6 @@ export function scaling(results: RunResult[]): Scaling[] {
   });
 }
 
-const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
 const thousands = (value: number) => format(value, 0);
 const percent = (fraction: number | null) =>
   fraction === null ? '—' : `${(fraction * 100).toFixed(1)} %`;
@@ -93,7 +92,7 @@ export function markdownTable(results: RunResult[]): string {
       s.met === null ? '—' : s.met ? 'yes' : 'NO',
     ];
   });
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+  return markdownRows(header, rows);
 }
 
 export function markdownReport(

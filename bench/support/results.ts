@@ -48,6 +48,12 @@ export const formatNumber = (value: number, digits: number) =>
       })
     : '—';
 
+/** A Markdown table: the header row, its rule, and one row per `rows` entry. */
+export function markdownRows(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
 /** CPU seconds by process role, on one line: `api 1.23 s, worker 1 4.56 s`. */
 export const cpuLine = (cpu: Record<string, number>) =>
   Object.entries(cpu)
