@@ -128,6 +128,7 @@ const MAX_PREALLOCATED_BYTES = 256 * 1024 * 1024;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
+const EQUALS = 0x3d;
 const KEY = Buffer.from('"b64_json"', 'latin1');
 
 /**
@@ -182,9 +183,31 @@ function decodePayload(bytes: Buffer, [start, end]: [number, number]): Buffer {
   if (text.indexOf(BACKSLASH) !== -1) {
     return Buffer.from(JSON.parse(`"${text.toString('utf8')}"`) as string, 'base64');
   }
-  // Node's decoder, through a one-byte copy of the text: ~0.2 ms cheaper per 139 KB image
-  // than decoding the bytes in place in JavaScript, garbage collection included.
-  return Buffer.from(text.toString('latin1'), 'base64');
+  return decodeBase64(text);
+}
+
+/** Characters of base64 decoded per step: a multiple of 4, so every step ends on a whole group. */
+const DECODE_STEP = 32 * 1024;
+
+/**
+ * Node's base64 decoder over the text in 32 KB steps, into one buffer of the decoded length.
+ * Each step's one-byte string is small enough to die young; a whole image's text as one string
+ * (186 KB for a 139 KB PNG) is allocated among the large objects, which only a full garbage
+ * collection frees: ~1 ms an image in a worker's heap against ~0.1 ms in steps. A text that
+ * decodes to other than its length says (characters outside the alphabet, padding inside)
+ * is decoded whole, as leniently as Node decodes it.
+ */
+export function decodeBase64(text: Buffer): Buffer {
+  const length = text.length;
+  const padding = text[length - 1] === EQUALS ? (text[length - 2] === EQUALS ? 2 : 1) : 0;
+  if (length % 4 !== 0) return Buffer.from(text.toString('latin1'), 'base64');
+  const out = Buffer.allocUnsafe((length / 4) * 3 - padding);
+  let written = 0;
+  for (let at = 0; at < length; at += DECODE_STEP) {
+    const step = text.toString('latin1', at, Math.min(length, at + DECODE_STEP));
+    written += out.write(step, written, 'base64');
+  }
+  return written === out.length ? out : Buffer.from(text.toString('latin1'), 'base64');
 }
 
 /** The quote that ends the string whose text starts at `from`, or -1. */

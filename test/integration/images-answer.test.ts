@@ -102,8 +102,16 @@ describe('parseImagesAnswer', () => {
       cases.push(b64, b64.replace(/=+$/, ''), b64.replaceAll('+', '-').replaceAll('/', '_'));
     }
     cases.push('QUJD=REVG', 'QUJD REVG', 'QUJD\\u0000', 'Q', 'QUJDR', '====', 'QQ=', '¿QUJD?');
-    // Over ~1 MB a payload takes the other path: Node's own decoder.
-    cases.push(randomBytes(900_000).toString('base64'), randomBytes(3).toString('base64'));
+    // Large payloads are decoded in 32 KB steps: lengths around a step's end, and a text that
+    // is not clean base64 right where a step ends or inside the last one.
+    for (const bytes of [24_576, 24_577, 49_152, 49_151, 900_000]) {
+      cases.push(randomBytes(bytes).toString('base64'));
+    }
+    const long = randomBytes(60_000).toString('base64');
+    for (const at of [32_767, 32_768, 32_769, long.length - 3]) {
+      cases.push(`${long.slice(0, at)} ${long.slice(at + 1)}`, `${long.slice(0, at)}=${long.slice(at + 1)}`);
+    }
+    cases.push(`${long}QQ==QUJD`, `${long.slice(0, 40_000)}\\u0041${long.slice(40_006)}`);
     for (const b64 of cases) {
       const expected = Buffer.from(JSON.parse(`"${b64}"`) as string, 'base64');
       expect(decoded(b64) ?? Buffer.alloc(0), b64.slice(0, 20)).toEqual(expected);
