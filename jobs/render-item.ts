@@ -8,7 +8,13 @@ import { recordGiveUp } from './render-item/give-up.js';
 import { lookUp, startRunning } from './render-item/look-up.js';
 import { record } from './render-item/record.js';
 import { readRequest } from './render-item/render-request.js';
-import { reserve, resumePurchase } from './render-item/reserve.js';
+import {
+  dropEarlyHold,
+  reserve,
+  reserveEarly,
+  resumePurchase,
+  type EarlyHold,
+} from './render-item/reserve.js';
 import { settleFailure } from './render-item/settle-failure.js';
 import { storeFromSpool } from './render-item/spooled.js';
 import { settle, succeeded } from './render-item/settle.js';
@@ -43,15 +49,24 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   ): Promise<void> {
     const run = await lookUp(deps, payload, info);
     if (!run) return;
-    // A miss tries the render lock in the round trip that starts the item running.
+    // A miss tries the render lock and reserves its price in the round trip that starts the
+    // item running: the start first, as it releases whatever the item held before.
     const lockTry = earlyLockTry(run);
-    const started = await startRunning(run).catch(async (error: unknown) => {
-      await letGo(run, lockTry);
+    const starting = startRunning(run);
+    let early = lockTry && reserveEarly(run);
+    const started = await starting.catch(async (error: unknown) => {
+      await letGo(run, lockTry, early);
       throw error;
     });
-    if (!started) return letGo(run, lockTry);
+    if (!started) return letGo(run, lockTry, early);
     try {
-      await lockTry?.taken; // held in run.lease from here, released below whatever happens
+      // The lock is held in run.lease from here, released below whatever happens. Without it,
+      // the item waits for the request's renderer holding no budget: that renderer's own
+      // reservation may be waiting for it.
+      if ((await lockTry?.taken) === false) {
+        await dropEarlyHold(run, early);
+        early = undefined;
+      }
       const request = await readRequest(run);
       const { reused, missing } = await takeRenderLock(run, request.hash, lockTry);
       let rendered: CachedImage[] = [];
@@ -68,7 +83,7 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
       } else if (missing.length > 0) {
         const purchase = pending
           ? resumePurchase(run, missing, pending)
-          : await reserve(run, missing);
+          : await reserve(run, missing, 'realtime', early);
         if (!purchase) return; // the budget cannot hold it: recorded as budget_exceeded
         rendered = await callAndStore(run, request, purchase, missing, pending);
       }
@@ -96,9 +111,15 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   };
 }
 
-/** Releases the render lock an early try took for an item that did not start running. */
-async function letGo(run: RenderAttempt, lockTry: LockTry | undefined): Promise<void> {
+/** Releases what the early tries took for an item that did not start running: lock and hold. */
+async function letGo(
+  run: RenderAttempt,
+  lockTry: LockTry | undefined,
+  early: EarlyHold | undefined,
+): Promise<void> {
   if (!lockTry) return;
+  // Best effort, as for the lock: with Redis away now, the reservation itself most likely failed.
+  await dropEarlyHold(run, early).catch(() => undefined);
   await lockTry.taken.catch(() => false);
   await releaseRenderLock(run).catch(() => undefined);
 }

@@ -188,6 +188,10 @@ export const itemWith = (run: RenderAttempt, changes: Partial<ItemRecord>): Item
   updated_at: new Date().toISOString(),
 });
 
+/** The indexes of the item's variants `usable` lacks, in order. */
+export const missingVariants = (run: RenderAttempt, usable: Map<number, CachedImage>) =>
+  Array.from({ length: run.spec.n }, (_, index) => index).filter((index) => !usable.has(index));
+
 /** The item's cost so far: earlier runs', what this run paid, and its unanswered requests. */
 export const costSoFar = (run: RenderAttempt) =>
   run.item.cost_micros + run.paidMicros + run.unansweredMicros;

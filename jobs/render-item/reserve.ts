@@ -8,7 +8,7 @@ import {
   orderCandidates,
   type Candidate,
 } from '../../src/render/route-candidates.js';
-import { countSpent, itemError, itemWith, type RenderAttempt } from './attempt.js';
+import { countSpent, itemError, itemWith, missingVariants, type RenderAttempt } from './attempt.js';
 import type { PendingRender } from '../../src/contracts/batch-records.js';
 import { RESERVATION_WAIT_MS } from '../../src/ledger/spend-ledger.js';
 import { finish } from './settle.js';
@@ -26,10 +26,55 @@ export interface Purchase {
 }
 
 /**
+ * A reservation sent in the round trip that starts the item running (after the start, on the
+ * same connection): the price of the variants the item's first look at the cache missed, on
+ * the route its routing puts first. Most items buy exactly that, and `reserve` then needs no
+ * round trip of its own.
+ */
+export interface EarlyHold {
+  missing: readonly number[];
+  purchase: Purchase;
+  /** Whether the hold was taken; false when the budget said wait or no, or Redis failed. */
+  reserved: Promise<boolean>;
+}
+
+/**
+ * Sends the early reservation of a realtime item whose first look at the cache missed. To be
+ * called in the same tick as the item's start, after it. Undefined when there is nothing to
+ * send: another mode, no first look, or no route (`reserve` names that error later).
+ */
+export function reserveEarly(run: RenderAttempt): EarlyHold | undefined {
+  const firstLook = run.firstLook;
+  if (run.mode !== 'realtime' || !firstLook) return undefined;
+  const missing = missingVariants(run, firstLook);
+  let purchase: Purchase;
+  try {
+    purchase = choosePurchase(run, missing, 'realtime');
+  } catch {
+    return undefined;
+  }
+  const reserved = run.deps.store
+    .reserve(run.batchId, run.itemId, purchase.heldMicros, run.caps)
+    .then((result) => result.outcome === 'reserved');
+  reserved.catch(() => undefined); // awaited by whoever uses or drops the hold
+  return { missing, purchase, reserved };
+}
+
+/**
+ * Releases an early hold the run will not use now: the item did not start, or waits for
+ * another renderer of its request — whose own reservation this one might be keeping out.
+ */
+export async function dropEarlyHold(run: RenderAttempt, early: EarlyHold | undefined) {
+  if (!early || !(await early.reserved.catch(() => false))) return;
+  await run.deps.store.releaseHold(run.batchId, run.itemId);
+}
+
+/**
  * Reserve: finds the routes that can render the `missing` variants, orders them as the item's
  * routing says (priority, cheapest, spread), and reserves the price on the first against the
  * batch's budget and every spend cap, waiting a while for running items to settle when only
- * their holds are in the way. A later, dearer route reserves its own price before it is
+ * their holds are in the way — unless the early hold (`reserveEarly`) already holds it for
+ * these very variants. A later, dearer route reserves its own price before it is
  * called (`reservationHooks`). Returns nothing when the budget cannot hold it: the item is
  * then recorded `budget_exceeded`. Throws ModelUnavailableError when no route can render it.
  */
@@ -37,7 +82,41 @@ export async function reserve(
   run: RenderAttempt,
   missing: readonly number[],
   through: 'realtime' | 'provider_batch' = 'realtime',
+  early?: EarlyHold,
 ): Promise<Purchase | undefined> {
+  if (
+    early &&
+    through === 'realtime' &&
+    sameVariants(early.missing, missing) &&
+    (await early.reserved.catch(() => false))
+  ) {
+    return early.purchase;
+  }
+  const purchase = choosePurchase(run, missing, through);
+  const maxMicros = purchase.heldMicros;
+  const reservation = await reserveBudgetFor(run, maxMicros);
+  if (reservation.outcome !== 'reserved') {
+    const error = new BudgetExceededError(
+      reservation.outcome === 'exhausted'
+        ? `${describeCap(reservation.cap ?? 'batch')} cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
+        : `running items held the rest of ${describeCap(reservation.cap ?? 'batch')} for over ${RESERVATION_WAIT_MS / 1000} s`,
+    );
+    await finish(run, itemWith(run, { status: 'budget_exceeded', error: itemError(error) }), {});
+    return undefined;
+  }
+  return purchase;
+}
+
+/**
+ * What buying the `missing` variants means: the routes that can render them in the order the
+ * item's routing tries them, and the price to hold on the first. Throws ModelUnavailableError
+ * when no route can render them.
+ */
+function choosePurchase(
+  run: RenderAttempt,
+  missing: readonly number[],
+  through: 'realtime' | 'provider_batch',
+): Purchase {
   const ask: RenderSpec = { ...run.spec, n: missing.length };
   const priced = pricedRequest(ask);
   const { routes, registry } = run.deps;
@@ -62,18 +141,7 @@ export async function reserve(
         : `no route can render model ${run.spec.model} for this item (none serves it, or it is no longer in the registry)`,
     );
   }
-  const maxMicros = primary.maxMicros;
-  const reservation = await reserveBudgetFor(run, maxMicros);
-  if (reservation.outcome !== 'reserved') {
-    const error = new BudgetExceededError(
-      reservation.outcome === 'exhausted'
-        ? `${describeCap(reservation.cap ?? 'batch')} cannot hold this item's maximum price of $${microsToUsd(maxMicros)}`
-        : `running items held the rest of ${describeCap(reservation.cap ?? 'batch')} for over ${RESERVATION_WAIT_MS / 1000} s`,
-    );
-    await finish(run, itemWith(run, { status: 'budget_exceeded', error: itemError(error) }), {});
-    return undefined;
-  }
-  return { ask, priced, candidates, primary, heldMicros: maxMicros };
+  return { ask, priced, candidates, primary, heldMicros: primary.maxMicros };
 }
 
 /**
@@ -137,3 +205,6 @@ export function reservationHooks(run: RenderAttempt, purchase: Purchase) {
 
 const reserveBudgetFor = (run: RenderAttempt, micros: number) =>
   run.deps.store.reserveWithin(run.batchId, run.itemId, micros, run.caps, run.signal);
+
+const sameVariants = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((index, i) => index === b[i]);

@@ -1,6 +1,6 @@
 import { AccountPausedError } from '../../src/errors.js';
 import type { CachedImage } from '../../src/cache/result-cache.js';
-import type { RenderAttempt } from './attempt.js';
+import { missingVariants, type RenderAttempt } from './attempt.js';
 import { lookUpCache } from './look-up.js';
 
 /** What the cache gives the item, and which variants it must buy. */
@@ -97,10 +97,7 @@ export async function takeRenderLock(
     await locks.waitForRelease(run.scope, hash, run.signal);
     usable = await lookUpCache(run, hash);
   }
-  return {
-    reused: [...usable.values()].sort(byIndex),
-    missing: range(run.spec.n).filter((index) => !usable.has(index)),
-  };
+  return { reused: [...usable.values()].sort(byIndex), missing: missingVariants(run, usable) };
 }
 
 /**
@@ -115,5 +112,3 @@ export async function releaseRenderLock(run: RenderAttempt): Promise<void> {
 export const HANDED_ON_RECHECK_MS = 5_000;
 
 export const byIndex = (a: CachedImage, b: CachedImage) => a.index - b.index;
-
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);

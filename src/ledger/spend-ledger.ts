@@ -130,6 +130,19 @@ export class SpendLedger {
     );
   }
 
+  /**
+   * Releases what the item holds, counting none of it as spent: for a reservation whose call
+   * this run will not make (it was made in the round trip that started the item, and the item
+   * did not start, or waits for another renderer first). Returns the amount released.
+   */
+  async releaseHold(batchId: string, itemId: string): Promise<Micros> {
+    return this.scripts.rmReleaseHold(
+      this.keys.meta(batchId),
+      this.keys.reservations(batchId),
+      itemId,
+    );
+  }
+
   /** What the item holds reserved right now, if anything. */
   async holdOf(batchId: string, itemId: string): Promise<Hold | undefined> {
     const raw = await this.redis.hget(this.keys.reservations(batchId), itemId);

@@ -38,6 +38,7 @@ export interface LuaCommands {
   rmReserve(numberOfKeys: number, ...keysThenArgs: (string | number)[]): Promise<[number, number]>;
   rmMarkCalling(meta: string, reservations: string, itemId: string): Promise<number>;
   rmChargeHold(meta: string, reservations: string, itemId: string): Promise<number>;
+  rmReleaseHold(meta: string, reservations: string, itemId: string): Promise<number>;
   rmDelete(
     meta: string,
     items: string,
@@ -94,6 +95,7 @@ export const LUA_SCRIPTS = {
   rmReserve: { file: 'reserve' },
   rmMarkCalling: { file: 'mark-calling', numberOfKeys: 2 },
   rmChargeHold: { file: 'charge-hold', numberOfKeys: 2 },
+  rmReleaseHold: { file: 'release-hold', numberOfKeys: 2 },
   rmDelete: { file: 'delete-batch', numberOfKeys: 4 },
   rmCancel: { file: 'cancel-batch', numberOfKeys: 1 },
   rmScheduleClaimRun: { file: 'schedule-claim-run', numberOfKeys: 1 },

@@ -1,10 +1,7 @@
-import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRenderItemProcessor } from '../../jobs/render-item.js';
-import { ImageSpool } from '../../src/storage/image-spool.js';
 import { BatchCancelledError } from '../../src/errors.js';
-import { RouteLoad } from '../../src/render/route-load.js';
 import { auth, startHarness, type Harness } from '../support/harness.js';
+import { renderItemProcessor } from '../support/render-item.js';
 
 // No workers: each test plays a worker's moves itself, in the order that races with a cancel.
 let h: Harness;
@@ -36,26 +33,7 @@ async function submitTwo(label: string): Promise<string> {
 const cancel = (id: string) =>
   h.api.inject({ method: 'POST', url: `/v1/batches/${id}/cancel`, headers: auth() });
 
-function renderItem() {
-  const s = h.services;
-  return createRenderItemProcessor({
-    store: s.store,
-    storage: s.storage,
-    spool: new ImageSpool(s.state, s.config.spool),
-    cache: s.cache,
-    locks: s.locks,
-    caps: s.caps,
-    routes: s.routes,
-    routing: s.config.routing,
-    lockTtlMs: s.config.jobLockMs,
-    routeLoad: new RouteLoad(),
-    registry: s.registry,
-    queue: s.queue,
-    logger: pino({ level: 'silent' }),
-    retryPolicy: s.config.retry,
-    allowPrivateUrls: s.config.allowPrivateUrls,
-  });
-}
+const renderItem = () => renderItemProcessor(h);
 
 it('cancels an item handed back to the queue after the cancel instead of rendering it again', async () => {
   const id = await submitTwo('handed back');
@@ -99,6 +77,9 @@ it('a job that starts after the cancel cancels its item instead of rendering it'
     status: 'cancelled',
     error: { code: 'cancelled' },
   });
+  // The price it reserved in that round trip, after the start, is released: nothing was bought.
+  expect(await store.holdOf(id, 'a')).toBeUndefined();
+  expect((await store.get(id))!.reserved_micros).toBe(0);
   // The render lock the job tried for, in the round trip that would have started the item,
   // is let go: another item with the same prompt need not wait for it to lapse.
   expect(a.hash).toBeDefined();

@@ -109,7 +109,10 @@ describe('parseImagesAnswer', () => {
     }
     const long = randomBytes(60_000).toString('base64');
     for (const at of [32_767, 32_768, 32_769, long.length - 3]) {
-      cases.push(`${long.slice(0, at)} ${long.slice(at + 1)}`, `${long.slice(0, at)}=${long.slice(at + 1)}`);
+      cases.push(
+        `${long.slice(0, at)} ${long.slice(at + 1)}`,
+        `${long.slice(0, at)}=${long.slice(at + 1)}`,
+      );
     }
     cases.push(`${long}QQ==QUJD`, `${long.slice(0, 40_000)}\\u0041${long.slice(40_006)}`);
     for (const b64 of cases) {
