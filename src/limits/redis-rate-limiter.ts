@@ -166,7 +166,11 @@ export class RedisRateLimiter implements RateLimiter {
     return turn;
   }
 
-  /** Asks Redis for a turn until one is given, sleeping exactly as long as the window says. */
+  /**
+   * Asks Redis for a turn until one is given, sleeping exactly as long as the window says. A
+   * turn due soon is granted at once for the moment it falls due (rate-acquire.lua), and slept
+   * for here: one ask a turn even with several workers waiting on the same window.
+   */
   private async takeTurn(
     cost: CallCost,
     { shutdown, maxWaitMs }: { shutdown?: AbortSignal | undefined; maxWaitMs?: number | undefined },
@@ -174,7 +178,7 @@ export class RedisRateLimiter implements RateLimiter {
     for (;;) {
       if (shutdown?.aborted) throw new ShutdownError();
       const id = randomBytes(8).toString('hex');
-      const [answer, first, second] = await this.scripts.rmRateAcquire(
+      const [answer, first, second, dueInMs] = await this.scripts.rmRateAcquire(
         ...this.keyList(),
         this.pauseKey,
         ...this.limitArgs(cost.images, cost.tokens, id),
@@ -182,6 +186,8 @@ export class RedisRateLimiter implements RateLimiter {
       );
       if (answer === GRANTED) {
         this.allowance = first;
+        // A turn granted for a moment ahead: taken then, without asking again.
+        if (dueInMs) await waitUnlessShutdown(dueInMs, shutdown);
         return { id, cost };
       }
       if (answer === PAUSED) {

@@ -65,7 +65,9 @@ export interface LuaCommands {
     error: string,
   ): Promise<number>;
   // Provider limits (redis-rate-limiter.ts, account-gate.ts).
-  rmRateAcquire(...keysThenArgs: (string | number)[]): Promise<[number, number, number | string]>;
+  rmRateAcquire(
+    ...keysThenArgs: (string | number)[]
+  ): Promise<[number, number, number | string, number?]>;
   rmRateObserve(...keysThenArgs: (string | number)[]): Promise<[number, number, number]>;
   rmRateHeadroom(...keysThenArgs: (string | number)[]): Promise<number>;
   rmExtendPause(key: string, ms: number, pause: string): Promise<number>;

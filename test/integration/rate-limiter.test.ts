@@ -331,6 +331,25 @@ describe('RedisRateLimiter', () => {
     expect(asked).toBeLessThanOrEqual(30);
   });
 
+  it('grants several workers waiting on one window a turn each for when it falls due: one ask a turn', async () => {
+    const account = newAccount();
+    const workers = [1, 2, 3, 4].map(() => workerLimiter(account, { imagesPerMinute: 600 }));
+    const probe = new Redis(server.url);
+    const acquireCalls = async () => {
+      const stats = await probe.info('commandstats');
+      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    const before = await acquireCalls();
+    const times = await grantTimes(workers, 40, { images: 1, tokens: 0 });
+    const asked = (await acquireCalls()) - before;
+    probe.disconnect();
+    // Still never more than the allowance in any second …
+    expect(mostInAnyWindow(times, 1000)).toBeLessThanOrEqual(10);
+    // … and the four queues' heads, each told "your turn is in 100 ms", do not all ask again
+    // when a grant expires (each worker's first ask, plus one per turn a quarter-window away).
+    expect(asked).toBeLessThanOrEqual(40 + 20);
+  });
+
   it('holds the calls of a cold process a little longer in the window', async () => {
     // 100 ms (at most 10 % of the window): 1,015 ms becomes ~1,115.
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 60 }, { cold: true });

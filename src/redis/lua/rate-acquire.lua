@@ -24,12 +24,16 @@
 --   [7] a new grant id, [8] base margin (fraction of the window), [9] extra time (ms) the
 --   grant stays in the window: the first calls of a process reach the provider later than
 --   later calls do (connections, code warming up), so they are held a little longer.
--- Returns: {0, allowance in images, window ms} granted;
+-- Returns: {0, allowance in images, window ms, ms until the turn} granted — now (0 ms), or for
+--   a moment soon after (the caller waits that long, then calls);
 --   {1, wait ms, allowance in images} not yet: ask again after the wait;
 --   {2, wait ms, 0} every call waits: a 429 asked so (rate-observe.lua);
 --   {3, pause ms left, the pause's value} the account is paused.
 
 --- @include "rate-window"
+
+-- The furthest ahead a turn is granted for (see the end of this script).
+local FUTURE_GRANT_HORIZON_MS = 250
 
 -- Read here, in the turn's own round trip, rather than by a command of its own before each call.
 local paused = redis.call('pttl', KEYS[6])
@@ -97,14 +101,15 @@ if full_images and images > 0 then
   if tat - now > tolerance then pace_wait = math.ceil(tat - now - tolerance) end
 end
 
-if pace_wait == 0 and fits(0, 0, 0) then
+-- Records the call's grant as let out at `at` (now, or a moment ahead: see below).
+local function grant(at)
   if spacing then
-    local tat = math.max(tonumber(used[5]) or now, now) + images * spacing
+    local tat = math.max(tonumber(used[5]) or at, at) + images * spacing
     redis.call('hset', KEYS[3], 'tat', tat)
   end
   -- A cold path's extra hold, at most 10 % of the window (a shortened test minute).
   local cold = math.min(tonumber(ARGV[9]) or 0, w.ms * 0.1)
-  local expiry = now + math.ceil(w.ms * stretch + cold)
+  local expiry = at + math.ceil(w.ms * stretch + cold)
   -- The log is read in grant order by expiry (rate-observe.lua counts the grants before a
   -- refused one by score): a grant made in the same millisecond as the last, or that would
   -- leave before a longer-held one (a cold path's), leaves a millisecond after it instead.
@@ -114,9 +119,9 @@ if pace_wait == 0 and fits(0, 0, 0) then
   -- Weight, then when it was granted and when the grant before it was (rate-observe.lua reads
   -- the gap when a window of one image is refused).
   write_grant(KEYS[2], ARGV[7], {
-    images = images, tokens = tokens, granted_at = now, previous_at = tonumber(used[6]) or 0,
+    images = images, tokens = tokens, granted_at = at, previous_at = tonumber(used[6]) or 0,
   })
-  redis.call('hset', KEYS[3], 'last_at', now)
+  redis.call('hset', KEYS[3], 'last_at', at)
   redis.call('hincrby', KEYS[3], 'images', images)
   redis.call('hincrbyfloat', KEYS[3], 'tokens', tokens)
   redis.call('hincrby', KEYS[3], 'requests', 1)
@@ -125,24 +130,40 @@ if pace_wait == 0 and fits(0, 0, 0) then
   for i = 1, 3 do
     if redis.call('pttl', KEYS[i]) < ttl then redis.call('pexpire', KEYS[i], ttl) end
   end
-  return {0, full_images or 0, math.ceil(w.ms)}
+  return {0, full_images or 0, math.ceil(w.ms), at - now}
 end
 
--- Not yet: the wait is until the pace allows and enough of the oldest grants have expired.
-if fits(0, 0, 0) then return {1, pace_wait, full_images or 0} end
-local freed_images, freed_tokens, freed_requests = 0, 0, 0
-local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #grants, 2 do
-  local value = redis.call('hget', KEYS[2], grants[i])
-  if value then
-    local grant = read_grant(value)
-    freed_images = freed_images + grant.images
-    freed_tokens = freed_tokens + grant.tokens
+if pace_wait == 0 and fits(0, 0, 0) then return grant(now) end
+
+-- Not yet: the wait is until the pace allows and enough of the oldest grants have expired —
+-- counting the grants already made for a moment ahead, so each caller waits for a turn of its
+-- own. Nil: a lowered limit left a full log that never fits.
+local function wait_for_turn()
+  if fits(0, 0, 0) then return pace_wait end
+  local freed_images, freed_tokens, freed_requests = 0, 0, 0
+  local grants = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #grants, 2 do
+    local value = redis.call('hget', KEYS[2], grants[i])
+    if value then
+      local older = read_grant(value)
+      freed_images = freed_images + older.images
+      freed_tokens = freed_tokens + older.tokens
+    end
+    freed_requests = freed_requests + 1
+    if fits(freed_images, freed_tokens, freed_requests) then
+      return math.max(1, pace_wait, tonumber(grants[i + 1]) - now)
+    end
   end
-  freed_requests = freed_requests + 1
-  if fits(freed_images, freed_tokens, freed_requests) then
-    return {1, math.max(1, pace_wait, tonumber(grants[i + 1]) - now), full_images or 0}
-  end
+  return nil
 end
+
+-- A turn due within a quarter of the window (and 250 ms) is granted now, for the moment it
+-- falls due: the caller sleeps until then and calls without asking again. Several workers
+-- waiting on one window would otherwise all ask again when the oldest grant expires, and all
+-- but one be told to wait once more. The grant counts in the window from now (earlier than its
+-- call: never more than the allowance), and the horizon bounds how long a caller holding one
+-- can miss a block a 429 sets meanwhile.
+local wait = wait_for_turn()
+if wait and wait <= math.min(w.q / 4, FUTURE_GRANT_HORIZON_MS) then return grant(now + wait) end
 -- Only a lowered limit can leave a full log that never fits; look again a window later.
-return {1, math.ceil(w.ms), full_images or 0}
+return {1, wait or math.ceil(w.ms), full_images or 0}
