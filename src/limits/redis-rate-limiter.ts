@@ -187,7 +187,7 @@ export class RedisRateLimiter implements RateLimiter {
       if (answer === GRANTED) {
         this.allowance = first;
         // A turn granted for a moment ahead: taken then, without asking again.
-        if (dueInMs) await waitUnlessShutdown(dueInMs, shutdown);
+        if (dueInMs) await sleepAtLeast(dueInMs, shutdown);
         return { id, cost };
       }
       if (answer === PAUSED) {
@@ -294,5 +294,17 @@ export class RedisRateLimiter implements RateLimiter {
       seventh,
       BASE_MARGIN,
     ];
+  }
+}
+
+/**
+ * Sleeps at least `ms` of real time. A timer counts from the event loop's time, read when the
+ * loop last woke: on a busy worker it can fire milliseconds early. A turn granted for a moment
+ * ahead is not asked again (where Redis' clock would say "not yet"), so the time is checked here.
+ */
+async function sleepAtLeast(ms: number, shutdown: AbortSignal | undefined): Promise<void> {
+  const due = performance.now() + ms;
+  for (let left = ms; left > 0; left = due - performance.now()) {
+    await waitUnlessShutdown(Math.ceil(left), shutdown);
   }
 }
