@@ -8,13 +8,7 @@ import { recordGiveUp } from './render-item/give-up.js';
 import { lookUp, startRunning } from './render-item/look-up.js';
 import { record } from './render-item/record.js';
 import { readRequest } from './render-item/render-request.js';
-import {
-  dropEarlyHold,
-  reserve,
-  reserveEarly,
-  resumePurchase,
-  type EarlyHold,
-} from './render-item/reserve.js';
+import { dropEarlyHold, reserve, reserveEarly, resumePurchase } from './render-item/reserve.js';
 import { settleFailure } from './render-item/settle-failure.js';
 import { storeFromSpool } from './render-item/spooled.js';
 import { settle, succeeded } from './render-item/settle.js';
@@ -31,7 +25,8 @@ export type { RenderItemDeps } from './render-item/attempt.js';
 /**
  * Renders one item, paying for each image at most once:
  * cache (every variant stored? done, $0) → single-flight (someone else rendering it? wait and
- * reuse) → reserve the chosen route's price against every cap → in `provider_batch` mode,
+ * reuse) → reserve the chosen route's price against every cap (for a miss, sent with the
+ * item's start and kept unless it waits on another renderer) → in `provider_batch` mode,
  * enrol the item in its batch's provider batch (jobs/provider-batch.ts renders it) — else
  * call the provider for the
  * missing variants (rate-limited, retried, other routes) — or follow the queued prediction the
@@ -55,10 +50,10 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
     const starting = startRunning(run);
     let early = lockTry && reserveEarly(run);
     const started = await starting.catch(async (error: unknown) => {
-      await letGo(run, lockTry, early);
+      await letGo(run, lockTry);
       throw error;
     });
-    if (!started) return letGo(run, lockTry, early);
+    if (!started) return letGo(run, lockTry);
     try {
       // The lock is held in run.lease from here, released below whatever happens. Without it,
       // the item waits for the request's renderer holding no budget: that renderer's own
@@ -111,15 +106,12 @@ export function createRenderItemProcessor(deps: RenderItemDeps) {
   };
 }
 
-/** Releases what the early tries took for an item that did not start running: lock and hold. */
-async function letGo(
-  run: RenderAttempt,
-  lockTry: LockTry | undefined,
-  early: EarlyHold | undefined,
-): Promise<void> {
+/**
+ * Releases the render lock an early try took for an item that did not start running (its early
+ * reservation held nothing: reserve.lua holds only for a running item).
+ */
+async function letGo(run: RenderAttempt, lockTry: LockTry | undefined): Promise<void> {
   if (!lockTry) return;
-  // Best effort, as for the lock: with Redis away now, the reservation itself most likely failed.
-  await dropEarlyHold(run, early).catch(() => undefined);
   await lockTry.taken.catch(() => false);
   await releaseRenderLock(run).catch(() => undefined);
 }

@@ -29,11 +29,11 @@ export interface Purchase {
  * A reservation sent in the round trip that starts the item running (after the start, on the
  * same connection): the price of the variants the item's first look at the cache missed, on
  * the route its routing puts first. Most items buy exactly that, and `reserve` then needs no
- * round trip of its own.
+ * round trip of its own. Held only if the start left the item running (reserve.lua checks, in
+ * the same round trip): an item that did not start holds nothing.
  */
 export interface EarlyHold {
-  missing: readonly number[];
-  purchase: Purchase;
+  micros: number;
   /** Whether the hold was taken; false when the budget said wait or no, or Redis failed. */
   reserved: Promise<boolean>;
 }
@@ -46,23 +46,24 @@ export interface EarlyHold {
 export function reserveEarly(run: RenderAttempt): EarlyHold | undefined {
   const firstLook = run.firstLook;
   if (run.mode !== 'realtime' || !firstLook) return undefined;
-  const missing = missingVariants(run, firstLook);
-  let purchase: Purchase;
+  let micros: number;
   try {
-    purchase = choosePurchase(run, missing, 'realtime');
+    micros = choosePurchase(run, missingVariants(run, firstLook), 'realtime').heldMicros;
   } catch {
     return undefined;
   }
   const reserved = run.deps.store
-    .reserve(run.batchId, run.itemId, purchase.heldMicros, run.caps)
+    .reserve(run.batchId, run.itemId, micros, run.caps, { onlyIfRunning: true })
     .then((result) => result.outcome === 'reserved');
   reserved.catch(() => undefined); // awaited by whoever uses or drops the hold
-  return { missing, purchase, reserved };
+  return { micros, reserved };
 }
 
 /**
- * Releases an early hold the run will not use now: the item did not start, or waits for
- * another renderer of its request — whose own reservation this one might be keeping out.
+ * Releases an early hold while the item waits for another renderer of its request, whose own
+ * reservation this one might be keeping out. Best effort: a hold left is released by the
+ * item's next transition. A hold already marked calling (a stalled run of the same item,
+ * still alive, took it for its call) is left for that call.
  */
 export async function dropEarlyHold(run: RenderAttempt, early: EarlyHold | undefined) {
   if (!early || !(await early.reserved.catch(() => false))) return;
@@ -73,8 +74,8 @@ export async function dropEarlyHold(run: RenderAttempt, early: EarlyHold | undef
  * Reserve: finds the routes that can render the `missing` variants, orders them as the item's
  * routing says (priority, cheapest, spread), and reserves the price on the first against the
  * batch's budget and every spend cap, waiting a while for running items to settle when only
- * their holds are in the way — unless the early hold (`reserveEarly`) already holds it for
- * these very variants. A later, dearer route reserves its own price before it is
+ * their holds are in the way — unless the early hold (`reserveEarly`) already holds that very
+ * price. A later, dearer route reserves its own price before it is
  * called (`reservationHooks`). Returns nothing when the budget cannot hold it: the item is
  * then recorded `budget_exceeded`. Throws ModelUnavailableError when no route can render it.
  */
@@ -84,16 +85,16 @@ export async function reserve(
   through: 'realtime' | 'provider_batch' = 'realtime',
   early?: EarlyHold,
 ): Promise<Purchase | undefined> {
-  if (
-    early &&
-    through === 'realtime' &&
-    sameVariants(early.missing, missing) &&
-    (await early.reserved.catch(() => false))
-  ) {
-    return early.purchase;
-  }
   const purchase = choosePurchase(run, missing, through);
   const maxMicros = purchase.heldMicros;
+  // The early hold is the same price (the same variants, the same route or an equal one).
+  if (
+    through === 'realtime' &&
+    early?.micros === maxMicros &&
+    (await early.reserved.catch(() => false))
+  ) {
+    return purchase;
+  }
   const reservation = await reserveBudgetFor(run, maxMicros);
   if (reservation.outcome !== 'reserved') {
     const error = new BudgetExceededError(
@@ -205,6 +206,3 @@ export function reservationHooks(run: RenderAttempt, purchase: Purchase) {
 
 const reserveBudgetFor = (run: RenderAttempt, micros: number) =>
   run.deps.store.reserveWithin(run.batchId, run.itemId, micros, run.caps, run.signal);
-
-const sameVariants = (a: readonly number[], b: readonly number[]) =>
-  a.length === b.length && a.every((index, i) => index === b[i]);

@@ -7,7 +7,8 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import { RM_PREFIX, batchKeys, type BatchKeys } from '../redis/redis-keys.js';
 import type { SpendCap } from './spend-caps.js';
 
-export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted';
+/** `not_running`: asked to hold only for a running item (`onlyIfRunning`), and it is not. */
+export type ReserveOutcome = 'reserved' | 'wait' | 'exhausted' | 'not_running';
 
 /** A reservation's answer; when refused, `cap` says which: `batch` or a SpendCap id. */
 export interface ReserveResult {
@@ -27,7 +28,8 @@ export const RESERVATION_WAIT_MS = 120_000;
 /**
  * The spend ledger: what each batch has spent and holds reserved, against its budget, and the
  * spend counters beside it (SpendCap: the tenant's month, the day). A provider call goes
- * through it in order: `reserveWithin` (hold its maximum price against every limit at once) →
+ * through it in order: `reserve` / `reserveWithin` (hold its maximum price against every limit
+ * at once; `releaseHold` lets a hold go that will not be used now) →
  * `markCalling` (the call leaves: the hold is now money at stake) → the item's transition
  * settles the actual price and releases the hold, or `chargeHold` counts it as spent when no
  * answer came. `chargeDeadRun` settles a hold left by a worker that died.
@@ -64,18 +66,22 @@ export class SpendLedger {
     itemId: string,
     micros: Micros,
     caps: readonly SpendCap[] = [],
+    options: { onlyIfRunning?: boolean } = {},
   ): Promise<ReserveResult> {
     const [code, capIndex] = await this.scripts.rmReserve(
-      2 + caps.length,
+      3 + caps.length,
       this.keys.meta(batchId),
       this.keys.reservations(batchId),
+      this.keys.items(batchId),
       ...caps.map((cap) => this.keys.spendCounter(cap.id)),
       itemId,
       micros,
+      options.onlyIfRunning ? 1 : 0,
       ...caps.map((cap) => (cap.limitMicros === undefined ? '' : cap.limitMicros)),
     );
-    const outcome: ReserveOutcome = code === 1 ? 'reserved' : code === 2 ? 'wait' : 'exhausted';
-    if (outcome === 'reserved') return { outcome };
+    const outcome: ReserveOutcome =
+      code === 1 ? 'reserved' : code === 2 ? 'wait' : code === 3 ? 'not_running' : 'exhausted';
+    if (outcome === 'reserved' || outcome === 'not_running') return { outcome };
     return { outcome, cap: capIndex === 0 ? 'batch' : caps[capIndex - 1]?.id };
   }
 
@@ -131,9 +137,10 @@ export class SpendLedger {
   }
 
   /**
-   * Releases what the item holds, counting none of it as spent: for a reservation whose call
-   * this run will not make (it was made in the round trip that started the item, and the item
-   * did not start, or waits for another renderer first). Returns the amount released.
+   * Releases what the item holds, counting none of it as spent: a reservation whose call this
+   * run will not make now (made in the round trip that started the item, which then found
+   * another worker rendering its request). A hold marked calling is left alone: a call is under
+   * way on it. Returns the amount released.
    */
   async releaseHold(batchId: string, itemId: string): Promise<Micros> {
     return this.scripts.rmReleaseHold(

@@ -189,6 +189,35 @@ describe('BatchStore', () => {
     expect(await store.holdOf('c3', 'i0')).toEqual({ micros: 10_000, calling: true });
   });
 
+  it('lets a hold go spending nothing, but never one a call is under way on', async () => {
+    const caps: SpendCap[] = [{ id: 'tenant:t1:2026-12' }];
+    const [a] = await newBatch('c7', 1);
+    await store.transition('c7', { ...a!, status: 'running' });
+    expect((await store.reserve('c7', 'i0', 10_000, caps)).outcome).toBe('reserved');
+    expect(await store.releaseHold('c7', 'i0')).toBe(10_000);
+    expect(await store.holdOf('c7', 'i0')).toBeUndefined();
+    expect((await store.get('c7'))!).toMatchObject({ reserved_micros: 0, spent_micros: 0 });
+    expect((await store.capTotals([caps[0]!.id]))[caps[0]!.id]).toEqual({ spent: 0, reserved: 0 });
+    // A stalled run of the same item, still alive, marked the hold calling: it stays for its call.
+    await store.reserve('c7', 'i0', 10_000, caps);
+    await store.markCalling('c7', 'i0');
+    expect(await store.releaseHold('c7', 'i0')).toBe(0);
+    expect(await store.holdOf('c7', 'i0')).toEqual({ micros: 10_000, calling: true });
+  });
+
+  it('holds for an item only while it runs in a batch not being cancelled, when asked to', async () => {
+    const [a, b] = await newBatch('c8', 2);
+    const early = (itemId: string) =>
+      store.reserve('c8', itemId, 10_000, [], { onlyIfRunning: true });
+    expect((await early('i0')).outcome).toBe('not_running'); // still queued
+    await store.transition('c8', { ...a!, status: 'running' });
+    expect((await early('i0')).outcome).toBe('reserved');
+    await store.transition('c8', { ...b!, status: 'running' });
+    expect(await store.markCancelling('c8', new Date().toISOString())).toBe(true);
+    expect((await early('i1')).outcome).toBe('not_running');
+    expect(await store.holdOf('c8', 'i1')).toBeUndefined();
+  });
+
   it('says when a running batch is due a manifest checkpoint', async () => {
     const checkpointing = new BatchStore(redis, { checkpointMs: 1_000 });
     const items = await newBatch('c4', 3);

@@ -14,7 +14,9 @@
 --
 -- KEYS: [1] grants (sorted set: grant id → expiry ms), [2] weights (hash: grant id →
 --   "images tokens granted_at previous_granted_at", " r" appended once refused), [3] used
---   (hash: images, tokens, requests in the window; the pace; the last grant's time),
+--   (hash: images, tokens, requests in the window; the pace; the last grant's time — ahead of
+--   now for a turn granted for a moment ahead, and so not always rising: rate-observe.lua
+--   reads a gap only when it is positive),
 --   [4] learned (hash: lower limits the provider told or showed us, see rate-observe.lua),
 --   [5] block
 --   (string with a TTL: every call waits while it exists), [6] the account's pause (string
@@ -162,8 +164,11 @@ end
 -- waiting on one window would otherwise all ask again when the oldest grant expires, and all
 -- but one be told to wait once more. The grant counts in the window from now (earlier than its
 -- call: never more than the allowance), and the horizon bounds how long a caller holding one
--- can miss a block a 429 sets meanwhile.
+-- can miss a block a 429 sets, or an account pause, meanwhile: at most one call per limiter
+-- (route and model) of each process, as for a call granted just before the block.
 local wait = wait_for_turn()
+-- Whole milliseconds: a reply's number is cut to an integer, and the caller must not call early.
+if wait then wait = math.ceil(wait) end
 if wait and wait <= math.min(w.q / 4, FUTURE_GRANT_HORIZON_MS) then return grant(now + wait) end
 -- Only a lowered limit can leave a full log that never fits; look again a window later.
 return {1, wait or math.ceil(w.ms), full_images or 0}
