@@ -25,10 +25,20 @@ import { keptAliveAgent } from './kept-alive-agent.js';
  * its `cause` (the SDKs read the cause's code), and the signal's reason on abort.
  */
 export function createHttpFetch(
-  options: { fallback?: typeof fetch; bodyIdleMs?: number } = {},
+  options: {
+    fallback?: typeof fetch;
+    bodyIdleMs?: number;
+    /**
+     * `refuse` (the default): a redirect fails the request, as no API call is redirected.
+     * `fallback`: the request is made again by `fallback`, which follows it — for downloads
+     * of the images a provider answered with, whose hosts may redirect.
+     */
+    redirects?: 'refuse' | 'fallback';
+  } = {},
 ): typeof fetch {
   const fallback = options.fallback ?? fetch;
   const bodyIdleMs = options.bodyIdleMs ?? BODY_IDLE_MS;
+  const followElsewhere = options.redirects === 'fallback';
   const agents = { 'http:': keptAliveAgent('http:'), 'https:': keptAliveAgent('https:') };
   const httpFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
@@ -37,9 +47,21 @@ export function createHttpFetch(
     if (input instanceof Request || !simpleBody) return fallback(input, init);
     const url = typeof input === 'string' ? new URL(input) : input;
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return fallback(input, init);
-    return send(url, init ?? {}, body ?? undefined, agents[url.protocol], bodyIdleMs);
+    const sent = send(url, init ?? {}, body ?? undefined, agents[url.protocol], bodyIdleMs);
+    if (!followElsewhere) return sent;
+    return sent.catch((error: unknown) => {
+      if (!(error instanceof RedirectRefused)) throw error;
+      return fallback(input, init);
+    });
   };
   return httpFetch as typeof fetch;
+}
+
+/** The error of a request answered with a redirect: fetch's `TypeError('fetch failed')`. */
+class RedirectRefused extends TypeError {
+  constructor(status: number, location: string | null) {
+    super('fetch failed', { cause: new Error(`redirected (${status}) to ${location}`) });
+  }
 }
 
 function send(
@@ -94,9 +116,7 @@ function toResponse(
   if (status >= 300 && status < 400 && headers.has('location')) {
     // A redirect the global fetch would follow: not something an API call does.
     incoming.destroy();
-    throw Object.assign(new TypeError('fetch failed'), {
-      cause: new Error(`redirected (${status}) to ${headers.get('location')}`),
-    });
+    throw new RedirectRefused(status, headers.get('location'));
   }
   const noBody = status === 204 || status === 304;
   let stream: Readable = incoming;

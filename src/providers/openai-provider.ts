@@ -45,10 +45,21 @@ export class OpenAIImageProvider implements ImageProvider {
   readonly accountId: string;
   private readonly client: OpenAI;
   private readonly fetchImpl: typeof fetch;
+  /**
+   * Downloads of the images the provider answered with a URL, over node:http like the calls
+   * (~1 ms of CPU less an image than Node's fetch); a host that redirects is asked again by
+   * `fetchImpl`, which follows.
+   */
+  private readonly downloadFetch: typeof fetch;
 
   constructor(private readonly options: OpenAIProviderOptions) {
     this.accountId = accountIdFor(options.baseURL, options.apiKey);
     this.fetchImpl = options.fetch ?? fetch;
+    this.downloadFetch = createHttpFetch({
+      fallback: this.fetchImpl,
+      bodyIdleMs: options.timeoutMs,
+      redirects: 'fallback',
+    });
     this.client = new OpenAI({
       apiKey: options.apiKey,
       baseURL: options.baseURL,
@@ -143,7 +154,7 @@ export class OpenAIImageProvider implements ImageProvider {
   ): Promise<RenderedImage> {
     if (datum.url) {
       return downloadPaidImage(datum.url, {
-        fetch: this.fetchImpl,
+        fetch: this.downloadFetch,
         timeoutMs: this.options.timeoutMs,
         provider: 'the provider',
         usage,

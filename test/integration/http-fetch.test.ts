@@ -179,4 +179,23 @@ describe('createHttpFetch', () => {
     expect(error).toBeInstanceOf(TypeError);
     expect(String((error as Error).cause)).toMatch(/redirected \(307\)/);
   });
+
+  it('for downloads, hands a redirected request to the fallback, which follows it', async () => {
+    handler = (request, _body, response) => {
+      if (request.url === '/image.png') return void response.writeHead(200).end('png bytes');
+      response.writeHead(302, { location: `${base}/image.png` }).end();
+    };
+    const handed: string[] = [];
+    const download = createHttpFetch({
+      redirects: 'fallback',
+      fallback: (input, init) => {
+        handed.push(String(input));
+        return fetch(input, init);
+      },
+    });
+    expect(await (await download(`${base}/image.png`)).text()).toBe('png bytes');
+    expect(handed).toEqual([]); // answered over node:http
+    expect(await (await download(`${base}/signed/abc`)).text()).toBe('png bytes');
+    expect(handed).toEqual([`${base}/signed/abc`]);
+  });
 });
