@@ -6,6 +6,8 @@ import { profileMarkdown, type ProfileSummary } from './profile.js';
 export interface ProfileRun {
   role: string;
   images: number;
+  /** The row's answers: b64 (the default) or url. Absent in results written before it was asked. */
+  answer?: 'b64' | 'url';
   /** Exactly the row, and (apart) start-up with the warm-up batch. */
   row: ProfileSummary;
   startup: ProfileSummary;
@@ -213,7 +215,7 @@ export function markdownReport(input: {
     ...redisSection(runs),
     ...(profiles.length
       ? [
-          '## Profile (V8 sampling profiler, 1 ms) of the 256x256 b64 miss row',
+          `## Profile (V8 sampling profiler, 1 ms) of the 256x256 ${profiles[0]!.answer ?? 'b64'} miss row`,
           '',
           ...profiles.flatMap((p) => [
             profileMarkdown(`${p.role}: the row (${p.images} images)`, p.row, p.images),

@@ -59,6 +59,7 @@ function parseOptions() {
       'multi-workers': { type: 'string', default: '4' },
       'multi-per-minute': { type: 'string', default: '3000' },
       profile: { type: 'boolean', default: false },
+      'profile-answer': { type: 'string', default: 'b64' },
       'keep-profiles': { type: 'string' },
       memory: { type: 'boolean', default: false },
       'skip-matrix': { type: 'boolean', default: false },
@@ -84,6 +85,8 @@ function parseOptions() {
     multiWorkers: whole('multi-workers', 0),
     multiPerMinute: whole('multi-per-minute'),
     profile: values.profile === true,
+    /** Which 256x256 miss row the profile runs: b64 or url answers. */
+    profileAnswer: answerKind(values['profile-answer']),
     /** Where to keep the .cpuprofile files (for a flame view); by default they are removed. */
     keepProfiles: values['keep-profiles'],
     memory: values.memory === true,
@@ -94,6 +97,11 @@ function parseOptions() {
   };
 }
 type Options = ReturnType<typeof parseOptions>;
+
+function answerKind(value: string | undefined): 'b64' | 'url' {
+  if (value === 'b64' || value === 'url') return value;
+  throw new Error(`--profile-answer: ${String(value)} is neither b64 nor url`);
+}
 
 function gitCommit(): string {
   try {
@@ -284,7 +292,7 @@ async function runOnce(
 }
 
 /**
- * The 256x256 b64 miss row with rendermill's processes under the V8 profiler
+ * The 256x256 miss row (b64, or url with --profile-answer url) with rendermill's processes under the V8 profiler
  * (profiler-preload.mjs): one profile of start-up and the warm-up, one of exactly the row.
  */
 async function runProfile(
@@ -318,7 +326,7 @@ async function runProfile(
       provider,
       {
         size: '256x256',
-        answer: 'b64',
+        answer: options.profileAnswer,
         images: WARMUP_IMAGES,
         label: `profile warm-up ${Date.now()}`,
         hits: false,
@@ -329,7 +337,13 @@ async function runProfile(
     await measureRendermillRows(
       rendermill,
       provider,
-      { size: '256x256', answer: 'b64', images, label: `profile ${Date.now()}`, hits: false },
+      {
+        size: '256x256',
+        answer: options.profileAnswer,
+        images,
+        label: `profile ${Date.now()}`,
+        hits: false,
+      },
       log,
     );
     await nextPhase();
@@ -345,7 +359,14 @@ async function runProfile(
     const row = summariseProfile(file(1));
     const startup = summariseProfile(file(0));
     log(`${role}: ${row.busyMs} ms busy in the row; top area ${row.byArea[0]?.name ?? '—'}`);
-    profiles.push({ role, images, row, startup, warmupImages: WARMUP_IMAGES });
+    profiles.push({
+      role,
+      images,
+      answer: options.profileAnswer,
+      row,
+      startup,
+      warmupImages: WARMUP_IMAGES,
+    });
   }
   // The profiles are megabytes each; their summaries are what the results keep.
   if (!options.keepProfiles) await rm(dir, { recursive: true, force: true });
