@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { auth, startHarness, type Harness } from '../support/harness.js';
+import { startHarness, submit, type Harness } from '../support/harness.js';
 import { renderItemProcessor } from '../support/render-item.js';
 
 // No workers: the test holds a request's render lock itself, as another renderer would.
@@ -12,16 +12,11 @@ afterAll(async () => {
 });
 
 it('an item waiting for another renderer of its request holds no budget, then buys with a hold of its own', async () => {
-  const response = await h.api.inject({
-    method: 'POST',
-    url: '/v1/batches',
-    headers: auth(),
-    payload: {
-      model: 'dall-e-2',
-      size: '256x256',
-      budget_usd: 1,
-      items: [{ id: 'a', prompt: 'a teapot another renderer has' }],
-    },
+  const response = await submit(h, {
+    model: 'dall-e-2',
+    size: '256x256',
+    budget_usd: 1,
+    items: [{ id: 'a', prompt: 'a teapot another renderer has' }],
   });
   expect(response.statusCode).toBe(202);
   const id: string = response.json().id;
