@@ -67,7 +67,7 @@ export function reserveEarly(run: RenderAttempt): EarlyHold | undefined {
  */
 export async function dropEarlyHold(run: RenderAttempt, early: EarlyHold | undefined) {
   if (!early || !(await early.reserved.catch(() => false))) return;
-  await run.deps.store.releaseHold(run.batchId, run.itemId);
+  await run.deps.store.releaseHold(run.batchId, run.itemId).catch(() => 0);
 }
 
 /**
