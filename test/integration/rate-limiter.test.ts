@@ -87,6 +87,22 @@ function mostInAnyWindow(times: { at: number; images: number }[], ms: number): n
   return most;
 }
 
+/** What `work` returned, and how many scripts Redis ran meanwhile: the limiters' asks for turns. */
+async function scriptCalls<T>(work: () => Promise<T>): Promise<{ result: T; calls: number }> {
+  const probe = new Redis(server.url);
+  const evalshaCalls = async () => {
+    const stats = await probe.info('commandstats');
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  };
+  try {
+    const before = await evalshaCalls();
+    const result = await work();
+    return { result, calls: (await evalshaCalls()) - before };
+  } finally {
+    probe.disconnect();
+  }
+}
+
 const report = (changes: Partial<ProviderRateReport>): ProviderRateReport => ({
   refused: false,
   limits: {},
@@ -309,21 +325,15 @@ describe('RedisRateLimiter', () => {
 
   it('asks Redis for one turn at a time however many calls of the process wait, first come first served', async () => {
     const limiter = workerLimiter(newAccount(), { imagesPerMinute: 120 }); // 2 images a second
-    const probe = new Redis(server.url);
-    const acquireCalls = async () => {
-      const stats = await probe.info('commandstats');
-      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-    };
-    const before = await acquireCalls();
     const order: number[] = [];
     // The first asks at once; the other eleven come while it does, and queue.
-    await Promise.all(
-      Array.from({ length: 12 }, (_, i) =>
-        limiter.acquire({ images: 1, tokens: 0 }).then(() => order.push(i)),
+    const { calls: asked } = await scriptCalls(() =>
+      Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          limiter.acquire({ images: 1, tokens: 0 }).then(() => order.push(i)),
+        ),
       ),
     );
-    const asked = (await acquireCalls()) - before;
-    probe.disconnect();
     expect(order).toEqual([...order].sort((a, b) => a - b));
     // Twelve grants over ~6 s of windows: each turn asked once, plus a few asks told to wait —
     // not every waiting call asking again after each wait.
@@ -334,15 +344,9 @@ describe('RedisRateLimiter', () => {
   it('grants several workers waiting on one window a turn each for when it falls due: one ask a turn', async () => {
     const account = newAccount();
     const workers = [1, 2, 3, 4].map(() => workerLimiter(account, { imagesPerMinute: 600 }));
-    const probe = new Redis(server.url);
-    const acquireCalls = async () => {
-      const stats = await probe.info('commandstats');
-      return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-    };
-    const before = await acquireCalls();
-    const times = await grantTimes(workers, 40, { images: 1, tokens: 0 });
-    const asked = (await acquireCalls()) - before;
-    probe.disconnect();
+    const { result: times, calls: asked } = await scriptCalls(() =>
+      grantTimes(workers, 40, { images: 1, tokens: 0 }),
+    );
     // Still never more than the allowance in any second …
     expect(mostInAnyWindow(times, 1000)).toBeLessThanOrEqual(10);
     // … and the four queues' heads, each told "your turn is in 100 ms", do not all ask again
