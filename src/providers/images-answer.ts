@@ -197,7 +197,7 @@ const DECODE_STEP = 32 * 1024;
  * decodes to other than its length says (characters outside the alphabet, padding inside)
  * is decoded whole, as leniently as Node decodes it.
  */
-export function decodeBase64(text: Buffer): Buffer {
+function decodeBase64(text: Buffer): Buffer {
   const length = text.length;
   const padding = text[length - 1] === EQUALS ? (text[length - 2] === EQUALS ? 2 : 1) : 0;
   if (length % 4 !== 0) return Buffer.from(text.toString('latin1'), 'base64');
